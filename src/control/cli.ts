@@ -1,0 +1,10 @@
+/** The `ipferry` command line: dispatches subcommands; returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [cmd] = argv;
+  if (cmd === undefined || cmd === '--help' || cmd === '-h') {
+    process.stdout.write('usage: ipferry <up|show|route> ...\n');
+    return cmd === undefined ? 2 : 0;
+  }
+  process.stderr.write(`ipferry: unknown command ${cmd}\n`);
+  return 2;
+}

@@ -1,0 +1,34 @@
+/**
+ * Token bucket for rate-limiting ICMP errors (RFC 4443 2.4(f), RFC 1812 4.3.2.8): `rate` tokens
+ * per second up to `burst`. Time comes from the caller (ms) so the hot path makes no clock call
+ * per packet and tests need no timers.
+ */
+export class TokenBucket {
+  private tokens: number;
+  private last: number;
+  /** Requests refused since creation. */
+  limited = 0;
+
+  constructor(
+    readonly rate: number,
+    readonly burst: number,
+    now = 0,
+  ) {
+    this.tokens = burst;
+    this.last = now;
+  }
+
+  /** Take one token if available. */
+  take(now: number): boolean {
+    if (now > this.last) {
+      this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.rate) / 1000);
+      this.last = now;
+    }
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      return true;
+    }
+    this.limited++;
+    return false;
+  }
+}

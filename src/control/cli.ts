@@ -5,6 +5,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write('usage: ipferry <up|show|route> ...\n');
     return cmd === undefined ? 2 : 0;
   }
+  if (cmd === 'route') return (await import('./route-cli.ts')).routeCommand(argv.slice(1));
   process.stderr.write(`ipferry: unknown command ${cmd}\n`);
   return 2;
 }

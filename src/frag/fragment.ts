@@ -1,0 +1,268 @@
+/**
+ * IPv4 and IPv6 fragmentation into pooled buffers.
+ *
+ * IPv4 (RFC 791): any MTU >= 68; fragment data a multiple of 8; DF set -> no fragments, the result
+ * says an ICMP fragmentation-needed with `mtu` is due (DropReason.DontFragment); the first fragment
+ * carries every option, later ones only the options whose copied flag is set; fragmenting a
+ * fragment keeps its offset base and keeps MF on the last piece when the original had it.
+ *
+ * IPv6 (RFC 8200 4.5): the fragment header goes after the unfragmentable part (IPv6 header,
+ * hop-by-hop, and everything up to the last routing header); the identification comes from a
+ * 4 KiB block of crypto random bytes refilled when used up (RFC 7739: not predictable by
+ * outsiders); MTU >= 1280 unless the caller explicitly asks to fit a smaller outer MTU.
+ *
+ * Output: fragments are written into buffers acquired from the pool given (headroom preserved
+ * for the outer header) and handed back in the reusable `out` array, entries [0, count). The
+ * caller owns them and must release each (or call releaseAll()). `count` is 0 with
+ * DropReason.None when the packet already fits the MTU (send the original). On pool exhaustion
+ * every partial fragment is released and DropReason.PoolExhausted is returned. The input buffer
+ * is never modified or kept. No allocation per packet.
+ */
+import { randomFillSync } from 'node:crypto';
+import { DropCounters, DropReason } from '../drop-reason.ts';
+import { BufferPool, type PacketBuffer, type PacketPools } from '../pool.ts';
+import { checksum } from '../wire/checksum.ts';
+import { copiedOptionsLength, copyOptionsForFragment } from '../wire/ipv4-options.ts';
+
+export const IPV4_MIN_MTU = 68;
+export const IPV6_MIN_MTU = 1280;
+const IPV6_FRAG_HDR = 44;
+const MAX_EXT_HEADERS = 16;
+
+export interface FragmenterOptions {
+  /** Where fragment buffers come from: PacketPools (smallest class that fits) or one BufferPool. */
+  pool: PacketPools | BufferPool;
+  /** Where drops are counted; a private one by default. */
+  drops?: DropCounters;
+}
+
+export class Fragmenter {
+  /** Fragments of the last call, entries [0, count). Reused: read them before the next call. */
+  readonly out: PacketBuffer[] = [];
+  count = 0;
+  /** The MTU to report with DontFragment / PacketTooBig / MtuTooSmall. */
+  mtu = 0;
+  lastReason: DropReason = DropReason.None;
+  readonly drops: DropCounters;
+
+  private readonly single: BufferPool | null;
+  private readonly pools: PacketPools | null;
+  private readonly rnd = Buffer.alloc(4096);
+  private rndPos = 4096;
+
+  constructor(opts: FragmenterOptions) {
+    if (opts.pool instanceof BufferPool) {
+      this.single = opts.pool;
+      this.pools = null;
+    } else {
+      this.single = null;
+      this.pools = opts.pool;
+    }
+    this.drops = opts.drops ?? new DropCounters();
+  }
+
+  /** An unpredictable 32-bit IPv6 fragment identification (never 0). */
+  nextIdentification(): number {
+    for (;;) {
+      if (this.rndPos + 4 > this.rnd.length) {
+        randomFillSync(this.rnd);
+        this.rndPos = 0;
+      }
+      const id = this.rnd.readUInt32BE(this.rndPos);
+      this.rndPos += 4;
+      if (id !== 0) return id;
+    }
+  }
+
+  /** Release every fragment of the last call (e.g. when sending failed). */
+  releaseAll(): void {
+    for (let i = 0; i < this.count; i++) this.out[i]!.release();
+    this.count = 0;
+  }
+
+  /**
+   * Fragment the IPv4 packet buf[off, off+len) (header already checked) to `mtu`.
+   * Returns None with count 0 (fits: send the original), None with count >= 2 (fragments in
+   * out[]), DontFragment (DF set: send ICMP fragmentation needed with `this.mtu`), MtuTooSmall,
+   * PoolExhausted, or a header reason for a malformed packet.
+   */
+  fragmentV4(buf: Uint8Array, off: number, len: number, mtu: number): DropReason {
+    this.count = 0;
+    this.mtu = mtu;
+    if (len < 20 || off < 0 || off + len > buf.length) return this.fail(DropReason.Truncated);
+    const vihl = buf[off]!;
+    if (vihl >> 4 !== 4) return this.fail(DropReason.BadVersion);
+    const ihl = (vihl & 15) << 2;
+    if (ihl < 20) return this.fail(DropReason.BadIhl);
+    const total = (buf[off + 2]! << 8) | buf[off + 3]!;
+    if (total < ihl || total > len) return this.fail(DropReason.BadTotalLength);
+    if (!(mtu >= IPV4_MIN_MTU)) return this.fail(DropReason.MtuTooSmall);
+    if (total <= mtu) {
+      this.lastReason = DropReason.None;
+      return DropReason.None;
+    }
+    const fo = (buf[off + 6]! << 8) | buf[off + 7]!;
+    if (fo & 0x4000) return this.fail(DropReason.DontFragment);
+    const baseOffset = (fo & 0x1fff) << 3;
+    const origMore = (fo & 0x2000) !== 0;
+    const optLen = ihl - 20;
+    const laterHdr = 20 + (optLen > 0 ? copiedOptionsLength(buf, off + 20, optLen) : 0);
+    const firstData = (mtu - ihl) & ~7;
+    const laterData = (mtu - laterHdr) & ~7;
+    const dataLen = total - ihl;
+    const dataOff = off + ihl;
+
+    let pos = 0;
+    while (pos < dataLen) {
+      const first = pos === 0;
+      const per = first ? firstData : laterData;
+      const chunk = dataLen - pos < per ? dataLen - pos : per;
+      let hl = first ? ihl : laterHdr;
+      const p = this.acquire(hl + chunk);
+      if (p === null) {
+        this.releaseAll();
+        return this.fail(DropReason.PoolExhausted);
+      }
+      const b = p.buf;
+      const o = p.offset;
+      copyBytes(buf, off, b, o, 20);
+      if (first) {
+        copyBytes(buf, off + 20, b, o + 20, optLen);
+      } else if (laterHdr > 20) {
+        hl = 20 + copyOptionsForFragment(buf, off + 20, optLen, b, o + 20);
+      }
+      const more = pos + chunk < dataLen || origMore;
+      const flagsOff = (more ? 0x2000 : 0) | ((baseOffset + pos) >>> 3);
+      const tl = hl + chunk;
+      b[o] = 0x40 | (hl >>> 2);
+      b[o + 2] = tl >>> 8;
+      b[o + 3] = tl & 0xff;
+      b[o + 6] = flagsOff >>> 8;
+      b[o + 7] = flagsOff & 0xff;
+      b[o + 10] = 0;
+      b[o + 11] = 0;
+      const c = checksum(b, o, hl);
+      b[o + 10] = c >>> 8;
+      b[o + 11] = c & 0xff;
+      copyBytes(buf, dataOff + pos, b, o + hl, chunk);
+      p.length = tl;
+      this.push(p);
+      pos += chunk;
+    }
+    this.lastReason = DropReason.None;
+    return DropReason.None;
+  }
+
+  /**
+   * Fragment the IPv6 packet buf[off, off+len) (header already checked) to `mtu`, inserting a
+   * fragment header after the unfragmentable part. `mtu` below 1280 is refused (MtuTooSmall)
+   * unless `allowSmallMtu` (to fit a smaller outer MTU); it must still leave 8 data bytes.
+   * A packet that already carries a fragment header is not fragmented again (PacketTooBig).
+   * Results as fragmentV4.
+   */
+  fragmentV6(buf: Uint8Array, off: number, len: number, mtu: number, allowSmallMtu = false): DropReason {
+    this.count = 0;
+    this.mtu = mtu;
+    if (len < 40 || off < 0 || off + len > buf.length) return this.fail(DropReason.Truncated);
+    if (buf[off]! >> 4 !== 6) return this.fail(DropReason.BadVersion);
+    const plen = (buf[off + 4]! << 8) | buf[off + 5]!;
+    const total = 40 + plen;
+    if (total > len) return this.fail(DropReason.BadPayloadLength);
+    if (!(mtu >= IPV6_MIN_MTU) && !(allowSmallMtu && mtu > 0)) return this.fail(DropReason.MtuTooSmall);
+    if (total <= mtu) {
+      this.lastReason = DropReason.None;
+      return DropReason.None;
+    }
+    // Unfragmentable part: through hop-by-hop and the last routing header (RFC 8200 4.5).
+    const end = off + total;
+    let nh = buf[off + 6]!;
+    let nhAt = off + 6;
+    let pos = off + 40;
+    let unfragEnd = pos;
+    let unfragNhAt = nhAt;
+    for (let hops = 0; nh === 0 || nh === 43 || nh === 60 || nh === IPV6_FRAG_HDR; hops++) {
+      if (nh === IPV6_FRAG_HDR) return this.fail(DropReason.PacketTooBig);
+      if (hops >= MAX_EXT_HEADERS) return this.fail(DropReason.ExtHeaderChainTooLong);
+      if (pos + 2 > end) return this.fail(DropReason.Truncated);
+      const hl = (buf[pos + 1]! + 1) << 3;
+      if (pos + hl > end) return this.fail(DropReason.BadExtHeaderLength);
+      const isUnfrag = nh === 0 || nh === 43;
+      nhAt = pos;
+      nh = buf[pos]!;
+      pos += hl;
+      if (isUnfrag) {
+        unfragEnd = pos;
+        unfragNhAt = nhAt;
+      }
+    }
+    const unfrag = unfragEnd - off;
+    const fnh = buf[unfragNhAt]!;
+    const per = (mtu - unfrag - 8) & ~7;
+    if (per < 8) return this.fail(DropReason.MtuTooSmall);
+    const fragLen = end - unfragEnd;
+    const id = this.nextIdentification();
+    const nhRel = unfragNhAt - off;
+
+    let at = 0;
+    while (at < fragLen) {
+      const chunk = fragLen - at < per ? fragLen - at : per;
+      const tl = unfrag + 8 + chunk;
+      const p = this.acquire(tl);
+      if (p === null) {
+        this.releaseAll();
+        return this.fail(DropReason.PoolExhausted);
+      }
+      const b = p.buf;
+      const o = p.offset;
+      copyBytes(buf, off, b, o, unfrag);
+      b[o + nhRel] = IPV6_FRAG_HDR;
+      const pl = tl - 40;
+      b[o + 4] = pl >>> 8;
+      b[o + 5] = pl & 0xff;
+      const f = o + unfrag;
+      const offM = at | (at + chunk < fragLen ? 1 : 0);
+      b[f] = fnh;
+      b[f + 1] = 0;
+      b[f + 2] = offM >>> 8;
+      b[f + 3] = offM & 0xff;
+      b[f + 4] = id >>> 24;
+      b[f + 5] = (id >>> 16) & 0xff;
+      b[f + 6] = (id >>> 8) & 0xff;
+      b[f + 7] = id & 0xff;
+      copyBytes(buf, unfragEnd + at, b, f + 8, chunk);
+      p.length = tl;
+      this.push(p);
+      at += chunk;
+    }
+    this.lastReason = DropReason.None;
+    return DropReason.None;
+  }
+
+  private push(p: PacketBuffer): void {
+    if (this.count < this.out.length) this.out[this.count] = p;
+    else this.out.push(p); // grows to the largest fragment count seen, then reused
+    this.count++;
+  }
+
+  private acquire(n: number): PacketBuffer | null {
+    if (this.pools !== null) return this.pools.acquire(n);
+    const s = this.single!;
+    return n <= s.capacity ? s.acquire() : null;
+  }
+
+  private fail(reason: DropReason): DropReason {
+    this.drops.count(reason);
+    this.lastReason = reason;
+    return reason;
+  }
+}
+
+function copyBytes(src: Uint8Array, srcOff: number, dst: Buffer, dstOff: number, len: number): void {
+  if (len <= 0) return;
+  if (len < 64) {
+    for (let i = 0; i < len; i++) dst[dstOff + i] = src[srcOff + i]!;
+    return;
+  }
+  bufferCopy.call(src, dst, dstOff, srcOff, srcOff + len);
+}
+const bufferCopy = Buffer.prototype.copy;

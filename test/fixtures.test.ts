@@ -30,7 +30,7 @@ describe('kernel fixtures', () => {
   it('manifest and directory agree', () => {
     expect(manifest.linktype).toBe(101);
     expect(manifest.fixtures.map((f) => f.file).sort()).toEqual(files);
-    expect(files.length).toBeGreaterThanOrEqual(24);
+    expect(files.length).toBeGreaterThanOrEqual(30);
   });
 
   it.each(manifest.fixtures.map((f) => [f.file, f] as const))('%s parses as raw IP with consistent lengths', (file, info) => {
@@ -79,6 +79,21 @@ describe('kernel fixtures', () => {
     expect([rr[0], rr[20], rr[21], rr[22], rr[23], [...rr.subarray(24, 28)].join('.')]).toEqual([0x4f, 1, 7, 39, 8, '192.168.10.1']);
     const ts = kernelFixture('ping4-ts')[0]!;
     expect([ts[0], ts[20], ts[21], ts[22], ts[23]]).toEqual([0x4f, 68, 40, 9, 0]);
+    // IGMPv3 report: IHL 6 with router alert (148, len 4), TTL 1
+    const igmp = kernelFixture('igmp4-report')[0]!;
+    expect([igmp[0], igmp[8], igmp[9], igmp[20], igmp[21]]).toEqual([0x46, 1, 2, 148, 4]);
+    // MLDv2 report: hop-by-hop (router alert) then ICMPv6 type 143
+    const mld = kernelFixture('mld6-report')[0]!;
+    expect([mld[6], mld[40], mld[42], mld[48]]).toEqual([0, 58, 5, 143]);
+    // sticky extension headers: IPv6 -> HBH(0) -> DST(60) -> UDP(17)
+    const ext = kernelFixture('udp6-exthdrs')[0]!;
+    expect([ext[6], ext[40], ext[48], ext[50]]).toEqual([0, 60, 17, 0x1e]);
+    // SRH: IPv6 dst = segment[1]; HBH -> RH(43) type 4, SL 1 -> DST -> UDP
+    const srh = kernelFixture('udp6-srh')[0]!;
+    expect([srh[6], srh[40], srh[48], srh[50], srh[51], srh[88]]).toEqual([0, 43, 60, 4, 1, 17]);
+    expect(srh.subarray(24, 40)).toEqual(srh.subarray(72, 88)); // dst == segment[1]
+    // Linux keeps DST (without RH) in the unfragmentable part: HBH -> DST -> FRAG(44) in every fragment
+    for (const f of kernelFixture('udp6-exthdrs-frag')) expect([f[6], f[40], f[48], f[56]]).toEqual([0, 60, 44, 17]);
   });
 
   tsharkIt.each(files)(tsharkTitle('tshark finds no malformed packet, bad checksum or unreassembled fragment in %s'), (file) => {
@@ -89,7 +104,7 @@ describe('kernel fixtures', () => {
   });
 
   tsharkIt(tsharkTitle('tshark reassembles the kernel fragments into the full datagrams'), () => {
-    for (const [file, len] of [['ping4-frag.pcap', 4008], ['ping6-frag.pcap', 4008], ['icmp4-echo-reply-frag.pcap', 3008], ['icmp6-echo-reply-frag.pcap', 3008]] as const) {
+    for (const [file, len] of [['ping4-frag.pcap', 4008], ['ping6-frag.pcap', 4008], ['icmp4-echo-reply-frag.pcap', 3008], ['icmp6-echo-reply-frag.pcap', 3008], ['udp4-frag.pcap', 3008], ['udp6-exthdrs-frag.pcap', 3008]] as const) {
       const rows = tsharkFields(KERNEL_FIXTURE_DIR + file, ['ip.reassembled.length', 'ipv6.reassembled.length']);
       expect(rows[2]!.flat()).toEqual([String(len)]);
     }

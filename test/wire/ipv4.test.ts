@@ -652,3 +652,86 @@ describe('IPv4 address classes', () => {
     expect(isLimitedBroadcastV4(A('255.255.255.254'))).toBe(false);
   });
 });
+
+describe('fuzz: random and mutated packets never throw', () => {
+  it('100k buffers through check/validate/parse/describe, option walks, ICMP/UDP/TCP views and builders', async () => {
+    const { buildEchoReply, buildIcmpv4Error, mayReplyWithIcmpError } = await import('../../src/wire/icmpv4.ts');
+    const seeds: Buffer[] = [];
+    for (const n of ['ping4', 'udp4', 'tcp-syn4', 'ping4-frag', 'ping4-rr', 'ping4-ts', 'icmp4-port-unreach', 'icmp4-time-exceeded', 'icmp4-frag-needed', 'tcp-synack4', 'tcp-rst4']) {
+      seeds.push(...kernelFixture(n));
+    }
+    let s = 0x9e3779b9;
+    const rnd = (n: number) => {
+      s ^= s << 13;
+      s ^= s >>> 17;
+      s ^= s << 5;
+      return (s >>> 0) % n;
+    };
+    const ipv = new Ipv4Packet();
+    const icmp = new Icmpv4Packet();
+    const udp = new UdpPacket();
+    const tcp = new TcpPacket();
+    const cur = new Ipv4OptionCursor();
+    const out = new Uint8Array(700);
+    const scratch = new Uint8Array(2048);
+    let accepted = 0;
+    let sink = 0;
+    const N = 100_000;
+    for (let i = 0; i < N; i++) {
+      let len: number;
+      const mode = rnd(4);
+      if (mode === 0) {
+        // fully random bytes, often starting with 0x4X
+        len = rnd(120);
+        for (let j = 0; j < len; j++) scratch[j] = rnd(256);
+        if (len > 0 && rnd(2)) scratch[0] = 0x40 | rnd(16);
+      } else {
+        const seed = seeds[rnd(seeds.length)]!;
+        len = seed.length;
+        scratch.set(seed);
+        const muts = 1 + rnd(4);
+        for (let m = 0; m < muts; m++) {
+          const pos = rnd(Math.min(len, mode === 1 ? 64 : len));
+          scratch[pos] = rnd(3) === 0 ? scratch[pos]! ^ (1 << rnd(8)) : rnd(256);
+        }
+        if (rnd(3) === 0) len = rnd(len + 1);
+        // keep the header checksum right half the time so deeper layers get exercised
+        if (rnd(2) && len >= 20) new Ipv4Packet(scratch, 0, len).fillChecksum();
+      }
+      const off = 0;
+      ipv.wrap(scratch, off, len);
+      const r = ipv.validate();
+      sink += ipv.check() + r + ipv.describe().length;
+      const parsed = ipv.parse();
+      if (typeof parsed === 'object') sink += parsed.ttl;
+      if (len >= 20) {
+        const hl = (scratch[0]! & 15) * 4;
+        cur.reset(scratch, 20, Math.min(hl, len));
+        while (cur.next()) sink += cur.length;
+        sink += validateOptions(scratch, 20, Math.min(hl, len));
+        sink += copyOptionsForFragment(scratch, 20, Math.max(0, Math.min(hl, len) - 20), out, 0);
+      }
+      sink += mayReplyWithIcmpError(scratch, off, len) ? 1 : 0;
+      sink += buildIcmpv4Error(out, 0, 3, 1, 0, scratch, off, len, 1);
+      if (r === DropReason.None) {
+        accepted++;
+        const po = ipv.payloadOffset;
+        const pl = ipv.payloadLength;
+        icmp.wrap(scratch, po, pl);
+        sink += icmp.check() + icmp.describe().length;
+        const ir = icmp.parse();
+        if (typeof ir === 'object') sink += ir.type;
+        udp.wrap(scratch, po, pl);
+        sink += udp.check() + udp.describe().length + (udp.check() === DropReason.None && udp.verifyChecksumV4(scratch, 12, 16) ? 1 : 0);
+        tcp.wrap(scratch, po, pl);
+        sink += tcp.check() + tcp.checkOptions() + tcp.describe().length + tcp.mss;
+        if (tcp.check() === DropReason.None) sink += tcp.clampMss(500) ? 1 : 0;
+        sink += ipv.decrementTtl() ? 1 : 0;
+        ipv.rewriteSrcAddr(0x0a000001);
+        sink += buildEchoReply(scratch, off);
+      }
+    }
+    expect(Number.isFinite(sink)).toBe(true);
+    expect(accepted).toBeGreaterThan(N / 10);
+  }, 120_000);
+});

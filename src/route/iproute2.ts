@@ -175,11 +175,16 @@ function parseRouteWords(all: string[], line: number, opts: ParseOptions, raw: s
     if (!/^\d{1,10}$/.test(v) || Number(v) > max) fail(`invalid ${what} ${v}`);
     return Number(v);
   };
+  /** `via [inet|inet6] ADDR`; returns the address and whether the family was spelled out. */
   const addr = (what: string) => {
     let v = need(what);
-    if (v === 'inet' || v === 'inet6') v = need(what);
+    let explicit = false;
+    if (v === 'inet' || v === 'inet6') {
+      explicit = true;
+      v = need(what);
+    }
     try {
-      return parseAddress(v);
+      return { a: parseAddress(v), explicit };
     } catch (e) {
       return fail(`${what}: ${(e as Error).message}`);
     }
@@ -189,9 +194,10 @@ function parseRouteWords(all: string[], line: number, opts: ParseOptions, raw: s
     const target: NexthopSpec | RouteSpec = curNh ?? spec;
     switch (w) {
       case 'via': {
-        const a = addr('via');
+        const { a, explicit } = addr('via');
         target.via = a;
-        viaFamily ??= a.family;
+        // `via inet6 X` on an IPv4 route is a cross-family gateway: it says nothing of the route.
+        if (!explicit) viaFamily ??= a.family;
         break;
       }
       case 'dev':

@@ -80,7 +80,7 @@ function maskText(len: number): string {
 /**
  * `route -n` layout (net-tools): for IPv4 `Destination Gateway Genmask Flags Metric Ref Use Iface`,
  * for IPv6 (`route -6 -n`) `Destination Next Hop Flag Met Ref Use If`. Flags: U up, G gateway,
- * H host; `!` for unreachable/prohibit routes (net-tools prints reject routes that way; IPv6
+ * H host (IPv4 only, as net-tools shows); `!` for unreachable/prohibit routes (net-tools prints reject routes that way; IPv6
  * reject routes show `!n` on `lo`). Use is the route's packet counter. An ECMP route shows its
  * first nexthop for IPv4 and one line per nexthop for IPv6, as net-tools does.
  */
@@ -125,12 +125,11 @@ export function showRouteN(router: Router, family: Family, filter: RouteFilter =
         continue;
       }
       const nhs = router.nexthopsOf(id);
-      if (nhs.length === 0) out.push(line('::', p.length === 128 ? 'UH' : 'U', '*'));
+      if (nhs.length === 0) out.push(line('::', 'U', '*'));
       for (const nh of nhs) {
         const gw = nh.via ? formatAddress(nh.via.bytes, 0, nh.via.family) : '::';
-        let flags = 'U';
-        if (nh.via) flags += 'G';
-        if (p.length === 128) flags += 'H';
+        // net-tools shows no H for IPv6 host routes (the kernel does not set RTF_HOST on them).
+        const flags = nh.via ? 'UG' : 'U';
         out.push(line(gw, flags, nh.dev ?? '*'));
       }
     }

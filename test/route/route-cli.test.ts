@@ -1,0 +1,91 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const repo = join(import.meta.dirname, '../..');
+const fixtures = join(repo, 'test/fixtures/iproute2');
+const work = mkdtempSync(join(tmpdir(), 'ipferry-route-cli-'));
+const routes = join(work, 'routes.txt');
+writeFileSync(routes, readFileSync(join(fixtures, 'route-v4.txt'), 'utf8') + readFileSync(join(fixtures, 'route-v6.txt'), 'utf8'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+function ipferry(args: string[], input?: string) {
+  const r = spawnSync(process.execPath, ['src/cli.mjs', ...args], { cwd: repo, input, encoding: 'utf8', timeout: 30_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe('ipferry route get (child process)', () => {
+  it('answers addresses like ip route get fibmatch', () => {
+    const r = ipferry(['route', 'get', '--routes', routes, '10.20.30.41', '10.20.30.40', '8.8.8.8', 'fd00:20:1::78']);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.out).toBe(
+      [
+        '10.20.30.0/24 via 10.0.1.3 dev d1',
+        '10.20.30.40 via 10.0.0.4 dev d0',
+        'default via 10.0.0.254 dev d0',
+        'fd00:20:1::/64 via fd00:2::2 dev d1 metric 100 pref medium',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('reads addresses from standard input; --json gives one array with address and prefix', () => {
+    const r = ipferry(['route', 'get', '--routes', routes, '--json'], '192.168.40.9\n\n::\nfd00:99::1\n');
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.out) as { address: string; prefix: string | null; type: string; nexthops?: unknown[] }[];
+    expect(j.map((x) => [x.address, x.prefix, x.type])).toEqual([
+      ['192.168.40.9', '192.168.40.0/24', 'unicast'],
+      ['::', '::/0', 'unicast'],
+      ['fd00:99::1', 'fd00:99::/48', 'blackhole'],
+    ]);
+    expect(j[0]!.nexthops).toHaveLength(2);
+  });
+
+  it('no route: prefix null in JSON, exit 1', () => {
+    const only = join(work, 'only.txt');
+    writeFileSync(only, '10.0.0.0/8 dev a\n');
+    const r = ipferry(['route', 'get', '--routes', only, '--json', '10.1.1.1', '11.1.1.1']);
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.out)).toEqual([
+      expect.objectContaining({ address: '10.1.1.1', prefix: '10.0.0.0/8' }),
+      { address: '11.1.1.1', prefix: null, error: 'no route' },
+    ]);
+    const t = ipferry(['route', 'get', '--routes', only, '11.1.1.1']);
+    expect(t.out).toBe('11.1.1.1: Network is unreachable\n');
+    expect(t.code).toBe(1);
+  });
+
+  it('errors are one line, exit 2', () => {
+    const bad = join(work, 'bad.txt');
+    writeFileSync(bad, '10.0.0.0/8 dev a\n10.0.0.1/8 dev b\n');
+    const cases: [string[], RegExp][] = [
+      [['route', 'get', '--routes', bad, '1.1.1.1'], /^ipferry route: .*bad\.txt line 2: host bits set in 10\.0\.0\.1\/8\n$/],
+      [['route', 'get', '1.1.1.1'], /^ipferry route: --routes FILE is required\n$/],
+      [['route', 'get', '--routes', join(work, 'missing.txt'), '1.1.1.1'], /^ipferry route: cannot read .*missing\.txt: ENOENT\n$/],
+      [['route', 'get', '--routes', routes, '1.1.1'], /^ipferry route: address: invalid address 1\.1\.1\n$/],
+      [['route', 'get', '--bogus'], /^ipferry route: Unknown option '--bogus'.*\n$/],
+      [['route', 'frob'], /^ipferry route: unknown subcommand frob/],
+    ];
+    for (const [args, re] of cases) {
+      const r = ipferry(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.err, args.join(' ')).toMatch(re);
+      expect(r.err.split('\n').length).toBe(2);
+    }
+  });
+
+  it('route show -n prints the route -n layout; --rules applies ip rule lines', () => {
+    const r = ipferry(['route', 'show', '--routes', routes, '-n']);
+    expect(r.code).toBe(0);
+    expect(r.out.split('\n').slice(0, 3).join('\n')).toBe(readFileSync(join(fixtures, 'route-n-v4.txt'), 'utf8').split('\n').slice(0, 3).join('\n'));
+    const rules = join(work, 'rules.txt');
+    const rt = join(work, 'rt.txt');
+    writeFileSync(rt, 'default dev main0\ndefault dev other table 100\n');
+    writeFileSync(rules, '# everything to 100\npriority 10 from all lookup 100\n');
+    const g = ipferry(['route', 'get', '--routes', rt, '--rules', rules, '9.9.9.9']);
+    expect(g.out).toBe('default dev other table 100\n');
+  });
+});

@@ -14,7 +14,10 @@
  * knows the frame its datagram was reassembled in.
  *
  * Tunnels: `-d udp.port==N,ip` hands the UDP payload to the "ip" dissector, which dispatches on
- * the version nibble (IPv4 or IPv6), i.e. exactly GUE variant 1. tshark 4.0 has no GUE dissector.
+ * the version nibble (IPv4 or IPv6), i.e. exactly GUE variant 1. tshark 4.0 has no GUE dissector,
+ * so a GUE variant-0 control message on that port is reported as "Bogus IP version (2)": leave
+ * control messages out of such pcaps or pass `ignore: [/Bogus IP version/]`.
+ * Note: a zero UDP checksum over IPv6 is reported ("Illegal checksum value (0)", RFC 8200).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -130,9 +133,26 @@ function runTshark(args: string[], timeoutMs: number): string {
  * (outermost first). Throws when tshark is missing or rejects the arguments.
  */
 export function tsharkFields(pcapPath: string, fields: string[], opts: TsharkOptions = {}): string[][][] {
+  return fieldsImpl(pcapPath, fields, opts, false);
+}
+
+/** Field names this tshark rejected (e.g. renamed in another version): dropped, values empty. */
+const unknownFields = new Set<string>();
+
+function fieldsImpl(pcapPath: string, fields: string[], opts: TsharkOptions, tolerateUnknown: boolean): string[][][] {
+  const use = fields.filter((f) => !unknownFields.has(f));
   const args = ['-r', pcapPath, ...tsharkBaseArgs(opts), '-T', 'json'];
-  for (const f of fields) args.push('-e', f);
-  const out = runTshark(args, opts.timeoutMs ?? 120000);
+  for (const f of use) args.push('-e', f);
+  let out: string;
+  try {
+    out = runTshark(args, opts.timeoutMs ?? 120000);
+  } catch (e) {
+    const msg = (e as Error).message;
+    const bad = /Some fields aren't valid:(.*)$/.exec(msg)?.[1]?.trim().split(/\s+/).filter((f) => use.includes(f)) ?? [];
+    if (!tolerateUnknown || bad.length === 0) throw e;
+    for (const f of bad) unknownFields.add(f);
+    return fieldsImpl(pcapPath, fields, opts, tolerateUnknown);
+  }
   const docs = JSON.parse(out || '[]') as { _source: { layers: Record<string, string[]> } }[];
   return docs.map((d) => fields.map((f) => d._source.layers[f] ?? []));
 }
@@ -142,6 +162,8 @@ const FIELDS = [
   '_ws.expert.message', '_ws.expert.severity', '_ws.expert.group', '_ws.malformed',
   'ip.flags.mf', 'ip.frag_offset', 'ip.reassembled_in', 'ip.reassembled.length',
   'ipv6.fraghdr.more', 'ipv6.fraghdr.offset', 'ipv6.reassembled.in', 'ipv6.reassembled.length',
+  // spellings other tshark versions may use; whichever this tshark rejects is dropped
+  'ip.reassembled.in', 'ipv6.reassembled_in',
 ];
 
 function severityName(v: number): string {
@@ -155,10 +177,12 @@ export function tsharkVerdicts(pcapPath: string, opts: TsharkOptions = {}): Tsha
   const threshold = SEVERITY[opts.failOn ?? 'error'];
   const ignore = opts.ignore ?? [];
   const requireReassembly = opts.requireReassembly ?? true;
-  const rows = tsharkFields(pcapPath, FIELDS, opts);
+  const rows = fieldsImpl(pcapPath, FIELDS, opts, true);
   const problems: string[] = [];
   const perPacket: TsharkPacket[] = rows.map((r) => {
-    const [num, protos, info, msgs, sevs, groups, malformed, mf, off, rin, rlen, mf6, off6, rin6, rlen6] = r as string[][] & { length: 15 };
+    const [num, protos, info, msgs, sevs, groups, malformed, mf, off, rinA, rlen, mf6, off6, rin6A, rlen6, rinB, rin6B] = r as string[][] & { length: 17 };
+    const rin = rinA!.length ? rinA : rinB;
+    const rin6 = rin6A!.length ? rin6A : rin6B;
     const frame = Number(num![0]);
     const expert: TsharkExpert[] = msgs!.map((m, i) => ({
       message: m,

@@ -485,7 +485,7 @@ export class Ipv4Packet {
     } else if (proto === IP_PROTO_ICMP) {
       body = describeIcmpv4Body(b, po, pl, src, dst, !this.moreFragments);
     } else if (proto === IP_PROTO_UDP) {
-      body = describeUdpBody(b, po, pl, src, dst);
+      body = describeUdpBody(b, po, pl, src, dst, !this.moreFragments);
     } else if (proto === IP_PROTO_TCP) {
       body = describeTcpSegment(b, po, pl, src, dst);
     } else {

@@ -161,11 +161,19 @@ const EMPTY = new Uint8Array(0);
  * tcpdump's body for a UDP datagram inside IP: "10.0.0.1.5000 > 10.0.0.2.53: UDP, length 4".
  * `src`/`dst` are the formatted addresses. Never throws.
  */
-export function describeUdpBody(buf: Uint8Array, off: number, len: number, src: string, dst: string): string {
+export function describeUdpBody(
+  buf: Uint8Array,
+  off: number,
+  len: number,
+  src: string,
+  dst: string,
+  /** False for a first fragment: the length field covers bytes not present. */
+  complete = true,
+): string {
   if (len < UDP_HEADER_LEN) return `${src} > ${dst}: UDP [truncated]`;
   const sp = (buf[off]! << 8) | buf[off + 1]!;
   const dp = (buf[off + 2]! << 8) | buf[off + 3]!;
   const l = (buf[off + 4]! << 8) | buf[off + 5]!;
-  const bad = l < UDP_HEADER_LEN || l > len ? ` [bad udp length ${l}]` : '';
+  const bad = l < UDP_HEADER_LEN || (complete && l > len) ? ` [bad udp length ${l}]` : '';
   return `${src}.${sp} > ${dst}.${dp}: UDP, length ${l - UDP_HEADER_LEN}${bad}`;
 }

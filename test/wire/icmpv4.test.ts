@@ -254,6 +254,11 @@ describe('mayReplyWithIcmpError (RFC 1812 4.3.2.7)', () => {
     ['src class E', pkt({ src: '240.0.0.1' }), false],
     ['truncated', pkt({}).subarray(0, 19), false],
     ['not IPv4', Uint8Array.from([0x60, ...new Array(39).fill(0)]), false],
+    ['kernel IGMP report to 224.0.0.22', kernelFixture('igmp4-report')[0]!, false],
+    ['kernel UDP first fragment', kernelFixture('udp4-frag')[0]!, true],
+    ['kernel UDP second fragment', kernelFixture('udp4-frag')[1]!, false],
+    ['kernel port unreachable (an ICMP error)', kernelFixture('icmp4-port-unreach')[0]!, false],
+    ['kernel echo request', kernelFixture('ping4')[0]!, true],
   ];
   for (const [name, b, want] of cases) {
     it(`${name}: ${want}`, () => expect(mayReplyWithIcmpError(b, 0)).toBe(want));

@@ -253,9 +253,52 @@ describe('Ipv4Packet on kernel fixtures', () => {
     expect(p.describe()).toContain('TS{ptr 9, oflw 0, flag 0}');
   });
 
+  it('igmp4-report: router-alert option (IHL 6), TOS 0xc0, TTL 1 to 224.0.0.22', () => {
+    const [b] = kernelFixture('igmp4-report');
+    const p = new Ipv4Packet(b!);
+    expect(p.validate()).toBe(DropReason.None);
+    expectFieldsMatch(p, b!);
+    expect(p.ihl).toBe(6);
+    expect(p.tos).toBe(0xc0);
+    expect(p.ttl).toBe(1);
+    expect(p.protocol).toBe(2);
+    expect(v4Text(p.dstAddr)).toBe('224.0.0.22');
+    expect(isMulticastV4(p.dstAddr)).toBe(true);
+    expect(Array.from(b!.subarray(20, 24))).toEqual([IPV4_OPT_RA, 4, 0, 0]);
+    // Router alert has the copied flag: every fragment carries it.
+    const dst = new Uint8Array(8);
+    expect(copiedOptionsLength(b!, 20, 4)).toBe(4);
+    expect(copyOptionsForFragment(b!, 20, 4, dst, 0)).toBe(4);
+    expect(Array.from(dst.subarray(0, 4))).toEqual([148, 4, 0, 0]);
+    // TTL 1: not forwardable, unchanged.
+    const copy = Buffer.from(b!);
+    expect(new Ipv4Packet(copy).decrementTtl()).toBe(false);
+    expect(copy.equals(b!)).toBe(true);
+    expect(p.describe()).toBe('IP 192.168.10.1 > 224.0.0.22: IGMP, length 16 (tos 0xc0, ttl 1, id 0, offset 0, flags [DF], proto IGMP (2), length 40, options (RA value 0))');
+  });
+
+  it('udp4-frag: kernel UDP fragments reassemble to a datagram whose UDP checksum holds', () => {
+    const frags = kernelFixture('udp4-frag');
+    const views = frags.map((b) => new Ipv4Packet(b));
+    for (const p of views) expect(p.validate()).toBe(DropReason.None);
+    expect(views.map((p) => p.fragOffset)).toEqual([0, 1376, 2752]);
+    expect(views.map((p) => p.moreFragments)).toEqual([true, true, false]);
+    expect(views.every((p) => p.protocol === IP_PROTO_UDP && !p.dontFragment && p.ident === views[0]!.ident)).toBe(true);
+    const dgram = new Uint8Array(3008);
+    for (const p of views) dgram.set(p.buf.subarray(p.payloadOffset, p.payloadOffset + p.payloadLength), p.fragOffset);
+    const u = new UdpPacket(dgram, 0, dgram.length);
+    expect(u.check()).toBe(DropReason.None);
+    expect(u.dstPort).toBe(5557);
+    expect(u.length).toBe(3008);
+    expect(u.verifyChecksumV4(frags[0]!, views[0]!.srcOffset, views[0]!.dstOffset)).toBe(true);
+    for (let i = 0; i < 3000; i++) expect(dgram[8 + i]).toBe(i & 0xff);
+    // The first fragment alone: UDP length exceeds what is present, which is not an error here.
+    expect(views[0]!.describe()).toMatch(/UDP, length 3000 \(frag \d+:1376@0\+\)/);
+  });
+
   it('every IPv4 fixture validates and its header checksum recomputes to the kernel value', () => {
     const names = [
-      'ping4', 'udp4', 'tcp-syn4', 'ping4-frag', 'ping4-rr', 'ping4-ts', 'icmp4-port-unreach',
+      'igmp4-report', 'udp4-frag', 'ping4', 'udp4', 'tcp-syn4', 'ping4-frag', 'ping4-rr', 'ping4-ts', 'icmp4-port-unreach',
       'icmp4-time-exceeded', 'icmp4-frag-needed', 'icmp4-echo-reply', 'icmp4-echo-reply-frag',
       'tcp-synack4', 'tcp-rst4',
     ];
@@ -657,7 +700,7 @@ describe('fuzz: random and mutated packets never throw', () => {
   it('100k buffers through check/validate/parse/describe, option walks, ICMP/UDP/TCP views and builders', async () => {
     const { buildEchoReply, buildIcmpv4Error, mayReplyWithIcmpError } = await import('../../src/wire/icmpv4.ts');
     const seeds: Buffer[] = [];
-    for (const n of ['ping4', 'udp4', 'tcp-syn4', 'ping4-frag', 'ping4-rr', 'ping4-ts', 'icmp4-port-unreach', 'icmp4-time-exceeded', 'icmp4-frag-needed', 'tcp-synack4', 'tcp-rst4']) {
+    for (const n of ['igmp4-report', 'udp4-frag', 'ping4', 'udp4', 'tcp-syn4', 'ping4-frag', 'ping4-rr', 'ping4-ts', 'icmp4-port-unreach', 'icmp4-time-exceeded', 'icmp4-frag-needed', 'tcp-synack4', 'tcp-rst4']) {
       seeds.push(...kernelFixture(n));
     }
     let s = 0x9e3779b9;

@@ -91,7 +91,8 @@ describe('UdpTransport', () => {
   it('documents 6080 (IANA gue) as the default port', () => {
     expect(DEFAULT_PORT).toBe(6080);
     const t = new UdpTransport({ pools: new PacketPools(), onBatch() {} });
-    expect(t.listenText).toBe('0.0.0.0:6080');
+    expect(t.listenText).toBe('[::]:6080');
+    expect(t.dualStack).toBe(true);
   });
 
   for (const family of [4, 6] as const) {
@@ -149,10 +150,13 @@ describe('UdpTransport', () => {
     });
   }
 
-  it('serves IPv4 peers on a dual-stack udp6 socket (ipv6Only: false)', async (ctx) => {
+  it('serves IPv4 and IPv6 peers on one dual-stack socket (listen ::)', async (ctx) => {
     if (!(await hasIpv6Loopback())) ctx.skip();
     const pools = new PacketPools({ small: { slots: 16 }, large: { slots: 1 } });
-    const a = node(pools, '::', { ipv6Only: false });
+    const a = node(pools, '::');
+    const c = node(pools, '::1');
+    open.push(c.t);
+    await c.t.start();
     const b = node(pools, '127.0.0.1');
     open.push(a.t, b.t);
     await a.t.start();
@@ -167,8 +171,18 @@ describe('UdpTransport', () => {
     expect(a.t.send(packet(pools, ipv6), 0)).toBe(DropReason.None);
     await b.waitFor(1);
     expect(b.got[0]!.bytes).toEqual(ipv6);
+    // and an IPv6 peer on the same socket
+    a.t.setPeer(1, '::1', c.t.localAddress.port);
+    c.t.setPeer(0, '::1', a.t.localAddress.port);
+    expect(a.t.send(packet(pools, ipv4), 1)).toBe(DropReason.None);
+    expect(c.t.send(packet(pools, ipv6), 0)).toBe(DropReason.None);
+    await c.waitFor(1);
+    await a.waitFor(2);
+    expect(c.got[0]!.tag).toBe(0);
+    expect(a.got[1]!.tag).toBe(1);
     await a.t.close();
     await b.t.close();
+    await c.t.close();
     expect(pools.live).toBe(0);
   });
 
@@ -267,6 +281,41 @@ describe('UdpTransport', () => {
     expect(pools.live).toBe(0);
   });
 
+  it('counts kernel send errors and synchronous throws, keeping the in-flight ring in order', async () => {
+    const pools = new PacketPools({ small: { slots: 16 }, large: { slots: 2 } });
+    const got: number[] = [];
+    const a = new UdpTransport({
+      address: '127.0.0.1',
+      port: 0,
+      pools,
+      onBatch(batch, count) {
+        for (let i = 0; i < count; i++) {
+          got.push(batch[i]!.length);
+          batch[i]!.release();
+        }
+      },
+    });
+    open.push(a);
+    await a.start();
+    a.setPeer(0, '127.0.0.1', a.localAddress.port);
+    const tooBig = pools.acquire(65600)!;
+    tooBig.length = 65600; // above the 65507-byte UDP/IPv4 maximum: EMSGSIZE from the kernel
+    expect(a.send(tooBig, 0)).toBe(DropReason.None);
+    expect(a.send(packet(pools, ipv4), 0)).toBe(DropReason.None);
+    // port 0 makes dgram throw synchronously: undone at once
+    expect(a.sendTo(packet(pools, ipv4), '127.0.0.1', 0)).toBe(DropReason.SendFailed);
+    expect(a.inFlight).toBe(2);
+    expect(a.send(packet(pools, ipv6), 0)).toBe(DropReason.None);
+    const deadline = Date.now() + 2000;
+    while (got.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(got).toEqual([ipv4.length, ipv6.length]);
+    expect(a.inFlight).toBe(0);
+    expect(a.stats.txErrors).toBe(2);
+    expect(a.stats.txPackets).toBe(2);
+    await a.close();
+    expect(pools.live).toBe(0);
+  });
+
   it('says "port in use" in one line', async () => {
     const pools = new PacketPools({ small: { slots: 4 }, large: { slots: 1 } });
     const a = new UdpTransport({ address: '127.0.0.1', port: 0, pools, onBatch() {} });
@@ -302,10 +351,15 @@ describe('UdpTransport', () => {
     expect(() => v4.setPeer(0, 'fd00::2', 6080)).toThrow(
       'peer endpoint [fd00::2]:6080: IPv6 peer but listen 0.0.0.0:6080 is IPv4',
     );
-    const v6 = new UdpTransport({ address: '::', pools, onBatch() {} });
+    const v6 = new UdpTransport({ address: 'fd00::1', pools, onBatch() {} });
     expect(() => v6.setPeer(0, '192.0.2.1', 6080)).toThrow(
-      'peer endpoint 192.0.2.1:6080: IPv4 peer but listen [::]:6080 is IPv6 (listen on :: with ipv6Only false to carry both)',
+      'peer endpoint 192.0.2.1:6080: IPv4 peer but listen [fd00::1]:6080 is IPv6 only (listen on :: to carry both)',
     );
+    const v6only = new UdpTransport({ address: '::', ipv6Only: true, pools, onBatch() {} });
+    expect(() => v6only.setPeer(0, '192.0.2.1', 6080)).toThrow('IPv4 peer but listen [::]:6080 is IPv6 only');
+    const dual = new UdpTransport({ address: '::', pools, onBatch() {} });
+    dual.setPeer(0, '192.0.2.1', 6080);
+    expect(dual.peerEndpoint(0)).toEqual({ address: '::ffff:192.0.2.1', port: 6080 });
     expect(() => v6.setPeer(0, 'FD00:0:0::2', 0)).toThrow('port out of range');
     v6.setPeer(0, 'FD00:0:0::2', 6080);
     expect(v6.peerEndpoint(0)).toEqual({ address: 'fd00::2', port: 6080 });

@@ -1,0 +1,93 @@
+/**
+ * What a running endpoint reports through the control socket (`ipferry show`). Plain JSON-safe
+ * data: the endpoint builds it on request (control plane, may allocate), the CLI formats it.
+ * Times are epoch milliseconds; counters are plain numbers.
+ */
+import type { RouteJson } from '../route/show.ts';
+
+export interface PeerSnapshot {
+  name: string;
+  /** Underlay endpoint as "203.0.113.20:6080" / "[2001:db8::20]:6080". */
+  endpoint: string;
+  /** The peer's prefixes (CIDR text). */
+  routes: string[];
+  /** Last datagram received from / sent to the peer (epoch ms), null = never. */
+  lastRx: number | null;
+  lastTx: number | null;
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  /** Packets from or toward this peer that were dropped (any reason). */
+  drops: number;
+  /** Tunnel MTU toward the peer. */
+  mtu?: number;
+  /** Keepalive interval in seconds; null/absent = off. */
+  keepalive?: number | null;
+  /** Whether the endpoint considers the peer up (e.g. heard from within a few keepalives). */
+  up?: boolean;
+}
+
+/** A route in `ip -j route` style: the route table's own JSON form (src/route/show.ts). */
+export type { RouteJson };
+
+export interface RouteSnapshot {
+  /** The route in ip route syntax (formatRoute), e.g. "192.168.20.0/24 dev shanghai". */
+  text: string;
+  /** Packets that matched this route (the "Use" column of `route -n`). */
+  uses: number;
+  /** Bytes that matched this route, when counted. */
+  bytes?: number;
+  /** routeJson(router, id). */
+  json: RouteJson;
+}
+
+export interface Counters {
+  packets: number;
+  bytes: number;
+}
+
+export interface StatsSnapshot {
+  /** When the endpoint started (epoch ms). */
+  startedAt: number;
+  /** Packets read from / written to the TUN (or in-memory) device. */
+  tunRx: Counters;
+  tunTx: Counters;
+  /** Datagrams received from / sent to the UDP underlay. */
+  udpRx: Counters;
+  udpTx: Counters;
+  /** Packets forwarded peer to peer (hub mode). */
+  forwarded: number;
+  /** ICMP/ICMPv6 errors the endpoint sent (unreachable, too big, time exceeded). */
+  icmpSent: number;
+  /** Drops by DropReason name (DropCounters.toJSON(): non-zero counters only). */
+  drops: Record<string, number>;
+  /** Pool slots in use now, total slots, and how often an acquire found the pool empty. */
+  poolLive: number;
+  poolCapacity: number;
+  poolExhausted: number;
+  /** Further counters the endpoint wants to show (name -> value). */
+  extra?: Record<string, number>;
+}
+
+export interface Snapshot {
+  interface: string;
+  /** Where the UDP socket is bound, e.g. "203.0.113.10:6080" or "[::]:6080". */
+  listen: string;
+  pid: number;
+  /** Kernel TUN ('tun') or in-memory/userspace device ('memory'). */
+  device?: 'tun' | 'memory';
+  mtu?: number;
+  /** Interface and stack addresses (CIDR text). */
+  addresses?: string[];
+  stackAddresses?: string[];
+  hub?: boolean;
+  peers: PeerSnapshot[];
+  routes: RouteSnapshot[];
+  stats: StatsSnapshot;
+}
+
+export type ShowWhat = 'all' | 'peers' | 'routes' | 'stats';
+
+/** A snapshot provider (the endpoint's `snapshot()`); may be async. */
+export type SnapshotProvider = () => Snapshot | Promise<Snapshot>;

@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DropReason } from '../../src/drop-reason.ts';
 import {
@@ -259,5 +260,55 @@ describe('control messages', () => {
     expect(senderIdFromName('beijing')).toBe(senderIdFromName('beijing'));
     expect(senderIdFromName('beijing')).not.toBe(senderIdFromName('shanghai'));
     expect(senderIdFromName('x')).toBeLessThan(2 ** 32);
+  });
+});
+
+describe('GUE on arbitrary bytes (fast-check)', () => {
+  it('never throws, and whatever passes check() stays inside the buffer', () => {
+    const key = Buffer.from('k');
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 96 }), fc.nat(8), (bytes, pad) => {
+        const buf = Buffer.concat([Buffer.alloc(pad, 0xaa), Buffer.from(bytes)]);
+        const len = bytes.length;
+        const kind = gueClassify(buf, pad, len);
+        if (kind === GueKind.Ipv4 || kind === GueKind.Ipv6) expect(gueHeaderLength(buf, pad)).toBeLessThan(len);
+        const m = new ControlMessage(buf, pad, len);
+        if (m.check() === DropReason.None) {
+          expect(m.macOffset + (m.hasMac ? HMAC_LEN : 0)).toBe(pad + len);
+          m.describe();
+        }
+        expect(() => verifyControl(buf, pad, len, key, new ReplayWindow(1), 0)).not.toThrow();
+        expect(() => describeGue(buf, pad, len)).not.toThrow();
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});
+
+describe('keepalive round trip (fast-check)', () => {
+  it('parse(emit(x)) === x, verifies with its key and not with another', () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          senderId: fc.nat({ max: 0xffffffff }),
+          counter: fc.maxSafeNat(),
+          timestampMs: fc.maxSafeNat(),
+          interval: fc.nat({ max: 0xffff }),
+        }),
+        fc.uint8Array({ minLength: 1, maxLength: 64 }),
+        fc.boolean(),
+        (k, keyBytes, keyed) => {
+          const key = keyed ? Buffer.from(keyBytes) : null;
+          const b = Buffer.alloc(64);
+          const n = emitKeepalive(b, 3, k, key);
+          const m = new ControlMessage(b, 3, n);
+          expect(m.check()).toBe(DropReason.None);
+          expect(m.parseKeepalive()).toEqual(k);
+          expect(verifyControl(b, 3, n, key)).toBe(DropReason.None);
+          if (key) expect(verifyControl(b, 3, n, Buffer.concat([key, Buffer.from([1])]))).toBe(DropReason.BadAuthentication);
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 });

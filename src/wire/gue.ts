@@ -501,13 +501,14 @@ export class ReplayWindow {
 
   /** True when (hi, lo) is greater than the last accepted counter of `peer` (or none yet). */
   isFresh(peer: number, hi: number, lo: number): boolean {
-    if (peer >= this.seen.length || this.seen[peer] === 0) return true;
+    if (peer < 0 || peer >= this.seen.length || this.seen[peer] === 0) return true;
     const h = this.hi[peer]!;
     return hi > h || (hi === h && lo > this.lo[peer]!);
   }
 
   /** Record an accepted counter (call only after the message authenticated). */
   accept(peer: number, hi: number, lo: number): void {
+    if (peer < 0) return; // not a peer: nothing to remember
     if (peer >= this.seen.length) this.grow(peer + 1);
     this.hi[peer] = hi;
     this.lo[peer] = lo;

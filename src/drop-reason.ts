@@ -28,6 +28,8 @@ export enum DropReason {
   UnknownNextHeader = 35,
   HopLimitExpired = 36,
   BadRoutingHeader = 37,
+  UnrecognizedOption = 38,
+  TooManyOptions = 39,
 
   // --- upper layers (60..89)
   BadIcmpChecksum = 60,

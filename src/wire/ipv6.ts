@@ -1,0 +1,424 @@
+/**
+ * IPv6 fixed header (RFC 8200 section 3) view over (buf, off, len), smoltcp wire style: field
+ * offsets as constants, getters/setters straight on the bytes, check() before any use, parse()
+ * to a plain Ipv6Repr (tests, control plane), emit(), describe() like tcpdump.
+ *
+ * Dataplane use is allocation-free: keep one Ipv6Packet per stage and re-point it with wrap();
+ * addresses stay in the buffer and are compared/tested/copied by offset with the ipv6Addr*
+ * helpers below. The extension-header chain is walked by walkIpv6Chain (ipv6-chain.ts).
+ *
+ *  0                   1                   2                   3
+ * |Version| Traffic Class |           Flow Label                  |
+ * |         Payload Length        |  Next Header  |   Hop Limit   |
+ * |                     Source Address (16)                       |
+ * |                  Destination Address (16)                     |
+ */
+import { DropReason } from '../drop-reason.ts';
+import { formatAddress } from './address-text.ts';
+import { describeIcmpv6Body } from './icmpv6.ts';
+import { Ipv6Chain, walkIpv6Chain } from './ipv6-chain.ts';
+import {
+  NH_AH,
+  NH_DEST_OPTS,
+  NH_ESP,
+  NH_FRAGMENT,
+  NH_HOP_BY_HOP,
+  NH_ICMPV6,
+  NH_NONE,
+  NH_ROUTING,
+  NH_TCP,
+  NH_UDP,
+  nextHeaderName,
+} from './ipv6-ext.ts';
+import { describeTcpSegment } from './tcp.ts';
+import { describeUdpBody } from './udp.ts';
+
+export const IPV6_HEADER_LEN = 40;
+/** RFC 8200 section 5: every link carries 1280-byte packets. */
+export const IPV6_MIN_MTU = 1280;
+/** Largest packet without a jumbogram: 40 + 65535. */
+export const IPV6_MAX_LEN = 40 + 65535;
+export const IPV6_ADDR_LEN = 16;
+
+// --- field offsets
+export const IPV6_VER_TC_FLOW = 0;
+export const IPV6_PAYLOAD_LENGTH = 4;
+export const IPV6_NEXT_HEADER = 6;
+export const IPV6_HOP_LIMIT = 7;
+export const IPV6_SRC = 8;
+export const IPV6_DST = 24;
+
+// ---------------------------------------------------------------- addresses as byte ranges
+/** a[aOff, +16) equals b[bOff, +16). */
+export function ipv6AddrEqual(a: Uint8Array, aOff: number, b: Uint8Array, bOff: number): boolean {
+  for (let i = 0; i < 16; i++) if (a[aOff + i] !== b[bOff + i]) return false;
+  return true;
+}
+
+/** Lexicographic (numeric) order of two addresses: negative, 0 or positive. */
+export function ipv6AddrCompare(a: Uint8Array, aOff: number, b: Uint8Array, bOff: number): number {
+  for (let i = 0; i < 16; i++) {
+    const d = a[aOff + i]! - b[bOff + i]!;
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+/** Copy 16 bytes. */
+export function ipv6AddrCopy(src: Uint8Array, srcOff: number, dst: Uint8Array, dstOff: number): void {
+  for (let i = 0; i < 16; i++) dst[dstOff + i] = src[srcOff + i]!;
+}
+
+/** :: */
+export function ipv6IsUnspecified(b: Uint8Array, o: number): boolean {
+  for (let i = 0; i < 16; i++) if (b[o + i] !== 0) return false;
+  return true;
+}
+
+/** ::1 */
+export function ipv6IsLoopback(b: Uint8Array, o: number): boolean {
+  for (let i = 0; i < 15; i++) if (b[o + i] !== 0) return false;
+  return b[o + 15] === 1;
+}
+
+/** ff00::/8 */
+export function ipv6IsMulticast(b: Uint8Array, o: number): boolean {
+  return b[o] === 0xff;
+}
+
+/** fe80::/10 */
+export function ipv6IsLinkLocal(b: Uint8Array, o: number): boolean {
+  return b[o] === 0xfe && (b[o + 1]! & 0xc0) === 0x80;
+}
+
+/** fc00::/7 (RFC 4193 unique local). */
+export function ipv6IsUniqueLocal(b: Uint8Array, o: number): boolean {
+  return (b[o]! & 0xfe) === 0xfc;
+}
+
+/** ::ffff:0:0/96 (IPv4-mapped). */
+export function ipv6IsV4Mapped(b: Uint8Array, o: number): boolean {
+  for (let i = 0; i < 10; i++) if (b[o + i] !== 0) return false;
+  return b[o + 10] === 0xff && b[o + 11] === 0xff;
+}
+
+/** Multicast scope (RFC 4291 2.7): 1 interface, 2 link, 5 site, 8 organisation, 14 global; -1 if not multicast. */
+export function ipv6MulticastScope(b: Uint8Array, o: number): number {
+  return b[o] === 0xff ? b[o + 1]! & 0x0f : -1;
+}
+
+// ---------------------------------------------------------------- representation
+export interface Ipv6Repr {
+  trafficClass: number;
+  flowLabel: number;
+  payloadLength: number;
+  nextHeader: number;
+  hopLimit: number;
+  /** 16 bytes each (copies: parse() is not for the hot path). */
+  src: Uint8Array;
+  dst: Uint8Array;
+}
+
+export class Ipv6Packet {
+  buf: Uint8Array;
+  off: number;
+  len: number;
+
+  constructor(buf: Uint8Array = EMPTY, off = 0, len = buf.length - off) {
+    this.buf = buf;
+    this.off = off;
+    this.len = len;
+  }
+
+  /** Re-point the view at another packet (no allocation). */
+  wrap(buf: Uint8Array, off: number, len: number): this {
+    this.buf = buf;
+    this.off = off;
+    this.len = len;
+    return this;
+  }
+
+  /**
+   * Fixed-header checks before any field is trusted:
+   * Truncated (< 40 bytes or the view runs past the buffer), BadVersion (not 6),
+   * BadPayloadLength (40 + payload length > len). Bytes after the payload are allowed
+   * (link padding); use totalLength, not len. A zero payload length is accepted
+   * (jumbograms are not supported: their Hop-by-Hop header then lies past the payload and the
+   * chain walk rejects it).
+   */
+  check(): DropReason {
+    const b = this.buf;
+    const o = this.off;
+    if (this.len < IPV6_HEADER_LEN || o < 0 || o + this.len > b.length) return DropReason.Truncated;
+    if (b[o]! >>> 4 !== 6) return DropReason.BadVersion;
+    if (IPV6_HEADER_LEN + ((b[o + 4]! << 8) | b[o + 5]!) > this.len) return DropReason.BadPayloadLength;
+    return DropReason.None;
+  }
+
+  get version(): number {
+    return this.buf[this.off]! >>> 4;
+  }
+  set version(v: number) {
+    this.buf[this.off] = ((v & 0x0f) << 4) | (this.buf[this.off]! & 0x0f);
+  }
+  /** DSCP (6 bits) + ECN (2 bits). */
+  get trafficClass(): number {
+    return ((this.buf[this.off]! & 0x0f) << 4) | (this.buf[this.off + 1]! >>> 4);
+  }
+  set trafficClass(v: number) {
+    const b = this.buf;
+    const o = this.off;
+    b[o] = (b[o]! & 0xf0) | ((v >>> 4) & 0x0f);
+    b[o + 1] = ((v & 0x0f) << 4) | (b[o + 1]! & 0x0f);
+  }
+  get dscp(): number {
+    return this.trafficClass >>> 2;
+  }
+  get ecn(): number {
+    return this.trafficClass & 3;
+  }
+  get flowLabel(): number {
+    const b = this.buf;
+    const o = this.off;
+    return ((b[o + 1]! & 0x0f) << 16) | (b[o + 2]! << 8) | b[o + 3]!;
+  }
+  set flowLabel(v: number) {
+    const b = this.buf;
+    const o = this.off;
+    b[o + 1] = (b[o + 1]! & 0xf0) | ((v >>> 16) & 0x0f);
+    b[o + 2] = (v >>> 8) & 0xff;
+    b[o + 3] = v & 0xff;
+  }
+  get payloadLength(): number {
+    return (this.buf[this.off + 4]! << 8) | this.buf[this.off + 5]!;
+  }
+  set payloadLength(v: number) {
+    this.buf[this.off + 4] = (v >>> 8) & 0xff;
+    this.buf[this.off + 5] = v & 0xff;
+  }
+  get nextHeader(): number {
+    return this.buf[this.off + IPV6_NEXT_HEADER]!;
+  }
+  set nextHeader(v: number) {
+    this.buf[this.off + IPV6_NEXT_HEADER] = v;
+  }
+  get hopLimit(): number {
+    return this.buf[this.off + IPV6_HOP_LIMIT]!;
+  }
+  set hopLimit(v: number) {
+    this.buf[this.off + IPV6_HOP_LIMIT] = v;
+  }
+  /** Absolute offset of the source address in buf. */
+  get srcOff(): number {
+    return this.off + IPV6_SRC;
+  }
+  /** Absolute offset of the destination address in buf. */
+  get dstOff(): number {
+    return this.off + IPV6_DST;
+  }
+  /** Absolute offset of the first byte after the fixed header. */
+  get payloadOff(): number {
+    return this.off + IPV6_HEADER_LEN;
+  }
+  /** 40 + payload length: the packet's length on the wire. */
+  get totalLength(): number {
+    return IPV6_HEADER_LEN + this.payloadLength;
+  }
+
+  srcEquals(b: Uint8Array, o: number): boolean {
+    return ipv6AddrEqual(this.buf, this.off + IPV6_SRC, b, o);
+  }
+  dstEquals(b: Uint8Array, o: number): boolean {
+    return ipv6AddrEqual(this.buf, this.off + IPV6_DST, b, o);
+  }
+  /** Overwrite the source address from b[o, o+16). Upper-layer checksums are the caller's. */
+  setSrc(b: Uint8Array, o: number): void {
+    ipv6AddrCopy(b, o, this.buf, this.off + IPV6_SRC);
+  }
+  setDst(b: Uint8Array, o: number): void {
+    ipv6AddrCopy(b, o, this.buf, this.off + IPV6_DST);
+  }
+
+  /**
+   * Forwarding step (RFC 8200 3): HopLimitExpired, with nothing changed, when the hop limit is
+   * 0 or 1 (the caller sends Time Exceeded code 0); otherwise decrement and None. IPv6 has no
+   * header checksum and the hop limit is not in any pseudo-header, so nothing else changes.
+   */
+  decrementHopLimit(): DropReason {
+    const i = this.off + IPV6_HOP_LIMIT;
+    const h = this.buf[i]!;
+    if (h <= 1) return DropReason.HopLimitExpired;
+    this.buf[i] = h - 1;
+    return DropReason.None;
+  }
+
+  parse(): Ipv6Repr {
+    const o = this.off;
+    return {
+      trafficClass: this.trafficClass,
+      flowLabel: this.flowLabel,
+      payloadLength: this.payloadLength,
+      nextHeader: this.nextHeader,
+      hopLimit: this.hopLimit,
+      src: new Uint8Array(this.buf.subarray(o + IPV6_SRC, o + IPV6_SRC + 16)),
+      dst: new Uint8Array(this.buf.subarray(o + IPV6_DST, o + IPV6_DST + 16)),
+    };
+  }
+
+  /** Write the 40-byte fixed header from `repr` at this.off. */
+  emit(repr: Ipv6Repr): void {
+    writeIpv6Header(
+      this.buf,
+      this.off,
+      repr.payloadLength,
+      repr.nextHeader,
+      repr.hopLimit,
+      repr.src,
+      0,
+      repr.dst,
+      0,
+      repr.trafficClass,
+      repr.flowLabel,
+    );
+  }
+
+  /**
+   * tcpdump-like one-liner:
+   * "IP6 fd00:10::1 > fd00:20::20: ICMP6, echo request, id 1, seq 1, length 64",
+   * "IP6 fd00:10::1.39908 > fd00:20::20.5555: UDP, length 34",
+   * "IP6 fd00:10::1 > fd00:20::20: frag (1352|1352)". Never throws (allocates: not for the hot path).
+   */
+  describe(): string {
+    return describeIpv6(this.buf, this.off, this.len);
+  }
+}
+
+/** Write a fixed header without a view or repr object (addresses copied from byte ranges). */
+export function writeIpv6Header(
+  buf: Uint8Array,
+  off: number,
+  payloadLength: number,
+  nextHeader: number,
+  hopLimit: number,
+  src: Uint8Array,
+  srcOff: number,
+  dst: Uint8Array,
+  dstOff: number,
+  trafficClass = 0,
+  flowLabel = 0,
+): void {
+  buf[off] = 0x60 | ((trafficClass >>> 4) & 0x0f);
+  buf[off + 1] = ((trafficClass & 0x0f) << 4) | ((flowLabel >>> 16) & 0x0f);
+  buf[off + 2] = (flowLabel >>> 8) & 0xff;
+  buf[off + 3] = flowLabel & 0xff;
+  buf[off + 4] = (payloadLength >>> 8) & 0xff;
+  buf[off + 5] = payloadLength & 0xff;
+  buf[off + 6] = nextHeader;
+  buf[off + 7] = hopLimit;
+  // copyWithin-safe order is not needed: src/dst may alias buf only at other offsets
+  for (let i = 0; i < 16; i++) buf[off + IPV6_SRC + i] = src[srcOff + i]!;
+  for (let i = 0; i < 16; i++) buf[off + IPV6_DST + i] = dst[dstOff + i]!;
+}
+
+let describeChain: Ipv6Chain | null = null;
+
+/** See Ipv6Packet.describe(). */
+export function describeIpv6(buf: Uint8Array, off: number, len: number): string {
+  const avail = Math.max(0, Math.min(len, buf.length - off));
+  if (off < 0 || avail < IPV6_HEADER_LEN) return `IP6 [|ip6] length ${len}`;
+  if (buf[off]! >>> 4 !== 6) return `IP6 bad version ${buf[off]! >>> 4}, length ${len}`;
+  const src = formatAddress(buf, off + IPV6_SRC, 6);
+  const dst = formatAddress(buf, off + IPV6_DST, 6);
+  const plen = (buf[off + 4]! << 8) | buf[off + 5]!;
+  if (IPV6_HEADER_LEN + plen > avail) {
+    return `IP6 ${src} > ${dst}: [payload length ${plen} > ${avail - IPV6_HEADER_LEN}]`;
+  }
+  const c = (describeChain ??= new Ipv6Chain());
+  c.maxHeaders = 64;
+  c.maxBytes = 65535;
+  c.acceptUnknownNextHeader = true;
+  c.acceptRoutingType0 = true;
+  const reason = walkIpv6Chain(buf, off, avail, c);
+  let prefix = '';
+  // Name the extension headers in order, as tcpdump prints them (HBH, DSTOPT, srcrt, frag, AH).
+  let nh = buf[off + IPV6_NEXT_HEADER]!;
+  let p = off + IPV6_HEADER_LEN;
+  const end = c.end;
+  for (let n = 0; n < 64 && p + 2 <= end; n++) {
+    if (nh === NH_HOP_BY_HOP || nh === NH_DEST_OPTS) {
+      prefix += nh === NH_HOP_BY_HOP ? 'HBH ' : 'DSTOPT ';
+      const l = (buf[p + 1]! + 1) << 3;
+      nh = buf[p]!;
+      p += l;
+    } else if (nh === NH_ROUTING) {
+      const l = (buf[p + 1]! + 1) << 3;
+      if (p + 8 > end || p + l > end) break;
+      prefix += `${describeRouting(buf, p, l)} `;
+      nh = buf[p]!;
+      p += l;
+    } else if (nh === NH_AH) {
+      const l = (buf[p + 1]! + 2) << 2;
+      if (p + 12 > end || p + l > end || l < 12) break;
+      const spi = ((buf[p + 4]! << 24) | (buf[p + 5]! << 16) | (buf[p + 6]! << 8) | buf[p + 7]!) >>> 0;
+      const seq = ((buf[p + 8]! << 24) | (buf[p + 9]! << 16) | (buf[p + 10]! << 8) | buf[p + 11]!) >>> 0;
+      let icv = '';
+      for (let i = p + 12; i < p + l; i++) icv += buf[i]!.toString(16).padStart(2, '0');
+      prefix += `AH(spi=0x${spi.toString(16).padStart(8, '0')},seq=0x${seq.toString(16)},icv=0x${icv}): `;
+      nh = buf[p]!;
+      p += l;
+    } else if (nh === NH_FRAGMENT) {
+      if (p + 8 > end) break;
+      const fo = ((buf[p + 2]! << 8) | buf[p + 3]!) & 0xfff8;
+      prefix += `frag (${fo}|${end - p - 8})`;
+      if (fo !== 0) return `IP6 ${src} > ${dst}: ${prefix}`;
+      prefix += ' ';
+      nh = buf[p]!;
+      p += 8;
+    } else break;
+  }
+  if (reason !== DropReason.None) {
+    return `IP6 ${src} > ${dst}: ${prefix}[bad header chain: ${DropReason[reason] ?? reason}]`;
+  }
+  const u = c.upperOffset;
+  const ul = end - u;
+  switch (c.upperProtocol) {
+    case NH_ICMPV6:
+      return `IP6 ${src} > ${dst}: ${prefix}${describeIcmpv6Body(buf, u, ul)}`;
+    // After extension headers tcpdump prints the ports without the addresses: "HBH 1 > 2: UDP".
+    case NH_UDP:
+      if (prefix === '') return `IP6 ${describeUdpBody(buf, u, ul, src, dst)}`; // (no frag header)
+      if (ul < 8) return `IP6 ${src} > ${dst}: ${prefix}UDP [truncated]`;
+      {
+        let t = describeUdpBody(buf, u, ul, '', '').replace(/^\.(\d+) > \.(\d+)/, '$1 > $2');
+        // A first fragment holds only part of the datagram its UDP length announces.
+        if (c.isFirstFragment) t = t.replace(/ \[bad udp length \d+\]$/, '');
+        return `IP6 ${src} > ${dst}: ${prefix}${t}`;
+      }
+    case NH_TCP:
+      if (prefix === '') return `IP6 ${describeTcpSegment(buf, u, ul, src, dst)}`;
+      return `IP6 ${src} > ${dst}: ${prefix}${describeTcpSegment(buf, u, ul, '', '')}`;
+    case NH_NONE:
+      return `IP6 ${src} > ${dst}: ${prefix}no next header`;
+    case NH_ESP: {
+      if (ul < 8) return `IP6 ${src} > ${dst}: ${prefix}ESP [|esp]`;
+      const spi = ((buf[u]! << 24) | (buf[u + 1]! << 16) | (buf[u + 2]! << 8) | buf[u + 3]!) >>> 0;
+      const seq = ((buf[u + 4]! << 24) | (buf[u + 5]! << 16) | (buf[u + 6]! << 8) | buf[u + 7]!) >>> 0;
+      return `IP6 ${src} > ${dst}: ${prefix}ESP(spi=0x${spi.toString(16).padStart(8, '0')},seq=0x${seq.toString(16)}), length ${ul}`;
+    }
+    default:
+      return `IP6 ${src} > ${dst}: ${prefix}${nextHeaderName(c.upperProtocol)} ${ul}`;
+  }
+}
+
+/** tcpdump's "RT6 (len=2, type=2, segleft=1, [0]fd00:99::1)" for a Routing header inside the packet. */
+function describeRouting(buf: Uint8Array, p: number, l: number): string {
+  const type = buf[p + 2]!;
+  let s = `RT6 (len=${buf[p + 1]}, type=${type}${type === 0 ? ' [Deprecated]' : ''}, segleft=${buf[p + 3]}`;
+  if (type === 4) s += `, last-entry=${buf[p + 4]}, tag=${((buf[p + 6]! << 8) | buf[p + 7]!).toString(16)}`;
+  if (type === 0 || type === 2 || type === 4) {
+    for (let a = p + 8, i = 0; a + 16 <= p + l; a += 16, i++) s += `, [${i}]${formatAddress(buf, a, 6)}`;
+  }
+  return `${s})`;
+}
+
+const EMPTY = new Uint8Array(0);

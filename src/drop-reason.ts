@@ -78,6 +78,7 @@ export enum DropReason {
   Loop = 153,
   ReplayedMessage = 154,
   TableFull = 155,
+  HubDisabled = 156,
 }
 
 /** Every reason's name, indexed by its number (for stats output). */

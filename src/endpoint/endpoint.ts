@@ -1,0 +1,341 @@
+/**
+ * An ipferry endpoint: builds the route table, peers, device, UDP transport, pipeline and own
+ * stack from a validated Config, runs them, and tears them down again (kernel routes removed,
+ * TUN gone, every pool slot back). Control-plane code: it may allocate freely.
+ *
+ * Events: 'peer-up' (Peer), 'peer-down' (Peer), 'error' (Error: the device went away).
+ */
+import { EventEmitter } from 'node:events';
+import type { Config } from '../control/config.ts';
+import type { PeerSnapshot, RouteSnapshot, Snapshot } from '../control/snapshot.ts';
+import type { PacketDevice } from '../device/device.ts';
+import { MemoryDevice } from '../device/memory-device.ts';
+import { openTun } from '../device/tun.ts';
+import { DropCounters } from '../drop-reason.ts';
+import { Fragmenter } from '../frag/fragment.ts';
+import { PacketPools } from '../pool.ts';
+import { Router } from '../route/router.ts';
+import { formatRoute, routeJson } from '../route/show.ts';
+import { UdpTransport } from '../transport/udp-transport.ts';
+import { formatPrefix, maskInPlace, type AddressBytes, type Prefix } from '../wire/address-text.ts';
+import { emitKeepalive, senderIdFromName, ControlCounter, controlLength } from '../wire/gue.ts';
+import { readV4 } from '../wire/ipv4.ts';
+import { IcmpSender } from './icmp-sender.ts';
+import { KernelRoutes } from './kernel-routes.ts';
+import { LocalStack, type StackUdpSocket } from './local-stack.ts';
+import { Peer } from './peer.ts';
+import { Pipeline } from './pipeline.ts';
+import { TokenBucket } from './token-bucket.ts';
+
+export const STACK_DEV = 'stack';
+
+export interface EndpointOptions {
+  /** One line per event (warnings start with "warning:"). */
+  log?: (line: string) => void;
+  /**
+   * The packet device: true/undefined = a kernel TUN from `config.interface`; false = an in-memory
+   * device (userspace mode: no root, only the endpoint's own stack is reachable); or any
+   * PacketDevice (e.g. a MemoryDevice wired to a userspace host).
+   */
+  tun?: boolean;
+  device?: PacketDevice;
+  /** Pool sizes (defaults: 8192 MTU slots, 128 64-KiB slots). */
+  poolSlots?: { small?: number; large?: number };
+}
+
+export class Endpoint extends EventEmitter {
+  readonly config: Config;
+  readonly pools: PacketPools;
+  readonly router: Router;
+  readonly allowed: Router;
+  readonly peers: Peer[];
+  readonly drops = new DropCounters();
+  readonly stack: LocalStack;
+  readonly pipeline: Pipeline;
+  device: PacketDevice | null = null;
+  transport: UdpTransport | null = null;
+  startedAt = 0;
+
+  private readonly log: (line: string) => void;
+  private readonly opts: EndpointOptions;
+  private readonly icmp: IcmpSender;
+  private readonly fragmenter: Fragmenter;
+  private readonly senderId: number;
+  private readonly counter = new ControlCounter();
+  private kernelRoutes: KernelRoutes | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private running = false;
+
+  constructor(config: Config, opts: EndpointOptions = {}) {
+    super();
+    this.config = config;
+    this.opts = opts;
+    this.log = opts.log ?? (() => {});
+    this.pools = new PacketPools({ small: { slots: opts.poolSlots?.small ?? 8192 }, large: { slots: opts.poolSlots?.large ?? 128 } });
+    this.router = new Router({ keepText: true });
+    this.allowed = new Router();
+    const ifName = config.interface.name;
+
+    this.peers = config.peers.map(
+      (pc, index) =>
+        new Peer({
+          index,
+          name: pc.name,
+          address: pc.endpoint.host,
+          port: pc.endpoint.port,
+          family: pc.endpoint.family,
+          routes: pc.routes,
+          mtu: pc.mtu,
+          keepalive: pc.keepalive,
+          key: pc.key,
+        }),
+    );
+    for (const peer of this.peers) {
+      for (const r of peer.routes) {
+        const prefix = toPrefix(r);
+        this.router.add({ prefix, dev: peer.name, text: `${formatPrefix(prefix)} dev ${peer.name}` });
+        this.allowed.add({ prefix, dev: peer.name });
+      }
+    }
+    // Our own stack's addresses: local routes.
+    for (const a of config.stack.address) {
+      const len = a.family === 4 ? 32 : 128;
+      const prefix: Prefix = { family: a.family, bytes: a.bytes, length: len };
+      this.router.add({ prefix, type: 'local', dev: STACK_DEV, text: `local ${formatPrefix(prefix)} dev ${STACK_DEV}` });
+    }
+    // The interface's connected subnets belong to the kernel side of the device.
+    for (const a of config.interface.address) {
+      const bytes = Uint8Array.from(a.bytes);
+      maskInPlace(bytes, a.length);
+      const prefix: Prefix = { family: a.family, bytes, length: a.length };
+      if (a.length < (a.family === 4 ? 32 : 128)) {
+        try {
+          this.router.add({ prefix, dev: ifName, text: `${formatPrefix(prefix)} dev ${ifName} proto kernel` });
+        } catch {
+          /* a peer or config route for the same prefix wins */
+        }
+      }
+    }
+    for (const r of config.routes) this.router.add({ ...r.parsed, text: r.text });
+    for (const r of config.rules) this.router.addRule(r.parsed);
+
+    this.senderId = senderIdFromName(`${ifName}/${process.pid}/${Math.random()}`);
+    const rl = config.icmpRateLimit;
+    this.icmp = new IcmpSender(this.pools, new TokenBucket(rl.rate, rl.burst, performance.now()), this.drops, () => performance.now());
+    const v4 = config.stack.address.find((a) => a.family === 4) ?? config.interface.address.find((a) => a.family === 4);
+    const v6 = config.stack.address.find((a) => a.family === 6) ?? config.interface.address.find((a) => a.family === 6);
+    if (v4) this.icmp.srcV4 = readV4(v4.bytes, 0);
+    if (v6) this.icmp.srcV6 = v6.bytes;
+    this.fragmenter = new Fragmenter({ pool: this.pools, drops: this.drops });
+
+    this.pipeline = new Pipeline({
+      pools: this.pools,
+      router: this.router,
+      allowed: this.allowed,
+      peers: this.peers,
+      deviceMtu: config.interface.mtu,
+      drops: this.drops,
+      icmp: this.icmp,
+      fragmenter: this.fragmenter,
+      deviceName: ifName,
+      stackName: STACK_DEV,
+      mssClamp: config.mssClamp,
+      hub: config.hub,
+      senderId: this.senderId,
+      now: () => Date.now(),
+      events: { onPeerUp: (p) => this.peerUp(p) },
+    });
+    this.stack = new LocalStack({
+      pools: this.pools,
+      addresses: config.stack.address.map((a) => ({ family: a.family, bytes: a.bytes })),
+      output: this.pipeline.fromLocal,
+      drops: this.drops,
+    });
+    this.pipeline.local = this.stack;
+  }
+
+  /** Open the device and the socket, install kernel routes, start the timers. */
+  async start(): Promise<void> {
+    if (this.running) return;
+    const c = this.config;
+    const dev =
+      this.opts.device ??
+      (this.opts.tun === false
+        ? new MemoryDevice({ name: c.interface.name, mtu: c.interface.mtu, pool: this.pools.small })
+        : await openTun({
+            name: c.interface.name,
+            mtu: c.interface.mtu,
+            addresses: c.interface.address.map((a) => a.text),
+            pool: this.pools.small,
+          }));
+    this.device = dev;
+    this.pipeline.device = dev;
+    try {
+      const listen = c.listen;
+      const anyV6 = this.peers.some((p) => p.family === 6);
+      const anyV4 = this.peers.some((p) => p.family === 4);
+      const host = listen.host ?? (anyV6 ? '::' : '0.0.0.0');
+      const t = new UdpTransport({
+        address: host,
+        port: listen.port,
+        ipv6Only: !(anyV4 && anyV6 && listen.host === null),
+        pools: this.pools,
+        onBatch: this.pipeline.fromTransport,
+        onError: (e) => this.log(`warning: udp: ${e.message}`),
+      });
+      await t.start();
+      this.transport = t;
+      this.pipeline.transport = t;
+      for (const p of this.peers) t.setPeer(p.index, p.address, p.port);
+      dev.start(this.pipeline.fromDevice, (why) => {
+        this.log(`device ${dev.name} went down: ${why}`);
+        this.emit('error', new Error(`device ${dev.name} went down: ${why}`));
+      });
+      if (c.kernelRoutes && this.opts.device === undefined && this.opts.tun !== false) {
+        this.kernelRoutes = new KernelRoutes(c.interface.name, this.log);
+        const prefixes: Prefix[] = [];
+        for (const p of this.peers) for (const r of p.routes) prefixes.push(toPrefix(r));
+        for (const a of c.stack.address) prefixes.push({ family: a.family, bytes: a.bytes, length: a.family === 4 ? 32 : 128 });
+        const endpoints: AddressBytes[] = c.peers.map((p) => ({ family: p.endpoint.family, bytes: p.endpoint.bytes }));
+        this.kernelRoutes.install(prefixes, endpoints);
+      }
+    } catch (e) {
+      await this.teardown();
+      throw e;
+    }
+    this.startedAt = Date.now();
+    this.running = true;
+    this.timer = setInterval(() => this.tick(), 1000);
+    this.timer.unref();
+    // Say hello at once so peers with keepalives see us up without waiting a whole interval.
+    for (const p of this.peers) if (p.keepaliveMs > 0) this.sendKeepalive(p);
+    this.log(`up: ${c.interface.name} mtu ${c.interface.mtu}, listening on ${this.transport!.listenText}, ${this.peers.length} peer(s)`);
+  }
+
+  /** Remove kernel routes, close socket and device, fail pending pings. Idempotent. */
+  async stop(): Promise<void> {
+    if (!this.running && this.device === null) return;
+    this.running = false;
+    await this.teardown();
+    this.log('stopped');
+  }
+
+  private async teardown(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.kernelRoutes?.remove();
+    this.kernelRoutes = null;
+    const t = this.transport;
+    this.transport = null;
+    this.pipeline.transport = null;
+    if (t) await t.close();
+    const d = this.device;
+    this.device = null;
+    this.pipeline.device = null;
+    if (d) await d.close();
+    this.stack.close();
+  }
+
+  /** A UDP socket on the endpoint's own stack (inside the tunnel network). */
+  udpBind(port = 0): StackUdpSocket {
+    return this.stack.udpBind(port);
+  }
+
+  /** Ping from the endpoint's own stack. */
+  ping(address: string, size = 56, timeoutMs = 2000): Promise<number> {
+    return this.stack.ping(address, size, timeoutMs);
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    this.stack.poll();
+    for (const p of this.peers) {
+      if (p.keepaliveMs > 0 && now - p.lastTx >= p.keepaliveMs) this.sendKeepalive(p);
+      if (p.up && now - p.lastRx > p.deadAfterMs) {
+        p.up = false;
+        this.log(`peer ${p.name} down (nothing heard for ${Math.round((now - p.lastRx) / 1000)} s)`);
+        this.emit('peer-down', p);
+      }
+    }
+  }
+
+  private sendKeepalive(p: Peer): void {
+    const t = this.transport;
+    if (t === null) return;
+    const q = this.pools.acquire(controlLength(12, true));
+    if (q === null) return;
+    q.length = emitKeepalive(
+      q.buf,
+      q.offset,
+      { senderId: this.senderId, counter: this.counter.next(), timestampMs: Date.now(), interval: p.keepaliveMs / 1000 },
+      p.key,
+    );
+    p.lastTx = Date.now();
+    p.txPackets++;
+    p.txBytes += q.length;
+    t.send(q, p.index);
+  }
+
+  private peerUp(p: Peer): void {
+    this.log(`peer ${p.name} up (${p.endpointText})`);
+    this.emit('peer-up', p);
+  }
+
+  /** Everything `ipferry show` prints. */
+  snapshot(): Snapshot {
+    const c = this.config;
+    const peers: PeerSnapshot[] = this.peers.map((p) => ({
+      name: p.name,
+      endpoint: p.endpointText,
+      routes: p.routes.map((r) => r.text),
+      lastRx: p.lastRx || null,
+      lastTx: p.lastTx || null,
+      rxPackets: p.rxPackets,
+      rxBytes: p.rxBytes,
+      txPackets: p.txPackets,
+      txBytes: p.txBytes,
+      drops: p.drops,
+      mtu: p.mtu,
+      keepalive: p.keepaliveMs ? p.keepaliveMs / 1000 : null,
+      up: p.up,
+    }));
+    const routes: RouteSnapshot[] = this.router.list({ table: 'all' }).map((id) => ({
+      text: formatRoute(this.router, id),
+      uses: this.router.packetsOf(id),
+      bytes: this.router.bytesOf(id),
+      json: routeJson(this.router, id) as unknown as RouteSnapshot['json'],
+    }));
+    const d = this.device;
+    const ts = this.transport?.stats;
+    return {
+      interface: c.interface.name,
+      listen: this.transport?.listenText ?? '',
+      pid: process.pid,
+      device: d instanceof MemoryDevice ? 'memory' : 'tun',
+      mtu: c.interface.mtu,
+      addresses: c.interface.address.map((a) => a.text),
+      stackAddresses: c.stack.address.map((a) => a.text),
+      hub: c.hub,
+      peers,
+      routes,
+      stats: {
+        startedAt: this.startedAt,
+        tunRx: { packets: d?.stats.rxPackets ?? 0, bytes: d?.stats.rxBytes ?? 0 },
+        tunTx: { packets: d?.stats.txPackets ?? 0, bytes: d?.stats.txBytes ?? 0 },
+        udpRx: { packets: ts?.rxPackets ?? 0, bytes: ts?.rxBytes ?? 0 },
+        udpTx: { packets: ts?.txPackets ?? 0, bytes: ts?.txBytes ?? 0 },
+        forwarded: this.pipeline.forwarded,
+        icmpSent: this.icmp.sent + this.stack.errorsSent,
+        drops: this.drops.toJSON(),
+        poolLive: this.pools.live,
+        poolCapacity: this.pools.small.slots + this.pools.large.slots,
+        poolExhausted: this.pools.small.exhausted + this.pools.large.exhausted,
+        extra: { echoReplies: this.stack.echoReplies, udpDelivered: this.stack.udpDelivered },
+      },
+    };
+  }
+}
+
+function toPrefix(r: { family: 4 | 6; bytes: Uint8Array; length: number }): Prefix {
+  return { family: r.family, bytes: r.bytes, length: r.length };
+}

@@ -1,0 +1,425 @@
+/**
+ * A small userspace IP host: the endpoint's own addresses (`stack.address`), and the hosts of the
+ * in-process example. It reassembles fragments addressed to it, answers ICMP/ICMPv6 echo (any
+ * size up to 65535), delivers UDP to bound sockets (ICMP port unreachable otherwise), and offers
+ * ping and UDP sockets to embedding apps — so a Node app joins the tunnel network with no root
+ * and no kernel TUN.
+ *
+ * Output: full datagrams handed to `output` (which takes ownership): the endpoint routes them and
+ * fragments them to the path MTU; a standalone host's output fragments to its device's MTU.
+ * The app-facing API (sockets, ping) allocates per datagram; the echo path does not.
+ */
+import { EventEmitter } from 'node:events';
+import { DropReason, type DropCounters } from '../drop-reason.ts';
+import { Reassembler, ReassemblyStatus } from '../frag/reassembly.ts';
+import type { PacketBuffer, PacketPools } from '../pool.ts';
+import { formatAddress, parseAddress, type AddressBytes } from '../wire/address-text.ts';
+import { checksum, pseudoHeaderSumV6 } from '../wire/checksum.ts';
+import {
+  buildEchoReply,
+  buildIcmpv4Error,
+  ICMP_DEST_UNREACHABLE,
+  ICMP_ECHO_REPLY,
+  ICMP_ECHO_REQUEST,
+  ICMP_UNREACH_PORT,
+  ICMP_UNREACH_PROTOCOL,
+  Icmpv4Packet,
+  mayReplyWithIcmpError,
+} from '../wire/icmpv4.ts';
+import { buildIcmpv6Error, echoReplyInPlace } from '../wire/icmpv6-error.ts';
+import { ICMPV6_DEST_UNREACHABLE, ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, ICMPV6_PARAM_PROBLEM } from '../wire/icmpv6.ts';
+import { Ipv6Chain, walkIpv6Chain } from '../wire/ipv6-chain.ts';
+import { IP_PROTO_ICMP, IP_PROTO_ICMPV6, IP_PROTO_TCP, IP_PROTO_UDP, readV4 } from '../wire/ipv4.ts';
+import { IPV6_HEADER_LEN, writeIpv6Header } from '../wire/ipv6.ts';
+import { UdpPacket } from '../wire/udp.ts';
+
+export interface LocalStackOptions {
+  pools: PacketPools;
+  /** Our addresses (4 or 16 bytes each). */
+  addresses: readonly AddressBytes[];
+  /** Where our packets go; takes ownership. */
+  output: (p: PacketBuffer) => void;
+  drops: DropCounters;
+  now?: () => number;
+  ttl?: number;
+}
+
+export interface UdpMessageInfo {
+  address: string;
+  port: number;
+  family: 4 | 6;
+}
+
+/** A UDP socket of the userspace stack: 'message' (data: Buffer, rinfo: UdpMessageInfo). */
+export class StackUdpSocket extends EventEmitter {
+  constructor(
+    private readonly stack: LocalStack,
+    readonly port: number,
+  ) {
+    super();
+  }
+
+  /** Send a datagram (up to 65507 bytes; fragmented on the way as needed). */
+  send(data: Uint8Array, port: number, address: string): boolean {
+    return this.stack.sendUdp(this.port, data, port, address);
+  }
+
+  close(): void {
+    this.stack.unbind(this.port);
+  }
+}
+
+interface PendingPing {
+  resolve: (rttMs: number) => void;
+  reject: (e: Error) => void;
+  sent: number;
+  timer: NodeJS.Timeout;
+}
+
+export class LocalStack {
+  readonly reassembler: Reassembler;
+  /** Echo requests answered, ICMP errors sent, UDP datagrams delivered. */
+  echoReplies = 0;
+  errorsSent = 0;
+  udpDelivered = 0;
+
+  private readonly pools: PacketPools;
+  private readonly addrs: AddressBytes[];
+  private readonly output: (p: PacketBuffer) => void;
+  private readonly drops: DropCounters;
+  private readonly now: () => number;
+  private readonly ttl: number;
+  private readonly sockets = new Map<number, StackUdpSocket>();
+  private readonly pings = new Map<number, PendingPing>();
+  private readonly chain = new Ipv6Chain();
+  private readonly udp = new UdpPacket();
+  private readonly icmp4 = new Icmpv4Packet();
+  private nextEphemeral = 49152;
+  private pingId = (process.pid & 0x7fff) + 1;
+  private pingSeq = 0;
+
+  constructor(opts: LocalStackOptions) {
+    this.pools = opts.pools;
+    this.addrs = [...opts.addresses];
+    this.output = opts.output;
+    this.drops = opts.drops;
+    this.now = opts.now ?? (() => performance.now());
+    this.ttl = opts.ttl ?? 64;
+    this.reassembler = new Reassembler({
+      pools: opts.pools,
+      now: this.now,
+      drops: opts.drops,
+      onTimeExceeded: (fam, buf, off, len) => this.timeExceeded(fam, buf, off, len),
+    });
+  }
+
+  get addresses(): readonly AddressBytes[] {
+    return this.addrs;
+  }
+
+  /** First address of a family (our source for packets we originate). */
+  source(family: 4 | 6): AddressBytes | undefined {
+    return this.addrs.find((a) => a.family === family);
+  }
+
+  /** Is the destination of the packet at buf[off] one of ours? */
+  isLocal(buf: Uint8Array, off: number): boolean {
+    const v4 = buf[off]! >> 4 === 4;
+    const d = off + (v4 ? 16 : 24);
+    const n = v4 ? 4 : 16;
+    outer: for (const a of this.addrs) {
+      if (a.bytes.length !== n) continue;
+      for (let i = 0; i < n; i++) if (a.bytes[i] !== buf[d + i]) continue outer;
+      return true;
+    }
+    return false;
+  }
+
+  /** Expire reassembly timers (call about once a second). */
+  poll(now = this.now()): void {
+    this.reassembler.poll(now);
+  }
+
+  // ------------------------------------------------------------------ input
+
+  /** A packet addressed to us (already header-checked). Takes ownership. */
+  input(p: PacketBuffer): void {
+    const v4 = p.buf[p.offset]! >> 4 === 4;
+    const whole = v4 ? this.reassembler.submitV4(p.buf, p.offset, p.length) : this.reassembler.submitV6(p.buf, p.offset, p.length);
+    const st = this.reassembler.lastStatus;
+    if (st !== ReassemblyStatus.NotFragment) {
+      p.release(); // the reassembler copied what it keeps
+      if (whole === null) return;
+      p = whole;
+    }
+    if (v4) this.inputV4(p);
+    else this.inputV6(p);
+  }
+
+  private inputV4(p: PacketBuffer): void {
+    const b = p.buf;
+    const off = p.offset;
+    const hl = (b[off]! & 15) << 2;
+    const proto = b[off + 9]!;
+    const end = off + p.length;
+    if (proto === IP_PROTO_ICMP) {
+      const ic = this.icmp4.wrap(b, off + hl, p.length - hl);
+      const r = ic.check();
+      if (r !== DropReason.None) return this.drop(p, r);
+      if (ic.type === ICMP_ECHO_REQUEST) {
+        const n = buildEchoReply(b.subarray(0, end), off, this.ttl);
+        if (n === 0) return this.drop(p, DropReason.BadIcmpType);
+        p.length = n;
+        this.echoReplies++;
+        return this.output(p);
+      }
+      if (ic.type === ICMP_ECHO_REPLY) this.pingReply(ic.echoIdent, ic.echoSeq);
+      p.release();
+      return;
+    }
+    if (proto === IP_PROTO_UDP) {
+      const u = this.udp.wrap(b, off + hl, p.length - hl);
+      let r = u.check();
+      if (r === DropReason.None && !u.verifyChecksumV4(b, off + 12, off + 16)) r = DropReason.BadUdpChecksum;
+      if (r !== DropReason.None) return this.drop(p, r);
+      const sock = this.sockets.get(u.dstPort);
+      if (sock === undefined) return this.unreachable(p, 4, ICMP_DEST_UNREACHABLE, ICMP_UNREACH_PORT);
+      this.deliverUdp(sock, b, u.payloadOffset, u.payloadLength, formatAddress(b, off + 12, 4), u.srcPort, 4);
+      p.release();
+      return;
+    }
+    if (proto === IP_PROTO_TCP) return this.unreachable(p, 4, ICMP_DEST_UNREACHABLE, ICMP_UNREACH_PORT);
+    this.unreachable(p, 4, ICMP_DEST_UNREACHABLE, ICMP_UNREACH_PROTOCOL);
+  }
+
+  private inputV6(p: PacketBuffer): void {
+    const b = p.buf;
+    const off = p.offset;
+    const c = this.chain;
+    const r = walkIpv6Chain(b, off, p.length, c);
+    if (r !== DropReason.None) {
+      if (c.icmpCode >= 0) return this.unreachable(p, 6, ICMPV6_PARAM_PROBLEM, c.icmpCode, c.icmpPointer);
+      return this.drop(p, r);
+    }
+    const u = c.upperOffset;
+    const proto = c.upperProtocol;
+    if (proto === IP_PROTO_ICMPV6) {
+      const type = c.end - u >= 8 ? b[u]! : -1;
+      if (type === ICMPV6_ECHO_REQUEST) {
+        const src = this.source(6);
+        const rr = echoReplyInPlace(b, off, p.length, this.ttl, src ? src.bytes : null, 0);
+        if (rr !== DropReason.None) return this.drop(p, rr);
+        p.length = IPV6_HEADER_LEN + ((b[off + 4]! << 8) | b[off + 5]!);
+        this.echoReplies++;
+        return this.output(p);
+      }
+      if (type === ICMPV6_ECHO_REPLY) this.pingReply((b[u + 4]! << 8) | b[u + 5]!, (b[u + 6]! << 8) | b[u + 7]!);
+      p.release();
+      return;
+    }
+    if (proto === IP_PROTO_UDP) {
+      const ul = this.udp.wrap(b, u, c.end - u);
+      let rr = ul.check();
+      if (rr === DropReason.None && !ul.verifyChecksumV6(b, off + 8, off + 24)) rr = DropReason.BadUdpChecksum;
+      if (rr !== DropReason.None) return this.drop(p, rr);
+      const sock = this.sockets.get(ul.dstPort);
+      if (sock === undefined) return this.unreachable(p, 6, ICMPV6_DEST_UNREACHABLE, 4);
+      this.deliverUdp(sock, b, ul.payloadOffset, ul.payloadLength, formatAddress(b, off + 8, 6), ul.srcPort, 6);
+      p.release();
+      return;
+    }
+    if (proto === IP_PROTO_TCP) return this.unreachable(p, 6, ICMPV6_DEST_UNREACHABLE, 4);
+    // Unknown upper layer: parameter problem, unrecognized next header, pointing at it.
+    this.unreachable(p, 6, ICMPV6_PARAM_PROBLEM, 1, c.upperNextHeaderOffset - off);
+  }
+
+  private deliverUdp(sock: StackUdpSocket, b: Uint8Array, off: number, len: number, address: string, port: number, family: 4 | 6): void {
+    this.udpDelivered++;
+    sock.emit('message', Buffer.from(b.subarray(off, off + len)), { address, port, family } satisfies UdpMessageInfo);
+  }
+
+  private unreachable(p: PacketBuffer, fam: 4 | 6, type: number, code: number, param = 0): void {
+    this.drop(p, DropReason.NotForUs, false);
+    const b = p.buf;
+    const off = p.offset;
+    const ours = fam === 4 ? b.subarray(off + 16, off + 20) : b.subarray(off + 24, off + 40);
+    const q = this.pools.acquire(1280);
+    if (q !== null) {
+      const out = q.buf.subarray(0, q.offset + 1280);
+      let n = 0;
+      if (fam === 4) {
+        if (mayReplyWithIcmpError(b, off, p.length)) n = buildIcmpv4Error(out, q.offset, type, code, param, b, off, p.length, readV4(ours, 0), this.ttl);
+      } else {
+        n = buildIcmpv6Error(out, q.offset, type, code, param, b, off, p.length, ours, 0, this.ttl);
+      }
+      if (n > 0) {
+        q.length = n;
+        this.errorsSent++;
+        p.release();
+        return this.output(q);
+      }
+      q.release();
+    }
+    p.release();
+  }
+
+  private timeExceeded(fam: 4 | 6, buf: Buffer, off: number, len: number): void {
+    const q = this.pools.acquire(1280);
+    if (q === null) return;
+    const out = q.buf.subarray(0, q.offset + 1280);
+    const n =
+      fam === 4
+        ? mayReplyWithIcmpError(buf, off, len)
+          ? buildIcmpv4Error(out, q.offset, 11, 1, 0, buf, off, len, readV4(buf, off + 16), this.ttl)
+          : 0
+        : buildIcmpv6Error(out, q.offset, 3, 1, 0, buf, off, len, buf, off + 24, this.ttl);
+    if (n === 0) return q.release();
+    q.length = n;
+    this.errorsSent++;
+    this.output(q);
+  }
+
+  private drop(p: PacketBuffer, reason: DropReason, release = true): void {
+    this.drops.count(reason);
+    if (release) p.release();
+  }
+
+  // ------------------------------------------------------------------ app API
+
+  /** Bind a UDP port (0 = an ephemeral one). */
+  udpBind(port = 0): StackUdpSocket {
+    if (port === 0) {
+      for (let i = 0; i < 16384 && this.sockets.has(this.nextEphemeral); i++) this.nextEphemeral = this.nextEphemeral >= 65535 ? 49152 : this.nextEphemeral + 1;
+      port = this.nextEphemeral;
+    }
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`udp port out of range: ${port}`);
+    if (this.sockets.has(port)) throw new Error(`udp port ${port} in use`);
+    const s = new StackUdpSocket(this, port);
+    this.sockets.set(port, s);
+    return s;
+  }
+
+  unbind(port: number): void {
+    this.sockets.delete(port);
+  }
+
+  /** Build and send a UDP datagram from one of our addresses. Returns false when it could not. */
+  sendUdp(srcPort: number, data: Uint8Array, dstPort: number, address: string): boolean {
+    const dst = parseAddress(address);
+    const src = this.source(dst.family);
+    if (src === undefined || data.length > 65507) return false;
+    const ipLen = dst.family === 4 ? 20 : IPV6_HEADER_LEN;
+    const p = this.pools.acquire(ipLen + 8 + data.length);
+    if (p === null) {
+      this.drops.count(DropReason.PoolExhausted);
+      return false;
+    }
+    const b = p.buf;
+    const o = p.offset;
+    const u = o + ipLen;
+    b.set(data, u + 8);
+    const udp = this.udp.wrap(b, u, 8 + data.length);
+    udp.srcPort = srcPort;
+    udp.dstPort = dstPort;
+    udp.length = 8 + data.length;
+    if (dst.family === 4) {
+      this.ipv4Header(b, o, 20 + 8 + data.length, IP_PROTO_UDP, src.bytes, dst.bytes);
+      udp.fillChecksumV4(b, o + 12, o + 16);
+    } else {
+      writeIpv6Header(b, o, 8 + data.length, IP_PROTO_UDP, this.ttl, src.bytes, 0, dst.bytes, 0);
+      udp.fillChecksumV6(b, o + 8, o + 24);
+    }
+    p.length = ipLen + 8 + data.length;
+    this.output(p);
+    return true;
+  }
+
+  /**
+   * Send an echo request of `size` data bytes (like `ping -s`) and resolve with the round-trip
+   * time in ms, or reject after `timeoutMs`.
+   */
+  ping(address: string, size = 56, timeoutMs = 2000): Promise<number> {
+    const dst = parseAddress(address);
+    const src = this.source(dst.family);
+    if (src === undefined) return Promise.reject(new Error(`no IPv${dst.family} address to ping ${address} from`));
+    const ipLen = dst.family === 4 ? 20 : IPV6_HEADER_LEN;
+    const p = this.pools.acquire(ipLen + 8 + size);
+    if (p === null) return Promise.reject(new Error('buffer pool exhausted'));
+    const seq = (this.pingSeq = (this.pingSeq + 1) & 0xffff);
+    const id = this.pingId;
+    const b = p.buf;
+    const o = p.offset;
+    const ic = o + ipLen;
+    b[ic] = dst.family === 4 ? ICMP_ECHO_REQUEST : ICMPV6_ECHO_REQUEST;
+    b[ic + 1] = 0;
+    b[ic + 2] = 0;
+    b[ic + 3] = 0;
+    b[ic + 4] = id >> 8;
+    b[ic + 5] = id & 255;
+    b[ic + 6] = seq >> 8;
+    b[ic + 7] = seq & 255;
+    for (let i = 0; i < size; i++) b[ic + 8 + i] = (i + 8) & 255;
+    if (dst.family === 4) {
+      this.ipv4Header(b, o, 20 + 8 + size, IP_PROTO_ICMP, src.bytes, dst.bytes);
+      const c = checksum(b, ic, 8 + size);
+      b[ic + 2] = c >> 8;
+      b[ic + 3] = c & 255;
+    } else {
+      writeIpv6Header(b, o, 8 + size, IP_PROTO_ICMPV6, this.ttl, src.bytes, 0, dst.bytes, 0);
+      const c = checksum(b, ic, 8 + size, pseudoHeaderSumV6(b, o + 8, o + 24, IP_PROTO_ICMPV6, 8 + size));
+      b[ic + 2] = c >> 8;
+      b[ic + 3] = c & 255;
+    }
+    p.length = ipLen + 8 + size;
+    const key = (id << 16) | seq;
+    return new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pings.delete(key);
+        reject(new Error(`ping ${address}: no reply within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pings.set(key, { resolve, reject, sent: performance.now(), timer });
+      this.output(p);
+    });
+  }
+
+  private pingReply(id: number, seq: number): void {
+    const key = (id << 16) | seq;
+    const w = this.pings.get(key);
+    if (w === undefined) return;
+    this.pings.delete(key);
+    clearTimeout(w.timer);
+    w.resolve(performance.now() - w.sent);
+  }
+
+  private ipv4Header(b: Uint8Array, o: number, total: number, proto: number, src: Uint8Array, dst: Uint8Array): void {
+    b[o] = 0x45;
+    b[o + 1] = 0;
+    b[o + 2] = total >> 8;
+    b[o + 3] = total & 255;
+    const id = (Math.random() * 65536) | 0;
+    b[o + 4] = id >> 8;
+    b[o + 5] = id & 255;
+    b[o + 6] = 0; // DF clear: big datagrams get fragmented on the way
+    b[o + 7] = 0;
+    b[o + 8] = this.ttl;
+    b[o + 9] = proto;
+    b[o + 10] = 0;
+    b[o + 11] = 0;
+    b.set(src, o + 12);
+    b.set(dst, o + 16);
+    const c = checksum(b, o, 20);
+    b[o + 10] = c >> 8;
+    b[o + 11] = c & 255;
+  }
+
+  /** Close sockets, fail pending pings, drop reassembly state. */
+  close(): void {
+    for (const w of this.pings.values()) {
+      clearTimeout(w.timer);
+      w.reject(new Error('stack closed'));
+    }
+    this.pings.clear();
+    this.sockets.clear();
+    this.reassembler.clear();
+  }
+}

@@ -1,0 +1,434 @@
+/**
+ * The forwarding pipeline: one way per direction, one owner per buffer.
+ *
+ *   device (TUN) -> validate -> route -> peer -> [MTU: fragment | ICMP too big] -> [MSS clamp] -> UDP
+ *   UDP -> GUE -> validate -> source check (peer's prefixes) -> route -> device | local stack | peer (hub)
+ *   local stack / our ICMP errors -> route -> device | peer (fragmented to fit: we are the source)
+ *
+ * No route: ICMP destination unreachable (per route type, as Linux does), rate-limited. A packet
+ * from a peer with no route of ours goes to the device: the kernel behind the TUN decides.
+ *
+ * Ownership: every PacketBuffer that enters `fromDevice`, `fromTransport` or `fromLocal` is
+ * released (or handed to the transport, which releases it after the send) exactly once, in
+ * `drop`, `toDevice`, `toPeer` or by the local stack. Nothing is allocated per packet on the
+ * forwarding paths; ICMP errors (rate-limited) and control messages may allocate.
+ */
+import { DropReason, type DropCounters } from '../drop-reason.ts';
+import type { PacketDevice } from '../device/device.ts';
+import type { Fragmenter } from '../frag/fragment.ts';
+import type { PacketBuffer, PacketPools } from '../pool.ts';
+import type { Router } from '../route/router.ts';
+import { icmpForRouteType, RouteType } from '../route/types.ts';
+import type { UdpTransport } from '../transport/udp-transport.ts';
+import { CTYPE_KEEPALIVE, ControlMessage, gueClassify, gueHeaderLength, GueKind, ReplayWindow, verifyControl } from '../wire/gue.ts';
+import { ICMP_DEST_UNREACHABLE, ICMP_EXC_TTL, ICMP_TIME_EXCEEDED, ICMP_UNREACH_FRAG_NEEDED } from '../wire/icmpv4.ts';
+import { ICMPV6_PACKET_TOO_BIG, ICMPV6_TIME_EXCEEDED } from '../wire/icmpv6.ts';
+import { IPV4_FLAG_DF, Ipv4Packet, IP_PROTO_TCP } from '../wire/ipv4.ts';
+import { IPV6_HEADER_LEN, IPV6_MIN_MTU, Ipv6Packet } from '../wire/ipv6.ts';
+import { TcpPacket } from '../wire/tcp.ts';
+import type { IcmpSender } from './icmp-sender.ts';
+import type { Peer } from './peer.ts';
+
+/** Where a route's nexthop leads (peers are >= 0). */
+export const TARGET_DEVICE = -1;
+export const TARGET_LOCAL = -2;
+export const TARGET_NONE = -3;
+/** Ingress of a packet that the endpoint itself originated. */
+export const FROM_LOCAL = -2;
+/** Ingress of a packet read from the device. */
+export const FROM_DEVICE = -1;
+
+/** The endpoint's own stack as the pipeline sees it. */
+export interface LocalInput {
+  /** Takes ownership of p (a whole datagram or a fragment addressed to the stack). */
+  input(p: PacketBuffer): void;
+}
+
+export interface PipelineEvents {
+  /** A peer was heard from after being down (or for the first time). */
+  onPeerUp(peer: Peer): void;
+}
+
+export interface PipelineOptions {
+  pools: PacketPools;
+  router: Router;
+  /** Source check: each peer's prefixes routed to dev = peer name. */
+  allowed: Router;
+  peers: readonly Peer[];
+  /** MTU of the device (TUN): locally originated packets are fragmented to fit it. */
+  deviceMtu: number;
+  drops: DropCounters;
+  icmp: IcmpSender;
+  fragmenter: Fragmenter;
+  /** Name the routes use for the device (the TUN interface name). */
+  deviceName: string;
+  /** Name routes use for the endpoint's own stack ("stack"); routes of type local go there too. */
+  stackName: string;
+  /** MSS clamping: 'auto' = from the tunnel MTU, a number = that MSS, false = off. */
+  mssClamp: 'auto' | number | false;
+  /** Forward peer to peer. */
+  hub: boolean;
+  /** Our own control-message sender id (reflections are rejected). */
+  senderId: number;
+  now: () => number;
+  events: PipelineEvents;
+}
+
+export class Pipeline {
+  transport: UdpTransport | null = null;
+  /** Set once the device is open (start), cleared on stop. */
+  device: PacketDevice | null = null;
+  local: LocalInput | null = null;
+  /** Peer-to-peer forwards (hub). */
+  forwarded = 0;
+
+  private readonly o: PipelineOptions;
+  private readonly router: Router;
+  private readonly allowed: Router;
+  private readonly peers: readonly Peer[];
+  private readonly drops: DropCounters;
+  /** Router dev index -> target (peer index, TARGET_*). */
+  private readonly devTarget: Int32Array;
+  /** Allowed-router dev index -> peer index. */
+  private readonly allowedPeer: Int32Array;
+  private readonly replay: ReplayWindow;
+  private readonly v4 = new Ipv4Packet();
+  private readonly v6 = new Ipv6Packet();
+  private readonly tcp = new TcpPacket();
+  private readonly ctl = new ControlMessage(Buffer.alloc(0), 0, 0);
+  /** Clock sampled once per batch. */
+  private nowMs = 0;
+
+  constructor(opts: PipelineOptions) {
+    this.o = opts;
+    this.router = opts.router;
+    this.allowed = opts.allowed;
+    this.peers = opts.peers;
+    this.drops = opts.drops;
+    this.replay = new ReplayWindow(Math.max(1, opts.peers.length));
+    this.devTarget = new Int32Array(256).fill(TARGET_NONE);
+    this.allowedPeer = new Int32Array(256).fill(-1);
+    this.setTarget(this.router.devIndex(opts.deviceName), TARGET_DEVICE);
+    this.setTarget(this.router.devIndex(opts.stackName), TARGET_LOCAL);
+    for (const p of opts.peers) {
+      this.setTarget(this.router.devIndex(p.name), p.index);
+      const a = this.allowed.devIndex(p.name);
+      if (a < this.allowedPeer.length) this.allowedPeer[a] = p.index;
+    }
+  }
+
+  private setTarget(dev: number, target: number): void {
+    if (dev < this.devTarget.length) this.devTarget[dev] = target;
+  }
+
+  // ---------------------------------------------------------------- device -> ...
+
+  /** Batch handler for the device (TUN or memory). */
+  readonly fromDevice = (batch: PacketBuffer[], count: number): void => {
+    this.nowMs = this.o.now();
+    for (let i = 0; i < count; i++) this.fromDeviceOne(batch[i]!);
+  };
+
+  private fromDeviceOne(p: PacketBuffer): void {
+    const fam = this.validate(p);
+    if (fam === 0) return;
+    this.route(p, fam, FROM_DEVICE);
+  }
+
+  // ---------------------------------------------------------------- UDP -> ...
+
+  /** Batch handler for the transport; p.tag is the sending peer's index or -1. */
+  readonly fromTransport = (batch: PacketBuffer[], count: number): void => {
+    this.nowMs = this.o.now();
+    for (let i = 0; i < count; i++) this.fromTransportOne(batch[i]!);
+  };
+
+  private fromTransportOne(p: PacketBuffer): void {
+    const idx = p.tag;
+    const peer = idx >= 0 ? this.peers[idx] : undefined;
+    if (peer === undefined) {
+      this.drop(p, DropReason.UnknownPeer);
+      return;
+    }
+    peer.rxPackets++;
+    peer.rxBytes += p.length;
+    const kind = gueClassify(p.buf, p.offset, p.length);
+    if (kind === GueKind.Bad) {
+      this.dropPeer(p, peer, DropReason.BadGue);
+      return;
+    }
+    if (kind === GueKind.Control) {
+      this.control(p, peer);
+      return;
+    }
+    const skip = gueHeaderLength(p.buf, p.offset);
+    if (skip > 0) p.consume(skip);
+    const fam = this.validate(p);
+    if (fam === 0) {
+      peer.drops++;
+      return;
+    }
+    // Source check: the inner source must be inside the sending peer's prefixes.
+    const a = this.allowed.lookupTable('main', p.buf, p.offset + (fam === 4 ? 12 : 8), fam);
+    if (a < 0 || this.peerOfAllowed(a) !== idx) {
+      this.dropPeer(p, peer, DropReason.SourceNotAllowed);
+      return;
+    }
+    this.heard(peer);
+    this.route(p, fam, idx);
+  }
+
+  private peerOfAllowed(routeId: number): number {
+    const nh = this.allowed.nexthopsOf(routeId)[0];
+    return nh === undefined || nh.devIndex < 0 || nh.devIndex >= this.allowedPeer.length ? -1 : this.allowedPeer[nh.devIndex]!;
+  }
+
+  private heard(peer: Peer): void {
+    peer.lastRx = this.nowMs;
+    if (!peer.up) {
+      peer.up = true;
+      this.o.events.onPeerUp(peer);
+    }
+  }
+
+  private control(p: PacketBuffer, peer: Peer): void {
+    const r = verifyControl(p.buf, p.offset, p.length, peer.key, this.replay, peer.index, this.o.senderId);
+    if (r !== DropReason.None) {
+      this.dropPeer(p, peer, r);
+      return;
+    }
+    const m = this.ctl.wrap(p.buf, p.offset, p.length);
+    if (m.ctype !== CTYPE_KEEPALIVE) {
+      // Binding updates belong to the mobility layer (not part of this endpoint yet).
+      this.dropPeer(p, peer, DropReason.BadControlMessage);
+      return;
+    }
+    this.heard(peer);
+    p.release();
+  }
+
+  // ---------------------------------------------------------------- local -> ...
+
+  /** A packet the endpoint itself originated (its stack, its ICMP errors). Takes ownership. */
+  readonly fromLocal = (p: PacketBuffer): void => {
+    this.nowMs = this.o.now();
+    const fam = this.validate(p);
+    if (fam === 0) return;
+    this.route(p, fam, FROM_LOCAL);
+  };
+
+  /** Forget replay state of a peer (e.g. after its key changed). */
+  resetPeer(index: number): void {
+    this.replay.reset(index);
+  }
+
+  // ---------------------------------------------------------------- common
+
+  /** Validate the IP header; returns 4 or 6, or 0 after dropping. Trims link padding. */
+  private validate(p: PacketBuffer): 0 | 4 | 6 {
+    const b = p.buf;
+    const off = p.offset;
+    const ver = p.length > 0 ? b[off]! >> 4 : 0;
+    if (ver === 4) {
+      const v4 = this.v4.wrap(b, off, p.length);
+      const r = v4.validate();
+      if (r !== DropReason.None) {
+        this.drop(p, r);
+        return 0;
+      }
+      p.length = v4.totalLength;
+      return 4;
+    }
+    if (ver === 6) {
+      const v6 = this.v6.wrap(b, off, p.length);
+      const r = v6.check();
+      if (r !== DropReason.None) {
+        this.drop(p, r);
+        return 0;
+      }
+      p.length = IPV6_HEADER_LEN + v6.payloadLength;
+      return 6;
+    }
+    this.drop(p, p.length === 0 ? DropReason.Truncated : DropReason.BadVersion);
+    return 0;
+  }
+
+  private route(p: PacketBuffer, fam: 4 | 6, ingress: number): void {
+    const router = this.router;
+    const id = router.lookup(p.buf, p.offset, fam, p.offset + p.length);
+    const type = router.lastType;
+    if (id < 0 || type !== RouteType.UNICAST) {
+      if (type === RouteType.LOCAL) return this.toLocal(p);
+      // No route of ours: the device (the kernel behind the TUN) is the default for all but its own packets.
+      if (type === RouteType.NONE && ingress !== FROM_DEVICE) return this.toDevice(p, fam, ingress);
+      return this.unreachable(p, fam, type, ingress);
+    }
+    const nh = router.lastNexthop;
+    const target = nh === null || nh.devIndex < 0 || nh.devIndex >= this.devTarget.length ? TARGET_NONE : this.devTarget[nh.devIndex]!;
+    if (target >= 0) {
+      if (ingress >= 0) {
+        if (target === ingress) return this.drop(p, DropReason.Loop);
+        if (!this.o.hub) return this.drop(p, DropReason.HubDisabled);
+        if (!this.decrementTtl(p, fam, ingress)) return;
+        this.forwarded++;
+      }
+      return this.toPeer(p, fam, this.peers[target]!, ingress);
+    }
+    if (target === TARGET_DEVICE) {
+      if (ingress === FROM_DEVICE) return this.unreachable(p, fam, RouteType.NONE, ingress);
+      return this.toDevice(p, fam, ingress);
+    }
+    if (target === TARGET_LOCAL) return this.toLocal(p);
+    this.unreachable(p, fam, RouteType.NONE, ingress);
+  }
+
+  private toLocal(p: PacketBuffer): void {
+    if (this.local === null) return this.drop(p, DropReason.NotForUs);
+    this.local.input(p);
+  }
+
+  private toDevice(p: PacketBuffer, fam: 4 | 6, ingress: number): void {
+    if (ingress >= 0) this.clampMss(p, fam, this.peers[ingress]!.mtu);
+    const mtu = this.o.deviceMtu;
+    if (p.length > mtu && ingress === FROM_LOCAL) {
+      // We are the source: fragment to the device MTU (IPv6 too: source fragmentation).
+      this.sendFragments(p, fam, mtu, TARGET_DEVICE);
+      return;
+    }
+    this.write(p);
+    p.release();
+  }
+
+  private toPeer(p: PacketBuffer, fam: 4 | 6, peer: Peer, ingress: number): void {
+    const mtu = peer.mtu;
+    if (p.length > mtu) {
+      const df = fam === 6 || (((p.buf[p.offset + 6]! << 8) | p.buf[p.offset + 7]!) & IPV4_FLAG_DF) !== 0;
+      if (ingress === FROM_LOCAL || !df) {
+        this.sendFragments(p, fam, mtu, peer.index);
+        return;
+      }
+      // DF set (or IPv6 in transit): tell the source the tunnel MTU.
+      const q =
+        fam === 4
+          ? this.o.icmp.build(4, ICMP_DEST_UNREACHABLE, ICMP_UNREACH_FRAG_NEEDED, mtu, p.buf, p.offset, p.length)
+          : this.o.icmp.build(6, ICMPV6_PACKET_TOO_BIG, 0, Math.max(mtu, IPV6_MIN_MTU), p.buf, p.offset, p.length);
+      this.drop(p, DropReason.PacketTooBig);
+      if (q !== null) this.reply(q, ingress);
+      peer.drops++;
+      return;
+    }
+    this.clampMss(p, fam, mtu);
+    this.send(p, peer);
+  }
+
+  private send(p: PacketBuffer, peer: Peer): void {
+    const t = this.transport;
+    peer.txPackets++;
+    peer.txBytes += p.length;
+    peer.lastTx = this.nowMs;
+    if (t === null) return this.drop(p, DropReason.NoSocket);
+    const r = t.send(p, peer.index);
+    if (r !== DropReason.None) {
+      this.drops.count(r);
+      peer.drops++;
+    }
+  }
+
+  /** Fragment p to `mtu` and send the pieces to a peer (target >= 0) or the device. */
+  private sendFragments(p: PacketBuffer, fam: 4 | 6, mtu: number, target: number): void {
+    const f = this.o.fragmenter;
+    const r = fam === 4 ? f.fragmentV4(p.buf, p.offset, p.length, mtu) : f.fragmentV6(p.buf, p.offset, p.length, Math.max(mtu, IPV6_MIN_MTU));
+    if (r !== DropReason.None) return this.drop(p, r);
+    p.release();
+    const n = f.count;
+    for (let i = 0; i < n; i++) {
+      const q = f.out[i]!;
+      if (target >= 0) this.send(q, this.peers[target]!);
+      else {
+        this.write(q);
+        q.release();
+      }
+    }
+    f.count = 0;
+  }
+
+  /** Send an error we built back the way the offending packet came. Takes ownership of q. */
+  private reply(q: PacketBuffer, ingress: number): void {
+    if (ingress === FROM_DEVICE) {
+      this.write(q);
+      q.release();
+    } else if (ingress >= 0) {
+      this.send(q, this.peers[ingress]!);
+    } else {
+      q.release(); // about our own packet: nobody to tell
+    }
+  }
+
+  private unreachable(p: PacketBuffer, fam: 4 | 6, type: number, ingress: number): void {
+    const reason =
+      type === RouteType.BLACKHOLE
+        ? DropReason.RouteBlackhole
+        : type === RouteType.UNREACHABLE
+          ? DropReason.RouteUnreachable
+          : type === RouteType.PROHIBIT
+            ? DropReason.RouteProhibit
+            : DropReason.NoRoute;
+    const err = icmpForRouteType(type, fam);
+    const q = err === null || ingress === FROM_LOCAL ? null : this.o.icmp.build(fam, err.type, err.code, 0, p.buf, p.offset, p.length);
+    this.drop(p, reason);
+    if (q !== null) this.reply(q, ingress);
+  }
+
+  /** Hub forwarding: TTL / hop limit minus one, or ICMP time exceeded. */
+  private decrementTtl(p: PacketBuffer, fam: 4 | 6, ingress: number): boolean {
+    let ok: boolean;
+    if (fam === 4) ok = this.v4.wrap(p.buf, p.offset, p.length).decrementTtl();
+    else ok = this.v6.wrap(p.buf, p.offset, p.length).decrementHopLimit() === DropReason.None;
+    if (ok) return true;
+    const q =
+      fam === 4
+        ? this.o.icmp.build(4, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL, 0, p.buf, p.offset, p.length)
+        : this.o.icmp.build(6, ICMPV6_TIME_EXCEEDED, 0, 0, p.buf, p.offset, p.length);
+    this.drop(p, fam === 4 ? DropReason.TtlExpired : DropReason.HopLimitExpired);
+    if (q !== null) this.reply(q, ingress);
+    return false;
+  }
+
+  /** Clamp the MSS of a TCP SYN (unfragmented, no IPv6 extension headers) to fit `mtu`. */
+  private clampMss(p: PacketBuffer, fam: 4 | 6, mtu: number): void {
+    const mode = this.o.mssClamp;
+    if (mode === false) return;
+    const b = p.buf;
+    const off = p.offset;
+    let tcpOff: number;
+    let maxMss: number;
+    if (fam === 4) {
+      if (b[off + 9] !== IP_PROTO_TCP || ((b[off + 6]! << 8) | b[off + 7]!) & 0x3fff) return;
+      tcpOff = off + ((b[off]! & 15) << 2);
+      maxMss = mode === 'auto' ? mtu - 40 : mode;
+    } else {
+      if (b[off + 6] !== IP_PROTO_TCP) return;
+      tcpOff = off + IPV6_HEADER_LEN;
+      maxMss = mode === 'auto' ? mtu - 60 : mode;
+    }
+    const end = off + p.length;
+    if (tcpOff + 20 > end) return;
+    this.tcp.wrap(b, tcpOff, end - tcpOff).clampMss(maxMss);
+  }
+
+  /** Write to the device; the caller still owns (and releases) p. */
+  private write(p: PacketBuffer): void {
+    const d = this.device;
+    if (d === null || !d.write(p)) this.drops.count(DropReason.DeviceWriteFailed);
+  }
+
+  private drop(p: PacketBuffer, reason: DropReason): void {
+    this.drops.count(reason);
+    p.release();
+  }
+
+  private dropPeer(p: PacketBuffer, peer: Peer, reason: DropReason): void {
+    peer.drops++;
+    this.drop(p, reason);
+  }
+}

@@ -1,0 +1,33 @@
+/**
+ * ipferry as a library: create, start and stop a tunnel endpoint from code, with a kernel TUN or
+ * without one (userspace mode: the endpoint's own stack is the host), watch its events, read its
+ * stats, and use UDP sockets and ping on its own stack.
+ *
+ *   import { createEndpoint, parseConfig } from 'ipferry';
+ *   const ep = await createEndpoint(parseConfig(json), { tun: false });
+ *   await ep.start();
+ *   const sock = ep.udpBind(5000);
+ *   sock.on('message', (data, from) => ...);
+ */
+import type { Config } from './control/config.ts';
+import { Endpoint, type EndpointOptions } from './endpoint/endpoint.ts';
+
+export { Endpoint, STACK_DEV } from './endpoint/endpoint.ts';
+export type { EndpointOptions } from './endpoint/endpoint.ts';
+export { LocalStack, StackUdpSocket } from './endpoint/local-stack.ts';
+export type { UdpMessageInfo } from './endpoint/local-stack.ts';
+export { Peer } from './endpoint/peer.ts';
+export { loadConfig, parseConfig, ConfigError } from './control/config.ts';
+export type { Config } from './control/config.ts';
+export type { Snapshot } from './control/snapshot.ts';
+export { MemoryDevice } from './device/memory-device.ts';
+export type { PacketDevice } from './device/device.ts';
+export { DropReason, DropCounters } from './drop-reason.ts';
+export { BufferPool, PacketBuffer, PacketPools } from './pool.ts';
+export { Router } from './route/router.ts';
+export { DEFAULT_PORT } from './transport/udp-transport.ts';
+
+/** Build an endpoint from a validated config (see parseConfig / loadConfig). Call start() next. */
+export async function createEndpoint(config: Config, options: EndpointOptions = {}): Promise<Endpoint> {
+  return new Endpoint(config, options);
+}

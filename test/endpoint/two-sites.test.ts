@@ -1,0 +1,85 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/control/config.ts';
+import { Endpoint } from '../../src/endpoint/endpoint.ts';
+import { UserspaceHost } from '../../src/endpoint/userspace-host.ts';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+function port(): number {
+  return 20000 + Math.floor(Math.random() * 20000);
+}
+
+async function twoSites(extraA: Record<string, unknown> = {}, extraB: Record<string, unknown> = {}) {
+  const pa = port();
+  const pb = pa + 1;
+  const hostA = new UserspaceHost({ addresses: ['192.168.10.10', 'fd00:10::10'], name: 'a' });
+  const hostB = new UserspaceHost({ addresses: ['192.168.20.20', 'fd00:20::20'], name: 'b' });
+  const a = new Endpoint(
+    parseConfig({
+      interface: { name: 'ferryA', address: ['10.0.0.1/30', 'fd00::1/64'], mtu: 1400 },
+      listen: `127.0.0.1:${pa}`,
+      stack: { address: ['10.0.0.254', 'fd00::254'] },
+      peers: [{ name: 'shanghai', endpoint: `127.0.0.1:${pb}`, routes: ['192.168.20.0/24', 'fd00:20::/64'], keepalive: 1 }],
+      ...extraA,
+    }),
+    { device: hostA.link },
+  );
+  const b = new Endpoint(
+    parseConfig({
+      interface: { name: 'ferryB', address: ['10.0.0.2/30', 'fd00::2/64'], mtu: 1400 },
+      listen: `127.0.0.1:${pb}`,
+      stack: { address: ['10.0.1.254'] },
+      peers: [{ name: 'beijing', endpoint: `127.0.0.1:${pa}`, routes: ['192.168.10.0/24', 'fd00:10::/64', '10.0.0.254/32', 'fd00::254/128'], keepalive: 1 }],
+      ...extraB,
+    }),
+    { device: hostB.link },
+  );
+  await a.start();
+  await b.start();
+  cleanups.push(async () => {
+    await a.stop();
+    await b.stop();
+    await hostA.close();
+    await hostB.close();
+    expect(a.pools.live).toBe(0);
+    expect(b.pools.live).toBe(0);
+  });
+  return { a, b, hostA, hostB };
+}
+
+describe('two sites in process (memory devices, UDP on loopback)', () => {
+  it('pings across v4 and v6, small and fragmented', async () => {
+    const { hostA, a, b } = await twoSites();
+    expect(await hostA.ping('192.168.20.20')).toBeGreaterThan(0);
+    expect(await hostA.ping('fd00:20::20')).toBeGreaterThan(0);
+    expect(await hostA.ping('192.168.20.20', 4000)).toBeGreaterThan(0);
+    expect(await hostA.ping('fd00:20::20', 4000)).toBeGreaterThan(0);
+    expect(a.snapshot().peers[0]!.txPackets).toBeGreaterThan(0);
+    expect(b.snapshot().peers[0]!.up).toBe(true);
+  });
+
+  it('answers pings to the endpoint stack address, up to 65000 bytes', async () => {
+    const { hostA, hostB } = await twoSites();
+    for (const size of [56, 1372, 1373, 4000, 20000, 65000]) {
+      expect(await hostA.ping('10.0.0.254', size)).toBeGreaterThan(0);
+      expect(await hostB.ping('10.0.0.254', size)).toBeGreaterThan(0);
+    }
+    expect(await hostA.ping('fd00::254', 4000)).toBeGreaterThan(0);
+  });
+
+  it('carries UDP between userspace stacks', async () => {
+    const { hostA, hostB } = await twoSites();
+    const rx = hostB.stack.udpBind(9000);
+    const got: Buffer[] = [];
+    rx.on('message', (d: Buffer) => got.push(d));
+    const tx = hostA.stack.udpBind(0);
+    for (let i = 0; i < 50; i++) tx.send(Buffer.alloc(1000, i), 9000, '192.168.20.20');
+    tx.send(Buffer.alloc(30000, 7), 9000, '192.168.20.20');
+    for (let t = 0; t < 100 && got.length < 51; t++) await new Promise((r) => setTimeout(r, 20));
+    expect(got.length).toBe(51);
+    expect(got[50]!.length).toBe(30000);
+  });
+});

@@ -20,9 +20,10 @@ import type { DropReason } from '../drop-reason.ts';
 import type { PacketBuffer, PacketPools } from '../pool.ts';
 
 /**
- * Default UDP port: 6080, the port IANA assigned to GUE (service name "gue",
- * draft-ietf-intarea-gue), so firewalls, middleboxes and dissectors recognise the traffic.
- * Linux fou/gue has no default port (its man-page examples use 5555/8888/9999).
+ * Default UDP port: 6080, the port IANA registered for GUE (service name "gue", the port
+ * draft-ietf-intarea-gue names), so operators and firewall rules can tell the traffic by its port.
+ * Linux fou/gue has no default port (its man-page examples use 5555/8888/9999), and tshark 4.0
+ * has no GUE dissector: decode data with `-d udp.port==6080,ip` (variant 1 is a bare IP packet).
  */
 export const DEFAULT_PORT = 6080;
 export const DEFAULT_MAX_BATCH = 64;

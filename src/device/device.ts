@@ -28,8 +28,13 @@ export interface DeviceStats {
   /** Packets written to the device and their bytes. */
   txPackets: number;
   txBytes: number;
-  /** Received packets dropped because the buffer pool had no free slot. */
+  /**
+   * Received packets dropped because the buffer pool had no free slot. (The TUN reader never
+   * drops: it waits for a slot, see rxStalls, and the kernel drops what overflows its queue.)
+   */
   rxDropsPoolExhausted: number;
+  /** Times the reader had no free pool slot and had to wait for one (TUN only). */
+  rxStalls: number;
   /** Received packets dropped for any other reason (queue full, too big, read error). */
   rxDropsOther: number;
   /** Writes that failed (EINVAL for a malformed packet, EIO when the interface is down, ...). */
@@ -45,6 +50,7 @@ export function newDeviceStats(): DeviceStats {
     txPackets: 0,
     txBytes: 0,
     rxDropsPoolExhausted: 0,
+    rxStalls: 0,
     rxDropsOther: 0,
     txErrors: 0,
     rxBatches: 0,

@@ -30,10 +30,12 @@ export const CTL = {
   ERRNO: 7,
   /** The slot the worker held when it exited (-1 for none), so main can return it. */
   HELD_SLOT: 8,
-  /** Packets read while the worker had no free slot (read into scratch and dropped). */
-  DROPS_NO_SLOT: 9,
+  /** Times the worker found no free slot and waited for main to refill (reader stalls). */
+  STALLS: 9,
   /** Transient read errors (EINTR/EAGAIN), retried. */
   READ_RETRIES: 10,
+  /** 1 while the worker waits for a free slot (on FREE_HEAD); main notifies when it refills. */
+  WORKER_WAITING: 11,
   /** Number of words. */
   SIZE: 16,
 } as const;

@@ -8,6 +8,7 @@
 // (src/device/ring.ts is the single source), so it loads the same way everywhere.
 //
 // Steady state allocates nothing: one Uint8Array over the whole slab, reads at slot offsets.
+// Out of free slots it waits (Atomics.wait on FREE_HEAD) rather than read and drop.
 // It stops when ctl[STOP] is set and its read returns, or when a read fails for good (EFAULT or
 // EBADFD once the interface is deleted, which is how close() wakes a read blocked on an idle
 // device).
@@ -21,7 +22,6 @@ const free = new Int32Array(workerData.free);
 const mem = new Uint8Array(slab);
 const mask = capacity - 1;
 const room = slotSize - headroom;
-const scratch = new Uint8Array(65536);
 const idle = new Int32Array(new SharedArrayBuffer(4));
 
 let held = -1;
@@ -36,16 +36,36 @@ function wakeMain() {
   }
 }
 
+function takeSlot() {
+  if (Atomics.load(ctl, L.FREE_HEAD) === freeTail) return;
+  held = free[freeTail & mask];
+  freeTail = (freeTail + 1) | 0;
+  Atomics.store(ctl, L.FREE_TAIL, freeTail);
+}
+
 Atomics.store(ctl, L.STATE, states.running);
+
 while (Atomics.load(ctl, L.STOP) === 0) {
-  if (held < 0 && Atomics.load(ctl, L.FREE_HEAD) !== freeTail) {
-    held = free[freeTail & mask];
-    freeTail = (freeTail + 1) | 0;
-    Atomics.store(ctl, L.FREE_TAIL, freeTail);
+  if (held < 0) takeSlot();
+  if (held < 0) {
+    // Out of slots: main is behind, or the pipeline holds the whole pool. Wait for a refill
+    // instead of reading and dropping: packets meanwhile queue in the kernel (txqueuelen), which
+    // drops and counts them itself (TX dropped in `ip -s link`) if we stay behind, and the CPU
+    // goes to main. The wait times out now and then only to look at STOP.
+    Atomics.add(ctl, L.STALLS, 1);
+    Atomics.store(ctl, L.WORKER_WAITING, 1);
+    takeSlot();
+    if (held < 0) wakeMain();
+    while (held < 0 && Atomics.load(ctl, L.STOP) === 0) {
+      Atomics.wait(ctl, L.FREE_HEAD, freeTail, 50);
+      takeSlot();
+    }
+    Atomics.store(ctl, L.WORKER_WAITING, 0);
+    if (held < 0) break;
   }
   let n;
   try {
-    n = held >= 0 ? readSync(fd, mem, held * slotSize + headroom, room, null) : readSync(fd, scratch, 0, 65536, null);
+    n = readSync(fd, mem, held * slotSize + headroom, room, null);
   } catch (e) {
     const code = e && e.code;
     if (code === 'EINTR' || code === 'EAGAIN') {
@@ -55,13 +75,6 @@ while (Atomics.load(ctl, L.STOP) === 0) {
     }
     errno = (e && typeof e.errno === 'number' ? -e.errno : 0) || 5;
     break;
-  }
-  if (held < 0) {
-    // No free slot: the packet was read into scratch and is dropped (counted). Wake main so it
-    // refills the free ring as soon as the pipeline releases buffers.
-    Atomics.add(ctl, L.DROPS_NO_SLOT, 1);
-    wakeMain();
-    continue;
   }
   const i = (rxHead & mask) << 1;
   rx[i] = held;

@@ -175,6 +175,47 @@ describe.skipIf(skipReason !== '')('TunDevice (root, in a namespace)', () => {
     expect(dev.lastTxError).toBe('EBADF');
   });
 
+  it('when the pipeline holds the whole pool the reader waits, then resumes once slots come back', async () => {
+    const pool = new BufferPool({ slots: 8 });
+    const name = devName();
+    const dev = await openTun({ name, netns: ns, mtu: 1400, addresses: ['10.76.0.1/24'], pool });
+    const held: PacketBuffer[] = [];
+    let hold = true;
+    let echoes = 0;
+    try {
+      dev.start((batch, count) => {
+        for (let i = 0; i < count; i++) {
+          const p = batch[i]!;
+          if (hold) {
+            held.push(p);
+            continue;
+          }
+          if (echoReplyInPlace(p)) {
+            echoes++;
+            dev.write(p);
+          }
+          p.release();
+        }
+      });
+      // Phase 1: keep every packet; 12 pings need more than the 8 slots.
+      await nsExec(['ping', '-c', '12', '-i', '0.05', '-W', '1', '10.76.0.2']).catch(() => undefined);
+      expect(pool.live).toBe(8);
+      expect(held.length).toBeGreaterThan(0);
+      expect(dev.stats.rxStalls).toBeGreaterThan(0);
+      // Phase 2: give the slots back; the reader gets them within a refill retry and answers.
+      hold = false;
+      for (const p of held.splice(0)) p.release();
+      const r = await nsExec(['ping', '-c', '3', '-i', '0.2', '-W', '2', '10.76.0.2']);
+      expect(r.stdout).toMatch(/3 received/);
+      expect(echoes).toBeGreaterThanOrEqual(3);
+    } finally {
+      for (const p of held) p.release();
+      await dev.close();
+    }
+    expect(pool.live).toBe(0);
+    expect(pool.badReleases).toBe(0);
+  });
+
   it('reports the device going away (interface deleted under it) through onDown', async () => {
     const pool = new BufferPool({ slots: 64 });
     const name = devName();

@@ -19,7 +19,7 @@ import type { Fragmenter } from '../frag/fragment.ts';
 import type { PacketBuffer, PacketPools } from '../pool.ts';
 import type { Router } from '../route/router.ts';
 import { icmpForRouteType, RouteType } from '../route/types.ts';
-import type { UdpTransport } from '../transport/udp-transport.ts';
+import type { Transport } from '../transport/transport.ts';
 import { CTYPE_KEEPALIVE, ControlMessage, gueClassify, gueHeaderLength, GueKind, ReplayWindow, verifyControl } from '../wire/gue.ts';
 import { ICMP_DEST_UNREACHABLE, ICMP_EXC_TTL, ICMP_TIME_EXCEEDED, ICMP_UNREACH_FRAG_NEEDED } from '../wire/icmpv4.ts';
 import { ICMPV6_PACKET_TOO_BIG, ICMPV6_TIME_EXCEEDED } from '../wire/icmpv6.ts';
@@ -75,7 +75,7 @@ export interface PipelineOptions {
 }
 
 export class Pipeline {
-  transport: UdpTransport | null = null;
+  transport: Transport | null = null;
   /** Set once the device is open (start), cleared on stop. */
   device: PacketDevice | null = null;
   local: LocalInput | null = null;

@@ -1,0 +1,228 @@
+/**
+ * Pipeline unit tests: an Endpoint built (not started) around a MemoryDevice and a recording
+ * transport, fed real kernel packets (test/fixtures/kernel). 192.168.10.1 / fd00:10::1 is the
+ * kernel side (TUN), 192.168.20.0/24 / fd00:20::/64 are behind peer 0 ("shanghai").
+ */
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/control/config.ts';
+import { MemoryDevice } from '../../src/device/memory-device.ts';
+import { DropReason } from '../../src/drop-reason.ts';
+import { Endpoint } from '../../src/endpoint/endpoint.ts';
+import type { PacketBuffer } from '../../src/pool.ts';
+import type { Transport } from '../../src/transport/transport.ts';
+import { verify } from '../../src/wire/checksum.ts';
+import { Icmpv4Packet } from '../../src/wire/icmpv4.ts';
+import { Ipv4Packet } from '../../src/wire/ipv4.ts';
+import { TcpPacket } from '../../src/wire/tcp.ts';
+import { kernelFixture } from '../support/pcap.ts';
+
+interface Sent {
+  peer: number;
+  bytes: Buffer;
+}
+
+function setup(extra: Record<string, unknown> = {}, peerExtra: Record<string, unknown> = {}) {
+  const cfg = parseConfig({
+    interface: { name: 'ferry0', address: ['192.168.10.1/24', 'fd00:10::1/64'], mtu: 1400 },
+    listen: '127.0.0.1:6080',
+    stack: { address: ['10.0.0.254', 'fd00::254'] },
+    peers: [
+      { name: 'shanghai', endpoint: '127.0.0.1:6081', routes: ['192.168.20.0/24', 'fd00:20::/64'], ...peerExtra },
+      { name: 'hangzhou', endpoint: '127.0.0.1:6082', routes: ['192.168.30.0/24', 'fd00:30::/64'] },
+    ],
+    routes: ['unreachable 10.99.0.0/16', 'prohibit 10.98.0.0/16', 'blackhole 10.97.0.0/16', 'unreachable fd00:99::/32'],
+    icmpRateLimit: { rate: 1, burst: 5 },
+    ...extra,
+  });
+  const ep = new Endpoint(cfg);
+  const dev = new MemoryDevice({ name: 'ferry0', mtu: 1400, pool: ep.pools.small });
+  ep.pipeline.device = dev;
+  const sent: Sent[] = [];
+  ep.pipeline.transport = {
+    send(p: PacketBuffer, peer: number) {
+      sent.push({ peer, bytes: Buffer.from(p.bytes()) });
+      p.release();
+      return DropReason.None;
+    },
+  } as unknown as Transport;
+  const pool = ep.pools.small;
+  const pkt = (bytes: Uint8Array, tag = 0): PacketBuffer => {
+    const p = pool.acquire()!;
+    p.fill(bytes);
+    p.tag = tag;
+    return p;
+  };
+  const fromDevice = (bytes: Uint8Array) => ep.pipeline.fromDevice([pkt(bytes)], 1);
+  const fromPeer = (bytes: Uint8Array, peer: number) => ep.pipeline.fromTransport([pkt(bytes, peer)], 1);
+  const drops = (r: DropReason) => ep.drops.get(r);
+  const written = () => dev.takeWritten();
+  return { ep, sent, fromDevice, fromPeer, drops, written, done: () => expect(ep.pools.live).toBe(0) };
+}
+
+/** A copy of the fixture packet with new addresses and fixed header checksum. */
+function v4(name: string, src?: string, dst?: string, ttl?: number): Buffer {
+  const b = Buffer.from(kernelFixture(name)[0]!);
+  const ip = new Ipv4Packet(b, 0, b.length);
+  const toNum = (s: string) => s.split('.').reduce((a, x) => a * 256 + Number(x), 0);
+  if (src) ip.rewriteSrcAddr(toNum(src));
+  if (dst) ip.rewriteDstAddr(toNum(dst));
+  if (ttl !== undefined) {
+    b[8] = ttl;
+    ip.fillChecksum();
+  }
+  return b;
+}
+
+describe('pipeline: device -> peer', () => {
+  it('routes a kernel ping to the peer owning the destination, bytes unchanged (GUE variant 1)', () => {
+    const t = setup();
+    const ping = kernelFixture('ping4')[0]!;
+    t.fromDevice(ping);
+    expect(t.sent).toHaveLength(1);
+    expect(t.sent[0]!.peer).toBe(0);
+    expect(t.sent[0]!.bytes.equals(ping)).toBe(true);
+    t.fromDevice(kernelFixture('ping6')[0]!);
+    expect(t.sent[1]!.peer).toBe(0);
+    t.done();
+  });
+
+  it('no route from the device: ICMP net unreachable back into the device; v6 no route', () => {
+    const t = setup();
+    t.fromDevice(v4('ping4', undefined, '172.16.1.1'));
+    const w = t.written();
+    expect(w).toHaveLength(1);
+    const ip = new Ipv4Packet(w[0]!, 0, w[0]!.length);
+    expect(ip.validate()).toBe(DropReason.None);
+    expect(ip.dstAddr).toBe(0xc0a80a01); // back to 192.168.10.1
+    const ic = new Icmpv4Packet(w[0]!, 20, w[0]!.length - 20);
+    expect([ic.type, ic.code]).toEqual([3, 0]);
+    expect(t.drops(DropReason.NoRoute)).toBe(1);
+    // IPv6: ICMPv6 destination unreachable, no route (1/0), from our v6 address.
+    const p6 = Buffer.from(kernelFixture('ping6')[0]!);
+    p6[24] = 0xfd;
+    p6[25] = 0x99; // fd99:... : no route
+    t.fromDevice(p6);
+    const w6 = t.written();
+    expect(w6).toHaveLength(1);
+    expect([w6[0]![40], w6[0]![41]]).toEqual([1, 0]);
+    t.done();
+  });
+
+  it('route types: unreachable -> host unreachable, prohibit -> admin prohibited, blackhole -> silent', () => {
+    const t = setup();
+    t.fromDevice(v4('ping4', undefined, '10.99.1.1'));
+    t.fromDevice(v4('ping4', undefined, '10.98.1.1'));
+    t.fromDevice(v4('ping4', undefined, '10.97.1.1'));
+    const w = t.written();
+    expect(w.map((b) => [b[20], b[21]])).toEqual([
+      [3, 1],
+      [3, 13],
+    ]);
+    expect(t.drops(DropReason.RouteBlackhole)).toBe(1);
+    t.done();
+  });
+
+  it('rate-limits ICMP errors with the token bucket', () => {
+    const t = setup();
+    for (let i = 0; i < 20; i++) t.fromDevice(v4('ping4', undefined, '172.16.1.1'));
+    expect(t.written()).toHaveLength(5); // burst 5, 1/s
+    expect(t.drops(DropReason.IcmpRateLimited)).toBe(15);
+    t.done();
+  });
+
+  it('too big for the peer: DF -> fragmentation needed with the peer MTU; DF clear -> fragments; v6 -> packet too big', () => {
+    const t = setup({}, { mtu: 1300 });
+    // A 1396-byte first fragment of the kernel's 4000-byte ping has DF clear: re-fragmented.
+    const frag = kernelFixture('ping4-frag')[0]!;
+    t.fromDevice(frag);
+    expect(t.sent.length).toBe(2);
+    expect(t.sent.every((s) => s.bytes.length <= 1300)).toBe(true);
+    // Set DF on a big packet: ICMP frag needed, mtu 1300.
+    const df = Buffer.from(frag);
+    df[6] = 0x40;
+    df[7] = 0;
+    new Ipv4Packet(df, 0, df.length).fillChecksum();
+    t.fromDevice(df);
+    const w = t.written();
+    expect(w).toHaveLength(1);
+    const ic = new Icmpv4Packet(w[0]!, 20, w[0]!.length - 20);
+    expect([ic.type, ic.code, ic.nextHopMtu]).toEqual([3, 4, 1300]);
+    expect(verify(w[0]!, 20, w[0]!.length - 20)).toBe(true);
+    expect(w[0]!.length).toBeLessThanOrEqual(576);
+    // IPv6 1400-byte fragment: packet too big, mtu 1300.
+    t.fromDevice(kernelFixture('ping6-frag')[0]!);
+    const w6 = t.written();
+    expect(w6).toHaveLength(1);
+    expect(w6[0]![40]).toBe(2);
+    expect(w6[0]!.readUInt32BE(44)).toBe(1300);
+    expect(w6[0]!.length).toBeLessThanOrEqual(1280);
+    t.done();
+  });
+
+  it('clamps the MSS of a SYN to the tunnel MTU, checksum still valid', () => {
+    const t = setup({}, { mtu: 1300 });
+    t.fromDevice(kernelFixture('tcp-syn4')[0]!);
+    const b = t.sent[0]!.bytes;
+    const tcp = new TcpPacket(b, 20, b.length - 20);
+    expect(tcp.mss).toBe(1260);
+    const ph = Buffer.concat([b.subarray(12, 20), Buffer.from([0, 6, 0, b.length - 20])]);
+    expect(verify(Buffer.concat([ph, b.subarray(20)]), 0, ph.length + b.length - 20)).toBe(true);
+    t.fromDevice(kernelFixture('tcp-syn6')[0]!);
+    const b6 = t.sent[1]!.bytes;
+    expect(new TcpPacket(b6, 40, b6.length - 40).mss).toBe(1240);
+    t.done();
+  });
+});
+
+describe('pipeline: peer -> ...', () => {
+  it('delivers a packet from a peer to the device when its source is inside the peer routes', () => {
+    const t = setup();
+    const p = v4('ping4', '192.168.20.20', '192.168.10.1');
+    t.fromPeer(p, 0);
+    expect(t.written()).toHaveLength(1);
+    expect(t.ep.peers[0]!.up).toBe(true);
+    t.done();
+  });
+
+  it('drops a source outside the peer routes (AllowedIPs) and unknown peers', () => {
+    const t = setup();
+    t.fromPeer(v4('ping4', '192.168.30.30', '192.168.10.1'), 0);
+    t.fromPeer(v4('ping4', '192.168.20.20', '192.168.10.1'), -1);
+    expect(t.written()).toHaveLength(0);
+    expect(t.drops(DropReason.SourceNotAllowed)).toBe(1);
+    expect(t.drops(DropReason.UnknownPeer)).toBe(1);
+    t.done();
+  });
+
+  it('hub: peer to peer only when enabled, TTL decremented, time exceeded when it runs out', () => {
+    const off = setup();
+    off.fromPeer(v4('ping4', '192.168.20.20', '192.168.30.30'), 0);
+    expect(off.drops(DropReason.HubDisabled)).toBe(1);
+    off.done();
+
+    const t = setup({ hub: true });
+    t.fromPeer(v4('ping4', '192.168.20.20', '192.168.30.30', 64), 0);
+    expect(t.sent).toHaveLength(1);
+    const b = t.sent[0]!.bytes;
+    expect(t.sent[0]!.peer).toBe(1);
+    expect(b[8]).toBe(63);
+    expect(verify(b, 0, 20)).toBe(true);
+    t.fromPeer(v4('ping4', '192.168.20.20', '192.168.30.30', 1), 0);
+    expect(t.sent).toHaveLength(2);
+    const e = t.sent[1]!;
+    expect(e.peer).toBe(0); // back to the sender
+    expect([e.bytes[20], e.bytes[21]]).toEqual([11, 0]);
+    expect(t.drops(DropReason.TtlExpired)).toBe(1);
+    t.done();
+  });
+
+  it('rejects control messages with a bad key and counts bad GUE', () => {
+    const t = setup({}, { key: '00112233445566778899aabbccddeeff' });
+    const bogus = Buffer.from('2080000001000000000000000000000100000000', 'hex'); // variant 0, C=1, no MAC
+    t.fromPeer(bogus, 0);
+    t.fromPeer(Buffer.from([0xc0, 0, 0, 0]), 0);
+    expect(t.drops(DropReason.BadAuthentication) + t.drops(DropReason.BadControlMessage) + t.drops(DropReason.Truncated)).toBeGreaterThan(0);
+    expect(t.drops(DropReason.BadGue)).toBe(1);
+    t.done();
+  });
+});

@@ -13,7 +13,7 @@ import type { Config } from './control/config.ts';
 import { Endpoint, type EndpointOptions } from './endpoint/endpoint.ts';
 
 export { Endpoint, STACK_DEV } from './endpoint/endpoint.ts';
-export type { EndpointOptions } from './endpoint/endpoint.ts';
+export type { DropEvent, EndpointEvents, EndpointOptions } from './endpoint/endpoint.ts';
 export { LocalStack, StackUdpSocket } from './endpoint/local-stack.ts';
 export type { UdpMessageInfo } from './endpoint/local-stack.ts';
 export { Peer } from './endpoint/peer.ts';

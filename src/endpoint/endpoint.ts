@@ -3,7 +3,8 @@
  * stack from a validated Config, runs them, and tears them down again (kernel routes removed,
  * TUN gone, every pool slot back). Control-plane code: it may allocate freely.
  *
- * Events: 'peer-up' (Peer), 'peer-down' (Peer), 'error' (Error: the device went away).
+ * Events (typed, see EndpointEvents): 'peer-up' / 'peer-down' (Peer), 'drop' (per-reason counts,
+ * at most once a second), 'error' (the device went away).
  */
 import { EventEmitter } from 'node:events';
 import type { Config } from '../control/config.ts';
@@ -11,7 +12,7 @@ import type { PeerSnapshot, RouteSnapshot, Snapshot } from '../control/snapshot.
 import type { PacketDevice } from '../device/device.ts';
 import { MemoryDevice } from '../device/memory-device.ts';
 import { openTun } from '../device/tun.ts';
-import { DropCounters } from '../drop-reason.ts';
+import { DROP_REASON_NAMES, DropCounters } from '../drop-reason.ts';
 import { Fragmenter } from '../frag/fragment.ts';
 import { PacketPools } from '../pool.ts';
 import { Router } from '../route/router.ts';
@@ -29,6 +30,23 @@ import { TokenBucket } from './token-bucket.ts';
 
 export const STACK_DEV = 'stack';
 
+/** Drops counted since the previous 'drop' event (emitted at most once a second, per reason). */
+export interface DropEvent {
+  reason: string;
+  /** New drops of this reason since the last event. */
+  count: number;
+  /** All drops of this reason since start. */
+  total: number;
+}
+
+/** The events an Endpoint emits, with their argument types. */
+export interface EndpointEvents {
+  'peer-up': [peer: Peer];
+  'peer-down': [peer: Peer];
+  drop: [event: DropEvent];
+  error: [error: Error];
+}
+
 export interface EndpointOptions {
   /** One line per event (warnings start with "warning:"). */
   log?: (line: string) => void;
@@ -43,7 +61,7 @@ export interface EndpointOptions {
   poolSlots?: { small?: number; large?: number };
 }
 
-export class Endpoint extends EventEmitter {
+export class Endpoint extends EventEmitter<EndpointEvents> {
   readonly config: Config;
   readonly pools: PacketPools;
   readonly router: Router;
@@ -65,6 +83,7 @@ export class Endpoint extends EventEmitter {
   private kernelRoutes: KernelRoutes | null = null;
   private timer: NodeJS.Timeout | null = null;
   private running = false;
+  private readonly lastDrops = new Float64Array(256);
 
   constructor(config: Config, opts: EndpointOptions = {}) {
     super();
@@ -249,12 +268,26 @@ export class Endpoint extends EventEmitter {
   private tick(): void {
     const now = Date.now();
     this.stack.poll();
+    this.emitDrops();
     for (const p of this.peers) {
       if (p.keepaliveMs > 0 && now - p.lastTx >= p.keepaliveMs) this.sendKeepalive(p);
       if (p.up && now - p.lastRx > p.deadAfterMs) {
         p.up = false;
         this.log(`peer ${p.name} down (nothing heard for ${Math.round((now - p.lastRx) / 1000)} s)`);
         this.emit('peer-down', p);
+      }
+    }
+  }
+
+  /** Per-reason 'drop' events for what changed since the last tick (only when someone listens). */
+  private emitDrops(): void {
+    if (this.listenerCount('drop') === 0) return;
+    const c = this.drops.counts;
+    for (let i = 1; i < c.length; i++) {
+      const d = c[i]! - this.lastDrops[i]!;
+      if (d > 0) {
+        this.lastDrops[i] = c[i]!;
+        this.emit('drop', { reason: DROP_REASON_NAMES[i] ?? `reason${i}`, count: d, total: c[i]! });
       }
     }
   }

@@ -70,6 +70,19 @@ describe('two sites in process (memory devices, UDP on loopback)', () => {
     expect(await hostA.ping('fd00::254', 4000)).toBeGreaterThan(0);
   });
 
+  it('emits typed peer-up and drop events', async () => {
+    const { a, hostA } = await twoSites();
+    const ups: string[] = [];
+    const drops: string[] = [];
+    a.on('peer-up', (p) => ups.push(p.name));
+    a.on('drop', (d) => drops.push(`${d.reason}:${d.count}`));
+    a.peers[0]!.up = false; // the next keepalive brings it up again
+    await expect(hostA.ping('172.16.0.1', 56, 300)).rejects.toThrow(/no reply/);
+    for (let t = 0; t < 40 && (ups.length === 0 || drops.length === 0); t++) await new Promise((r) => setTimeout(r, 100));
+    expect(ups).toContain('shanghai');
+    expect(drops.some((d) => d.startsWith('NoRoute:'))).toBe(true);
+  });
+
   it('carries UDP between userspace stacks', async () => {
     const { hostA, hostB } = await twoSites();
     const rx = hostB.stack.udpBind(9000);

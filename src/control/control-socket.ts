@@ -1,0 +1,311 @@
+/**
+ * The control socket: a Unix stream socket (mode 0600) a running endpoint serves, speaking
+ * newline-delimited JSON, one response line per request line:
+ *
+ *   -> {"cmd":"show","what":"peers"}        what: all | peers | routes | stats (default all)
+ *   <- {"ok":true,"data":{...}}             data: the Snapshot, or the part asked for
+ *   -> {"cmd":"ping"}
+ *   <- {"ok":true,"data":{"pid":1234,"interface":"ferry0"}}
+ *   <- {"ok":false,"error":"unknown command frobnicate"}
+ *
+ * Other commands can be added by the endpoint through `handlers` (e.g. `route get`).
+ * Errors are ControlError with a one-line message (the CLI prefixes "ipferry: ").
+ */
+import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import type { ShowWhat, Snapshot, SnapshotProvider } from './snapshot.ts';
+
+export class ControlError extends Error {
+  override name = 'ControlError';
+  constructor(
+    message: string,
+    /** 'no-endpoint' | 'permission' | 'timeout' | 'protocol' | 'remote' | 'busy' | 'path' */
+    readonly kind: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface ControlRequest {
+  cmd: string;
+  what?: ShowWhat;
+  [key: string]: unknown;
+}
+
+export type ControlResponse = { ok: true; data: unknown } | { ok: false; error: string };
+
+export type ControlHandler = (req: ControlRequest) => unknown | Promise<unknown>;
+
+export interface ControlServerOptions {
+  path: string;
+  snapshot: SnapshotProvider;
+  /** Extra commands (name -> handler returning the response data). */
+  handlers?: Record<string, ControlHandler>;
+  log?: (line: string) => void;
+  /** Largest request line accepted (default 64 KiB). */
+  maxLine?: number;
+  /** Close a connection idle this long (default 30 s). */
+  idleMs?: number;
+}
+
+const SHOW_WHAT: readonly ShowWhat[] = ['all', 'peers', 'routes', 'stats'];
+
+/** The part of a snapshot `show WHAT` returns (always with interface/listen/pid). */
+export function selectSnapshot(s: Snapshot, what: ShowWhat): Partial<Snapshot> {
+  if (what === 'all') return s;
+  const { peers, routes, stats, ...head } = s;
+  if (what === 'peers') return { ...head, peers };
+  if (what === 'routes') return { interface: s.interface, routes };
+  return { interface: s.interface, pid: s.pid, stats };
+}
+
+function errno(e: unknown): string | undefined {
+  return (e as NodeJS.ErrnoException | undefined)?.code;
+}
+
+/** Try to connect: true when something accepts on `path`. */
+function probe(path: string, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolvePromise) => {
+    const s = connect(path);
+    const done = (v: boolean): void => {
+      clearTimeout(t);
+      s.destroy();
+      resolvePromise(v);
+    };
+    const t = setTimeout(() => done(true), timeoutMs); // something is there but slow: treat as live
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
+/** True when an endpoint answers on `path` (a socket file nobody accepts on is stale). */
+export async function isControlSocketLive(path: string): Promise<boolean> {
+  try {
+    if (!lstatSync(path).isSocket()) return false;
+  } catch {
+    return false;
+  }
+  return probe(path);
+}
+
+/** Create the socket's directory (0700) if missing; refuse a directory someone else controls. */
+function prepareDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    throw new ControlError(`cannot create ${dir}: ${errno(e) ?? String(e)}`, 'path');
+  }
+  const st = lstatSync(dir);
+  const uid = process.getuid?.();
+  if (!st.isDirectory()) throw new ControlError(`${dir} is not a directory`, 'path');
+  // A shared temp dir: only trust a directory we own and nobody else can write.
+  if (uid !== undefined && /ipferry-\d+$/.test(dir) && (st.uid !== uid || (st.mode & 0o022) !== 0)) {
+    throw new ControlError(`${dir} is not owned by uid ${uid} or is writable by others; refusing to use it`, 'path');
+  }
+}
+
+export class ControlServer {
+  private readonly sockets = new Set<Socket>();
+  private closed = false;
+
+  private constructor(
+    readonly path: string,
+    private readonly server: Server,
+  ) {}
+
+  /**
+   * Listen on `opts.path`: removes a stale socket file (nothing accepting on it), refuses when
+   * another endpoint answers there, sets mode 0600.
+   */
+  static async start(opts: ControlServerOptions): Promise<ControlServer> {
+    const { path } = opts;
+    prepareDir(dirname(path));
+    let st: ReturnType<typeof lstatSync> | undefined;
+    try {
+      st = lstatSync(path);
+    } catch (e) {
+      if (errno(e) !== 'ENOENT') throw new ControlError(`${path}: ${errno(e) ?? String(e)}`, 'path');
+    }
+    if (st !== undefined) {
+      if (!st.isSocket()) throw new ControlError(`${path} exists and is not a socket`, 'path');
+      if (await probe(path)) throw new ControlError(`an endpoint is already running at ${path}`, 'busy');
+      try {
+        unlinkSync(path); // stale: left by an endpoint that died
+        opts.log?.(`removed stale control socket ${path}`);
+      } catch (e) {
+        if (errno(e) !== 'ENOENT') throw new ControlError(`cannot remove stale ${path}: ${errno(e)}`, 'path');
+      }
+    }
+
+    const maxLine = opts.maxLine ?? 64 * 1024;
+    const idleMs = opts.idleMs ?? 30_000;
+    let self: ControlServer | undefined;
+    const server = createServer((sock) => {
+      self?.sockets.add(sock);
+      sock.once('close', () => self?.sockets.delete(sock));
+      sock.setTimeout(idleMs, () => sock.destroy());
+      sock.on('error', () => sock.destroy());
+      let buf = '';
+      let chain: Promise<void> = Promise.resolve();
+      sock.setEncoding('utf8');
+      sock.on('data', (chunk: string) => {
+        buf += chunk;
+        let nl: number;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, nl).trim();
+          buf = buf.slice(nl + 1);
+          if (line === '') continue;
+          // Answer in order, one line per request.
+          chain = chain.then(async () => {
+            const resp = await handle(line, opts);
+            if (!sock.destroyed) sock.write(`${JSON.stringify(resp)}\n`);
+          });
+        }
+        if (buf.length > maxLine) {
+          sock.end(`${JSON.stringify({ ok: false, error: `request longer than ${maxLine} bytes` })}\n`);
+          buf = '';
+        }
+      });
+    });
+
+    // Create the socket file 0600 from the start (umask cannot be set in worker threads: there
+    // the 0700 directory and the chmod below cover it).
+    let oldMask: number | undefined;
+    try {
+      oldMask = process.umask(0o177);
+    } catch {
+      oldMask = undefined;
+    }
+    try {
+      await new Promise<void>((res, rej) => {
+        server.once('error', rej);
+        server.listen(path, () => {
+          server.off('error', rej);
+          res();
+        });
+      });
+    } catch (e) {
+      throw new ControlError(`cannot listen on ${path}: ${errno(e) ?? String(e)}`, 'path');
+    } finally {
+      if (oldMask !== undefined) process.umask(oldMask);
+    }
+    chmodSync(path, 0o600);
+    server.on('error', (e) => opts.log?.(`control socket error: ${e.message}`));
+    self = new ControlServer(path, server);
+    return self;
+  }
+
+  /** Stop accepting, drop open connections, remove the socket file. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((res) => this.server.close(() => res()));
+    try {
+      unlinkSync(this.path); // net.Server removes it too; make sure
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+/** Convenience: `await startControlServer({ path, snapshot: () => ep.snapshot() })`. */
+export function startControlServer(opts: ControlServerOptions): Promise<ControlServer> {
+  return ControlServer.start(opts);
+}
+
+async function handle(line: string, opts: ControlServerOptions): Promise<ControlResponse> {
+  let req: ControlRequest;
+  try {
+    const v: unknown = JSON.parse(line);
+    if (typeof v !== 'object' || v === null || Array.isArray(v) || typeof (v as ControlRequest).cmd !== 'string') {
+      return { ok: false, error: 'request must be a JSON object with a "cmd" string' };
+    }
+    req = v as ControlRequest;
+  } catch {
+    return { ok: false, error: 'request is not valid JSON' };
+  }
+  try {
+    if (req.cmd === 'show') {
+      const what = req.what ?? 'all';
+      if (!SHOW_WHAT.includes(what)) return { ok: false, error: `cannot show ${String(what)} (peers, routes, stats)` };
+      return { ok: true, data: selectSnapshot(await opts.snapshot(), what) };
+    }
+    if (req.cmd === 'ping') {
+      const s = await opts.snapshot();
+      return { ok: true, data: { pid: s.pid, interface: s.interface } };
+    }
+    const h = opts.handlers?.[req.cmd];
+    if (h !== undefined && Object.prototype.hasOwnProperty.call(opts.handlers, req.cmd)) {
+      return { ok: true, data: (await h(req)) ?? null };
+    }
+    return { ok: false, error: `unknown command ${req.cmd}` };
+  } catch (e) {
+    const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0]!;
+    opts.log?.(`control: ${req.cmd} failed: ${msg}`);
+    return { ok: false, error: msg };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client
+
+export interface RequestOptions {
+  /** Give up after this long (default 3000 ms). */
+  timeoutMs?: number;
+}
+
+/** Send one request, resolve with the response's data; ControlError on any failure. */
+export function controlRequest(path: string, req: ControlRequest, opts: RequestOptions = {}): Promise<unknown> {
+  const timeoutMs = opts.timeoutMs ?? 3000;
+  return new Promise((resolvePromise, rejectPromise) => {
+    const sock = connect(path);
+    let buf = '';
+    let settled = false;
+    const finish = (err: ControlError | null, data?: unknown): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      sock.destroy();
+      if (err) rejectPromise(err);
+      else resolvePromise(data);
+    };
+    const timer = setTimeout(
+      () => finish(new ControlError(`no answer from ${path} within ${timeoutMs / 1000} s`, 'timeout')),
+      timeoutMs,
+    );
+    sock.setEncoding('utf8');
+    sock.once('connect', () => sock.write(`${JSON.stringify(req)}\n`));
+    sock.on('data', (chunk: string) => {
+      buf += chunk;
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      let resp: ControlResponse;
+      try {
+        resp = JSON.parse(buf.slice(0, nl)) as ControlResponse;
+      } catch {
+        finish(new ControlError(`${path}: bad response (not JSON)`, 'protocol'));
+        return;
+      }
+      if (resp.ok) finish(null, resp.data);
+      else finish(new ControlError(`${path}: ${resp.error}`, 'remote'));
+    });
+    sock.once('end', () => finish(new ControlError(`${path}: connection closed without an answer`, 'protocol')));
+    sock.once('error', (e) => {
+      const code = errno(e);
+      if (code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'ENOTSOCK') {
+        finish(new ControlError(`no running endpoint at ${path}`, 'no-endpoint'));
+      } else if (code === 'EACCES' || code === 'EPERM') {
+        finish(new ControlError(`permission denied on ${path} (the control socket is root-only: try as root)`, 'permission'));
+      } else {
+        finish(new ControlError(`${path}: ${code ?? e.message}`, 'protocol'));
+      }
+    });
+  });
+}
+
+/** `show WHAT` through the socket. */
+export async function requestSnapshot(path: string, what: ShowWhat = 'all', opts?: RequestOptions): Promise<Partial<Snapshot>> {
+  return (await controlRequest(path, { cmd: 'show', what }, opts)) as Partial<Snapshot>;
+}

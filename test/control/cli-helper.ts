@@ -1,0 +1,58 @@
+/** Run the real `ipferry` CLI as a child process (`node src/cli.mjs ...`). */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { resolve } from 'node:path';
+
+export const CLI = resolve(__dirname, '../../src/cli.mjs');
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeout?: number } = {}): Promise<CliResult> {
+  return new Promise((res) => {
+    const child = execFile(
+      process.execPath,
+      [CLI, ...args],
+      { cwd: opts.cwd, env: { ...process.env, ...opts.env }, timeout: opts.timeout ?? 30_000 },
+      (_err, stdout, stderr) => res({ code: child.exitCode, signal: child.signalCode, stdout, stderr }),
+    );
+  });
+}
+
+/** Start the CLI and keep it running (for `up`); collect its output. */
+export function startCli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
+  const child: ChildProcess = spawn(process.execPath, [CLI, ...args], {
+    cwd: opts.cwd,
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const exited = new Promise<CliResult>((res) =>
+    child.once('close', (code, signal) => res({ code, signal, stdout, stderr })),
+  );
+  return {
+    child,
+    exited,
+    get stdout() {
+      return stdout;
+    },
+    get stderr() {
+      return stderr;
+    },
+    /** Wait (bounded) until stderr matches. */
+    async waitFor(re: RegExp, ms = 30_000): Promise<void> {
+      const t0 = Date.now();
+      while (!re.test(stderr)) {
+        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`exited before ${re}: ${stderr}`);
+        if (Date.now() - t0 > ms) throw new Error(`timeout waiting for ${re}: ${stderr}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+  };
+}

@@ -1,0 +1,178 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  ControlError,
+  ControlServer,
+  controlRequest,
+  isControlSocketLive,
+  requestSnapshot,
+} from '../../src/control/control-socket.ts';
+import { fakeSnapshot } from './fake-snapshot.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'ipferry-sock-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+const sockPath = () => join(dir, `t${n++}.sock`);
+
+async function rejection(p: Promise<unknown>): Promise<ControlError> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(ControlError);
+    return e as ControlError;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('control socket', () => {
+  it('round trip: show all / peers / routes / stats, ping, mode 0600, removed on close', async () => {
+    const path = sockPath();
+    let calls = 0;
+    const server = await ControlServer.start({
+      path,
+      snapshot: () => {
+        calls++;
+        return fakeSnapshot();
+      },
+    });
+    try {
+      expect(statSync(path).isSocket()).toBe(true);
+      expect(statSync(path).mode & 0o777).toBe(0o600);
+      const full = fakeSnapshot();
+      expect(await requestSnapshot(path)).toEqual(full);
+      const peers = await requestSnapshot(path, 'peers');
+      expect(peers.peers).toEqual(full.peers);
+      expect(peers.routes).toBeUndefined();
+      expect(peers.listen).toBe('203.0.113.10:6080');
+      expect(await requestSnapshot(path, 'routes')).toEqual({ interface: 'ferry0', routes: full.routes });
+      expect(await requestSnapshot(path, 'stats')).toEqual({ interface: 'ferry0', pid: 4242, stats: full.stats });
+      expect(await controlRequest(path, { cmd: 'ping' })).toEqual({ pid: 4242, interface: 'ferry0' });
+      expect(calls).toBe(5);
+      expect(await isControlSocketLive(path)).toBe(true);
+    } finally {
+      await server.close();
+    }
+    expect(existsSync(path)).toBe(false);
+    expect(await isControlSocketLive(path)).toBe(false);
+  });
+
+  it('async snapshot providers, extra handlers, remote errors', async () => {
+    const path = sockPath();
+    const server = await ControlServer.start({
+      path,
+      snapshot: async () => fakeSnapshot(),
+      handlers: { echo: (req) => ({ got: req.x }), boom: () => Promise.reject(new Error('it broke\nsecond line')) },
+    });
+    try {
+      expect(await controlRequest(path, { cmd: 'echo', x: 5 })).toEqual({ got: 5 });
+      expect((await rejection(controlRequest(path, { cmd: 'boom' }))).message).toBe(`${path}: it broke`);
+      expect((await rejection(controlRequest(path, { cmd: 'nope' }))).message).toBe(`${path}: unknown command nope`);
+      expect((await rejection(controlRequest(path, { cmd: 'toString' }))).message).toBe(`${path}: unknown command toString`);
+      expect((await rejection(controlRequest(path, { cmd: 'show', what: 'bogus' as 'all' }))).message).toBe(
+        `${path}: cannot show bogus (peers, routes, stats)`,
+      );
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('several requests on one connection, answered in order; garbage gets an error line', async () => {
+    const path = sockPath();
+    const server = await ControlServer.start({ path, snapshot: fakeSnapshot });
+    try {
+      const lines = await new Promise<string[]>((res, rej) => {
+        const s = connect(path);
+        let buf = '';
+        s.setEncoding('utf8');
+        s.on('data', (d: string) => {
+          buf += d;
+          const ls = buf.split('\n').filter((l) => l !== '');
+          if (ls.length === 3) {
+            s.destroy();
+            res(ls);
+          }
+        });
+        s.on('error', rej);
+        s.write('{"cmd":"ping"}\nnot json\n{"cmd":"show","what":"routes"}\n');
+      });
+      expect(JSON.parse(lines[0]!)).toEqual({ ok: true, data: { pid: 4242, interface: 'ferry0' } });
+      expect(JSON.parse(lines[1]!)).toEqual({ ok: false, error: 'request is not valid JSON' });
+      expect(JSON.parse(lines[2]!).data.routes).toHaveLength(2);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('removes a stale socket file; refuses a live one and a non-socket file', async () => {
+    const path = sockPath();
+    // A stale socket: a process listening on it was killed, so the file stayed behind.
+    try {
+      execFileSync(process.execPath, [
+        '-e',
+        `require('net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`,
+      ], { stdio: 'ignore' });
+    } catch {
+      /* killed by SIGKILL, as intended */
+    }
+    expect(existsSync(path)).toBe(true);
+    expect(await isControlSocketLive(path)).toBe(false);
+    const logs: string[] = [];
+    const server = await ControlServer.start({ path, snapshot: fakeSnapshot, log: (l) => logs.push(l) });
+    try {
+      expect(logs).toEqual([`removed stale control socket ${path}`]);
+      expect(await controlRequest(path, { cmd: 'ping' })).toEqual({ pid: 4242, interface: 'ferry0' });
+      const busy = await rejection(ControlServer.start({ path, snapshot: fakeSnapshot }));
+      expect(busy.message).toBe(`an endpoint is already running at ${path}`);
+      expect(busy.kind).toBe('busy');
+    } finally {
+      await server.close();
+    }
+    const file = join(dir, 'plain.sock');
+    writeFileSync(file, 'x');
+    expect((await rejection(ControlServer.start({ path: file, snapshot: fakeSnapshot }))).message).toBe(
+      `${file} exists and is not a socket`,
+    );
+  });
+
+  it('client errors: no endpoint (missing / stale), timeout', async () => {
+    const missing = join(dir, 'missing.sock');
+    const e1 = await rejection(controlRequest(missing, { cmd: 'ping' }));
+    expect(e1.message).toBe(`no running endpoint at ${missing}`);
+    expect(e1.kind).toBe('no-endpoint');
+
+    // A server that accepts but never answers.
+    const path = sockPath();
+    const mute = createServer((c) => c.resume());
+    await new Promise<void>((r) => mute.listen(path, r));
+    try {
+      const e2 = await rejection(controlRequest(path, { cmd: 'ping' }, { timeoutMs: 200 }));
+      expect(e2.message).toBe(`no answer from ${path} within 0.2 s`);
+      expect(e2.kind).toBe('timeout');
+    } finally {
+      await new Promise<void>((r) => mute.close(() => r()));
+    }
+  });
+
+  it('refuses an overlong request line', async () => {
+    const path = sockPath();
+    const server = await ControlServer.start({ path, snapshot: fakeSnapshot, maxLine: 1024 });
+    try {
+      const line = await new Promise<string>((res, rej) => {
+        const s = connect(path);
+        let buf = '';
+        s.setEncoding('utf8');
+        s.on('data', (d: string) => (buf += d));
+        s.on('close', () => res(buf));
+        s.on('error', rej);
+        s.write('x'.repeat(4096));
+      });
+      expect(JSON.parse(line)).toEqual({ ok: false, error: 'request longer than 1024 bytes' });
+    } finally {
+      await server.close();
+    }
+  });
+});

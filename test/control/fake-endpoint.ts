@@ -1,0 +1,63 @@
+/**
+ * A stand-in for src/index.ts's createEndpoint, loaded by `ipferry up` through
+ * IPFERRY_ENDPOINT_MODULE in the CLI tests: no TUN, no sockets, just the contract.
+ *   FAKE_FAIL_START=1   start() rejects
+ *   FAKE_MARK=FILE      stop() writes "stopped" to FILE
+ */
+import { writeFileSync } from 'node:fs';
+import type { Config } from '../../src/control/config.ts';
+import type { CreateEndpointOptions, EndpointHandle } from '../../src/control/up-cli.ts';
+import type { Snapshot } from '../../src/control/snapshot.ts';
+
+export async function createEndpoint(config: Config, options: CreateEndpointOptions): Promise<EndpointHandle> {
+  const startedAt = Date.now();
+  let running = false;
+  return {
+    async start() {
+      if (process.env.FAKE_FAIL_START) throw new Error('TUNSETIFF: Device or resource busy');
+      running = true;
+      options.log(`fake endpoint started (tun: ${options.tun})`);
+    },
+    async stop() {
+      running = false;
+      if (process.env.FAKE_MARK) writeFileSync(process.env.FAKE_MARK, 'stopped');
+      options.log.info('fake endpoint stopped');
+    },
+    snapshot(): Snapshot {
+      if (!running) throw new Error('not running');
+      return {
+        interface: config.interface.name,
+        listen: `${config.listen.host ?? '*'}:${config.listen.port}`,
+        pid: process.pid,
+        device: options.tun === false ? 'memory' : 'tun',
+        peers: config.peers.map((p) => ({
+          name: p.name,
+          endpoint: `${p.endpoint.host}:${p.endpoint.port}`,
+          routes: p.routes.map((r) => r.text),
+          lastRx: null,
+          lastTx: null,
+          rxPackets: 0,
+          rxBytes: 0,
+          txPackets: 0,
+          txBytes: 0,
+          drops: 0,
+          keepalive: p.keepalive,
+        })),
+        routes: [],
+        stats: {
+          startedAt,
+          tunRx: { packets: 0, bytes: 0 },
+          tunTx: { packets: 0, bytes: 0 },
+          udpRx: { packets: 0, bytes: 0 },
+          udpTx: { packets: 0, bytes: 0 },
+          forwarded: 0,
+          icmpSent: 0,
+          drops: {},
+          poolLive: 0,
+          poolCapacity: 1024,
+          poolExhausted: 0,
+        },
+      };
+    },
+  };
+}

@@ -10,7 +10,11 @@
  * TunDevice.writeBytes() of a valid 64-byte UDP/IPv4 datagram to the namespace's own address.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
 import { openTun } from '../src/device/tun.ts';
@@ -128,6 +132,91 @@ async function measureStream(ns: string): Promise<ReadResult> {
   }
 }
 
+/** Baseline: a bare worker looping readSync into one buffer (no ring, no delivery): NOTES' ~150k. */
+async function measureBareWorker(ns: string): Promise<ReadResult> {
+  const dev = await openTun({ name: `fxr${process.pid % 100000}`, netns: ns, mtu: 1400, addresses: ['10.80.0.1/24'] });
+  const counter = new Int32Array(new SharedArrayBuffer(4));
+  const w = new Worker(
+    `const { readSync } = require('node:fs'); const { workerData } = require('node:worker_threads');
+     const c = new Int32Array(workerData.sab); const b = Buffer.alloc(2048);
+     for (;;) { try { readSync(workerData.fd, b, 0, 2048, null); Atomics.add(c, 0, 1); } catch { break; } }`,
+    { eval: true, workerData: { fd: dev.fd, sab: counter.buffer } },
+  );
+  const exited = new Promise((r) => w.once('exit', r));
+  try {
+    await sleep(300);
+    const base = Atomics.load(counter, 0);
+    const c0 = process.cpuUsage();
+    const f = await flood(ns);
+    await sleep(300);
+    const n = Atomics.load(counter, 0) - base;
+    return { got: n, flood: f, cpuPerPacket: cpuSince(c0) / n };
+  } finally {
+    await dev.close(); // deletes the interface: the worker's read fails and it exits
+    await exited;
+  }
+}
+
+const C_READER = `
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+static volatile sig_atomic_t stop;
+static void on_term(int s) { (void)s; stop = 1; }
+int main(int argc, char **argv) {
+  struct ifreq ifr; memset(&ifr, 0, sizeof ifr);
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI; strncpy(ifr.ifr_name, argv[1], IFNAMSIZ - 1);
+  int fd = open("/dev/net/tun", O_RDWR);
+  if (fd < 0 || ioctl(fd, TUNSETIFF, &ifr) < 0) { perror("tun"); return 1; }
+  struct sigaction sa; memset(&sa, 0, sizeof sa); sa.sa_handler = on_term; sigaction(SIGTERM, &sa, 0);
+  printf("ready\\n"); fflush(stdout);
+  char buf[2048]; long n = 0;
+  while (!stop) { if (read(fd, buf, sizeof buf) > 0) n++; }
+  printf("%ld\\n", n); return 0;
+}
+`;
+
+/** Baseline: a C blocking read() loop on its own TUN (NOTES' >= 150k); null when there is no cc. */
+async function measureC(ns: string): Promise<{ got: number; flood: Flood } | null> {
+  const dir = mkdtempSync(join(tmpdir(), 'fxbench-'));
+  try {
+    writeFileSync(join(dir, 'r.c'), C_READER);
+    try {
+      execFileSync('cc', ['-O2', '-o', join(dir, 'r'), join(dir, 'r.c')], { stdio: 'ignore' });
+    } catch {
+      return null;
+    }
+    const name = `fxc${process.pid % 100000}`;
+    const child = spawn(join(dir, 'r'), [name], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const done = new Promise((r) => child.once('exit', r));
+    try {
+      while (!out.includes('ready') && child.exitCode === null) await sleep(10);
+      execFileSync('ip', ['link', 'set', 'dev', name, 'netns', ns]);
+      execFileSync('ip', ['-n', ns, 'link', 'set', 'dev', name, 'mtu', '1400', 'up']);
+      execFileSync('ip', ['-n', ns, 'addr', 'add', '10.80.0.1/24', 'dev', name]);
+      await sleep(300);
+      const f = await flood(ns);
+      await sleep(300);
+      child.kill('SIGTERM');
+      await done;
+      // The count covers the whole run (a few kernel packets at link-up besides the flood).
+      return { got: Number(out.slice(out.indexOf('ready') + 5).trim()), flood: f };
+    } finally {
+      child.kill('SIGKILL');
+      await pexec('ip', ['-n', ns, 'link', 'del', 'dev', name]).catch(() => undefined);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function measureWrites(ns: string): Promise<{ perSecond: number; errors: number }> {
   const dev = await openTun({ name: `fxw${process.pid % 100000}`, netns: ns, mtu: 1400, addresses: ['10.80.0.1/24'] });
   try {
@@ -164,6 +253,8 @@ export default async function (): Promise<BenchSection> {
   execFileSync('ip', ['netns', 'add', ns]);
   try {
     execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    const c = await measureC(ns);
+    const bare = await measureBareWorker(ns);
     const stream = await measureStream(ns);
     const ours = await measureOurs(ns);
     const writes = await measureWrites(ns);
@@ -172,6 +263,10 @@ export default async function (): Promise<BenchSection> {
       `| reader | received pps | sender offered pps | delivered | CPU us / packet |`,
       `|---|---|---|---|---|`,
       `| ipferry TunDevice (worker read loop -> shared ring -> batches) | **${k(rate(ours.got, ours.flood))}** | ${k(rate(ours.flood.sent, ours.flood))} | ${((100 * ours.got) / ours.flood.sent).toFixed(1)}% | ${ours.cpuPerPacket.toFixed(2)} |`,
+      `| baseline: bare worker readSync loop into one buffer (no ring, no delivery) | ${k(rate(bare.got, bare.flood))} | ${k(rate(bare.flood.sent, bare.flood))} | ${((100 * bare.got) / bare.flood.sent).toFixed(1)}% | ${bare.cpuPerPacket.toFixed(2)} |`,
+      c
+        ? `| baseline: C blocking read() loop | ${k(rate(c.got, c.flood))} | ${k(rate(c.flood.sent, c.flood))} | ${((100 * c.got) / c.flood.sent).toFixed(1)}% | (other process) |`
+        : `| baseline: C blocking read() loop | (no C compiler) | | | |`,
       `| baseline: tuntap2 \`LinuxTun\` stream 'data' events | ${k(rate(stream.got, stream.flood))} | ${k(rate(stream.flood.sent, stream.flood))} | ${((100 * stream.got) / stream.flood.sent).toFixed(1)}% | ${stream.cpuPerPacket.toFixed(2)} |`,
       '',
       `| writer | pps |`,

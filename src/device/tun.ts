@@ -354,6 +354,7 @@ export class TunDevice implements PacketDevice {
   private closing: Promise<void> | null = null;
   private immediatePending = false;
   private starveTimer: NodeJS.Timeout | null = null;
+  private workerError = '';
   /** Last write error code (e.g. 'EINVAL', 'EIO'), for diagnostics. */
   lastTxError = '';
   /** Set when close() could not stop the reader (its slots are then not returned). */
@@ -428,8 +429,9 @@ export class TunDevice implements PacketDevice {
         this.readerGone();
       });
     });
-    w.on('error', () => {
-      /* surfaced through 'exit' + readerGone */
+    w.on('error', (e: Error) => {
+      // e.g. the worker script failed to load; reported through 'exit' -> readerGone -> onDown
+      this.workerError = e.message.split('\n')[0]!;
     });
     process.on('exit', this.exitHook);
     this.armWait();
@@ -565,7 +567,7 @@ export class TunDevice implements PacketDevice {
   /** Top the worker's free ring up to readAhead slots (as many as the pool can give). */
   private refill(): void {
     const want = this.readAhead - this.parked;
-    if (want <= 0 || !this.fdOpen) return;
+    if (want <= 0 || !this.fdOpen || Atomics.load(this.ctl, CTL.STATE) === STATE_EXITED) return;
     const n = this.pool.acquireSlots(this.tmp, want);
     if (n === 0) return;
     let h = this.freeHead;
@@ -592,7 +594,9 @@ export class TunDevice implements PacketDevice {
       ? `interface ${this.name} was deleted`
       : errno !== 0
         ? `read failed with ${errnoName(errno)}`
-        : 'reader stopped';
+        : this.workerError
+          ? `reader failed: ${this.workerError}`
+          : 'reader stopped';
     const cb = this.onDown;
     this.onDown = undefined;
     cb?.(`TUN ${this.name}: ${why}`);

@@ -7,7 +7,7 @@
  * fragment keeps its offset base and keeps MF on the last piece when the original had it.
  *
  * IPv6 (RFC 8200 4.5): the fragment header goes after the unfragmentable part (IPv6 header,
- * hop-by-hop, and everything up to the last routing header); the identification comes from a
+ * hop-by-hop, and everything up to the last routing header, as walkIpv6Chain reports it); the identification comes from a
  * 4 KiB block of crypto random bytes refilled when used up (RFC 7739: not predictable by
  * outsiders); MTU >= 1280 unless the caller explicitly asks to fit a smaller outer MTU.
  *
@@ -21,13 +21,13 @@
 import { randomFillSync } from 'node:crypto';
 import { DropCounters, DropReason } from '../drop-reason.ts';
 import { BufferPool, type PacketBuffer, type PacketPools } from '../pool.ts';
-import { checksum } from '../wire/checksum.ts';
+import { copyBytes, shortChecksum } from './bytes.ts';
 import { copiedOptionsLength, copyOptionsForFragment } from '../wire/ipv4-options.ts';
+import { Ipv6Chain, walkIpv6Chain } from '../wire/ipv6-chain.ts';
 
 export const IPV4_MIN_MTU = 68;
 export const IPV6_MIN_MTU = 1280;
 const IPV6_FRAG_HDR = 44;
-const MAX_EXT_HEADERS = 16;
 
 export interface FragmenterOptions {
   /** Where fragment buffers come from: PacketPools (smallest class that fits) or one BufferPool. */
@@ -48,6 +48,7 @@ export class Fragmenter {
   private readonly single: BufferPool | null;
   private readonly pools: PacketPools | null;
   private readonly rnd = Buffer.alloc(4096);
+  private readonly chain = new Ipv6Chain();
   private rndPos = 4096;
 
   constructor(opts: FragmenterOptions) {
@@ -141,7 +142,7 @@ export class Fragmenter {
       b[o + 7] = flagsOff & 0xff;
       b[o + 10] = 0;
       b[o + 11] = 0;
-      const c = checksum(b, o, hl);
+      const c = shortChecksum(b, o, hl);
       b[o + 10] = c >>> 8;
       b[o + 11] = c & 0xff;
       copyBytes(buf, dataOff + pos, b, o + hl, chunk);
@@ -157,7 +158,8 @@ export class Fragmenter {
    * Fragment the IPv6 packet buf[off, off+len) (header already checked) to `mtu`, inserting a
    * fragment header after the unfragmentable part. `mtu` below 1280 is refused (MtuTooSmall)
    * unless `allowSmallMtu` (to fit a smaller outer MTU); it must still leave 8 data bytes.
-   * A packet that already carries a fragment header is not fragmented again (PacketTooBig).
+   * A packet that already carries a fragment header is not fragmented again (PacketTooBig); a
+   * chain the walker rejects returns the walker's reason.
    * Results as fragmentV4.
    */
   fragmentV6(buf: Uint8Array, off: number, len: number, mtu: number, allowSmallMtu = false): DropReason {
@@ -173,28 +175,16 @@ export class Fragmenter {
       this.lastReason = DropReason.None;
       return DropReason.None;
     }
-    // Unfragmentable part: through hop-by-hop and the last routing header (RFC 8200 4.5).
+    // Unfragmentable part (RFC 8200 4.5) from the chain walker: IPv6 header, hop-by-hop, up to
+    // the last routing header, plus a destination options header carrying a Home Address option
+    // (RFC 6275 6.3).
+    const c = this.chain;
+    const wr = walkIpv6Chain(buf, off, len, c);
+    if (wr !== DropReason.None) return this.fail(wr);
+    if (c.isFragment) return this.fail(DropReason.PacketTooBig);
     const end = off + total;
-    let nh = buf[off + 6]!;
-    let nhAt = off + 6;
-    let pos = off + 40;
-    let unfragEnd = pos;
-    let unfragNhAt = nhAt;
-    for (let hops = 0; nh === 0 || nh === 43 || nh === 60 || nh === IPV6_FRAG_HDR; hops++) {
-      if (nh === IPV6_FRAG_HDR) return this.fail(DropReason.PacketTooBig);
-      if (hops >= MAX_EXT_HEADERS) return this.fail(DropReason.ExtHeaderChainTooLong);
-      if (pos + 2 > end) return this.fail(DropReason.Truncated);
-      const hl = (buf[pos + 1]! + 1) << 3;
-      if (pos + hl > end) return this.fail(DropReason.BadExtHeaderLength);
-      const isUnfrag = nh === 0 || nh === 43;
-      nhAt = pos;
-      nh = buf[pos]!;
-      pos += hl;
-      if (isUnfrag) {
-        unfragEnd = pos;
-        unfragNhAt = nhAt;
-      }
-    }
+    const unfragEnd = c.unfragmentableEnd;
+    const unfragNhAt = c.unfragmentableNextHeaderOffset;
     const unfrag = unfragEnd - off;
     const fnh = buf[unfragNhAt]!;
     const per = (mtu - unfrag - 8) & ~7;
@@ -256,13 +246,3 @@ export class Fragmenter {
     return reason;
   }
 }
-
-function copyBytes(src: Uint8Array, srcOff: number, dst: Buffer, dstOff: number, len: number): void {
-  if (len <= 0) return;
-  if (len < 64) {
-    for (let i = 0; i < len; i++) dst[dstOff + i] = src[srcOff + i]!;
-    return;
-  }
-  bufferCopy.call(src, dst, dstOff, srcOff, srcOff + len);
-}
-const bufferCopy = Buffer.prototype.copy;

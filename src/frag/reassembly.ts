@@ -37,7 +37,7 @@
 import { randomBytes } from 'node:crypto';
 import { DropCounters, DropReason } from '../drop-reason.ts';
 import type { BufferPool, PacketBuffer, PacketPools } from '../pool.ts';
-import { checksum } from '../wire/checksum.ts';
+import { copyBytes, shortChecksum } from './bytes.ts';
 
 /** Where fragment offset 0 lands inside the reassembly slot (room for the header in front). */
 export const REASM_DATA_BASE = 256;
@@ -273,7 +273,7 @@ export class Reassembler {
     b[hs + 7] = 0;
     b[hs + 10] = 0;
     b[hs + 11] = 0;
-    const c = checksum(b, hs, hdr);
+    const c = shortChecksum(b, hs, hdr);
     b[hs + 10] = c >>> 8;
     b[hs + 11] = c & 0xff;
     p.offset = hs;
@@ -774,14 +774,3 @@ function chainComplete(buf: Uint8Array, pos: number, end: number, nh: number): D
     }
   }
 }
-
-/** Copy without creating a subarray view (Buffer.prototype.copy accepts any Uint8Array source). */
-function copyBytes(src: Uint8Array, srcOff: number, dst: Buffer, dstOff: number, len: number): void {
-  if (len <= 0) return;
-  if (len < 64) {
-    for (let i = 0; i < len; i++) dst[dstOff + i] = src[srcOff + i]!;
-    return;
-  }
-  bufferCopy.call(src, dst, dstOff, srcOff, srcOff + len);
-}
-const bufferCopy = Buffer.prototype.copy;

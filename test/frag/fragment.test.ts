@@ -178,6 +178,26 @@ describe('IPv6 fragmentation', () => {
     f.releaseAll();
   });
 
+  it('keeps a destination options header with a Home Address option unfragmentable (RFC 6275 6.3)', () => {
+    const f = new Fragmenter({ pool: pools });
+    const payload = udpLike(3000);
+    const p = v6({ payload, ext: [[60, 24]] });
+    // Rewrite the options area: PadN(2) then the Home Address option (type 0xc9, 16 bytes) at 8n+6.
+    p.set([1, 0, 0xc9, 16, ...Array.from({ length: 16 }, (_, i) => 0x20 + i)], 42);
+    expect(f.fragmentV6(p, 0, p.length, 1280)).toBe(DropReason.None);
+    const out = frags(f);
+    for (const b of out) {
+      expect(b[40]).toBe(44); // the dest opts header's next header names the fragment header
+      expect(b[64]).toBe(17);
+    }
+    const r = new Reassembler({ pools, now: () => 0 });
+    let whole = null;
+    for (const b of out) whole = r.submitV6(b, 0, b.length) ?? whole;
+    expect(whole!.bytes()).toEqual(p);
+    whole!.release();
+    f.releaseAll();
+  });
+
   it('refuses MTUs below 1280 unless asked to fit a smaller outer MTU', () => {
     const f = new Fragmenter({ pool: pools });
     const p = v6({ payload: pattern(2000) });

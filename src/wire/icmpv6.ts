@@ -23,6 +23,9 @@ import {
   NH_UDP,
 } from './ipv6-ext.ts';
 
+/** DropReason.None read once (an imported enum can cost a getter call per use under tsx/CJS). */
+const R_NONE: DropReason = DropReason.None;
+
 export {
   PARAM_PROBLEM_HEADER_FIELD,
   PARAM_PROBLEM_NEXT_HEADER,
@@ -126,7 +129,7 @@ export class Icmpv6Packet {
     if ((t < 128 || t === ICMPV6_ECHO_REQUEST || t === ICMPV6_ECHO_REPLY) && this.len < ICMPV6_HEADER_LEN) {
       return DropReason.BadIcmpLength;
     }
-    return DropReason.None;
+    return R_NONE;
   }
 
   get msgType(): number {

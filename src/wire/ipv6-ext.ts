@@ -15,6 +15,9 @@
  */
 import { DropReason } from '../drop-reason.ts';
 
+/** DropReason.None read once (an imported enum can cost a getter call per use under tsx/CJS). */
+const R_NONE: DropReason = DropReason.None;
+
 // ---------------------------------------------------------------- Next Header numbers
 export const NH_HOP_BY_HOP = 0;
 export const NH_IPV4 = 4;
@@ -238,7 +241,7 @@ export function scanIpv6Options(
     }
     i = data + olen;
   }
-  return DropReason.None;
+  return R_NONE;
 }
 
 function fail(scan: Ipv6OptionScan, reason: DropReason, at: number): DropReason {
@@ -298,7 +301,7 @@ export class Ipv6OptionsHeader {
   check(): DropReason {
     if (this.len < 2) return DropReason.Truncated;
     if (this.headerLength > this.len) return DropReason.BadExtHeaderLength;
-    return DropReason.None;
+    return R_NONE;
   }
 
   get nextHeader(): number {
@@ -409,7 +412,7 @@ export class Ipv6RoutingHeader {
     if (this.len < 4) return DropReason.Truncated;
     if (this.headerLength > this.len) return DropReason.BadExtHeaderLength;
     if (this.routingType === ROUTING_TYPE_0 && this.segmentsLeft !== 0) return DropReason.BadRoutingHeader;
-    return DropReason.None;
+    return R_NONE;
   }
 
   get nextHeader(): number {
@@ -609,7 +612,7 @@ export class Ipv6AuthHeader {
     if (this.len < AH_MIN_LEN) return DropReason.Truncated;
     const l = this.headerLength;
     if (l < AH_MIN_LEN || l > this.len || (l & 7) !== 0) return DropReason.BadExtHeaderLength;
-    return DropReason.None;
+    return R_NONE;
   }
 
   get nextHeader(): number {

@@ -33,6 +33,9 @@ import {
 import { describeTcpSegment } from './tcp.ts';
 import { describeUdpBody } from './udp.ts';
 
+/** DropReason.None read once (an imported enum can cost a getter call per use under tsx/CJS). */
+const R_NONE: DropReason = DropReason.None;
+
 export const IPV6_HEADER_LEN = 40;
 /** RFC 8200 section 5: every link carries 1280-byte packets. */
 export const IPV6_MIN_MTU = 1280;
@@ -152,7 +155,7 @@ export class Ipv6Packet {
     if (this.len < IPV6_HEADER_LEN || o < 0 || o + this.len > b.length) return DropReason.Truncated;
     if (b[o]! >>> 4 !== 6) return DropReason.BadVersion;
     if (IPV6_HEADER_LEN + ((b[o + 4]! << 8) | b[o + 5]!) > this.len) return DropReason.BadPayloadLength;
-    return DropReason.None;
+    return R_NONE;
   }
 
   get version(): number {
@@ -249,7 +252,7 @@ export class Ipv6Packet {
     const h = this.buf[i]!;
     if (h <= 1) return DropReason.HopLimitExpired;
     this.buf[i] = h - 1;
-    return DropReason.None;
+    return R_NONE;
   }
 
   parse(): Ipv6Repr {

@@ -19,5 +19,6 @@ describe('packet fuzz', () => {
     expect(r.fragmentsMade).toBeGreaterThan(1000);
     expect(r.drops.FragmentOverlap ?? 0).toBeGreaterThan(0);
     expect(r.drops.FragmentTimeout ?? 0).toBeGreaterThan(0);
+    expect(r.timeExceeded).toBeGreaterThan(0);
   }, 180_000);
 });

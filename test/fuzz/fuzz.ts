@@ -381,7 +381,7 @@ export function runFuzz(opts: FuzzOptions): FuzzResult {
         break;
       }
       opts.onProgress?.(done);
-      h.clock += rng.int(8000); // timeouts fire now and then
+      h.clock += rng.int(40_000); // timeouts (30 s v4, 60 s v6) fire now and then
       try {
         h.reasm.poll(h.clock);
       } catch (e) {

@@ -17,6 +17,8 @@ export type { DropEvent, EndpointEvents, EndpointOptions } from './endpoint/endp
 export { LocalStack, StackUdpSocket } from './endpoint/local-stack.ts';
 export type { UdpMessageInfo } from './endpoint/local-stack.ts';
 export { Peer } from './endpoint/peer.ts';
+export { UserspaceHost } from './endpoint/userspace-host.ts';
+export type { UserspaceHostOptions } from './endpoint/userspace-host.ts';
 export { loadConfig, parseConfig, ConfigError } from './control/config.ts';
 export type { Config } from './control/config.ts';
 export type { Snapshot } from './control/snapshot.ts';

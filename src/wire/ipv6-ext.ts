@@ -333,7 +333,8 @@ export class Ipv6OptionsHeader {
   /**
    * Write the header: next header, length, and padding filling the option area (Pad1 for one
    * byte, PadN otherwise; a 6-byte gap is one PadN of 4 zero bytes). Options are added by the
-   * caller over the padding.
+   * caller over the padding. Note: a header longer than 8 bytes left as padding only has a pad
+   * run over 7 bytes, which scanIpv6Options (like Linux) rejects.
    */
   emit(repr: Ipv6OptionsRepr): void {
     const b = this.buf;

@@ -403,3 +403,50 @@ describe('walker constants agree with ipv6.ts / ipv6-ext.ts', () => {
     }
   });
 });
+
+describe('property: random well-formed chains', () => {
+  it('upper layer, header count and unfragmentable part match an independent computation', async () => {
+    const fc = (await import('fast-check')).default;
+    type H = { kind: 'dst' | 'rt' | 'ah' | 'frag'; size: number };
+    const header = fc.oneof(
+      fc.record({ kind: fc.constant<'dst'>('dst'), size: fc.integer({ min: 1, max: 4 }) }),
+      fc.record({ kind: fc.constant<'rt'>('rt'), size: fc.integer({ min: 1, max: 4 }) }),
+      fc.record({ kind: fc.constant<'ah'>('ah'), size: fc.integer({ min: 1, max: 3 }) }),
+      fc.record({ kind: fc.constant<'frag'>('frag'), size: fc.constant(1) }),
+    );
+    fc.assert(
+      fc.property(fc.boolean(), fc.array(header, { maxLength: 7 }), fc.constantFrom(6, 17, 58), (withHbh, hs: H[], upper) => {
+        const exts: Ext[] = [];
+        if (withHbh) exts.push(hbh());
+        for (const h of hs) {
+          if (h.kind === 'dst') exts.push(dstOpts(new Uint8Array(h.size * 8 - 2).fill(0).map((_, i) => (i === 0 ? 1 : i === 1 ? h.size * 8 - 4 : 0))));
+          else if (h.kind === 'rt') exts.push(routing(2, 0, h.size * 8 - 4));
+          else if (h.kind === 'ah') exts.push(ah(7, 1, h.size * 8 + 4));
+          else exts.push(frag(0, false, 99));
+        }
+        const p = v6(upper, new Uint8Array(20), { exts });
+        const c = walk(p);
+        // independent: sizes, and RFC 8200 4.5 (HBH, anything up to the last Routing header
+        // before a Fragment header; an existing Fragment header ends it)
+        let pos = 40;
+        let unfrag = 40;
+        let fragAt = -1;
+        for (const e of exts) {
+          const len = e.type === 44 ? 8 : e.type === 51 ? e.body.length + 2 : e.body.length + 2;
+          if (e.type === 44 && fragAt < 0) fragAt = pos;
+          if (fragAt < 0 && (e.type === 0 || e.type === 43)) unfrag = pos + len;
+          pos += len;
+        }
+        if (fragAt >= 0) unfrag = fragAt;
+        expect(c.reason).toBe(DropReason.None);
+        expect(c.headerCount).toBe(exts.length);
+        expect(c.upperOffset).toBe(pos);
+        expect(c.upperProtocol).toBe(upper);
+        expect(c.unfragmentableEnd).toBe(unfrag);
+        expect(c.fragmentHeaderOffset).toBe(fragAt);
+        expect(c.end).toBe(p.length);
+      }),
+      { numRuns: 500 },
+    );
+  });
+});

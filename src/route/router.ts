@@ -39,6 +39,9 @@ export class RouteTable {
   v6: StrideTrie | null = null;
   count4 = 0;
   count6 = 0;
+  /** Prefixes present per length (removal looks for the covering prefix only at these). */
+  readonly lengths4 = new Uint32Array(33);
+  readonly lengths6 = new Uint32Array(129);
   constructor(
     readonly id: number,
     readonly name: string,
@@ -245,7 +248,7 @@ export class Router {
   // ================= route store =================
 
   private grow(n: number): void {
-    const cap = Math.max(n, this.cap * 2);
+    const cap = Math.max(n, Math.ceil(this.cap * 1.5));
     const g = <T extends Uint8Array | Uint32Array | Int32Array | Float64Array>(old: T, ctor: new (n: number) => T, per = 1): T => {
       const a = new ctor(cap * per);
       a.set(old as never);
@@ -366,7 +369,20 @@ export class Router {
 
   // ---- nexthop groups ----
 
-  private groupFor(specs: NexthopSpec[], fam: Family): number {
+  private groupFor(specs: NexthopSpec[]): number {
+    // Key from the specs as given (cheap; text and byte spellings of one address may make two
+    // groups, which is harmless): a million routes over a few peers build a few groups.
+    let key = '';
+    for (const s of specs) {
+      const v = s.via;
+      const viaKey = v === undefined || v === null ? '' : typeof v === 'string' ? v : `${v.family}:${v.bytes.join('.')}`;
+      key += `${s.dev ?? ''}|${viaKey}|${s.weight ?? 1}|${s.onlink ? 1 : 0},`;
+    }
+    const existing = this.groupByKey.get(key);
+    if (existing !== undefined) {
+      this.groups[existing]!.refs++;
+      return existing;
+    }
     const nhs: Nexthop[] = [];
     for (const s of specs) {
       let via: AddressBytes | null = null;
@@ -377,24 +393,15 @@ export class Router {
       if (dev === null && via === null) throw new RouteError('nexthop needs dev or via');
       const weight = s.weight ?? 1;
       if (!Number.isInteger(weight) || weight < 1 || weight > 256) throw new RouteError(`invalid weight ${weight} (1-256)`);
-      void fam;
       nhs.push(
         Object.freeze({
           dev,
           devIndex: dev === null ? -1 : this.devIndex(dev),
-          via: via === null ? null : Object.freeze({ family: via.family, bytes: via.bytes }),
+          via: via === null ? null : Object.freeze({ family: via.family, bytes: via.bytes.slice() }),
           weight,
           onlink: s.onlink ?? false,
         }),
       );
-    }
-    const key = nhs
-      .map((n) => `${n.dev ?? ''}|${n.via ? formatAddress(n.via.bytes, 0, n.via.family) : ''}|${n.weight}|${n.onlink ? 1 : 0}`)
-      .join(',');
-    const existing = this.groupByKey.get(key);
-    if (existing !== undefined) {
-      this.groups[existing]!.refs++;
-      return existing;
     }
     const cum = new Uint32Array(nhs.length);
     let total = 0;
@@ -499,7 +506,7 @@ export class Router {
     ) {
       throw new RouteError(`${ROUTE_TYPE_NAMES[type]} route cannot have a gateway`);
     }
-    const gid = nhSpecs.length > 0 ? this.groupFor(nhSpecs, fam) : -1;
+    const gid = nhSpecs.length > 0 ? this.groupFor(nhSpecs) : -1;
 
     // Replace: drop the route with the same metric first.
     if (replace) {
@@ -549,6 +556,7 @@ export class Router {
     const trie = this.trieFor(tab, fam);
     trie.insert(k, len, id);
     trie.prefixes++;
+    (fam === 4 ? tab.lengths4 : tab.lengths6)[len]!++;
     if (fam === 4) {
       tab.count4++;
       if (tab.count4 > V4_LARGE_THRESHOLD && trie.strides[0] !== 24) this.rebuildV4(tab);
@@ -625,7 +633,10 @@ export class Router {
         let coverLen = 0;
         let cover = -1;
         const c = this.key2;
+        const lengths = fam === 4 ? tab.lengths4 : tab.lengths6;
+        lengths[len]!--;
         for (let l = len - 1; l >= 0 && cover < 0; l--) {
+          if (lengths[l] === 0) continue;
           for (let w = 0; w < 4; w++) {
             const bits = Math.max(0, Math.min(32, l - w * 32));
             c[w] = bits === 0 ? 0 : (k[w]! & (0xffffffff << (32 - bits))) >>> 0;

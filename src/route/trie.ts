@@ -1,6 +1,6 @@
 /**
  * Longest-prefix match over IPv4 or IPv6 keys: a multibit trie (controlled prefix expansion) whose
- * nodes live in typed arrays, with incremental add/remove and allocation-free lookup straight out
+ * nodes live in typed arrays (Int32Array), with incremental add/remove and allocation-free lookup straight out
  * of a packet buffer.
  *
  * A trie has a fixed stride schedule: level i consumes `strides[i]` bits (4, 8, 16 or 24; a level
@@ -16,21 +16,24 @@
  * prefix index) and folds children that became uniform back into their parent entry.
  * DIR-24-8 is the schedule [24, 8]; the lookup for that schedule is specialised.
  *
- * Why this structure (measured on this machine by bench/route.bench.ts; see bench/RESULTS.md):
- * - IPv4: DIR-24-8 ([24, 8]) does a lookup in one load (two for the rare > /24), ~60-80 M
- *   lookups/s random and in-table over 1M prefixes; its 64 MiB root is fixed cost. The [16,8,8]
- *   schedule is used for small tables (root 256 KiB, two-three loads) and a table switches to
- *   DIR-24-8 once it holds 16k IPv4 prefixes.
- * - IPv6: the stride-8 trie measured ~1 KiB per /48 of an internet-like table (each /48 sits under
- *   a different /40 node): ~200 MB for 200k prefixes, over budget. Stride 4 below /32 makes
- *   nodes 64 bytes and the 200k table ~40 MB, for ~2 extra loads per lookup; a 16-bit root and
- *   two 8-bit levels cover the dense top (/16../32) in three loads. See V6_STRIDES.
- * - Poptrie (bitmaps + popcount) would be smaller still, but its updates rebuild whole nodes and
- *   JavaScript has no popcount instruction; the plain expanded nodes already meet the targets.
+ * Why this structure (bench/route.bench.ts, per CPU second, on the shared 2-core EPYC VM with a
+ * load average of 10-13 from other work, so absolute figures are depressed and noisy):
+ * - IPv4: DIR-24-8 ([24, 8]) answers in one load (two for the rare > /24): 15.5 M/s random and
+ *   12.8 M/s in-table addresses over 1M prefixes, 38 M/s on 4096 hot destinations; a bare random
+ *   read of a 64 MiB Uint32Array measured 23.6 M/s in the same run, so it runs at the memory
+ *   ceiling of any 64 MiB table here. Build 1M in 2.1 s, /32 and /24 updates 213k/s and 250k/s.
+ *   Small tables use [16,8,8] (256 KiB root) and switch to DIR-24-8 at 16k IPv4 prefixes.
+ * - IPv6 (200k internet-like prefixes): the stride-8 schedule [16,8,...] took 368 MB (a 1 KiB
+ *   node per sparse /40), over budget; this schedule (16-bit root, 8-bit levels to /32, 4-bit
+ *   levels to /64, 8-bit after) takes 82 MB and 1.0 s to build, /64 updates 177k/s. All
+ *   schedules measured the same in-table rate (~1-1.7 M/s, memory-latency bound: 6-7 dependent
+ *   misses); random addresses 9 M/s (they end at the root). A compressed layout (Poptrie-style
+ *   bitmaps + popcount, whole table in a few MB, cache resident) is the way to the 10 M/s goal.
+ * - Int32Array pools: pointer entries use the sign bit so loads stay small integers in V8.
  */
 
-/** Pointer flag of an entry. */
-const PTR = 0x80000000;
+/** Pointer flag of an entry (the sign bit: pools are Int32Array so entries stay small integers). */
+const PTR = 0x80000000 | 0;
 const VALUE_MASK = 0x7fffff;
 const DEPTH_SHIFT = 23;
 /** Largest value a trie can store (route ids are below this). */
@@ -59,7 +62,7 @@ export class StrideTrie {
   readonly strides: readonly number[];
   private readonly starts: number[];
   /** Per level: the node pool. Level 0 holds exactly one node. */
-  private readonly pools: Uint32Array[];
+  private readonly pools: Int32Array[];
   /** Per level: nodes handed out (high-water mark). */
   private readonly tops: number[];
   private readonly free: number[][];
@@ -83,7 +86,7 @@ export class StrideTrie {
     if (sum !== bits) throw new Error(`strides add up to ${sum}, not ${bits}`);
     this.bits = bits;
     this.strides = strides.slice();
-    this.pools = strides.map((k, i) => new Uint32Array(i === 0 ? 1 << k : (1 << k) * 16));
+    this.pools = strides.map((k, i) => new Int32Array(i === 0 ? 1 << k : (1 << k) * 16));
     this.tops = strides.map((_, i) => (i === 0 ? 1 : 0));
     this.free = strides.map(() => []);
     this.lvByte = new Uint8Array(strides.length);
@@ -121,7 +124,7 @@ export class StrideTrie {
       node = this.tops[level]!++;
       let pool = this.pools[level]!;
       if ((node + 1) * size > pool.length) {
-        const bigger = new Uint32Array(pool.length * 2);
+        const bigger = new Int32Array(pool.length * 2);
         bigger.set(pool);
         this.pools[level] = pool = bigger;
       }
@@ -135,7 +138,7 @@ export class StrideTrie {
    * replaces its value.
    */
   insert(key: Uint32Array, len: number, value: number): void {
-    const leaf = ((len << DEPTH_SHIFT) | (value + 1)) >>> 0;
+    const leaf = (len << DEPTH_SHIFT) | (value + 1);
     let level = 0;
     let node = 0;
     for (;;) {
@@ -155,7 +158,7 @@ export class StrideTrie {
         node = e & ~PTR;
       } else {
         const child = this.alloc(level + 1, e);
-        this.pools[level]![base + i] = (PTR | child) >>> 0;
+        this.pools[level]![base + i] = PTR | child;
         node = child;
       }
       level++;
@@ -182,7 +185,7 @@ export class StrideTrie {
    * present, or coverValue -1 for none). Children that become uniform fold into their parent.
    */
   remove(key: Uint32Array, len: number, coverLen: number, coverValue: number): void {
-    const cover = coverValue < 0 ? 0 : ((coverLen << DEPTH_SHIFT) | (coverValue + 1)) >>> 0;
+    const cover = coverValue < 0 ? 0 : (coverLen << DEPTH_SHIFT) | (coverValue + 1);
     this.removeAt(0, 0, key, len, cover);
   }
 

@@ -156,3 +156,54 @@ describe('any overlap drops the whole datagram', () => {
     );
   });
 });
+
+describe('limits hold under interleaved datagrams', () => {
+  it('memory and datagram caps are never exceeded; completed datagrams are exact; pools drain', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 6 }),
+        fc.integer({ min: 1, max: 5 }),
+        fc.array(fc.record({ size: fc.integer({ min: 100, max: 6000 }), six: fc.boolean(), id: fc.integer({ min: 0, max: 3 }) }), { minLength: 2, maxLength: 12 }),
+        fc.integer(),
+        (memSlots, maxDatagrams, specs, seed) => {
+          const local = new Reassembler({
+            pools,
+            now: () => clock,
+            memoryLimit: memSlots * pools.large.slotSize,
+            maxDatagrams,
+          });
+          const originals = new Map<string, Buffer>();
+          const all: Array<{ b: Buffer; six: boolean }> = [];
+          for (const [k, s] of specs.entries()) {
+            const orig = s.six
+              ? v6({ payload: udpLike(s.size, seed + k) })
+              : v4({ payload: udpLike(s.size, seed + k), id: 1000 + k });
+            s.six ? fragmenter.fragmentV6(orig, 0, orig.length, 1280) : fragmenter.fragmentV4(orig, 0, orig.length, 576);
+            if (fragmenter.count === 0) continue;
+            originals.set(orig.toString('hex'), orig);
+            for (let i = 0; i < fragmenter.count; i++) all.push({ b: Buffer.from(fragmenter.out[i]!.bytes()), six: s.six });
+            fragmenter.releaseAll();
+          }
+          const rand = rng(seed);
+          for (let i = all.length - 1; i > 0; i--) {
+            const j = Math.floor(rand() * (i + 1));
+            [all[i], all[j]] = [all[j]!, all[i]!];
+          }
+          for (const { b, six } of all) {
+            clock += 1;
+            const out = six ? local.submitV6(b, 0, b.length) : local.submitV4(b, 0, b.length);
+            expect(local.memory).toBeLessThanOrEqual(memSlots * pools.large.slotSize);
+            expect(local.inProgress).toBeLessThanOrEqual(maxDatagrams);
+            if (out) {
+              expect(originals.has(Buffer.from(out.bytes()).toString('hex'))).toBe(true);
+              out.release();
+            }
+          }
+          local.clear();
+          expect(local.memory).toBe(0);
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+});

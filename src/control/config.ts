@@ -15,11 +15,12 @@
  *   routes, rules      []              mssClamp        true (derive from each peer's MTU)
  *   icmpRateLimit      { rate: 1000, burst: 50 }   (Linux's icmp_msgs_per_sec / icmp_msgs_burst)
  *   hub                false           kernelRoutes    true
- *   control            /run/ipferry/<interface>.sock, or $TMPDIR/ipferry-<uid>/<interface>.sock
+ *   control            /run/ipferry/<interface>.sock (/run/ipferry/<netns>/<interface>.sock inside a
+ *                      named network namespace), or $TMPDIR/ipferry-<uid>[-<netns>]/<interface>.sock
  *                      when /run is not writable; false = no control socket
  *   log                "info"
  */
-import { accessSync, constants as fsConstants, existsSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants as fsConstants, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
@@ -440,10 +441,40 @@ function prefixKey(family: Family, bytes: Uint8Array, length: number): string {
 // ---------------------------------------------------------------------------------------------
 // Control socket location
 
-/** The per-user fallback directory when /run is not writable. */
-export function fallbackSocketDir(): string {
+/**
+ * The name of the network namespace we run in when it is a named one (`ip netns exec NAME`),
+ * else null. /run is shared across such namespaces, so two endpoints with the same interface
+ * name in two namespaces (the site-to-site example) need different sockets.
+ * (Found by matching our /proc/self/ns/net inode against /run/netns/*, as `ip netns identify`.)
+ */
+export function netnsTag(): string | null {
+  let ino: number;
+  let names: string[];
+  try {
+    ino = statSync('/proc/self/ns/net').ino;
+    names = readdirSync('/run/netns');
+  } catch {
+    return null;
+  }
+  for (const name of names) {
+    try {
+      if (/^[\w.-]+$/.test(name) && statSync(join('/run/netns', name)).ino === ino) return name;
+    } catch {
+      /* a stale entry */
+    }
+  }
+  return null;
+}
+
+/** /run/ipferry, or /run/ipferry/<netns> inside a network namespace. */
+export function runSocketDir(tag = netnsTag()): string {
+  return tag === null ? '/run/ipferry' : `/run/ipferry/${tag}`;
+}
+
+/** The per-user fallback directory when /run is not writable: $TMPDIR/ipferry-<uid>[-<netns>]. */
+export function fallbackSocketDir(tag = netnsTag()): string {
   const uid = process.getuid?.() ?? 0;
-  return join(tmpdir(), `ipferry-${uid}`);
+  return join(tmpdir(), `ipferry-${uid}${tag === null ? '' : `-${tag}`}`);
 }
 
 function writableDir(dir: string): boolean {
@@ -453,22 +484,27 @@ function writableDir(dir: string): boolean {
       accessSync(dir, fsConstants.W_OK | fsConstants.X_OK);
       return true;
     }
-    accessSync(dirname(dir), fsConstants.W_OK | fsConstants.X_OK);
-    return true;
+    return dir === '/' ? false : writableDir(dirname(dir));
   } catch {
     return false;
   }
 }
 
-/** Default control socket: /run/ipferry/NAME.sock, or $TMPDIR/ipferry-UID/NAME.sock. */
+/**
+ * Default control socket: /run/ipferry/NAME.sock (in a network namespace:
+ * /run/ipferry/NETNS/NAME.sock), or under fallbackSocketDir() when /run is not writable.
+ */
 export function defaultSocketPath(ifname: string): string {
-  if (writableDir('/run/ipferry')) return `/run/ipferry/${ifname}.sock`;
-  return join(fallbackSocketDir(), `${ifname}.sock`);
+  const tag = netnsTag();
+  const run = runSocketDir(tag);
+  if (writableDir(run)) return `${run}/${ifname}.sock`;
+  return join(fallbackSocketDir(tag), `${ifname}.sock`);
 }
 
 /** Where a client looks for an interface's socket, in order. */
 export function socketPathCandidates(ifname: string): string[] {
-  return [`/run/ipferry/${ifname}.sock`, join(fallbackSocketDir(), `${ifname}.sock`)];
+  const tag = netnsTag();
+  return [`${runSocketDir(tag)}/${ifname}.sock`, join(fallbackSocketDir(tag), `${ifname}.sock`)];
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@
  * Other commands can be added by the endpoint through `handlers` (e.g. `route get`).
  * Errors are ControlError with a one-line message (the CLI prefixes "ipferry: ").
  */
-import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type { ShowWhat, Snapshot, SnapshotProvider } from './snapshot.ts';
@@ -89,10 +89,14 @@ export async function isControlSocketLive(path: string): Promise<boolean> {
   return probe(path);
 }
 
-/** Create the socket's directory (0700) if missing; refuse a directory someone else controls. */
-function prepareDir(dir: string): void {
+/**
+ * Create the socket's directory (0700) if missing; refuse a directory someone else controls.
+ * Returns the top directory it created (to remove on close), or undefined.
+ */
+function prepareDir(dir: string): string | undefined {
+  let created: string | undefined;
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    created = mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (e) {
     throw new ControlError(`cannot create ${dir}: ${errno(e) ?? String(e)}`, 'path');
   }
@@ -100,9 +104,10 @@ function prepareDir(dir: string): void {
   const uid = process.getuid?.();
   if (!st.isDirectory()) throw new ControlError(`${dir} is not a directory`, 'path');
   // A shared temp dir: only trust a directory we own and nobody else can write.
-  if (uid !== undefined && /ipferry-\d+$/.test(dir) && (st.uid !== uid || (st.mode & 0o022) !== 0)) {
+  if (uid !== undefined && /ipferry-\d+(-[\w.-]+)?$/.test(dir) && (st.uid !== uid || (st.mode & 0o022) !== 0)) {
     throw new ControlError(`${dir} is not owned by uid ${uid} or is writable by others; refusing to use it`, 'path');
   }
+  return created;
 }
 
 export class ControlServer {
@@ -112,6 +117,8 @@ export class ControlServer {
   private constructor(
     readonly path: string,
     private readonly server: Server,
+    /** Directories start() created, innermost first: removed on close when empty. */
+    private readonly createdDirs: string[],
   ) {}
 
   /**
@@ -120,7 +127,11 @@ export class ControlServer {
    */
   static async start(opts: ControlServerOptions): Promise<ControlServer> {
     const { path } = opts;
-    prepareDir(dirname(path));
+    const top = prepareDir(dirname(path));
+    const createdDirs: string[] = [];
+    if (top !== undefined) {
+      for (let d = dirname(path); d.length >= top.length; d = dirname(d)) createdDirs.push(d);
+    }
     let st: ReturnType<typeof lstatSync> | undefined;
     try {
       st = lstatSync(path);
@@ -192,7 +203,7 @@ export class ControlServer {
     }
     chmodSync(path, 0o600);
     server.on('error', (e) => opts.log?.(`control socket error: ${e.message}`));
-    self = new ControlServer(path, server);
+    self = new ControlServer(path, server, createdDirs);
     return self;
   }
 
@@ -206,6 +217,13 @@ export class ControlServer {
       unlinkSync(this.path); // net.Server removes it too; make sure
     } catch {
       /* already gone */
+    }
+    for (const d of this.createdDirs) {
+      try {
+        rmdirSync(d); // only when empty: another endpoint's socket keeps it
+      } catch {
+        break;
+      }
     }
   }
 }

@@ -7,7 +7,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { CliError, parseCommandArgs } from './args.ts';
-import { fallbackSocketDir, socketPathCandidates } from './config.ts';
+import { fallbackSocketDir, runSocketDir, socketPathCandidates } from './config.ts';
 import { ControlError, isControlSocketLive, requestSnapshot } from './control-socket.ts';
 import { formatShow, formatShowJson } from './show-format.ts';
 import type { ShowWhat, Snapshot } from './snapshot.ts';
@@ -30,7 +30,7 @@ options:
 
 const WHATS: readonly ShowWhat[] = ['all', 'peers', 'routes', 'stats'];
 
-export const SOCKET_DIRS = (): string[] => ['/run/ipferry', fallbackSocketDir()];
+export const SOCKET_DIRS = (): string[] => [runSocketDir(), fallbackSocketDir()];
 
 function listSockets(): string[] {
   const out: string[] = [];

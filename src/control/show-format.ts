@@ -106,7 +106,7 @@ export function formatStats(s: Partial<Snapshot>, now: number): string {
   const lines = [`interface: ${s.interface ?? '?'}${s.pid !== undefined ? ` (pid ${s.pid})` : ''}`];
   lines.push(`  uptime: ${formatDuration(now - st.startedAt)}`);
   const io = (name: string, rx: StatsSnapshot['tunRx'], tx: StatsSnapshot['tunTx']): string =>
-    `  ${name}: ${rx.packets} packets (${formatBytes(rx.bytes)}) received, ${tx.packets} packets (${formatBytes(tx.bytes)}) sent`;
+    `  ${name}: ${plural(rx.packets, 'packet')} (${formatBytes(rx.bytes)}) received, ${plural(tx.packets, 'packet')} (${formatBytes(tx.bytes)}) sent`;
   lines.push(io('tun', st.tunRx, st.tunTx));
   lines.push(io('udp', st.udpRx, st.udpTx));
   lines.push(`  forwarded: ${st.forwarded}`);

@@ -14,7 +14,7 @@ import { CliError, parseCommandArgs } from './args.ts';
 import { loadConfig, type Config } from './config.ts';
 import { ControlServer } from './control-socket.ts';
 import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from './log.ts';
-import { listenText, preflight } from './preflight.ts';
+import { preflight } from './preflight.ts';
 import type { Snapshot } from './snapshot.ts';
 
 export const UP_HELP = `usage: ipferry up CONFIG [--log-level LEVEL] [--userspace]
@@ -124,7 +124,7 @@ export async function upCommand(args: string[], opts: { exitTimer?: boolean } = 
       }
       try {
         if (ep) await withTimeout(ep.stop(), 10_000, 'stop');
-        log.info('stopped');
+        log.info('shutdown complete');
       } catch (e) {
         log.error(`stop failed: ${errLine(e)}`);
         rc = 1;
@@ -171,8 +171,6 @@ export async function upCommand(args: string[], opts: { exitTimer?: boolean } = 
       starting = false;
     }
     if (pendingSignal) return await shutdown(pendingSignal, 0);
-    const peers = config.peers.map((p) => p.name).join(', ') || 'none';
-    log.info(`up: listening on ${listenText(config.listen)}, ${tun ? 'TUN' : 'userspace'} mtu ${config.interface.mtu}, peers: ${peers}`);
 
     // 4. control socket (after start: a snapshot needs a running endpoint)
     if (config.control !== null && !stopping) {

@@ -11,11 +11,25 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runCli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeout?: number } = {}): Promise<CliResult> {
+export interface CliOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  timeout?: number;
+  /** Run through this command first, e.g. ['ip', 'netns', 'exec', NS]. */
+  prefix?: string[];
+}
+
+function command(args: string[], prefix: string[] = []): [string, string[]] {
+  const argv = [...prefix, process.execPath, CLI, ...args];
+  return [argv[0]!, argv.slice(1)];
+}
+
+export function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
+  const [file, argv] = command(args, opts.prefix);
   return new Promise((res) => {
     const child = execFile(
-      process.execPath,
-      [CLI, ...args],
+      file,
+      argv,
       { cwd: opts.cwd, env: { ...process.env, ...opts.env }, timeout: opts.timeout ?? 30_000 },
       (_err, stdout, stderr) => res({ code: child.exitCode, signal: child.signalCode, stdout, stderr }),
     );
@@ -23,8 +37,9 @@ export function runCli(args: string[], opts: { cwd?: string; env?: NodeJS.Proces
 }
 
 /** Start the CLI and keep it running (for `up`); collect its output. */
-export function startCli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
-  const child: ChildProcess = spawn(process.execPath, [CLI, ...args], {
+export function startCli(args: string[], opts: CliOptions = {}) {
+  const [file, argv] = command(args, opts.prefix);
+  const child: ChildProcess = spawn(file, argv, {
     cwd: opts.cwd,
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],

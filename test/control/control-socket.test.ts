@@ -157,6 +157,16 @@ describe('control socket', () => {
     }
   });
 
+  it('creates missing directories 0700 and removes them again when empty', async () => {
+    const path = join(dir, 'a', 'b', 'x.sock');
+    const server = await ControlServer.start({ path, snapshot: fakeSnapshot });
+    expect(statSync(join(dir, 'a')).mode & 0o777).toBe(0o700);
+    expect(statSync(join(dir, 'a', 'b')).mode & 0o777).toBe(0o700);
+    await server.close();
+    expect(existsSync(join(dir, 'a'))).toBe(false);
+    expect(existsSync(dir)).toBe(true);
+  });
+
   it('refuses an overlong request line', async () => {
     const path = sockPath();
     const server = await ControlServer.start({ path, snapshot: fakeSnapshot, maxLine: 1024 });

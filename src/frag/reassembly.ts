@@ -120,6 +120,13 @@ export class Reassembler {
   /** Last submit's outcome and reason (None unless Dropped). */
   lastStatus: ReassemblyStatus = ReassemblyStatus.NotFragment;
   lastReason: DropReason = DropReason.None;
+  /**
+   * After an IPv6 drop that RFC 8200 4.5 / RFC 7112 answer with ICMPv6 Parameter Problem: its
+   * code (0 header field, 3 incomplete chain) and pointer (from the start of the IPv6 header);
+   * -1 otherwise (silent drop). Check mayReplyWithIcmpv6Error before sending.
+   */
+  icmpCode = -1;
+  icmpPointer = -1;
   /** Bytes of pool slots held right now. */
   memory = 0;
   inProgress = 0;
@@ -296,6 +303,8 @@ export class Reassembler {
    */
   submitV6(buf: Uint8Array, off: number, len: number): PacketBuffer | null {
     this.lastReason = DropReason.None;
+    this.icmpCode = -1;
+    this.icmpPointer = -1;
     if (len < 40 || off < 0 || off + len > buf.length) return this.reject(DropReason.Truncated);
     if (buf[off]! >> 4 !== 6) return this.reject(DropReason.BadVersion);
     const plen = (buf[off + 4]! << 8) | buf[off + 5]!;
@@ -334,10 +343,20 @@ export class Reassembler {
     if (start === 0) {
       // RFC 7112: the first fragment holds the whole chain through the upper-layer header.
       const r = chainComplete(buf, dataOff, pktEnd, fnh);
-      if (r !== DropReason.None) return this.reject(r);
+      if (r !== DropReason.None) {
+        if (r === DropReason.FragmentIncompleteChain) {
+          this.icmpCode = 3;
+          this.icmpPointer = 0;
+        }
+        return this.reject(r);
+      }
       if (!more) return this.atomic(buf, off, prevNh - off, unfrag, fnh, dataOff, dataLen);
     }
-    if (more && (dataLen === 0 || (dataLen & 7) !== 0)) return this.reject(DropReason.FragmentBadLength);
+    if (more && (dataLen === 0 || (dataLen & 7) !== 0)) {
+      this.icmpCode = 0;
+      this.icmpPointer = 4; // Payload Length
+      return this.reject(DropReason.FragmentBadLength);
+    }
 
     const now = this.clock();
     this.expireDue(now);
@@ -354,6 +373,8 @@ export class Reassembler {
 
     if (unfrag - 40 + end > 65535 || REASM_DATA_BASE + end > this.slotBytes) {
       if (e !== NO) this.free(e);
+      this.icmpCode = 0;
+      this.icmpPointer = unfrag + 2; // Fragment Offset
       return this.reject(DropReason.FragmentTooBig);
     }
     if (e === NO) {

@@ -349,6 +349,8 @@ describe('IPv6 reassembly', () => {
     submit6(r, v6({ nh: 6, payload: pattern(8), frag: { offset: 24, more: true, id: 3 } }));
     expect(r.lastStatus).toBe(ReassemblyStatus.Held);
     expect(r.drops.get(DropReason.FragmentIncompleteChain)).toBe(2);
+    submit6(r, v6({ nh: 6, payload: pattern(16), frag: { offset: 0, more: true, id: 4 } }));
+    expect([r.icmpCode, r.icmpPointer]).toEqual([3, 0]); // ICMPv6 parameter problem, RFC 7112
     r.clear();
   });
 
@@ -388,8 +390,10 @@ describe('IPv6 reassembly', () => {
     const { r } = engine();
     submit6(r, v6({ payload: pattern(100), frag: { offset: 65528, more: false, id: 1 } }));
     expect(r.lastReason).toBe(DropReason.FragmentTooBig);
+    expect([r.icmpCode, r.icmpPointer]).toEqual([0, 42]); // pointer to the Fragment Offset
     submit6(r, v6({ payload: pattern(12), frag: { offset: 8, more: true, id: 1 } }));
     expect(r.lastReason).toBe(DropReason.FragmentBadLength);
+    expect([r.icmpCode, r.icmpPointer]).toEqual([0, 4]); // pointer to the Payload Length
     const p = v6({ payload: pattern(12), frag: { offset: 8, more: true, id: 1 } });
     p.writeUInt16BE(5000, 4);
     submit6(r, p);

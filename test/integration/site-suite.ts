@@ -25,7 +25,9 @@ import {
   writeSiteConfigs,
 } from '../../examples/site-topology.ts';
 import { DEFAULT_PORT } from '../../src/transport/udp-transport.ts';
+import { DropReason } from '../../src/drop-reason.ts';
 import { checksum } from '../../src/wire/checksum.ts';
+import { Ipv4Packet } from '../../src/wire/ipv4.ts';
 import { netnsAvailable, NETNS_SKIP_REASON } from '../support/netns.ts';
 
 const PEER_MTU = 1300;
@@ -74,7 +76,7 @@ function ipv4Udp(src: string, dst: string, sport: number, dport: number, payload
   p[9] = 17;
   Buffer.from(src.split('.').map(Number)).copy(p, 12);
   Buffer.from(dst.split('.').map(Number)).copy(p, 16);
-  p.writeUInt16BE(checksum(p.subarray(0, 20)), 10);
+  p.writeUInt16BE(checksum(p, 0, 20), 10);
   p.writeUInt16BE(sport, 20);
   p.writeUInt16BE(dport, 22);
   p.writeUInt16BE(8 + payload.length, 24);
@@ -222,6 +224,7 @@ export function siteSuite(underlay: 4 | 6): void {
         // The same kind of inner packet, sent straight to gwA's endpoint from gwB's address but
         // from port 7777: no peer's endpoint.
         const inner = ipv4Udp(SITE.hostB.v4, SITE.hostA.v4, 5555, 9999, Buffer.from('injected'));
+        expect(new Ipv4Packet(inner, 0, inner.length).validate()).toBe(DropReason.None); // would pass the pipeline's checks
         const gwA = wanHost('gwA', underlay).replace(/[[\]]/g, '');
         const gwB = wanHost('gwB', underlay).replace(/[[\]]/g, '');
         send(

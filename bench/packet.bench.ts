@@ -19,7 +19,7 @@ import { Address4, Address6 } from 'ip-address';
 import type { BenchSection } from './run.ts';
 import { Fragmenter } from '../src/frag/fragment.ts';
 import { Reassembler } from '../src/frag/reassembly.ts';
-import { copyBytes } from '../src/frag/bytes.ts';
+import { copyBytes } from '../src/bytes.ts';
 import { PacketPools } from '../src/pool.ts';
 import { checksum } from '../src/wire/checksum.ts';
 import { Ipv4Packet } from '../src/wire/ipv4.ts';

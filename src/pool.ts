@@ -7,6 +7,7 @@
  * tests assert it returns to zero. Exhaustion returns null (the caller drops and counts), and a
  * double release is counted instead of thrown, because the dataplane never throws.
  */
+import { copyBytes } from './bytes.ts';
 
 export const DEFAULT_HEADROOM = 128;
 export const DEFAULT_SLOT_SIZE = 2048;
@@ -66,11 +67,11 @@ export class PacketBuffer {
     this.tag = 0;
   }
 
-  /** Copy `src` in as the packet (returns false if it does not fit). */
+  /** Copy `src` in as the packet (returns false if it does not fit). Allocates nothing. */
   fill(src: Uint8Array, srcOffset = 0, srcLength = src.length - srcOffset): boolean {
     this.offset = this.pool.headroom;
-    if (srcLength > this.buf.length - this.offset) return false;
-    this.buf.set(src.subarray(srcOffset, srcOffset + srcLength), this.offset);
+    if (srcLength > this.buf.length - this.offset || srcOffset + srcLength > src.length) return false;
+    copyBytes(src, srcOffset, this.buf, this.offset, srcLength);
     this.length = srcLength;
     return true;
   }

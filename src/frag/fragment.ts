@@ -21,7 +21,7 @@
 import { randomFillSync } from 'node:crypto';
 import { DropCounters, DropReason } from '../drop-reason.ts';
 import { BufferPool, type PacketBuffer, type PacketPools } from '../pool.ts';
-import { copyBytes, shortChecksum } from './bytes.ts';
+import { copyBytes, shortChecksum } from '../bytes.ts';
 import { copiedOptionsLength, copyOptionsForFragment } from '../wire/ipv4-options.ts';
 import { Ipv6Chain, walkIpv6Chain } from '../wire/ipv6-chain.ts';
 

@@ -37,7 +37,7 @@
 import { randomBytes } from 'node:crypto';
 import { DropCounters, DropReason } from '../drop-reason.ts';
 import type { BufferPool, PacketBuffer, PacketPools } from '../pool.ts';
-import { copyBytes, shortChecksum } from './bytes.ts';
+import { copyBytes, shortChecksum } from '../bytes.ts';
 
 /** Where fragment offset 0 lands inside the reassembly slot (room for the header in front). */
 export const REASM_DATA_BASE = 256;

@@ -203,8 +203,10 @@ const intIn = (min: number, max: number) =>
 const str = (what: string) =>
   z.string({ error: (i) => `expected ${what}, got ${typeName(i.input)}` });
 
-const strList = (what: string) =>
-  z.array(str(what), { error: (i) => `expected an array of ${what}s, got ${typeName(i.input)}` });
+const strList = (what: string, plural = `${what}s`) =>
+  z.array(str(what === 'address' ? 'an address' : `a ${what}`), {
+    error: (i) => `expected an array of ${plural}, got ${typeName(i.input)}`,
+  });
 
 const bool = () => z.boolean({ error: (i) => `expected true or false, got ${typeName(i.input)}` });
 
@@ -212,33 +214,51 @@ const obj = <T extends z.core.$ZodLooseShape>(shape: T) =>
   z.strictObject(shape, { error: (i) => `expected an object, got ${typeName(i.input)}` });
 
 const InterfaceSchema = obj({
-  name: str('an interface name'),
-  address: strList('address').optional(),
-  mtu: intIn(MTU_MIN_V4, MTU_MAX).optional(),
+  name: str('an interface name').describe('TUN device name (1-15 characters); also names the control socket'),
+  address: strList('address', 'addresses')
+    .optional()
+    .describe('Addresses of the TUN device, host bits kept: ["10.0.0.1/30", "fd00::1/64"]. Default none'),
+  mtu: intIn(MTU_MIN_V4, MTU_MAX)
+    .optional()
+    .describe('TUN MTU, 576-65535 (at least 1280 when any IPv6 is configured). Default 1400'),
 });
 
 const PeerSchema = obj({
-  name: str('a peer name'),
-  endpoint: str('"host:port"'),
-  routes: strList('prefix').optional(),
-  mtu: intIn(MTU_MIN_V4, MTU_MAX).optional(),
-  keepalive: intIn(1, 3600).optional(),
-  key: str('a hex or base64 key').optional(),
+  name: str('a peer name').describe('Unique peer name (1-32 characters: letters, digits, _ . -)'),
+  endpoint: str('"host:port"').describe('Underlay address of the peer: "203.0.113.20:6080" or "[2001:db8::20]:6080"'),
+  routes: strList('prefix')
+    .optional()
+    .describe('Prefixes behind the peer (no host bits): routed to it, and the inner sources accepted from it'),
+  mtu: intIn(MTU_MIN_V4, MTU_MAX).optional().describe('Path MTU of the tunnel toward this peer. Default interface.mtu'),
+  keepalive: intIn(1, 3600).optional().describe('Keepalive interval in seconds (1-3600), for NAT. Default off'),
+  key: str('a hex or base64 key')
+    .optional()
+    .describe('Pre-shared key, >= 16 bytes: hex, base64, or "hex:..." / "base64:...". Authenticates control messages'),
 });
 
 export const ConfigSchema = obj({
   /** Allowed for editors' JSON-schema support; ignored. */
   $schema: z.string().optional(),
-  interface: InterfaceSchema,
+  interface: InterfaceSchema.describe('The TUN device'),
   listen: z
     .union([z.string(), z.number()], {
       error: (i) => `expected "host:port", "host", ":port" or a port number, got ${typeName(i.input)}`,
     })
-    .optional(),
-  stack: obj({ address: strList('address').optional() }).optional(),
-  peers: z.array(PeerSchema, { error: (i) => `expected an array of peers, got ${typeName(i.input)}` }).optional(),
-  routes: strList('route line').optional(),
-  rules: strList('rule line').optional(),
+    .optional()
+    .describe('UDP bind address: "host:port", "host" (port 6080), ":port" or a port (all addresses). Default all, 6080'),
+  stack: obj({ address: strList('address', 'addresses').optional() })
+    .optional()
+    .describe("The endpoint's own stack: addresses it answers ping on and offers UDP sockets for"),
+  peers: z
+    .array(PeerSchema, { error: (i) => `expected an array of peers, got ${typeName(i.input)}` })
+    .optional()
+    .describe('Tunnel peers. Default none'),
+  routes: strList('route line')
+    .optional()
+    .describe('Extra routes in ip route syntax, e.g. "unreachable 10.99.0.0/16". Default none'),
+  rules: strList('rule line')
+    .optional()
+    .describe('Policy rules in ip rule syntax, e.g. "from 192.168.10.0/24 lookup 100". Default none'),
   mssClamp: z
     .union([z.boolean(), intIn(536, 65495)], {
       error: (i) =>
@@ -246,21 +266,37 @@ export const ConfigSchema = obj({
           ? `expected true, false or an MSS 536-65495, got ${i.input}`
           : `expected true, false or an MSS 536-65495, got ${typeName(i.input)}`,
     })
-    .optional(),
-  icmpRateLimit: obj({ rate: intIn(0, 1_000_000).optional(), burst: intIn(1, 1_000_000).optional() }).optional(),
-  hub: bool().optional(),
-  kernelRoutes: bool().optional(),
+    .optional()
+    .describe('Clamp TCP MSS on SYNs: true = from each peer MTU (MTU-40 / MTU-60), a number = at most that, false = off. Default true'),
+  icmpRateLimit: obj({
+    rate: intIn(0, 1_000_000).optional().describe('ICMP errors per second (0 = none). Default 1000'),
+    burst: intIn(1, 1_000_000).optional().describe('Bucket size. Default 50'),
+  })
+    .optional()
+    .describe('Token bucket for the ICMP errors the endpoint sends'),
+  hub: bool().optional().describe('Forward packets from one peer to another. Default false'),
+  kernelRoutes: bool().optional().describe('Route each peer prefix into the TUN (removed on stop). Default true'),
   control: z
-    .union([z.string().min(1), z.literal(false)], {
+    .union([z.string().min(1, { error: 'expected a socket path or false, got an empty string' }), z.literal(false)], {
       error: (i) => `expected a socket path or false, got ${typeName(i.input)}`,
     })
-    .optional(),
+    .optional()
+    .describe('Control socket path, or false for none. Default /run/ipferry/<interface>.sock'),
   log: z
     .enum(LOG_LEVELS as [LogLevel, ...LogLevel[]], {
       error: (i) => `expected one of ${LOG_LEVELS.join(', ')}, got ${typeName(i.input)}`,
     })
-    .optional(),
+    .optional()
+    .describe('Log level: error, warn, info, debug. Default info'),
 });
+
+/**
+ * The config's JSON Schema (draft 2020-12), for editors: examples/ipferry.schema.json. Regenerate:
+ *   npx tsx -e "import('./src/control/config.ts').then(m => console.log(JSON.stringify(m.configJsonSchema(), null, 2)))" > examples/ipferry.schema.json
+ */
+export function configJsonSchema(): Record<string, unknown> {
+  return { ...z.toJSONSchema(ConfigSchema), title: 'ipferry endpoint config' };
+}
 
 export type RawConfig = z.infer<typeof ConfigSchema>;
 

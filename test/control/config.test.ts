@@ -1,8 +1,8 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULT_PORT, decodeKey, defaultSocketPath, loadConfig, parseConfig } from '../../src/control/config.ts';
+import { ConfigError, configJsonSchema, DEFAULT_PORT, decodeKey, defaultSocketPath, loadConfig, parseConfig } from '../../src/control/config.ts';
 import { parseJson, JsonSyntaxError } from '../../src/control/json-parse.ts';
 import { BAD_CONFIGS, base } from './bad-configs.ts';
 
@@ -176,6 +176,13 @@ describe('errors', () => {
     expect(() => parseConfig({ interface: { name: 'f' }, control: `/tmp/${'x'.repeat(120)}.sock` })).toThrow(
       /^<config>: control: socket path too long for a Unix socket \(130 bytes, max 107\)/,
     );
+  });
+});
+
+describe('JSON Schema for editors', () => {
+  it('examples/ipferry.schema.json is current (regenerate: see configJsonSchema)', () => {
+    const committed = JSON.parse(readFileSync('examples/ipferry.schema.json', 'utf8'));
+    expect(committed).toEqual(configJsonSchema());
   });
 });
 

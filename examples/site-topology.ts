@@ -12,7 +12,7 @@
  * two endpoint configs for this topology), `EndpointProcess` (`ipferry up` inside a namespace).
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_PORT } from '../src/transport/udp-transport.ts';
@@ -325,12 +325,18 @@ export class EndpointProcess {
     return this.status === null;
   }
 
-  /** Resolves once the endpoint is up; rejects (with its output) if it exits or times out first. */
+  /**
+   * Resolves once the endpoint is up; rejects (with its output) if it exits or times out first.
+   * A leftover socket file from an earlier endpoint would fool it: give each run fresh paths.
+   */
   async ready(timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    const upRe = this.controlPath !== null ? /control socket / : /\bup: /;
+    // With a control socket: it exists once start() has finished (its log line may be filtered by
+    // the log level). Without one: the endpoint's "up:" line.
+    const isUp = (): boolean =>
+      this.controlPath !== null ? /control socket /.test(this.output) || existsSync(this.controlPath) : /\bup: /.test(this.output);
     while (Date.now() < deadline) {
-      if (upRe.test(this.output)) return;
+      if (isUp() && this.status === null) return;
       if (this.status !== null) {
         throw new Error(`endpoint in ${this.ns} exited (${this.status.code ?? this.status.signal}) before it was up:\n${this.output.trim()}`);
       }
@@ -384,4 +390,58 @@ export function sleep(ms: number): Promise<void> {
 /** Whether a command is on PATH. */
 export function haveCommand(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+export interface Iperf3Result {
+  /** What the receiver got, bits per second. */
+  bitsPerSecond: number;
+  bytes: number;
+  /** TCP: sender retransmits; UDP: null. */
+  retransmits: number | null;
+  /** UDP: lost datagrams in percent; TCP: null. */
+  lostPercent: number | null;
+}
+
+/**
+ * iperf3 from `clientNs` to a one-shot server (`iperf3 -s -1`) bound to `serverAddr` in `serverNs`;
+ * `args` go to the client (e.g. ['-t', '3'] or ['-u', '-b', '2G', '-l', '1300']). Retries while the
+ * server is not listening yet. Throws with iperf3's error text on failure.
+ */
+export async function runIperf3(topo: SiteTopology, serverNs: string, clientNs: string, serverAddr: string, args: string[]): Promise<Iperf3Result> {
+  const server = topo.spawn(serverNs, ['iperf3', '-s', '-1', '-B', serverAddr]);
+  type J = {
+    error?: string;
+    end?: {
+      sum_received?: { bits_per_second: number; bytes: number; lost_percent?: number };
+      sum_sent?: { retransmits?: number };
+      sum?: { bits_per_second: number; bytes: number; lost_percent?: number };
+    };
+  };
+  const seconds = Number(args[args.indexOf('-t') + 1] ?? 10) || 10;
+  try {
+    let j: J = {};
+    for (let attempt = 0; attempt < 40; attempt++) {
+      const r = topo.run(clientNs, ['iperf3', '-c', serverAddr, '-J', ...args], (seconds + 30) * 1000);
+      try {
+        j = JSON.parse(r.stdout) as J;
+      } catch {
+        j = { error: (r.stdout + r.stderr).trim().slice(0, 400) || `exit ${r.code}` };
+      }
+      if (!/refused/i.test(j.error ?? '')) break;
+      await sleep(100); // the server is not listening yet
+    }
+    if (j.error !== undefined) throw new Error(`iperf3 ${args.join(' ')} -> ${serverAddr}: ${j.error}`);
+    const udp = args.includes('-u');
+    // The receiver's view: end.sum_received (UDP in older iperf3: end.sum, sender bytes with the loss).
+    const rx = j.end?.sum_received ?? (udp ? j.end?.sum : undefined);
+    if (rx === undefined) throw new Error(`iperf3 ${args.join(' ')} -> ${serverAddr}: no result`);
+    return {
+      bitsPerSecond: rx.bits_per_second,
+      bytes: rx.bytes,
+      retransmits: udp ? null : (j.end?.sum_sent?.retransmits ?? 0),
+      lostPercent: udp ? (j.end?.sum_received?.lost_percent ?? j.end?.sum?.lost_percent ?? null) : null,
+    };
+  } finally {
+    if (server.exitCode === null && server.signalCode === null) server.kill('SIGKILL');
+  }
 }

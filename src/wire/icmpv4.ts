@@ -268,7 +268,8 @@ export class Icmpv4Packet {
   }
 }
 
-const EMPTY = new Uint8Array(0);
+// A Buffer, so that views in a Buffer-based pool only ever see one receiver map.
+const EMPTY: Uint8Array = Buffer.alloc(0);
 
 function unreachText(code: number, b: Uint8Array, q: number, ql: number, mtu: number): string {
   // Quoted destination and transport for tcpdump-like text.

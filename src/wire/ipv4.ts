@@ -17,7 +17,7 @@
  * |                    Options                    |    Padding    |
  */
 import { DropReason } from '../drop-reason.ts';
-import { adjust16, adjust32, checksum, fold, sumWords } from './checksum.ts';
+import { adjust16, adjust32, checksum } from './checksum.ts';
 import { describeOptions, validateOptions } from './ipv4-options.ts';
 import { describeUdpBody } from './udp.ts';
 import { describeTcpSegment } from './tcp.ts';
@@ -112,7 +112,8 @@ export interface Ipv4Repr {
   options: Uint8Array;
 }
 
-const EMPTY = new Uint8Array(0);
+// A Buffer, so that views in a Buffer-based pool only ever see one receiver map.
+const EMPTY: Uint8Array = Buffer.alloc(0);
 
 export class Ipv4Packet {
   buf: Uint8Array;
@@ -126,7 +127,7 @@ export class Ipv4Packet {
     this.len = len;
   }
 
-  /** Re-point the view (no allocation). */
+  /** Re-point the view (no allocation): keep one view per pipeline stage. */
   wrap(buf: Uint8Array, off: number, len: number): this {
     this.buf = buf;
     this.off = off;
@@ -253,14 +254,20 @@ export class Ipv4Packet {
     this.buf[this.off + F_CHECKSUM] = v >>> 8;
     this.buf[this.off + F_CHECKSUM + 1] = v;
   }
+  // Byte math written out (no helper call): once this getter is inlined nothing is left that
+  // could return a boxed (> 2^31) number, so reading addresses never allocates.
   get srcAddr(): number {
-    return readV4(this.buf, this.off + F_SRC);
+    const b = this.buf;
+    const o = this.off + F_SRC;
+    return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
   }
   set srcAddr(a: number) {
     writeV4(this.buf, this.off + F_SRC, a);
   }
   get dstAddr(): number {
-    return readV4(this.buf, this.off + F_DST);
+    const b = this.buf;
+    const o = this.off + F_DST;
+    return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
   }
   set dstAddr(a: number) {
     writeV4(this.buf, this.off + F_DST, a);
@@ -294,9 +301,10 @@ export class Ipv4Packet {
    */
   check(): DropReason {
     const len = this.len;
-    if (len < IPV4_HEADER_LEN) return DropReason.Truncated;
-    const b = this.buf;
     const o = this.off;
+    const b = this.buf;
+    // The view must lie inside its buffer: a wrong (off, len) is a truncated packet.
+    if (len < IPV4_HEADER_LEN || o < 0 || o + len > b.length) return DropReason.Truncated;
     const vi = b[o]!;
     if (vi >> 4 !== 4) return DropReason.BadVersion;
     const hl = (vi & 0x0f) << 2;
@@ -313,30 +321,36 @@ export class Ipv4Packet {
   validate(): DropReason {
     const r = this.check();
     if (r !== DropReason.None) return r;
-    return this.verifyChecksum() ? DropReason.None : DropReason.BadHeaderChecksum;
+    return this.sumHeader() === 0xffff ? DropReason.None : DropReason.BadHeaderChecksum;
   }
 
-  /** Header checksum correct (call after check(): reads headerLength bytes). */
+  /** Header checksum correct. Reads headerLength bytes; false when they are not all there. */
   verifyChecksum(): boolean {
+    const o = this.off;
+    const hl = (this.buf[o]! & 0x0f) << 2;
+    if (o < 0 || hl < IPV4_HEADER_LEN || o + hl > this.buf.length) return false;
+    return this.sumHeader() === 0xffff;
+  }
+
+  /**
+   * Folded (not complemented) sum over the header. Int-only arithmetic on 16-bit words: at most
+   * 30 words of 0xffff, far below 2^31, so V8 keeps everything in small integers. (A DataView
+   * would read faster but needs `buf.buffer`, whose getter costs more than the whole sum.)
+   */
+  private sumHeader(): number {
     const b = this.buf;
     const o = this.off;
     const hl = (b[o]! & 0x0f) << 2;
-    if (hl === IPV4_HEADER_LEN) {
-      // Unrolled 20-byte sum: five 32-bit words.
-      let s =
-        (((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0) +
-        (((b[o + 4]! << 24) | (b[o + 5]! << 16) | (b[o + 6]! << 8) | b[o + 7]!) >>> 0) +
-        (((b[o + 8]! << 24) | (b[o + 9]! << 16) | (b[o + 10]! << 8) | b[o + 11]!) >>> 0) +
-        (((b[o + 12]! << 24) | (b[o + 13]! << 16) | (b[o + 14]! << 8) | b[o + 15]!) >>> 0) +
-        (((b[o + 16]! << 24) | (b[o + 17]! << 16) | (b[o + 18]! << 8) | b[o + 19]!) >>> 0);
-      // s < 5 * 2^32: fold the high part exactly, then end-around carry twice.
-      const hi = Math.floor(s / 65536);
-      s = (s - hi * 65536) + (hi & 0xffff) + Math.floor(hi / 65536);
-      s = (s & 0xffff) + (s >>> 16);
-      s = (s & 0xffff) + (s >>> 16);
-      return s === 0xffff;
-    }
-    return fold(sumWords(b, o, hl)) === 0xffff;
+    let s =
+      ((b[o]! << 8) | b[o + 1]!) + ((b[o + 2]! << 8) | b[o + 3]!) +
+      ((b[o + 4]! << 8) | b[o + 5]!) + ((b[o + 6]! << 8) | b[o + 7]!) +
+      ((b[o + 8]! << 8) | b[o + 9]!) + ((b[o + 10]! << 8) | b[o + 11]!) +
+      ((b[o + 12]! << 8) | b[o + 13]!) + ((b[o + 14]! << 8) | b[o + 15]!) +
+      ((b[o + 16]! << 8) | b[o + 17]!) + ((b[o + 18]! << 8) | b[o + 19]!);
+    for (let i = o + IPV4_HEADER_LEN; i < o + hl; i += 2) s += (b[i]! << 8) | b[i + 1]!;
+    s = (s & 0xffff) + (s >>> 16);
+    s = (s & 0xffff) + (s >>> 16);
+    return s;
   }
 
   /** Compute and store the header checksum; returns it. */

@@ -372,7 +372,8 @@ export class TcpPacket {
   }
 }
 
-const EMPTY = new Uint8Array(0);
+// A Buffer, so that views in a Buffer-based pool only ever see one receiver map.
+const EMPTY: Uint8Array = Buffer.alloc(0);
 
 function flagText(f: number): string {
   let s = '';

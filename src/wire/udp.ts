@@ -155,7 +155,8 @@ export class UdpPacket {
   }
 }
 
-const EMPTY = new Uint8Array(0);
+// A Buffer, so that views in a Buffer-based pool only ever see one receiver map.
+const EMPTY: Uint8Array = Buffer.alloc(0);
 
 /**
  * tcpdump's body for a UDP datagram inside IP: "10.0.0.1.5000 > 10.0.0.2.53: UDP, length 4".

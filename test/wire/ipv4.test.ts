@@ -352,6 +352,17 @@ describe('Ipv4Packet.check() on broken headers', () => {
     });
   }
 
+  it('a view that does not lie inside its buffer is Truncated, and nothing throws', () => {
+    const b = good();
+    for (const [off, len] of [[0, 41], [10, 40], [-1, 40], [39, 20], [40, 20], [1000, 20]] as const) {
+      const p = new Ipv4Packet().wrap(b, off, len);
+      expect(p.check()).toBe(DropReason.Truncated);
+      expect(p.validate()).toBe(DropReason.Truncated);
+      expect(typeof p.verifyChecksum()).toBe('boolean'); // needs only the header bytes
+      expect(typeof p.describe()).toBe('string');
+    }
+  });
+
   it('accepts trailing bytes beyond the total length (link padding)', () => {
     const b = good();
     const p = new Ipv4Packet(b, 0, 40);

@@ -29,6 +29,7 @@ import {
   formatAddress,
   parseEndpoint,
   parsePrefix,
+  prefixContains,
   type Family,
 } from '../wire/address-text.ts';
 import { DEFAULT_PORT } from '../transport/udp-transport.ts';
@@ -704,10 +705,31 @@ function normalize(json: unknown, source: string, opts: ParseOptions): Config {
   }
 
   // --- extra routes and policy rules (ip route / ip rule syntax)
+  // A nexthop must lead somewhere the endpoint knows: a peer (by `dev NAME`, or `via` an address
+  // inside a peer's routes), the interface (the kernel behind the TUN), or the own stack.
+  const devNames = new Set<string>([ifname, 'stack', ...peers.map((p) => p.name)]);
+  const peerOfVia = (via: ParsedRouteLine['via']): string | undefined => {
+    if (via === null || via === undefined || typeof via === 'string') return undefined;
+    return peers.find((p) => p.routes.some((r) => prefixContains(r, via)))?.name;
+  };
   const routes: ConfigRoute[] = (raw.routes ?? []).map((text, i) => {
     const r = checkRouteLine(text);
     if (!r.ok) fail(`routes[${i}]`, r.error);
-    return { text: text.trim(), parsed: r.value };
+    const spec = r.value;
+    const type = spec.type ?? 'unicast';
+    if (type === 'unicast') {
+      const hops = spec.nexthops && spec.nexthops.length > 0 ? spec.nexthops : [spec];
+      for (const nh of hops) {
+        if (nh.dev) {
+          if (!devNames.has(nh.dev)) fail(`routes[${i}]`, `dev ${nh.dev} is not a peer, the interface ${ifname} or stack`);
+        } else {
+          const name = peerOfVia(nh.via);
+          if (name === undefined) fail(`routes[${i}]`, 'via address is not inside any peer\'s routes (give dev PEER)');
+          nh.dev = name;
+        }
+      }
+    }
+    return { text: text.trim(), parsed: spec };
   });
   const rules: ConfigRule[] = (raw.rules ?? []).map((text, i) => {
     const r = checkRuleLine(text);

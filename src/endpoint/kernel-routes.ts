@@ -7,22 +7,13 @@
  * is pinned first with a host route, so the encapsulated packets never loop back into the tunnel.
  */
 import { execFileSync } from 'node:child_process';
-import { formatAddress, formatPrefix, type AddressBytes, type Prefix } from '../wire/address-text.ts';
+import { formatAddress, formatPrefix, prefixContains, type AddressBytes, type Prefix } from '../wire/address-text.ts';
 
 export type IpRunner = (args: string[]) => string;
 
 /** Runs `ip ARGS...` and returns stdout; throws with the tool's stderr on failure. */
 export const runIp: IpRunner = (args) =>
   execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 5000 });
-
-export function prefixContains(p: Prefix, a: AddressBytes): boolean {
-  if (p.family !== a.family) return false;
-  for (let bit = 0; bit < p.length; bit++) {
-    const m = 1 << (7 - (bit & 7));
-    if ((p.bytes[bit >> 3]! & m) !== (a.bytes[bit >> 3]! & m)) return false;
-  }
-  return true;
-}
 
 interface UnderlayRoute {
   gateway?: string;

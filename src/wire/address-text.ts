@@ -85,6 +85,16 @@ export function maskInPlace(bytes: Uint8Array, length: number): void {
   }
 }
 
+/** Is address `a` inside prefix `p` (same family, first p.length bits equal)? */
+export function prefixContains(p: Prefix, a: AddressBytes): boolean {
+  if (p.family !== a.family) return false;
+  for (let bit = 0; bit < p.length; bit++) {
+    const m = 1 << (7 - (bit & 7));
+    if ((p.bytes[bit >> 3]! & m) !== (a.bytes[bit >> 3]! & m)) return false;
+  }
+  return true;
+}
+
 /** Format 4 or 16 bytes at buf[off] as text (RFC 5952 compressed form for IPv6). */
 export function formatAddress(buf: Uint8Array, off: number, family: Family): string {
   if (family === 4) return `${buf[off]}.${buf[off + 1]}.${buf[off + 2]}.${buf[off + 3]}`;

@@ -88,6 +88,8 @@ export const BAD_CONFIGS: BadCase[] = [
   { name: 'json-trailing-comma', text: '{\n  "interface": { "name": "x", },\n}\n', message: "line 2, column 31: JSON syntax error: trailing comma before '}'" },
   { name: 'json-duplicate-key', text: '{\n  "interface": { "name": "x" },\n  "interface": { "name": "y" }\n}\n', message: 'line 3, column 3: JSON syntax error: duplicate key "interface"' },
   { name: 'top-level-array', text: '[]', message: 'expected a JSON object at the top level, got an array' },
+  { name: 'route-dev-unknown', text: mut((c) => (c.routes = ['10.9.0.0/16 dev hangzhou'])), message: 'routes[0]: dev hangzhou is not a peer, the interface cfgtest0 or stack' },
+  { name: 'route-via-nowhere', text: mut((c) => (c.routes = ['10.9.0.0/16 via 172.16.0.1'])), message: "routes[0]: via address is not inside any peer's routes (give dev PEER)" },
   { name: 'bad-route-line', text: mut((c) => (c.routes = ['unreachable 10.99.0.0/16', '10.0.0.0/8 via 10.0.0.2 frobnicate 1'])), message: 'routes[1]: unknown keyword frobnicate' },
   { name: 'bad-rule-line', text: mut((c) => (c.rules = ['from 192.168.10.0/24 lookup 100', 'from 192.168.10.0/24 jump 5'])), message: 'rules[1]: unsupported rule selector jump' },
   { name: 'stack-duplicates-interface', text: mut((c) => (c.stack = { address: ['10.0.0.1/32'] })), message: 'stack.address[0]: 10.0.0.1 is also interface.address[0]' },

@@ -139,6 +139,15 @@ describe('parseConfig: good configs', () => {
     expect(c.peers).toHaveLength(2);
   });
 
+  it('route lines: dev names a peer; a bare via resolves to the peer whose routes hold it', () => {
+    const c = base();
+    c.routes = ['10.9.0.0/16 dev shanghai', '10.8.0.0/16 via 192.168.30.1', 'blackhole 10.66.0.0/16', 'default nexthop via 192.168.20.1 nexthop dev guangzhou'];
+    const cfg = parseConfig(c);
+    expect(cfg.routes[0]!.parsed.dev).toBe('shanghai');
+    expect(cfg.routes[1]!.parsed.dev).toBe('guangzhou');
+    expect(cfg.routes[3]!.parsed.nexthops!.map((n) => n.dev)).toEqual(['shanghai', 'guangzhou']);
+  });
+
   it('the example configs parse', () => {
     for (const f of ['examples/beijing.json', 'examples/shanghai.json']) {
       const c = loadConfig(f);

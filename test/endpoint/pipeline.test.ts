@@ -174,6 +174,48 @@ describe('pipeline: device -> peer', () => {
   });
 });
 
+describe('pipeline: operator routing (policy rules, ECMP)', () => {
+  it('seed 002: IPv6 TCP one way, other IPv6 the other way (ip rule ipproto tcp lookup TABLE)', () => {
+    const t = setup({ routes: ['::/0 dev shanghai table 100', '::/0 dev hangzhou'], rules: ['priority 100 ipproto tcp lookup 100'] });
+    const retarget = (b: Buffer) => {
+      const c = Buffer.from(b);
+      c[24] = 0xfd;
+      c[25] = 0x99; // fd99:... : only the defaults match
+      return c;
+    };
+    t.fromDevice(retarget(kernelFixture('tcp-syn6')[0]!));
+    t.fromDevice(retarget(kernelFixture('ping6')[0]!));
+    t.fromDevice(retarget(kernelFixture('udp6')[0]!));
+    expect(t.sent.map((s) => s.peer)).toEqual([0, 1, 1]);
+    t.done();
+  });
+
+  it('ECMP over two peers: one flow keeps one path, flows spread over both', () => {
+    const t = setup({ routes: ['10.50.0.0/16 nexthop dev shanghai nexthop dev hangzhou'] });
+    const udp = kernelFixture('udp4')[0]!;
+    const flow = (sport: number) => {
+      const b = Buffer.from(udp);
+      b[16] = 10;
+      b[17] = 50;
+      b.writeUInt16BE(sport, 20);
+      new Ipv4Packet(b, 0, b.length).fillChecksum();
+      return b;
+    };
+    for (let sport = 1000; sport < 1100; sport++) for (let k = 0; k < 3; k++) t.fromDevice(flow(sport));
+    const byFlow = new Map<number, Set<number>>();
+    for (const s of t.sent) {
+      const sp = s.bytes.readUInt16BE(20);
+      if (!byFlow.has(sp)) byFlow.set(sp, new Set());
+      byFlow.get(sp)!.add(s.peer);
+    }
+    expect([...byFlow.values()].every((peers) => peers.size === 1)).toBe(true);
+    const onFirst = t.sent.filter((s) => s.peer === 0).length / 3;
+    expect(onFirst).toBeGreaterThan(25);
+    expect(onFirst).toBeLessThan(75);
+    t.done();
+  });
+});
+
 describe('pipeline: peer -> ...', () => {
   it('delivers a packet from a peer to the device when its source is inside the peer routes', () => {
     const t = setup();

@@ -49,8 +49,8 @@ function cell(r: Iperf3Result | string, udp: boolean): string {
   return `${gbit(r.bitsPerSecond)} (${r.retransmits ?? 0} retr)`;
 }
 
-function pingAvg(topo: SiteTopology, ns: string, addr: string): number | string {
-  const r = topo.run(ns, ['ping', '-c', String(PINGS), '-i', '0.05', '-W', '2', '-q', addr], 30_000);
+async function pingAvg(topo: SiteTopology, ns: string, addr: string): Promise<number | string> {
+  const r = await topo.runAsync(ns, ['ping', '-c', String(PINGS), '-i', '0.05', '-W', '2', '-q', addr], 30_000);
   const m = /= [\d.]+\/([\d.]+)\//.exec(r.stdout);
   const got = /(\d+) received/.exec(r.stdout)?.[1];
   if (!m) return `failed (${got ?? 0}/${PINGS})`;
@@ -65,7 +65,7 @@ async function measure(topo: SiteTopology, path: string, clientNs: string, serve
       return `failed: ${(e as Error).message.split('\n')[0]!.slice(0, 80)}`;
     }
   };
-  const rtt = pingAvg(topo, clientNs, addr);
+  const rtt = await pingAvg(topo, clientNs, addr);
   const tcp = await attempt(['-t', String(TCP_SECONDS)]);
   const udp = await attempt(['-t', String(UDP_SECONDS), ...UDP_ARGS]);
   const row = { path, tcp, udp, rtt };
@@ -135,7 +135,7 @@ export default async function e2eBench(): Promise<BenchSection> {
       topo.exec(topo.hostA, ['ping', '-c', '1', '-W', '2', SITE.hostB.v4]);
       rows.push(await measure(topo, 'ipferry hostA -> hostB (TUN MTU 1400, GUE over UDP/IPv4)', topo.hostA, topo.hostB, SITE.hostB.v4));
       for (const [name, e] of [['gwA', eps[0]!], ['gwB', eps[1]!]] as const) {
-        const s = e.show('stats').stats as { drops: Record<string, number>; poolExhausted: number; udpRx: { packets: number } };
+        const s = (await e.show('stats')).stats as { drops: Record<string, number>; poolExhausted: number; udpRx: { packets: number } };
         notes.push(`${name} endpoint after the run: drops ${JSON.stringify(s.drops)}, pool exhausted ${s.poolExhausted}x, ${s.udpRx.packets} datagrams received.`);
       }
     } catch (e) {

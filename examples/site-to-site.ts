@@ -29,7 +29,18 @@ import { DEFAULT_PORT } from '../src/transport/udp-transport.ts';
 import { describeGue, gueClassify, gueHeaderLength, GueKind } from '../src/wire/gue.ts';
 import { Ipv4Packet } from '../src/wire/ipv4.ts';
 import { describeIpv6 } from '../src/wire/ipv6.ts';
-import { EndpointProcess, haveCommand, isRoot, REPO_ROOT, SITE, SiteTopology, sleep, writeSiteConfigs } from './site-topology.ts';
+import {
+  EndpointProcess,
+  haveCommand,
+  isRoot,
+  REPO_ROOT,
+  runIperf3,
+  SITE,
+  SiteTopology,
+  sleep,
+  writeSiteConfigs,
+  type Iperf3Result,
+} from './site-topology.ts';
 
 const say = (line = ''): void => {
   process.stdout.write(`${line}\n`);
@@ -80,8 +91,8 @@ function exampleConfig(file: string): Record<string, any> {
   return JSON.parse(readFileSync(join(REPO_ROOT, 'examples', file), 'utf8')) as Record<string, any>;
 }
 
-function ping(topo: SiteTopology, what: string, addr: string, size: number, count: number, needAll: boolean): PingResult {
-  const r = topo.run(topo.hostA, ['ping', '-c', String(count), '-i', '0.2', '-W', '2', '-s', String(size), addr], 30_000);
+async function ping(topo: SiteTopology, what: string, addr: string, size: number, count: number, needAll: boolean): Promise<PingResult> {
+  const r = await topo.runAsync(topo.hostA, ['ping', '-c', String(count), '-i', '0.2', '-W', '2', '-s', String(size), addr], 30_000);
   const p = parsePing(r.stdout + r.stderr);
   say(pingLine(what, p));
   if (p.received === 0 || (needAll && p.received < p.sent)) fail(`${what}: ${p.received}/${p.sent} replies\n${p.text.trim()}`);
@@ -92,30 +103,16 @@ function ping(topo: SiteTopology, what: string, addr: string, size: number, coun
 async function tcpTransfer(topo: SiteTopology): Promise<void> {
   const seconds = 3;
   if (haveCommand('iperf3')) {
-    const server = topo.spawn(topo.hostB, ['iperf3', '-s', '-1', '-B', SITE.hostB.v4]);
+    let r: Iperf3Result;
     try {
-      type IperfJson = { error?: string; end?: { sum_received?: { bits_per_second: number; bytes: number }; sum_sent?: { retransmits?: number } } };
-      let j: IperfJson = {};
-      let r = { code: -1, stdout: '', stderr: '' };
-      for (let attempt = 0; attempt < 30; attempt++) {
-        r = topo.run(topo.hostA, ['iperf3', '-c', SITE.hostB.v4, '-t', String(seconds), '-J'], (seconds + 20) * 1000);
-        try {
-          j = JSON.parse(r.stdout) as IperfJson;
-        } catch {
-          j = { error: (r.stdout + r.stderr).trim().slice(0, 400) || `exit ${r.code}` };
-        }
-        if (!/refused/i.test(j.error ?? '')) break;
-        await sleep(100); // the server is not listening yet
-      }
-      if (j.error !== undefined || j.end?.sum_received === undefined) fail(`iperf3 failed: ${j.error ?? 'no result'}`);
-      const rx = j.end!.sum_received!;
-      say(
-        `TCP hostA -> hostB (iperf3, ${seconds} s): ${(rx.bits_per_second / 1e6).toFixed(0)} Mbit/s ` +
-          `(${(rx.bytes / 1e6).toFixed(1)} MB received, ${j.end!.sum_sent?.retransmits ?? 0} retransmits)`,
-      );
-    } finally {
-      kill(server);
+      r = await runIperf3(topo, topo.hostB, topo.hostA, SITE.hostB.v4, ['-t', String(seconds)]);
+    } catch (e) {
+      return fail((e as Error).message);
     }
+    say(
+      `TCP hostA -> hostB (iperf3, ${seconds} s): ${(r.bitsPerSecond / 1e6).toFixed(0)} Mbit/s ` +
+        `(${(r.bytes / 1e6).toFixed(1)} MB received, ${r.retransmits ?? 0} retransmits)`,
+    );
     return;
   }
   // No iperf3: a node receiver on hostB counts bytes, a node sender on hostA writes for `seconds`.
@@ -127,7 +124,7 @@ async function tcpTransfer(topo: SiteTopology): Promise<void> {
   rx.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   try {
     for (let i = 0; i < 100 && !out.includes('listening'); i++) await sleep(50);
-    const r = topo.run(topo.hostA, [process.execPath, '-e', sender], (seconds + 20) * 1000);
+    const r = await topo.runAsync(topo.hostA, [process.execPath, '-e', sender], (seconds + 20) * 1000);
     if (r.code !== 0) fail(`TCP sender failed: ${r.stderr.trim()}`);
     for (let i = 0; i < 100 && !out.includes('bytes'); i++) await sleep(50);
     const line = out.split('\n').find((l) => l.startsWith('{'));
@@ -197,7 +194,7 @@ async function showUnderlay(topo: SiteTopology, dir: string, port: number): Prom
   try {
     for (let i = 0; i < 100 && !/listening on/.test(err); i++) await sleep(50);
     if (!/listening on/.test(err)) fail(`tcpdump did not start: ${err.trim()}`);
-    const r = topo.run(topo.hostA, ['ping', '-c', '1', '-W', '2', SITE.hostB.v4]);
+    const r = await topo.runAsync(topo.hostA, ['ping', '-c', '1', '-W', '2', SITE.hostB.v4]);
     if (r.code !== 0) fail(`ping during capture failed: ${r.stdout.trim()}`);
     await sleep(200);
   } finally {
@@ -238,15 +235,15 @@ async function runNamespaces(why: string): Promise<void> {
     await Promise.all(endpoints.map((e) => e.ready()));
     say(`endpoints up: gwA ${a.listen} (${a.interface.name}, mtu ${a.interface.mtu}), gwB ${b.listen}; configs in ${dir}`);
 
-    const v4 = ping(topo, `ping hostB ${SITE.hostB.v4} (v4)`, SITE.hostB.v4, 56, 5, true);
-    const v6 = ping(topo, `ping hostB ${SITE.hostB.v6} (v6)`, SITE.hostB.v6, 56, 5, true);
-    ping(topo, `ping hostB ${SITE.hostB.v4} 4000 bytes (v4, fragmented)`, SITE.hostB.v4, 4000, 3, false);
-    ping(topo, `ping hostB ${SITE.hostB.v6} 4000 bytes (v6, fragmented)`, SITE.hostB.v6, 4000, 4, false);
-    ping(topo, `ping gwA's endpoint stack 10.0.0.254 65000 bytes`, '10.0.0.254', 65000, 2, false);
+    const v4 = await ping(topo, `ping hostB ${SITE.hostB.v4} (v4)`, SITE.hostB.v4, 56, 5, true);
+    const v6 = await ping(topo, `ping hostB ${SITE.hostB.v6} (v6)`, SITE.hostB.v6, 56, 5, true);
+    await ping(topo, `ping hostB ${SITE.hostB.v4} 4000 bytes (v4, fragmented)`, SITE.hostB.v4, 4000, 3, false);
+    await ping(topo, `ping hostB ${SITE.hostB.v6} 4000 bytes (v6, fragmented)`, SITE.hostB.v6, 4000, 4, false);
+    await ping(topo, `ping gwA's endpoint stack 10.0.0.254 65000 bytes`, '10.0.0.254', 65000, 2, false);
     await tcpTransfer(topo);
     await showUnderlay(topo, dir, port);
 
-    const s = endpoints[0]!.show('peers');
+    const s = await endpoints[0]!.show('peers');
     const peer = (s.peers as { name: string; up: boolean; txPackets: number; rxPackets: number }[])[0];
     if (peer) say(`gwA's view of peer ${peer.name}: ${peer.up ? 'up' : 'down'}, ${peer.txPackets} packets out, ${peer.rxPackets} in`);
     say(`RTT through the tunnel: v4 ${v4.avg?.toFixed(3)} ms, v6 ${v6.avg?.toFixed(3)} ms (avg)`);

@@ -11,7 +11,7 @@
  * Also here, for the example, the integration tests and the end-to-end bench: `siteConfigs()` (the
  * two endpoint configs for this topology), `EndpointProcess` (`ipferry up` inside a namespace).
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -133,6 +133,29 @@ export class SiteTopology {
   run(ns: string, cmd: string[], timeoutMs = 30_000): { code: number; stdout: string; stderr: string } {
     const r = spawnSync('ip', ['netns', 'exec', ns, ...cmd], { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 << 20 });
     return { code: r.error || r.status === null ? -1 : r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? r.error?.message ?? '' };
+  }
+
+  /**
+   * Like run, but asynchronous: the event loop stays free (signals are handled at once, e.g. tsx
+   * gives a child 30 ms to acknowledge Ctrl-C before it SIGKILLs it). Killed by destroy().
+   */
+  runAsync(ns: string, cmd: string[], timeoutMs = 30_000): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+      const child = spawn('ip', ['netns', 'exec', ns, ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+      this.children.add(child);
+      let stdout = '';
+      let stderr = '';
+      child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      const done = (code: number, extra = ''): void => {
+        clearTimeout(timer);
+        this.children.delete(child);
+        resolve({ code, stdout, stderr: stderr + extra });
+      };
+      child.once('error', (e) => done(-1, e.message));
+      child.once('close', (code) => done(code ?? -1));
+    });
   }
 
   /**
@@ -363,14 +386,15 @@ export class EndpointProcess {
   }
 
   /** `ipferry show WHAT --json` through the control socket (parsed). */
-  show(what: 'all' | 'peers' | 'routes' | 'stats' = 'all'): Record<string, any> {
-    if (this.controlPath === null) throw new Error('this endpoint has no control socket');
-    const out = execFileSync(process.execPath, [CLI, 'show', what, '--json', '--socket', this.controlPath], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: 20_000,
+  show(what: 'all' | 'peers' | 'routes' | 'stats' = 'all'): Promise<Record<string, any>> {
+    const path = this.controlPath;
+    if (path === null) return Promise.reject(new Error('this endpoint has no control socket'));
+    return new Promise((resolve, reject) => {
+      execFile(process.execPath, [CLI, 'show', what, '--json', '--socket', path], { encoding: 'utf8', timeout: 20_000 }, (err, stdout, stderr) => {
+        if (err) reject(new Error(`ipferry show ${what}: ${(stderr || err.message).trim()}`));
+        else resolve(JSON.parse(stdout) as Record<string, any>);
+      });
     });
-    return JSON.parse(out) as Record<string, any>;
   }
 }
 
@@ -421,7 +445,7 @@ export async function runIperf3(topo: SiteTopology, serverNs: string, clientNs: 
   try {
     let j: J = {};
     for (let attempt = 0; attempt < 40; attempt++) {
-      const r = topo.run(clientNs, ['iperf3', '-c', serverAddr, '-J', ...args], (seconds + 30) * 1000);
+      const r = await topo.runAsync(clientNs, ['iperf3', '-c', serverAddr, '-J', ...args], (seconds + 30) * 1000);
       try {
         j = JSON.parse(r.stdout) as J;
       } catch {

@@ -128,7 +128,7 @@ export function siteSuite(underlay: 4 | 6): void {
     }, 60_000);
 
     // First, while no PMTU is cached anywhere: the endpoint itself must answer a DF packet above the peer's MTU.
-    it(`ping -M do above the peer's MTU gets "Frag needed" / "Packet too big" with mtu ${PEER_MTU}`, () => {
+    it(`ping -M do above the peer's MTU gets "Frag needed" / "Packet too big" with mtu ${PEER_MTU}`, async () => {
       // gwB's LAN addresses: across the tunnel, never pinged before (no cached path MTU on hostA).
       const r4 = topo.run(topo.hostA, ['ping', '-c', '1', '-W', '2', '-M', 'do', '-s', '1350', SITE.gwB.lan4]);
       expect(r4.stdout + r4.stderr).toContain(`From ${STACK.a.v4} icmp_seq=1 Frag needed and DF set (mtu = ${PEER_MTU})`);
@@ -136,11 +136,11 @@ export function siteSuite(underlay: 4 | 6): void {
       expect(r6.stdout + r6.stderr).toContain(`From ${STACK.a.v6} icmp_seq=1 Packet too big: mtu=${PEER_MTU}`);
       // Below the peer MTU the same DF ping goes through.
       expect(pingUntil(topo, topo.hostA, SITE.gwB.lan4, PEER_MTU - 28, 2, ['-M', 'do']).ok).toBe(true);
-      const drops = epA.show('stats').stats.drops as Record<string, number>;
+      const drops = (await epA.show('stats')).stats.drops as Record<string, number>;
       expect(drops.PacketTooBig).toBeGreaterThanOrEqual(2);
     });
 
-    it('pings host to host across the tunnel, v4 and v6', () => {
+    it('pings host to host across the tunnel, v4 and v6', async () => {
       for (const addr of [SITE.hostB.v4, SITE.hostB.v6]) {
         const r = topo.run(topo.hostA, ['ping', '-c', '3', '-i', '0.2', '-W', '2', addr], 20_000);
         expect(r.code, r.stdout + r.stderr).toBe(0);
@@ -150,13 +150,13 @@ export function siteSuite(underlay: 4 | 6): void {
         const r = topo.run(topo.hostB, ['ping', '-c', '2', '-i', '0.2', '-W', '2', addr], 20_000);
         expect(r.stdout).toContain('2 packets transmitted, 2 received');
       }
-      const peers = epA.show('peers').peers as { name: string; up: boolean; rxPackets: number }[];
+      const peers = (await epA.show('peers')).peers as { name: string; up: boolean; rxPackets: number }[];
       expect(peers[0]).toMatchObject({ name: 'shanghai', up: true });
       expect(peers[0]!.rxPackets).toBeGreaterThan(0);
     });
 
     const SIZES = [56, 1372, 1373, 4000, 20000, 65000];
-    it(`pings of ${SIZES.join(', ')} bytes to gwA's stack address, from hostA and from hostB across the tunnel`, () => {
+    it(`pings of ${SIZES.join(', ')} bytes to gwA's stack address, from hostA and from hostB across the tunnel`, async () => {
       const rtts: string[] = [];
       const targets: [string, string, string][] = [
         ['hostA', topo.hostA, STACK.a.v4],
@@ -171,7 +171,7 @@ export function siteSuite(underlay: 4 | 6): void {
           rtts.push(`${who}->${addr} ${size}: ${r.rtt} ms`);
         }
       }
-      const before = epA.show('stats').stats.extra as Record<string, number>;
+      const before = (await epA.show('stats')).stats.extra as Record<string, number>;
       expect(before.echoReplies).toBeGreaterThanOrEqual(SIZES.length * targets.length);
       console.log(`[IPv${underlay} underlay] stack ping RTTs: ${rtts.join(', ')}`);
     });
@@ -220,7 +220,7 @@ export function siteSuite(underlay: 4 | 6): void {
         for (let i = 0; i < 60 && !got.includes('got via-tunnel'); i++) await sleep(50);
         expect(got).toContain('got via-tunnel');
 
-        const unknownBefore = (epA.show('stats').stats.drops as Record<string, number>).UnknownPeer ?? 0;
+        const unknownBefore = ((await epA.show('stats')).stats.drops as Record<string, number>).UnknownPeer ?? 0;
         // The same kind of inner packet, sent straight to gwA's endpoint from gwB's address but
         // from port 7777: no peer's endpoint.
         const inner = ipv4Udp(SITE.hostB.v4, SITE.hostA.v4, 5555, 9999, Buffer.from('injected'));
@@ -234,7 +234,7 @@ export function siteSuite(underlay: 4 | 6): void {
         let unknownAfter = unknownBefore;
         for (let i = 0; i < 20 && unknownAfter < unknownBefore + 3; i++) {
           await sleep(100);
-          unknownAfter = (epA.show('stats').stats.drops as Record<string, number>).UnknownPeer ?? 0;
+          unknownAfter = ((await epA.show('stats')).stats.drops as Record<string, number>).UnknownPeer ?? 0;
         }
         expect(unknownAfter - unknownBefore).toBe(3);
         await sleep(300);

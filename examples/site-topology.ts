@@ -263,6 +263,10 @@ export const STACK = {
   b: { v4: '10.0.0.253', v6: 'fd00::253' },
 } as const;
 
+/** The TUN's own addresses on each gateway (as in examples/beijing.json / shanghai.json). */
+export const TUN_ADDR = { a: ['10.0.0.1/30', 'fd00::1/64'], b: ['10.0.0.2/30', 'fd00::2/64'] } as const;
+const hostPrefix = (a: string): string => a.replace(/\/\d+$/, a.includes(':') ? '/128' : '/32');
+
 /** Underlay address text of a gateway ("203.0.113.10" or "[2001:db8:113::10]"). */
 export function wanHost(gw: 'gwA' | 'gwB', underlay: 4 | 6): string {
   return underlay === 4 ? SITE[gw].wan4 : `[${SITE[gw].wan6}]`;
@@ -281,14 +285,16 @@ export function siteConfigs(opts: SiteConfigOptions): { a: Record<string, unknow
     const [gw, peerGw] = me === 'a' ? (['gwA', 'gwB'] as const) : (['gwB', 'gwA'] as const);
     const peerSite = me === 'a' ? SITE.siteB : SITE.siteA;
     return {
-      interface: { name: 'ferry0', address: me === 'a' ? ['10.0.0.1/30', 'fd00::1/64'] : ['10.0.0.2/30', 'fd00::2/64'], mtu },
+      interface: { name: 'ferry0', address: [...TUN_ADDR[me]], mtu },
       listen: `${wanHost(gw, underlay)}:${port}`,
       stack: { address: [`${STACK[me].v4}/32`, `${STACK[me].v6}/128`] },
       peers: [
         {
           name: me === 'a' ? 'shanghai' : 'beijing',
           endpoint: `${wanHost(peerGw, underlay)}:${port}`,
-          routes: [peerSite.v4, peerSite.v6, `${STACK[other].v4}/32`, `${STACK[other].v6}/128`],
+          // The other site, the other endpoint's stack, and the other TUN's own addresses (so the
+          // gateways themselves can talk through the tunnel, as in examples/beijing.json).
+          routes: [peerSite.v4, peerSite.v6, `${STACK[other].v4}/32`, `${STACK[other].v6}/128`, ...TUN_ADDR[other].map(hostPrefix)],
           mtu: opts.peerMtu ?? mtu,
           keepalive: opts.keepalive ?? 1,
         },

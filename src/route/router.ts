@@ -18,7 +18,8 @@ import type { AddressBytes, Family, Prefix } from '../wire/address-text.ts';
 import { FlowKey } from './flow.ts';
 import { compileRule, parseRule, Rule } from './rules.ts';
 import type { RuleSpec } from './rules.ts';
-import { MAX_TRIE_VALUE, StrideTrie, V4_STRIDES_LARGE, V4_STRIDES_SMALL, V6_STRIDES } from './trie.ts';
+import { Poptrie } from './poptrie.ts';
+import { MAX_TRIE_VALUE, StrideTrie, V4_STRIDES_LARGE, V4_STRIDES_SMALL, V6_TOP_BITS } from './trie.ts';
 import { ROUTE_TYPE_NAMES, RouteType, routeTypeCode } from './types.ts';
 import type { Nexthop, NexthopSpec, RouteInfo, RouteSpec, RouteTypeCode } from './types.ts';
 
@@ -36,7 +37,7 @@ export class RouteError extends Error {
 /** One routing table: an IPv4 and an IPv6 trie of head route ids, created on first use. */
 export class RouteTable {
   v4: StrideTrie | null = null;
-  v6: StrideTrie | null = null;
+  v6: Poptrie | null = null;
   count4 = 0;
   count6 = 0;
   /** Prefixes present per length (removal looks for the covering prefix only at these). */
@@ -457,12 +458,12 @@ export class Router {
     }
   }
 
-  private trieFor(tab: RouteTable, fam: Family): StrideTrie {
+  private trieFor(tab: RouteTable, fam: Family): StrideTrie | Poptrie {
     if (fam === 4) {
       if (tab.v4 === null) tab.v4 = new StrideTrie(32, V4_STRIDES_SMALL);
       return tab.v4;
     }
-    if (tab.v6 === null) tab.v6 = new StrideTrie(128, V6_STRIDES);
+    if (tab.v6 === null) tab.v6 = new Poptrie(128, V6_TOP_BITS);
     return tab.v6;
   }
 
@@ -559,7 +560,7 @@ export class Router {
     (fam === 4 ? tab.lengths4 : tab.lengths6)[len]!++;
     if (fam === 4) {
       tab.count4++;
-      if (tab.count4 > V4_LARGE_THRESHOLD && trie.strides[0] !== 24) this.rebuildV4(tab);
+      if (tab.count4 > V4_LARGE_THRESHOLD && (trie as StrideTrie).strides[0] !== 24) this.rebuildV4(tab);
     } else {
       tab.count6++;
     }

@@ -49,6 +49,8 @@ export const V4_STRIDES_SMALL: readonly number[] = [16, 8, 8];
  * levels to /128 (host routes are few).
  */
 export const V6_STRIDES: readonly number[] = [16, 8, 8, 4, 4, 4, 4, 4, 4, 4, 4, 8, 8, 8, 8, 8, 8, 8, 8];
+/** IPv6 tables are Poptries (poptrie.ts) with this many bits in the direct-pointing top level. */
+export const V6_TOP_BITS = 18;
 
 /** How a level's index is read from the address bytes. */
 const K16 = 0;
@@ -261,6 +263,29 @@ export class StrideTrie {
       return (e & VALUE_MASK) - 1;
     }
     return this.lookupBytes(buf, off);
+  }
+
+  /**
+   * Longest matches for `n` addresses at buf[offs[k]..] into out[k] (value or -1). DIR-24-8 issues
+   * all first-level loads of a batch before using any (they are independent, so their cache and
+   * TLB misses overlap); other schedules loop over lookupBytes.
+   */
+  lookupMany(buf: Uint8Array, offs: Int32Array, n: number, out: Int32Array): void {
+    if (!this.dir24) {
+      for (let k = 0; k < n; k++) out[k] = this.lookupBytes(buf, offs[k]!);
+      return;
+    }
+    const p0 = this.pools[0]!;
+    const p1 = this.pools[1]!;
+    for (let k = 0; k < n; k++) {
+      const off = offs[k]!;
+      out[k] = p0[(buf[off]! << 16) | (buf[off + 1]! << 8) | buf[off + 2]!]!;
+    }
+    for (let k = 0; k < n; k++) {
+      let e = out[k]!;
+      if (e & PTR) e = p1[((e & ~PTR) << 8) | buf[offs[k]! + 3]!]!;
+      out[k] = (e & VALUE_MASK) - 1;
+    }
   }
 
   /** Longest match for the address at buf[off..off+bits/8). Returns value or -1. */

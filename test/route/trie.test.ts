@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { Poptrie } from '../../src/route/poptrie.ts';
 import { StrideTrie, V4_STRIDES_LARGE, V4_STRIDES_SMALL, V6_STRIDES } from '../../src/route/trie.ts';
 import type { Family, Prefix } from '../../src/wire/address-text.ts';
 import { addressGen, matches, randomPrefix, rng } from './helpers.ts';
@@ -32,22 +33,29 @@ function cover(present: Map<string, { p: Prefix; v: number }>, p: Prefix): [numb
   return best;
 }
 
-const cases: [string, Family, readonly number[]][] = [
-  ['IPv4 DIR-24-8', 4, V4_STRIDES_LARGE],
-  ['IPv4 16-8-8', 4, V4_STRIDES_SMALL],
-  ['IPv6 default schedule', 6, V6_STRIDES],
-  ['IPv6 stride 8', 6, Array(16).fill(8)],
+type Lpm = Pick<StrideTrie, 'insert' | 'remove' | 'lookup4' | 'lookupBytes' | 'lookupKey' | 'nodeCounts'>;
+
+const cases: [string, Family, () => Lpm, number][] = [
+  ['IPv4 DIR-24-8', 4, () => new StrideTrie(32, V4_STRIDES_LARGE), 1],
+  ['IPv4 16-8-8', 4, () => new StrideTrie(32, V4_STRIDES_SMALL), 4],
+  ['IPv6 default schedule', 6, () => new StrideTrie(128, V6_STRIDES), 4],
+  ['IPv6 stride 8', 6, () => new StrideTrie(128, Array(16).fill(8)), 4],
+  ['IPv4 Poptrie top 16', 4, () => new Poptrie(32, 16), 4],
+  ['IPv4 Poptrie top 18', 4, () => new Poptrie(32, 18), 4],
+  ['IPv4 Poptrie top 8', 4, () => new Poptrie(32, 8), 4],
+  ['IPv6 Poptrie top 18', 6, () => new Poptrie(128, 18), 4],
+  ['IPv6 Poptrie top 16', 6, () => new Poptrie(128, 16), 4],
+  ['IPv6 Poptrie top 8', 6, () => new Poptrie(128, 8), 4],
 ];
 
-describe('StrideTrie against brute force', () => {
-  for (const [name, family, strides] of cases) {
+describe('LPM structures against brute force', () => {
+  for (const [name, family, make, rounds] of cases) {
     it(`${name}: random nested prefixes, interleaved add/replace/remove/lookup`, () => {
       // DIR-24-8 pays up to 2^24 writes per short prefix: fewer rounds keep the test quick.
-      const rounds = strides[0] === 24 ? 1 : 4;
       for (let seed = 1; seed <= rounds; seed++) {
         const rand = rng(seed * 7919 + family);
         const gen = addressGen(rand, family);
-        const trie = new StrideTrie(family === 4 ? 32 : 128, strides);
+        const trie = make();
         const present = new Map<string, { p: Prefix; v: number }>();
         let nextValue = 0;
         for (let step = 0; step < 1500; step++) {
@@ -91,5 +99,73 @@ describe('StrideTrie against brute force', () => {
     expect(() => new StrideTrie(32, [16, 16, 8])).toThrow(/add up/);
     expect(() => new StrideTrie(32, [4, 8, 8, 8, 4])).toThrow(/aligned/);
     expect(() => new StrideTrie(32, [12, 20])).toThrow(/unsupported/);
+  });
+});
+
+describe('Poptrie', () => {
+  it('deep host routes under /48s: churn reuses freed blocks and folds back to a bare top level', () => {
+    const rand = rng(4242);
+    const trie = new Poptrie(128, 18);
+    const present = new Map<string, { p: Prefix; v: number }>();
+    const bases = Array.from({ length: 8 }, () => {
+      const b = new Uint8Array(16);
+      b[0] = 0x2a;
+      for (let i = 1; i < 6; i++) b[i] = Math.floor(rand() * 256);
+      return b;
+    });
+    const make = (len: number): Prefix => {
+      const b = bases[Math.floor(rand() * bases.length)]!.slice();
+      for (let i = 6; i < 16; i++) b[i] = Math.floor(rand() * 4) * 64 + (i === 15 ? Math.floor(rand() * 2) : 0);
+      for (let bit = len; bit < 128; bit++) b[bit >> 3]! &= ~(1 << (7 - (bit & 7)));
+      return { family: 6, bytes: b, length: len };
+    };
+    let size = 0;
+    for (let round = 0; round < 3; round++) {
+      const lens = [32, 48, 56, 64, 96, 120, 127, 128];
+      for (let n = 0; n < 400; n++) {
+        const p = make(lens[Math.floor(rand() * lens.length)]!);
+        const v = n + round * 1000;
+        trie.insert(words(p.bytes), p.length, v);
+        present.set(keyOf(p), { p, v });
+      }
+      for (let q = 0; q < 300; q++) {
+        const a = make(128).bytes;
+        a[15]! ^= Math.floor(rand() * 256);
+        expect(trie.lookupBytes(a, 0)).toBe(refLookup(present, a));
+      }
+      for (const { p } of [...present.values()].sort(() => rand() - 0.5)) {
+        present.delete(keyOf(p));
+        const [cl, cv] = cover(present, p);
+        trie.remove(words(p.bytes), p.length, cl, cv);
+      }
+      expect(trie.nodeCounts()[1]).toBe(0);
+      if (round === 0) size = trie.byteSize();
+      else expect(trie.byteSize()).toBe(size);
+    }
+  });
+
+  it('lookupMany answers like lookupBytes / lookup4', () => {
+    for (const family of [4, 6] as const) {
+      const rand = rng(77 + family);
+      const gen = addressGen(rand, family);
+      const trie = new Poptrie(family === 4 ? 32 : 128, 18);
+      for (let n = 0; n < 500; n++) {
+        const p = randomPrefix(rand, gen, family);
+        trie.insert(words(p.bytes), p.length, n);
+      }
+      const w = family === 4 ? 4 : 16;
+      const count = 100;
+      const buf = new Uint8Array(count * (w + 1));
+      const offs = new Int32Array(count);
+      for (let k = 0; k < count; k++) {
+        offs[k] = k * (w + 1) + 1;
+        buf.set(gen(), offs[k]!);
+      }
+      const out = new Int32Array(count);
+      trie.lookupMany(buf, offs, count, out);
+      for (let k = 0; k < count; k++) {
+        expect(out[k]).toBe(family === 4 ? trie.lookup4(buf, offs[k]!) : trie.lookupBytes(buf, offs[k]!));
+      }
+    }
   });
 });

@@ -141,9 +141,8 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     this.senderId = senderIdFromName(`${ifName}/${process.pid}/${Math.random()}`);
     const rl = config.icmpRateLimit;
     this.icmp = new IcmpSender(this.pools, new TokenBucket(rl.rate, rl.burst, performance.now()), this.drops, () => performance.now());
-    const v4 = config.stack.address.find((a) => a.family === 4) ?? config.interface.address.find((a) => a.family === 4);
+    this.icmp.srcV4 = icmpSourceV4(config, this.log);
     const v6 = config.stack.address.find((a) => a.family === 6) ?? config.interface.address.find((a) => a.family === 6);
-    if (v4) this.icmp.srcV4 = readV4(v4.bytes, 0);
     if (v6) this.icmp.srcV6 = v6.bytes;
     this.fragmenter = new Fragmenter({ pool: this.pools, drops: this.drops });
 
@@ -367,6 +366,31 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       },
     };
   }
+}
+
+/**
+ * The IPv4 source of the ICMP errors the endpoint sends (fragmentation needed, unreachable).
+ * A stack address is best. Without one, the TUN's own address would not do: it belongs to the
+ * kernel behind the TUN, which drops an ICMP error "from itself" as a martian — a PMTU black
+ * hole. So take another host address of the TUN's subnet (10.0.0.2 for 10.0.0.1/30), and warn.
+ */
+function icmpSourceV4(config: Config, log: (line: string) => void): number {
+  const stack = config.stack.address.find((a) => a.family === 4);
+  if (stack) return readV4(stack.bytes, 0);
+  const ifa = config.interface.address.find((a) => a.family === 4);
+  if (!ifa) return 0;
+  const own = readV4(ifa.bytes, 0);
+  if (ifa.length <= 30) {
+    const hostBits = 32 - ifa.length;
+    const net = hostBits === 32 ? 0 : (own >>> hostBits) << hostBits;
+    const first = (net + 1) >>> 0;
+    const pick = own === first ? (first + 1) >>> 0 : first;
+    const text = `${pick >>> 24}.${(pick >>> 16) & 255}.${(pick >>> 8) & 255}.${pick & 255}`;
+    log(`warning: no IPv4 stack.address: ICMP errors (fragmentation needed) are sent from ${text}, not the kernel's own ${ifa.text}; add a stack address to choose`);
+    return pick;
+  }
+  log(`warning: no IPv4 stack.address and ${ifa.text} leaves no other address: the kernel may drop ICMP fragmentation-needed from its own address (add a stack address)`);
+  return own;
 }
 
 function toPrefix(r: { family: 4 | 6; bytes: Uint8Array; length: number }): Prefix {

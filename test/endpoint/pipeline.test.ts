@@ -159,6 +159,15 @@ describe('pipeline: device -> peer', () => {
     t.done();
   });
 
+  it('without a v4 stack address, ICMP errors come from another host of the TUN subnet (not the kernel\'s own)', () => {
+    const t = setup({ interface: { name: 'ferry0', address: ['10.0.0.1/30'], mtu: 1400 }, stack: { address: ['fd00::254'] } });
+    t.fromDevice(v4('ping4', '10.0.0.1', '172.16.1.1'));
+    const w = t.written();
+    expect(w).toHaveLength(1);
+    expect(new Ipv4Packet(w[0]!, 0, w[0]!.length).srcAddr).toBe(0x0a000002); // 10.0.0.2
+    t.done();
+  });
+
   it('clamps the MSS of a SYN to the tunnel MTU, checksum still valid', () => {
     const t = setup({}, { mtu: 1300 });
     t.fromDevice(kernelFixture('tcp-syn4')[0]!);

@@ -214,6 +214,14 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
         const prefixes: Prefix[] = [];
         for (const p of this.peers) for (const r of p.routes) prefixes.push(toPrefix(r));
         for (const a of c.stack.address) prefixes.push({ family: a.family, bytes: a.bytes, length: a.family === 4 ? 32 : 128 });
+        // Extra unicast routes of the main table that lead to peers go into the TUN too.
+        const peerNames = new Set(this.peers.map((p) => p.name));
+        for (const r of c.routes) {
+          const s = r.parsed;
+          if ((s.type ?? 'unicast') !== 'unicast' || (s.table !== undefined && s.table !== 'main' && s.table !== 254)) continue;
+          const hops = s.nexthops && s.nexthops.length > 0 ? s.nexthops : [s];
+          if (typeof s.prefix !== 'string' && hops.every((h) => h.dev && peerNames.has(h.dev))) prefixes.push(s.prefix);
+        }
         const endpoints: AddressBytes[] = c.peers.map((p) => ({ family: p.endpoint.family, bytes: p.endpoint.bytes }));
         this.kernelRoutes.install(prefixes, endpoints);
       }

@@ -267,7 +267,10 @@ export class Pipeline {
     const target = nh === null || nh.devIndex < 0 || nh.devIndex >= this.devTarget.length ? TARGET_NONE : this.devTarget[nh.devIndex]!;
     if (target >= 0) {
       if (ingress >= 0) {
-        if (target === ingress) return this.drop(p, DropReason.Loop);
+        // Back to the peer it came from: the route is a broad one (0.0.0.0/1 dev peer, say) and
+        // the destination is this side's own network, which only the kernel knows: hand it to
+        // the device, as WireGuard hands everything it decrypts to its TUN.
+        if (target === ingress) return this.toDevice(p, fam, ingress);
         if (!this.o.hub) return this.drop(p, DropReason.HubDisabled);
         if (!this.decrementTtl(p, fam, ingress)) return;
         this.forwarded++;

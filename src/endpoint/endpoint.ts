@@ -107,6 +107,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
           mtu: pc.mtu,
           keepalive: pc.keepalive,
           key: pc.key,
+          mss: pc.mss,
         }),
     );
     for (const peer of this.peers) {
@@ -157,7 +158,6 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       fragmenter: this.fragmenter,
       deviceName: ifName,
       stackName: STACK_DEV,
-      mssClamp: config.mssClamp,
       hub: config.hub,
       senderId: this.senderId,
       now: () => Date.now(),

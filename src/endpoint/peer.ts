@@ -17,6 +17,8 @@ export interface PeerInit {
   /** Seconds; null = no keepalives. */
   keepalive: number | null;
   key: Uint8Array | null;
+  /** Largest TCP MSS in SYNs through this peer (IPv4, IPv6); null = no clamping. */
+  mss: { v4: number; v6: number } | null;
 }
 
 export class Peer {
@@ -29,6 +31,9 @@ export class Peer {
   readonly mtu: number;
   readonly keepaliveMs: number;
   readonly key: Uint8Array | null;
+  /** MSS clamp for SYNs through this peer; 0 = off. */
+  readonly mssV4: number;
+  readonly mssV6: number;
 
   /** Epoch ms of the last datagram received from / sent to the peer; 0 = never. */
   lastRx = 0;
@@ -50,6 +55,8 @@ export class Peer {
     this.mtu = init.mtu;
     this.keepaliveMs = init.keepalive === null ? 0 : init.keepalive * 1000;
     this.key = init.key;
+    this.mssV4 = init.mss?.v4 ?? 0;
+    this.mssV6 = init.mss?.v6 ?? 0;
   }
 
   /** How long without hearing from the peer before it counts as down. */

@@ -64,8 +64,6 @@ export interface PipelineOptions {
   deviceName: string;
   /** Name routes use for the endpoint's own stack ("stack"); routes of type local go there too. */
   stackName: string;
-  /** MSS clamping: 'auto' = from the tunnel MTU, a number = that MSS, false = off. */
-  mssClamp: 'auto' | number | false;
   /** Forward peer to peer. */
   hub: boolean;
   /** Our own control-message sender id (reflections are rejected). */
@@ -106,8 +104,11 @@ export class Pipeline {
     this.peers = opts.peers;
     this.drops = opts.drops;
     this.replay = new ReplayWindow(Math.max(1, opts.peers.length));
-    this.devTarget = new Int32Array(256).fill(TARGET_NONE);
-    this.allowedPeer = new Int32Array(256).fill(-1);
+    // Dev indices are small integers handed out as routes name devices: room for every peer,
+    // the device, the stack and the names config routes use.
+    const devs = opts.peers.length + 64;
+    this.devTarget = new Int32Array(devs).fill(TARGET_NONE);
+    this.allowedPeer = new Int32Array(devs).fill(-1);
     this.setTarget(this.router.devIndex(opts.deviceName), TARGET_DEVICE);
     this.setTarget(this.router.devIndex(opts.stackName), TARGET_LOCAL);
     for (const p of opts.peers) {
@@ -291,7 +292,7 @@ export class Pipeline {
   }
 
   private toDevice(p: PacketBuffer, fam: 4 | 6, ingress: number): void {
-    if (ingress >= 0) this.clampMss(p, fam, this.peers[ingress]!.mtu);
+    if (ingress >= 0) this.clampMss(p, fam, this.peers[ingress]!);
     const mtu = this.o.deviceMtu;
     if (p.length > mtu && ingress === FROM_LOCAL) {
       // We are the source: fragment to the device MTU (IPv6 too: source fragmentation).
@@ -320,7 +321,7 @@ export class Pipeline {
       peer.drops++;
       return;
     }
-    this.clampMss(p, fam, mtu);
+    this.clampMss(p, fam, peer);
     this.send(p, peer);
   }
 
@@ -397,22 +398,19 @@ export class Pipeline {
     return false;
   }
 
-  /** Clamp the MSS of a TCP SYN (unfragmented, no IPv6 extension headers) to fit `mtu`. */
-  private clampMss(p: PacketBuffer, fam: 4 | 6, mtu: number): void {
-    const mode = this.o.mssClamp;
-    if (mode === false) return;
+  /** Clamp the MSS of a TCP SYN (unfragmented, no IPv6 extension headers) to the peer's tunnel. */
+  private clampMss(p: PacketBuffer, fam: 4 | 6, peer: Peer): void {
+    const maxMss = fam === 4 ? peer.mssV4 : peer.mssV6;
+    if (maxMss === 0) return;
     const b = p.buf;
     const off = p.offset;
     let tcpOff: number;
-    let maxMss: number;
     if (fam === 4) {
       if (b[off + 9] !== IP_PROTO_TCP || ((b[off + 6]! << 8) | b[off + 7]!) & 0x3fff) return;
       tcpOff = off + ((b[off]! & 15) << 2);
-      maxMss = mode === 'auto' ? mtu - 40 : mode;
     } else {
       if (b[off + 6] !== IP_PROTO_TCP) return;
       tcpOff = off + IPV6_HEADER_LEN;
-      maxMss = mode === 'auto' ? mtu - 60 : mode;
     }
     const end = off + p.length;
     if (tcpOff + 20 > end) return;

@@ -141,7 +141,8 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
 
     this.senderId = senderIdFromName(`${ifName}/${process.pid}/${Math.random()}`);
     const rl = config.icmpRateLimit;
-    this.icmp = new IcmpSender(this.pools, new TokenBucket(rl.rate, rl.burst, performance.now()), this.drops, () => performance.now());
+    const icmpBucket = new TokenBucket(rl.rate, rl.burst, performance.now());
+    this.icmp = new IcmpSender(this.pools, icmpBucket, this.drops, () => performance.now());
     this.icmp.srcV4 = icmpSourceV4(config, this.log);
     const v6 = config.stack.address.find((a) => a.family === 6) ?? config.interface.address.find((a) => a.family === 6);
     if (v6) this.icmp.srcV6 = v6.bytes;
@@ -168,6 +169,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       addresses: config.stack.address.map((a) => ({ family: a.family, bytes: a.bytes })),
       output: this.pipeline.fromLocal,
       drops: this.drops,
+      errorLimit: icmpBucket,
     });
     this.pipeline.local = this.stack;
   }

@@ -32,6 +32,7 @@ import { Ipv6Chain, walkIpv6Chain } from '../wire/ipv6-chain.ts';
 import { IP_PROTO_ICMP, IP_PROTO_ICMPV6, IP_PROTO_TCP, IP_PROTO_UDP, readV4 } from '../wire/ipv4.ts';
 import { IPV6_HEADER_LEN, writeIpv6Header } from '../wire/ipv6.ts';
 import { UdpPacket } from '../wire/udp.ts';
+import type { TokenBucket } from './token-bucket.ts';
 
 export interface LocalStackOptions {
   pools: PacketPools;
@@ -42,6 +43,8 @@ export interface LocalStackOptions {
   drops: DropCounters;
   now?: () => number;
   ttl?: number;
+  /** Rate limit for the ICMP errors the stack sends (port unreachable...); none when absent. */
+  errorLimit?: TokenBucket;
 }
 
 export interface UdpMessageInfo {
@@ -89,6 +92,7 @@ export class LocalStack {
   private readonly drops: DropCounters;
   private readonly now: () => number;
   private readonly ttl: number;
+  private readonly errorLimit: TokenBucket | null;
   private readonly sockets = new Map<number, StackUdpSocket>();
   private readonly pings = new Map<number, PendingPing>();
   private readonly chain = new Ipv6Chain();
@@ -105,6 +109,7 @@ export class LocalStack {
     this.drops = opts.drops;
     this.now = opts.now ?? (() => performance.now());
     this.ttl = opts.ttl ?? 64;
+    this.errorLimit = opts.errorLimit ?? null;
     this.reassembler = new Reassembler({
       pools: opts.pools,
       now: this.now,
@@ -161,13 +166,12 @@ export class LocalStack {
     const off = p.offset;
     const hl = (b[off]! & 15) << 2;
     const proto = b[off + 9]!;
-    const end = off + p.length;
     if (proto === IP_PROTO_ICMP) {
       const ic = this.icmp4.wrap(b, off + hl, p.length - hl);
       const r = ic.check();
       if (r !== DropReason.None) return this.drop(p, r);
       if (ic.type === ICMP_ECHO_REQUEST) {
-        const n = buildEchoReply(b.subarray(0, end), off, this.ttl);
+        const n = buildEchoReply(b, off, this.ttl);
         if (n === 0) return this.drop(p, DropReason.BadIcmpType);
         p.length = n;
         this.echoReplies++;
@@ -240,6 +244,11 @@ export class LocalStack {
 
   private unreachable(p: PacketBuffer, fam: 4 | 6, type: number, code: number, param = 0): void {
     this.drop(p, DropReason.NotForUs, false);
+    if (this.errorLimit !== null && !this.errorLimit.take(this.now())) {
+      this.drops.count(DropReason.IcmpRateLimited);
+      p.release();
+      return;
+    }
     const b = p.buf;
     const off = p.offset;
     const ours = fam === 4 ? b.subarray(off + 16, off + 20) : b.subarray(off + 24, off + 40);

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/control/config.ts';
 import { Endpoint } from '../../src/endpoint/endpoint.ts';
 import { UserspaceHost } from '../../src/endpoint/userspace-host.ts';
+import { DropReason } from '../../src/drop-reason.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -94,5 +95,16 @@ describe('two sites in process (memory devices, UDP on loopback)', () => {
     for (let t = 0; t < 100 && got.length < 51; t++) await new Promise((r) => setTimeout(r, 20));
     expect(got.length).toBe(51);
     expect(got[50]!.length).toBe(30000);
+  });
+});
+
+describe('the endpoint stack under a flood', () => {
+  it('rate-limits its port-unreachable errors with the endpoint ICMP bucket', async () => {
+    const { hostA, a } = await twoSites({ icmpRateLimit: { rate: 1, burst: 3 } });
+    const tx = hostA.stack.udpBind(0);
+    for (let i = 0; i < 50; i++) tx.send(Buffer.from('x'), 9, '10.0.0.254'); // closed port
+    for (let t = 0; t < 50 && a.stack.errorsSent + a.drops.get(DropReason.IcmpRateLimited) < 50; t++) await new Promise((r) => setTimeout(r, 20));
+    expect(a.stack.errorsSent).toBeLessThanOrEqual(4);
+    expect(a.drops.get(DropReason.IcmpRateLimited)).toBeGreaterThanOrEqual(46);
   });
 });

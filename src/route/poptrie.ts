@@ -453,18 +453,31 @@ export class Poptrie {
     const n = this.nodes;
     const leaves = this.leaves;
     const r = rec << 3;
-    let child = n[r + 4]!;
-    let li = n[r + 6]! - 1;
+    // Leaf runs first (a run starts at each leafvec bit and lasts to the next one; children
+    // inside a run are written over it next), then the children (few) in bit order.
+    let li = n[r + 6]!;
+    // Before the first run start there are only children: any value will do.
+    let cur = n[r + 2]! === 0 && n[r + 3]! === 0 ? 0 : leaves[li]!;
+    let start = 0;
     for (let h = 0; h < 2; h++) {
-      const v = n[r + h]!;
-      const lv = n[r + 2 + h]!;
-      for (let b = 0; b < 32; b++) {
-        const bit = 1 << b;
-        if (v & bit) E[(h << 5) | b] = PTR | child++;
-        else {
-          if (lv & bit) li++;
-          E[(h << 5) | b] = leaves[li]!;
-        }
+      let lv = n[r + 2 + h]!;
+      while (lv !== 0) {
+        const low = lv & -lv;
+        const at = (h << 5) | (31 - Math.clz32(low));
+        if (at > start) E.fill(cur, start, at);
+        cur = leaves[li++]!;
+        start = at;
+        lv ^= low;
+      }
+    }
+    E.fill(cur, start, 64);
+    let child = n[r + 4]!;
+    for (let h = 0; h < 2; h++) {
+      let v = n[r + h]!;
+      while (v !== 0) {
+        const low = v & -v;
+        E[(h << 5) | (31 - Math.clz32(low))] = PTR | child++;
+        v ^= low;
       }
     }
   }

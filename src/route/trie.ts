@@ -16,19 +16,38 @@
  * prefix index) and folds children that became uniform back into their parent entry.
  * DIR-24-8 is the schedule [24, 8]; the lookup for that schedule is specialised.
  *
- * Why this structure (bench/route.bench.ts, per CPU second, on the shared 2-core EPYC VM with a
- * load average of 10-13 from other work, so absolute figures are depressed and noisy):
- * - IPv4: DIR-24-8 ([24, 8]) answers in one load (two for the rare > /24): 15.5 M/s random and
- *   12.8 M/s in-table addresses over 1M prefixes, 38 M/s on 4096 hot destinations; a bare random
- *   read of a 64 MiB Uint32Array measured 23.6 M/s in the same run, so it runs at the memory
- *   ceiling of any 64 MiB table here. Build 1M in 2.1 s, /32 and /24 updates 213k/s and 250k/s.
- *   Small tables use [16,8,8] (256 KiB root) and switch to DIR-24-8 at 16k IPv4 prefixes.
- * - IPv6 (200k internet-like prefixes): the stride-8 schedule [16,8,...] took 368 MB (a 1 KiB
- *   node per sparse /40), over budget; this schedule (16-bit root, 8-bit levels to /32, 4-bit
- *   levels to /64, 8-bit after) takes 82 MB and 1.0 s to build, /64 updates 177k/s. All
- *   schedules measured the same in-table rate (~1-1.7 M/s, memory-latency bound: 6-7 dependent
- *   misses); random addresses 9 M/s (they end at the root). A compressed layout (Poptrie-style
- *   bitmaps + popcount, whole table in a few MB, cache resident) is the way to the 10 M/s goal.
+ * Why these structures (bench/route.bench.ts, per CPU second, best of 3, on the shared 2-core
+ * EPYC VM (L2 1 MiB/core, L3 32 MiB shared, 4 KiB pages: no huge pages from JS); figures swing
+ * 2x between runs with the other work on the machine, so the bench prints every run and a
+ * calibration row):
+ * - IPv4: DIR-24-8 ([24, 8], this file) answers in one load (two for the rare > /24). Over 1M
+ *   prefixes: 20-26 M/s random, 18-22 M/s in-table, 105-120 M/s on 4096 hot destinations; the
+ *   calibration (a bare random read of a 64 MiB Uint32Array, same addresses, same run) measured
+ *   21-45 M/s, so it runs at the memory ceiling of a one-load 64 MiB table here. Build 1M in
+ *   1.2-1.4 s, /32 and /24 updates 210-270k/s and 370-510k/s. Small tables use [16,8,8] (256 KiB
+ *   root) and switch to DIR-24-8 at 16k IPv4 prefixes.
+ *   Tried and lost: a Poptrie for IPv4 (poptrie.ts, same 1M table, separate processes): 17 MB
+ *   instead of 64 MB, but 8-10 M/s random, 7-8 M/s in-table, 45-67 M/s hot with an 18-bit top
+ *   (3-4 M/s in-table with a 16-bit top, 6 M/s with 20): three dependent loads (top, node,
+ *   leaf) each missing L2 cost more than one independent miss into 64 MiB, and the popcount
+ *   work doubles the hot-path cost. A batch call that issues all first-level loads of 64
+ *   addresses before using them: 24-25 M/s in-table vs 20 M/s one by one (dropped: not better
+ *   than four lookups written side by side in the caller's loop, which measured 41-46 M/s
+ *   straight on the trie, 18-26 M/s through RouteTable.lookup4 in the bench: V8 inlines less
+ *   through the extra call). Pools as direct fields (d0/d1) instead of pools[i]: one load less.
+ * - IPv6 (200k internet-like prefixes): a Poptrie (poptrie.ts) with an 18-bit direct top level:
+ *   21 MB (the stride trie below took 83 MB), random addresses 40-46 M/s (was 11-21), in-table
+ *   1.7-2.5 M/s (was 1.0-1.4), 4096 hot destinations 11-12.5 M/s (was 1.4-1.9), build 0.9-1.0 s,
+ *   /64 updates 190-236k/s (was 177-229k), /128 updates 104-109k/s (was 53-61k). In-table
+ *   addresses walk top + 5 nodes + a leaf (/48s sit at bits 42-47), each a likely L2+TLB miss in
+ *   a 21 MB structure (about 70 ns each here, measured by shrinking the destination set: 30 M/s
+ *   on 16 destinations, 12 M/s on 4096, 2 M/s on 64k): that, not compute, keeps a single walk
+ *   below the 10 M/s goal. Top levels of 16/20/24 bits measured the same in-table (1.5-2.1 M/s;
+ *   24 bits costs 64 MB). Four walks side by side in the loop do not overlap (1.5-2.1 M/s: the
+ *   data-dependent loop exits stop the CPU running ahead); the batch call lookupMany (16 walks
+ *   advanced level by level in lock-step) reaches 2.5-3.4 M/s.
+ *   The stride schedule below (16-bit root, 8-bit levels to /32, 4-bit levels to /64, 8-bit
+ *   after) stays available: it was the IPv6 structure before the Poptrie.
  * - Int32Array pools: pointer entries use the sign bit so loads stay small integers in V8.
  */
 
@@ -72,6 +91,9 @@ export class StrideTrie {
   private readonly lvByte: Uint8Array;
   private readonly lvKind: Uint8Array;
   private readonly dir24: boolean;
+  /** DIR-24-8 only: the two pools as direct fields (one load less per lookup than pools[i]). */
+  private d0: Int32Array;
+  private d1: Int32Array;
   /** Number of prefixes inserted (maintained by the caller's add/remove pairing). */
   prefixes = 0;
 
@@ -99,6 +121,8 @@ export class StrideTrie {
       this.lvKind[i] = k === 24 ? K24 : k === 16 ? K16 : k === 8 ? K8 : s % 8 === 0 ? KHI : KLO;
     });
     this.dir24 = bits === 32 && strides.length === 2 && strides[0] === 24;
+    this.d0 = this.pools[0]!;
+    this.d1 = this.pools[1] ?? this.d0;
   }
 
   /** Bytes held by the node pools. */
@@ -129,6 +153,7 @@ export class StrideTrie {
         const bigger = new Int32Array(pool.length * 2);
         bigger.set(pool);
         this.pools[level] = pool = bigger;
+        if (level === 1) this.d1 = bigger;
       }
     }
     this.pools[level]!.fill(fill, node * size, (node + 1) * size);
@@ -258,34 +283,11 @@ export class StrideTrie {
   /** Longest match for the IPv4 address at buf[off..off+4). Returns value or -1. */
   lookup4(buf: Uint8Array, off: number): number {
     if (this.dir24) {
-      let e = this.pools[0]![(buf[off]! << 16) | (buf[off + 1]! << 8) | buf[off + 2]!]!;
-      if (e & PTR) e = this.pools[1]![((e & ~PTR) << 8) | buf[off + 3]!]!;
+      let e = this.d0[(buf[off]! << 16) | (buf[off + 1]! << 8) | buf[off + 2]!]!;
+      if (e & PTR) e = this.d1[((e & ~PTR) << 8) | buf[off + 3]!]!;
       return (e & VALUE_MASK) - 1;
     }
     return this.lookupBytes(buf, off);
-  }
-
-  /**
-   * Longest matches for `n` addresses at buf[offs[k]..] into out[k] (value or -1). DIR-24-8 issues
-   * all first-level loads of a batch before using any (they are independent, so their cache and
-   * TLB misses overlap); other schedules loop over lookupBytes.
-   */
-  lookupMany(buf: Uint8Array, offs: Int32Array, n: number, out: Int32Array): void {
-    if (!this.dir24) {
-      for (let k = 0; k < n; k++) out[k] = this.lookupBytes(buf, offs[k]!);
-      return;
-    }
-    const p0 = this.pools[0]!;
-    const p1 = this.pools[1]!;
-    for (let k = 0; k < n; k++) {
-      const off = offs[k]!;
-      out[k] = p0[(buf[off]! << 16) | (buf[off + 1]! << 8) | buf[off + 2]!]!;
-    }
-    for (let k = 0; k < n; k++) {
-      let e = out[k]!;
-      if (e & PTR) e = p1[((e & ~PTR) << 8) | buf[offs[k]! + 3]!]!;
-      out[k] = (e & VALUE_MASK) - 1;
-    }
   }
 
   /** Longest match for the address at buf[off..off+bits/8). Returns value or -1. */

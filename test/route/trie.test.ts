@@ -144,6 +144,36 @@ describe('Poptrie', () => {
     }
   });
 
+  it('nodes whose entries are all children, or start with a child', () => {
+    const trie = new Poptrie(32, 18);
+    const present = new Map<string, { p: Prefix; v: number }>();
+    const add = (a: number, len: number, v: number) => {
+      const p: Prefix = { family: 4, bytes: Uint8Array.of(a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a & 255), length: len };
+      trie.insert(words(p.bytes), len, v);
+      present.set(keyOf(p), { p, v });
+    };
+    const check = () => {
+      for (let x = 0; x < 64 * 256; x += 37) {
+        const a = (0x0a000000 + x * 4) >>> 0;
+        const b = Uint8Array.of(a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a & 255);
+        expect(trie.lookup4(b, 0)).toBe(refLookup(present, b));
+      }
+    };
+    add(0x0a000000, 8, 1);
+    for (let i = 0; i < 64; i++) add(0x0a000000 + i * 256 + 128, 25, 100 + i); // every /24 of 10.0.0.0/18 gets a child
+    check();
+    add(0x0a000000, 20, 2); // overwrite leaves of an all-children node
+    check();
+    for (let i = 1; i < 64; i++) {
+      const p: Prefix = { family: 4, bytes: Uint8Array.of(10, 0, i, 128), length: 25 };
+      present.delete(keyOf(p));
+      const [cl, cv] = cover(present, p);
+      trie.remove(words(p.bytes), 25, cl, cv); // entry 0 stays a child, the rest fold to leaves
+      if (i % 16 === 0) check();
+    }
+    check();
+  });
+
   it('lookupMany answers like lookupBytes / lookup4', () => {
     for (const family of [4, 6] as const) {
       const rand = rng(77 + family);

@@ -2,6 +2,7 @@
 export { Router, RouteTable, RouteError, TABLE_MAIN, TABLE_LOCAL, TABLE_DEFAULT } from './router.ts';
 export type { RouterOptions, RouteFilter } from './router.ts';
 export { StrideTrie, V4_STRIDES_LARGE, V4_STRIDES_SMALL, V6_STRIDES } from './trie.ts';
+export { Poptrie } from './poptrie.ts';
 export { FlowKey } from './flow.ts';
 export { Rule, parseRule, compileRule, parseProtocol, RuleTextError } from './rules.ts';
 export type { RuleSpec, RuleAction } from './rules.ts';

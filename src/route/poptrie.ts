@@ -34,7 +34,10 @@ const PTR = 0x80000000 | 0;
 const VALUE_MASK = 0x7fffff;
 const LEN_SHIFT = 23;
 /** Lookups walked in lock-step by lookupMany. */
-const LANES = 16;
+const LANES = 64;
+/** Hash slot layout (Int32 each): [key bits 0-31, key bits 32-47 | H_OCC, value + 1, deeper]. */
+const H_OCC = 0x10000;
+const H_MIN = 1024;
 /** Largest value a trie can store. */
 export const MAX_POPTRIE_VALUE = VALUE_MASK - 1;
 
@@ -44,6 +47,27 @@ function pop(x: number): number {
   x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
   x = (x + (x >>> 4)) & 0x0f0f0f0f;
   return Math.imul(x, 0x01010101) >>> 24;
+}
+
+/** Slot hash of a /48 key (bits 0-31, bits 32-47 | H_OCC). */
+function hash48(w0: number, w1: number): number {
+  let h = Math.imul(w0 ^ 0x2545f491, 0x9e3779b1) ^ Math.imul(w1, 0x85ebca6b);
+  h ^= h >>> 15;
+  h = Math.imul(h, 0x2c1b3c6d);
+  return h ^ (h >>> 13);
+}
+
+/** Value of the /48 hash entry for the address at buf[off] when it answers alone, else -1. */
+function probe48(H: Int32Array, buf: Uint8Array, off: number): number {
+  const w0 = (buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!;
+  const w1 = (buf[off + 4]! << 8) | buf[off + 5]! | H_OCC;
+  const mask = (H.length >>> 2) - 1;
+  for (let j = hash48(w0, w1) & mask; ; j = (j + 1) & mask) {
+    const q = j << 2;
+    const w = H[q + 1]!;
+    if (w === 0) return -1;
+    if (w === w1 && H[q] === w0) return H[q + 3] === 0 ? H[q + 2]! - 1 : -1;
+  }
 }
 
 export class Poptrie {
@@ -64,13 +88,33 @@ export class Poptrie {
   private readonly runs = new Int32Array(64);
   private readonly laneRec = new Int32Array(LANES);
   private readonly laneIdx = new Int32Array(LANES);
+  private readonly laneVec = new Int32Array(LANES);
+  private readonly laneBit = new Int32Array(LANES);
+  private readonly leafAt = new Int32Array(LANES);
+  private readonly leafLane = new Int32Array(LANES);
+  /**
+   * The /48 fast path (IPv6 only, see `fast48`): an open-addressing hash (linear probing, 4 Int32
+   * per slot) with one slot per /48 prefix present, holding its value and whether prefixes
+   * longer than /48 exist below it. null when off.
+   */
+  private hash: Int32Array | null = null;
+  private hashUsed = 0;
   /** A standalone record created for a new child, copied into its parent's block by encode(). */
   private temp = -1;
   /** Bit position below which two address bytes can be read for a stride (else one). */
   private readonly twoByteLimit: number;
 
-  constructor(bits: 32 | 128, topBits: number) {
+  /**
+   * `fast48` (IPv6 only; the top level must end on a 6-bit stride boundary at bit 48, e.g. 18):
+   * keep a hash of the /48 prefixes, so an address inside a /48 with nothing longer below it is
+   * answered by one probe instead of the 6-7 dependent loads of the walk.
+   */
+  constructor(bits: 32 | 128, topBits: number, fast48 = false) {
     if (topBits < 8 || topBits > 24) throw new Error(`unsupported top level of ${topBits} bits`);
+    if (fast48) {
+      if (bits !== 128 || (48 - topBits) % 6 !== 0) throw new Error(`no /48 fast path for ${bits} bits with a ${topBits}-bit top`);
+      this.hash = new Int32Array(H_MIN * 4);
+    }
     this.bits = bits;
     this.topBits = topBits;
     this.top = new Int32Array(1 << topBits);
@@ -87,7 +131,7 @@ export class Poptrie {
 
   /** Bytes held by the typed arrays. */
   byteSize(): number {
-    return this.top.byteLength + this.nodes.byteLength + this.leaves.byteLength;
+    return this.top.byteLength + this.nodes.byteLength + this.leaves.byteLength + (this.hash?.byteLength ?? 0);
   }
 
   /** [top-level entries, nodes in use] (diagnostics, tests). */
@@ -125,6 +169,7 @@ export class Poptrie {
     if (e >= 0) return (e & VALUE_MASK) - 1;
     const nodes = this.nodes;
     const lim = this.twoByteLimit;
+    const H = this.hash;
     let r = (e & ~PTR) << 3;
     for (;;) {
       const b = off + (s >>> 3);
@@ -137,32 +182,50 @@ export class Poptrie {
         return (this.leaves[nodes[r + 6 + h]! + pop(nodes[r + 2 + h]! & ((bit << 1) - 1)) - 1]! & VALUE_MASK) - 1;
       }
       r = (nodes[r + 4 + h]! + pop(v & (bit - 1))) << 3;
+      // The /48 hash once the walk has gone past the first node level (addresses that end there,
+      // e.g. most addresses outside the table, never pay the probe).
+      if (s === this.topBits && H !== null) {
+        const hit = probe48(H, buf, off);
+        if (hit >= 0) return hit;
+      }
       s += 6;
     }
   }
 
   /**
-   * Longest matches for `n` addresses at buf[offs[k]..] into out[k] (value or -1): the walks of
-   * `LANES` addresses advance one level at a time in lock-step, so their cache and TLB misses
-   * overlap instead of queueing behind each other (memory-level parallelism).
+   * Longest matches for `n` addresses at buf[offs[k]..] into out[k] (value or -1), any n.
+   * Memory-level parallelism: per chunk of LANES addresses each step is a branch-free gather
+   * over all active lanes (top entries; then per level the node words; the /48 hash slots after
+   * the first node level) followed by a pass that decides with the data already in cache, so the
+   * misses of all lanes are in flight together instead of queueing behind each lane's
+   * data-dependent branches. Lanes the /48 hash answers stop there; the rest walk on in lock-step.
    */
   lookupMany(buf: Uint8Array, offs: Int32Array, n: number, out: Int32Array): void {
     const T = this.topBits;
     const top = this.top;
     const nodes = this.nodes;
     const leaves = this.leaves;
+    const H = this.hash;
+    const hmask = H === null ? 0 : (H.length >>> 2) - 1;
     const lim = this.twoByteLimit;
     const v4 = this.bits === 32;
     const rr = this.laneRec;
     const lane = this.laneIdx;
+    const vv = this.laneVec;
+    const bb = this.laneBit;
+    const la = this.leafAt;
+    const ll = this.leafLane;
     for (let k0 = 0; k0 < n; k0 += LANES) {
-      const k1 = Math.min(n, k0 + LANES);
+      const k1 = n - k0 < LANES ? n : k0 + LANES;
       let act = 0;
       for (let k = k0; k < k1; k++) {
         const off = offs[k]!;
-        const e = v4
+        vv[k - k0] = v4
           ? top[((buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!) >>> (32 - T)]!
           : top[((buf[off]! << 16) | (buf[off + 1]! << 8) | buf[off + 2]!) >>> (24 - T)]!;
+      }
+      for (let k = k0; k < k1; k++) {
+        const e = vv[k - k0]!;
         if (e >= 0) out[k] = (e & VALUE_MASK) - 1;
         else {
           rr[act] = (e & ~PTR) << 3;
@@ -173,24 +236,65 @@ export class Poptrie {
         const bo = s >>> 3;
         const sh = 10 - (s & 7);
         const two = s < lim;
-        let next = 0;
+        // Gather the node word of every lane.
         for (let a = 0; a < act; a++) {
-          const k = lane[a]!;
-          const b = offs[k]! + bo;
+          const b = offs[lane[a]!]! + bo;
           const x = two ? (buf[b]! << 8) | buf[b + 1]! : buf[b]! << 8;
           const i = (x >>> sh) & 63;
+          bb[a] = i;
+          vv[a] = nodes[rr[a]! + (i >>> 5)]!;
+        }
+        let next = 0;
+        let nl = 0;
+        for (let a = 0; a < act; a++) {
+          const i = bb[a]!;
           const h = i >>> 5;
           const bit = 1 << i;
           const r = rr[a]!;
-          const v = nodes[r + h]!;
+          const v = vv[a]!;
           if ((v & bit) === 0) {
-            out[k] = (leaves[nodes[r + 6 + h]! + pop(nodes[r + 2 + h]! & ((bit << 1) - 1)) - 1]! & VALUE_MASK) - 1;
+            la[nl] = nodes[r + 6 + h]! + pop(nodes[r + 2 + h]! & ((bit << 1) - 1)) - 1;
+            ll[nl++] = lane[a]!;
           } else {
             rr[next] = (nodes[r + 4 + h]! + pop(v & (bit - 1))) << 3;
-            lane[next++] = k;
+            lane[next++] = lane[a]!;
           }
         }
+        for (let q = 0; q < nl; q++) out[ll[q]!] = (leaves[la[q]!]! & VALUE_MASK) - 1;
         act = next;
+        if (s === T && H !== null && act > 0) {
+          // Gather the first hash slot of every lane still walking, then probe.
+          for (let a = 0; a < act; a++) {
+            const off = offs[lane[a]!]!;
+            const w0 = (buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!;
+            const j = hash48(w0, (buf[off + 4]! << 8) | buf[off + 5]! | H_OCC) & hmask;
+            bb[a] = j;
+            vv[a] = H[(j << 2) + 1]!;
+          }
+          next = 0;
+          for (let a = 0; a < act; a++) {
+            const k = lane[a]!;
+            const off = offs[k]!;
+            const w0 = (buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!;
+            const w1 = (buf[off + 4]! << 8) | buf[off + 5]! | H_OCC;
+            let hit = -1;
+            for (let j = bb[a]!; ; j = (j + 1) & hmask) {
+              const q = j << 2;
+              const w = H[q + 1]!;
+              if (w === 0) break;
+              if (w === w1 && H[q] === w0) {
+                if (H[q + 3] === 0) hit = H[q + 2]! - 1;
+                break;
+              }
+            }
+            if (hit >= 0) out[k] = hit;
+            else {
+              rr[next] = rr[a]!;
+              lane[next++] = k;
+            }
+          }
+          act = next;
+        }
       }
     }
   }
@@ -228,6 +332,110 @@ export class Poptrie {
    * replaces its value.
    */
   insert(key: Uint32Array, len: number, value: number): void {
+    this.insertTrie(key, len, value);
+    if (this.hash !== null && len >= 48) {
+      const w1 = (key[1]! >>> 16) | H_OCC;
+      if (len === 48) this.hashPut(key[0]! | 0, w1, value + 1, this.deeper48(key));
+      else {
+        const q = this.hashFind(key[0]! | 0, w1);
+        if (q >= 0) this.hash[q + 3] = 1;
+      }
+    }
+  }
+
+  /**
+   * Remove `key/len`: its entries go back to `coverLen`/`coverValue` (the longest shorter prefix
+   * present, or coverValue -1 for none). Nodes that become uniform fold into their parent.
+   */
+  remove(key: Uint32Array, len: number, coverLen: number, coverValue: number): void {
+    this.removeTrie(key, len, coverLen, coverValue);
+    if (this.hash !== null && len >= 48) {
+      const w1 = (key[1]! >>> 16) | H_OCC;
+      const q = this.hashFind(key[0]! | 0, w1);
+      if (q < 0) return;
+      if (len === 48) this.hashDelete(q >>> 2);
+      else this.hash[q + 3] = this.deeper48(key);
+    }
+  }
+
+  // ---------------------------------------------------------------- /48 hash
+
+  /** 1 when the trie has a node at bit 48 under key's /48 (prefixes longer than /48 there). */
+  private deeper48(key: Uint32Array): number {
+    const e = this.top[key[0]! >>> (32 - this.topBits)]!;
+    if (e >= 0) return 0;
+    let rec = e & ~PTR;
+    for (let s = this.topBits; s < 48; s += 6) {
+      const c = this.childAt(rec, this.index(key, s));
+      if (c < 0) return 0;
+      rec = c;
+    }
+    return 1;
+  }
+
+  /** Index (in Int32s) of the slot holding the /48 key, or -1. */
+  private hashFind(w0: number, w1: number): number {
+    const H = this.hash!;
+    const mask = (H.length >>> 2) - 1;
+    for (let j = hash48(w0, w1) & mask; ; j = (j + 1) & mask) {
+      const q = j << 2;
+      const w = H[q + 1]!;
+      if (w === 0) return -1;
+      if (w === w1 && H[q] === w0) return q;
+    }
+  }
+
+  private hashPut(w0: number, w1: number, val: number, deeper: number): void {
+    let q = this.hashFind(w0, w1);
+    if (q < 0) {
+      if ((this.hashUsed + 1) * 2 > this.hash!.length >>> 2) this.hashResize((this.hash!.length >>> 2) * 2);
+      const H = this.hash!;
+      const mask = (H.length >>> 2) - 1;
+      let j = hash48(w0, w1) & mask;
+      while (H[(j << 2) + 1] !== 0) j = (j + 1) & mask;
+      q = j << 2;
+      H[q] = w0;
+      H[q + 1] = w1;
+      this.hashUsed++;
+    }
+    this.hash![q + 2] = val;
+    this.hash![q + 3] = deeper;
+  }
+
+  private hashResize(slots: number): void {
+    const old = this.hash!;
+    const H = new Int32Array(slots * 4);
+    const mask = slots - 1;
+    for (let q = 0; q < old.length; q += 4) {
+      if (old[q + 1] === 0) continue;
+      let j = hash48(old[q]!, old[q + 1]!) & mask;
+      while (H[(j << 2) + 1] !== 0) j = (j + 1) & mask;
+      H.set(old.subarray(q, q + 4), j << 2);
+    }
+    this.hash = H;
+  }
+
+  /** Delete slot j (backward shift: linear probing without tombstones). */
+  private hashDelete(j: number): void {
+    const H = this.hash!;
+    const mask = (H.length >>> 2) - 1;
+    let hole = j;
+    for (let i = (j + 1) & mask; ; i = (i + 1) & mask) {
+      const q = i << 2;
+      if (H[q + 1] === 0) break;
+      const home = hash48(H[q]!, H[q + 1]!) & mask;
+      const inRange = hole <= i ? home > hole && home <= i : home > hole || home <= i;
+      if (!inRange) {
+        H.copyWithin(hole << 2, q, q + 4);
+        hole = i;
+      }
+    }
+    H.fill(0, hole << 2, (hole << 2) + 4);
+    this.hashUsed--;
+    if (this.hashUsed * 8 < H.length >>> 2 && H.length >>> 2 > H_MIN) this.hashResize((H.length >>> 2) >>> 1);
+  }
+
+  private insertTrie(key: Uint32Array, len: number, value: number): void {
     const leaf = (len << LEN_SHIFT) | (value + 1);
     const T = this.topBits;
     const ti = key[0]! >>> (32 - T);
@@ -319,11 +527,7 @@ export class Poptrie {
     if (changed) this.encode(rec, E, false);
   }
 
-  /**
-   * Remove `key/len`: its entries go back to `coverLen`/`coverValue` (the longest shorter prefix
-   * present, or coverValue -1 for none). Nodes that become uniform fold into their parent.
-   */
-  remove(key: Uint32Array, len: number, coverLen: number, coverValue: number): void {
+  private removeTrie(key: Uint32Array, len: number, coverLen: number, coverValue: number): void {
     const cover = coverValue < 0 ? 0 : (coverLen << LEN_SHIFT) | (coverValue + 1);
     const T = this.topBits;
     const ti = key[0]! >>> (32 - T);

@@ -27,6 +27,9 @@ export const TABLE_MAIN = 254;
 export const TABLE_LOCAL = 255;
 export const TABLE_DEFAULT = 253;
 
+/** Batch lookups work through bursts in chunks of this many (scratch arrays are this long). */
+export const BATCH_MAX = 64;
+
 /** A table switches its IPv4 trie from [16,8,8] to DIR-24-8 above this many IPv4 prefixes. */
 const V4_LARGE_THRESHOLD = 16384;
 
@@ -43,6 +46,8 @@ export class RouteTable {
   /** Prefixes present per length (removal looks for the covering prefix only at these). */
   readonly lengths4 = new Uint32Array(33);
   readonly lengths6 = new Uint32Array(129);
+  /** Scratch of lookupBatch4: first-level indices of one chunk. */
+  private readonly idx = new Int32Array(BATCH_MAX);
   constructor(
     readonly id: number,
     readonly name: string,
@@ -55,6 +60,55 @@ export class RouteTable {
 
   lookup6(buf: Uint8Array, addrOff: number): number {
     return this.v6 === null ? -1 : this.v6.lookupBytes(buf, addrOff);
+  }
+
+  /**
+   * Batch of IPv4 lookups: out[k] = lookup4(buf, offs[k]) for k < n (route id or -1). The
+   * addresses may sit anywhere in `buf` (e.g. one pool slab: offs = slot offset + 16), so one call
+   * serves a burst of packets. Allocation-free; any n (bursts above BATCH_MAX go in chunks).
+   * The DIR-24-8 walk is written out here in three passes over the burst: all first-level
+   * indices, then a tight gather of the first-level entries (nothing in that loop depends on a
+   * previous load, so the CPU keeps many cache/TLB misses in flight), then the rare second level
+   * and the decoding. Measured (1M prefixes, 2-core VM, burst 32): 40-45 M/s random and in-table,
+   * where eight lookups written side by side per iteration gave 28-32 and four 25-29 (the longer
+   * loop body keeps fewer loads in flight), one by one 15-25.
+   */
+  lookupBatch4(buf: Uint8Array, offs: Int32Array, n: number, out: Int32Array): void {
+    const t = this.v4;
+    if (t === null) {
+      out.fill(-1, 0, n);
+      return;
+    }
+    if (!t.dir24) {
+      for (let k = 0; k < n; k++) out[k] = t.lookupBytes(buf, offs[k]!);
+      return;
+    }
+    const d0 = t.d0;
+    const d1 = t.d1;
+    const idx = this.idx;
+    for (let k0 = 0; k0 < n; k0 += BATCH_MAX) {
+      const k1 = k0 + BATCH_MAX < n ? k0 + BATCH_MAX : n;
+      for (let k = k0; k < k1; k++) {
+        const o = offs[k]!;
+        idx[k - k0] = (buf[o]! << 16) | (buf[o + 1]! << 8) | buf[o + 2]!;
+      }
+      for (let k = k0; k < k1; k++) out[k] = d0[idx[k - k0]!]!;
+      for (let k = k0; k < k1; k++) {
+        let e = out[k]!;
+        if (e < 0) e = d1[((e & 0x7fffffff) << 8) | buf[offs[k]! + 3]!]!;
+        out[k] = (e & 0x7fffff) - 1;
+      }
+    }
+  }
+
+  /**
+   * Batch of IPv6 lookups: out[k] = lookup6(buf, offs[k]) for k < n, allocation-free, any n.
+   * Addresses inside a /48 prefix with nothing longer below it are answered from the /48 hash
+   * (one probe); the others walk the Poptrie level by level in lock-step (poptrie.ts lookupMany).
+   */
+  lookupBatch6(buf: Uint8Array, offs: Int32Array, n: number, out: Int32Array): void {
+    if (this.v6 === null) out.fill(-1, 0, n);
+    else this.v6.lookupMany(buf, offs, n, out);
   }
 
   byteSize(): number {
@@ -463,7 +517,7 @@ export class Router {
       if (tab.v4 === null) tab.v4 = new StrideTrie(32, V4_STRIDES_SMALL);
       return tab.v4;
     }
-    if (tab.v6 === null) tab.v6 = new Poptrie(128, V6_TOP_BITS);
+    if (tab.v6 === null) tab.v6 = new Poptrie(128, V6_TOP_BITS, true);
     return tab.v6;
   }
 

@@ -90,10 +90,15 @@ export class StrideTrie {
   /** Per level: byte offset of the level's bits within the address, and how to read them. */
   private readonly lvByte: Uint8Array;
   private readonly lvKind: Uint8Array;
-  private readonly dir24: boolean;
-  /** DIR-24-8 only: the two pools as direct fields (one load less per lookup than pools[i]). */
-  private d0: Int32Array;
-  private d1: Int32Array;
+  /** True for the DIR-24-8 schedule ([24, 8] over 32 bits): d0/d1 below are its two levels. */
+  readonly dir24: boolean;
+  /**
+   * DIR-24-8 only: the two pools as direct fields (one load less per lookup than pools[i]). Read
+   * by batch lookups that inline the walk (router.ts); d1 is replaced when it grows, so read it
+   * again per batch, never keep it.
+   */
+  d0: Int32Array;
+  d1: Int32Array;
   /** Number of prefixes inserted (maintained by the caller's add/remove pairing). */
   prefixes = 0;
 

@@ -137,6 +137,20 @@ export interface RouteFilter {
   family?: Family;
 }
 
+/** A rule that looks its table up for every packet (no selectors, no `not`). */
+function unconditionalLookup(r: Rule): boolean {
+  return (
+    r.action === 'lookup' &&
+    r.family === 0 &&
+    !r.not &&
+    r.from === null &&
+    r.to === null &&
+    r.ipproto < 0 &&
+    r.sportLo < 0 &&
+    r.dportLo < 0
+  );
+}
+
 export class Router {
   // ---- route store (struct of arrays) ----
   private cap = 0;
@@ -178,6 +192,15 @@ export class Router {
   ]);
   private nextTableId = 10000;
   private ruleList: Rule[] = [];
+  /** Every rule looks a table up for every packet (the defaults): lookupBatch works per table. */
+  private simpleRules = true;
+  // ---- lookupBatch scratch (BATCH_MAX lanes per family) ----
+  private readonly bOff4 = new Int32Array(BATCH_MAX);
+  private readonly bLane4 = new Int32Array(BATCH_MAX);
+  private readonly bOut4 = new Int32Array(BATCH_MAX);
+  private readonly bOff6 = new Int32Array(BATCH_MAX);
+  private readonly bLane6 = new Int32Array(BATCH_MAX);
+  private readonly bOut6 = new Int32Array(BATCH_MAX);
 
   // ---- per-lookup scratch and results (read them right after lookup) ----
   readonly flow = new FlowKey();
@@ -280,6 +303,7 @@ export class Router {
     let at = this.ruleList.length;
     while (at > 0 && this.ruleList[at - 1]!.priority > prio) at--;
     this.ruleList = [...this.ruleList.slice(0, at), rule, ...this.ruleList.slice(at)];
+    this.simpleRules = this.ruleList.every(unconditionalLookup);
     return prio;
   }
 
@@ -288,6 +312,7 @@ export class Router {
     const i = this.ruleList.findIndex((r) => r.priority === priority);
     if (i < 0) return false;
     this.ruleList = this.ruleList.filter((_, j) => j !== i);
+    this.simpleRules = this.ruleList.every(unconditionalLookup);
     return true;
   }
 
@@ -775,6 +800,112 @@ export class Router {
       return id;
     }
     return -1;
+  }
+
+  /**
+   * Route a burst of packets: the IP header of packet k starts at buf[offs[k]] and `ends[k]`
+   * bounds it (k < n; any n). Fills route[k] (route id or -1), type[k] (RouteType, NONE when
+   * nothing matched or the header is not there) and nexthop[k] (the ECMP choice for the flow, or
+   * null), and counts use: per packet the same answers and counters as lookup(). Does not set
+   * lastRoute/lastType/lastNexthop/lastTable. `buf` is typically one pool slab (PacketBuffer.buf
+   * views share it): offs = slot byte offset + packet offset. Allocation-free.
+   * When every rule is an unconditional table lookup (the default local/main/default rules), the
+   * tables are searched one after the other for the whole burst with the batch LPM (packets whose
+   * answer is no route or `throw` go on to the next rule's table); otherwise packet by packet.
+   */
+  lookupBatch(
+    buf: Uint8Array,
+    offs: Int32Array,
+    ends: Int32Array,
+    n: number,
+    route: Int32Array,
+    type: Uint8Array,
+    nexthop: (Nexthop | null)[],
+  ): void {
+    if (!this.simpleRules) {
+      for (let k = 0; k < n; k++) {
+        route[k] = this.lookup(buf, offs[k]!, 0, ends[k]!);
+        type[k] = this.lastType;
+        nexthop[k] = this.lastNexthop;
+      }
+      return;
+    }
+    const rules = this.ruleList;
+    const o4 = this.bOff4;
+    const l4 = this.bLane4;
+    const r4 = this.bOut4;
+    const o6 = this.bOff6;
+    const l6 = this.bLane6;
+    const r6 = this.bOut6;
+    for (let k0 = 0; k0 < n; k0 += BATCH_MAX) {
+      const k1 = n - k0 < BATCH_MAX ? n : k0 + BATCH_MAX;
+      let n4 = 0;
+      let n6 = 0;
+      for (let k = k0; k < k1; k++) {
+        const off = offs[k]!;
+        route[k] = -1;
+        type[k] = RouteType.NONE;
+        nexthop[k] = null;
+        const len = ends[k]! - off;
+        if (off < 0 || len <= 0) continue;
+        const ver = buf[off]! >>> 4;
+        if (ver === 4 && len >= 20) {
+          o4[n4] = off + 16;
+          l4[n4++] = k;
+        } else if (ver === 6 && len >= 40) {
+          o6[n6] = off + 24;
+          l6[n6++] = k;
+        }
+      }
+      // Rule by rule: each pass keeps the lanes still without an answer.
+      for (let ri = 0; ri < rules.length && n4 + n6 > 0; ri++) {
+        const tab = rules[ri]!.tableRef as RouteTable | null;
+        if (tab === null) continue;
+        if (n4 > 0 && tab.v4 !== null) {
+          tab.lookupBatch4(buf, o4, n4, r4);
+          let m = 0;
+          for (let a = 0; a < n4; a++) {
+            const id = r4[a]!;
+            if (id >= 0 && this.rType[id] !== RouteType.THROW) route[l4[a]!] = id;
+            else {
+              o4[m] = o4[a]!;
+              l4[m++] = l4[a]!;
+            }
+          }
+          n4 = m;
+        }
+        if (n6 > 0 && tab.v6 !== null) {
+          tab.lookupBatch6(buf, o6, n6, r6);
+          let m = 0;
+          for (let a = 0; a < n6; a++) {
+            const id = r6[a]!;
+            if (id >= 0 && this.rType[id] !== RouteType.THROW) route[l6[a]!] = id;
+            else {
+              o6[m] = o6[a]!;
+              l6[m++] = l6[a]!;
+            }
+          }
+          n6 = m;
+        }
+      }
+      for (let k = k0; k < k1; k++) {
+        const id = route[k]!;
+        if (id < 0) continue;
+        type[k] = this.rType[id]!;
+        const off = offs[k]!;
+        const v4 = buf[off]! >>> 4 === 4;
+        this.rPackets[id]!++;
+        this.rBytes[id]! += v4 ? (buf[off + 2]! << 8) | buf[off + 3]! : 40 + ((buf[off + 4]! << 8) | buf[off + 5]!);
+        const gid = this.rGroup[id]!;
+        if (gid < 0) continue;
+        const g = this.groups[gid]!;
+        if (g.nexthops.length === 1) nexthop[k] = g.nexthops[0]!;
+        else {
+          this.flow.read(buf, off, v4 ? 4 : 6, ends[k]!);
+          nexthop[k] = this.pick(g);
+        }
+      }
+    }
   }
 
   private pick(g: Group): Nexthop {

@@ -261,3 +261,88 @@ describe('RouteTable batch lookups', () => {
     });
   }
 });
+
+describe('Router.lookupBatch', () => {
+  it('answers and counts like lookup() per packet: mixed families, local/main/default tables, throw, ECMP, bad headers, policy rules', () => {
+    const rand = rng(2024);
+    const gen4 = addressGen(rand, 4, 4);
+    const gen6 = addressGen(rand, 6, 4);
+    const router = new Router();
+    const ids: number[] = [];
+    const addRandom = () => {
+      const fam: Family = rand() < 0.5 ? 4 : 6;
+      const p = randomPrefix(rand, fam === 4 ? gen4 : gen6, fam);
+      const r = rand();
+      const table = r < 0.1 ? 'local' : r < 0.2 ? 'default' : 'main';
+      const t = rand();
+      try {
+        if (t < 0.1) ids.push(router.add({ prefix: p, table, type: 'throw' }));
+        else if (t < 0.15) ids.push(router.add({ prefix: p, table, type: 'blackhole' }));
+        else if (t < 0.4)
+          ids.push(router.add({ prefix: p, table, metric: Math.floor(rand() * 3), nexthops: [{ dev: 'tun0', weight: 1 + Math.floor(rand() * 3) }, { dev: 'tun1' }, { dev: 'tun2' }] }));
+        else ids.push(router.add({ prefix: p, table, metric: Math.floor(rand() * 3), dev: `tun${Math.floor(rand() * 3)}` }));
+      } catch {
+        /* e.g. duplicate local type combos: irrelevant here */
+      }
+    };
+    const packets = (count: number) => {
+      const slab = new Uint8Array(count * 80);
+      const offs = new Int32Array(count);
+      const ends = new Int32Array(count);
+      for (let k = 0; k < count; k++) {
+        const o = k * 80 + Math.floor(rand() * 8);
+        const r = rand();
+        const pkt =
+          r < 0.5
+            ? ipv4Packet(`10.0.0.${k & 255}`, gen4().join('.'), rand() < 0.5 ? 6 : 17, Math.floor(rand() * 65536), 80, rand() < 0.1 ? 0x2000 : 0)
+            : ipv6Packet(gen6(), gen6(), 17, Math.floor(rand() * 65536), 443, rand() < 0.3 ? Math.floor(rand() * 0xfffff) : 0);
+        slab.set(pkt, o);
+        offs[k] = o;
+        ends[k] = o + pkt.length;
+        if (rand() < 0.05) ends[k] = o + Math.floor(rand() * 20); // truncated header
+        if (rand() < 0.03) slab[o] = 0x55; // bad version
+      }
+      return { slab, offs, ends };
+    };
+    const compare = (count: number) => {
+      const { slab, offs, ends } = packets(count);
+      const route = new Int32Array(count);
+      const type = new Uint8Array(count);
+      const nh: (Nexthop | null)[] = new Array(count).fill(null);
+      router.resetCounters();
+      router.lookupBatch(slab, offs, ends, count, route, type, nh);
+      const batchCounts = ids.map((id) => (router.isLive(id) ? [router.packetsOf(id), router.bytesOf(id)] : [0, 0]));
+      router.resetCounters();
+      for (let k = 0; k < count; k++) {
+        const id = router.lookup(slab, offs[k]!, 0, ends[k]!);
+        if (route[k] !== id || type[k] !== router.lastType || nh[k] !== router.lastNexthop) {
+          throw new Error(`packet ${k}: batch ${route[k]}/${type[k]}/${nh[k]?.dev} single ${id}/${router.lastType}/${router.lastNexthop?.dev}`);
+        }
+      }
+      for (let k = 0; k < count; k++) {
+        if (route[k]! >= 0) seen.routed++;
+        if (nh[k] !== null && router.nexthopsOf(route[k]!).length > 1) seen.ecmp++;
+        if (route[k]! >= 0 && router.tableOf(route[k]!) !== 254) seen.otherTable++;
+      }
+      const singleCounts = ids.map((id) => (router.isLive(id) ? [router.packetsOf(id), router.bytesOf(id)] : [0, 0]));
+      expect(batchCounts).toEqual(singleCounts);
+    };
+    const seen = { routed: 0, ecmp: 0, otherTable: 0 };
+    for (let round = 0; round < 30; round++) {
+      for (let i = 0; i < 40; i++) addRandom();
+      for (let i = 0; i < 10 && ids.length > 0; i++) router.remove(ids[Math.floor(rand() * ids.length)]!);
+      compare(1 + Math.floor(rand() * 150));
+      if (round === 10) router.addRule({ priority: 100, from: '10.0.0.0/25', table: 'default' }); // selector: per-packet path
+      if (round === 15) router.addRule({ priority: 200, ipproto: 'tcp', action: 'unreachable' });
+      if (round === 20) {
+        router.removeRule(100);
+        router.removeRule(200);
+      }
+      if (round === 25) router.addRule({ priority: 300, table: 'extra' }); // unconditional: batch path, new table
+      if (round === 26) router.add({ prefix: 'default', family: 6, table: 'extra', dev: 'tunX' });
+    }
+    expect(seen.routed).toBeGreaterThan(300);
+    expect(seen.ecmp).toBeGreaterThan(50);
+    expect(seen.otherTable).toBeGreaterThan(20);
+  });
+});

@@ -10,6 +10,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import type { BenchSection } from './run.ts';
 import { Router } from '../src/route/router.ts';
+import type { Nexthop } from '../src/route/types.ts';
 import type { Prefix } from '../src/wire/address-text.ts';
 
 const require = createRequire(import.meta.url);
@@ -20,7 +21,7 @@ const gc = vm.runInNewContext('gc') as () => void;
 const V4_COUNT = 1_000_000;
 const V6_COUNT = 200_000;
 
-function rng(seed: number): () => number {
+export function rng(seed: number): () => number {
   let s = seed >>> 0;
   return () => {
     s = (s + 0x6d2b79f5) >>> 0;
@@ -79,7 +80,7 @@ interface V6Table {
   len: Uint8Array;
 }
 
-function makeV4(n: number, seed: number): V4Table {
+export function makeV4(n: number, seed: number): V4Table {
   const rand = rng(seed);
   const clusters = Array.from({ length: 30000 }, () => (1 + Math.floor(rand() * 222)) * 2 ** 24 + Math.floor(rand() * 2 ** 16) * 256);
   const addr = new Uint32Array(n);
@@ -100,7 +101,7 @@ function makeV4(n: number, seed: number): V4Table {
   return { addr, len };
 }
 
-function makeV6(n: number, seed: number): V6Table {
+export function makeV6(n: number, seed: number): V6Table {
   const rand = rng(seed);
   const allocs = Array.from({ length: 40000 }, () => {
     const top = rand() < 0.5 ? 0x2a00 + Math.floor(rand() * 0x20) : 0x2001 + Math.floor(rand() * 0xc00);
@@ -132,7 +133,7 @@ function makeV6(n: number, seed: number): V6Table {
 
 const DEVS = ['tun0', 'tun1', 'shanghai', 'beijing'];
 
-function v4Prefix(p: Prefix, a: number, l: number): Prefix {
+export function v4Prefix(p: Prefix, a: number, l: number): Prefix {
   p.bytes[0] = a >>> 24;
   p.bytes[1] = (a >>> 16) & 255;
   p.bytes[2] = (a >>> 8) & 255;
@@ -140,7 +141,7 @@ function v4Prefix(p: Prefix, a: number, l: number): Prefix {
   p.length = l;
   return p;
 }
-function v6Prefix(p: Prefix, t: V6Table, i: number): Prefix {
+export function v6Prefix(p: Prefix, t: V6Table, i: number): Prefix {
   p.bytes.set(t.addr.subarray(i * 16, i * 16 + 16));
   p.length = t.len[i]!;
   return p;
@@ -296,18 +297,18 @@ export default async function bench(): Promise<BenchSection> {
         for (let o = 0; o < buf.length; o += 64) s += main.lookup6(buf, o) + main.lookup6(buf, o + 16) + main.lookup6(buf, o + 32) + main.lookup6(buf, o + 48);
       return s;
     });
-  // Batch API of the IPv6 Poptrie: 16 walks advance level by level in lock-step.
-  const BATCH = 64;
+  // Batch API (RouteTable.lookupBatch4/6): bursts of 32 addresses, as a receive burst of packets.
+  const BATCH = 32;
   const offs = new Int32Array(BATCH);
   const res = new Int32Array(BATCH);
-  const lpm6b = (buf: Uint8Array) =>
+  const lpmBatch = (buf: Uint8Array, w: 4 | 16) =>
     timeIt(() => {
       let s = 0;
-      const t6 = main.v6!;
       for (let r = 0; r < loops; r++)
-        for (let o = 0; o < buf.length; o += 16 * BATCH) {
-          for (let q = 0; q < BATCH; q++) offs[q] = o + 16 * q;
-          t6.lookupMany(buf, offs, BATCH, res);
+        for (let o = 0; o < buf.length; o += w * BATCH) {
+          for (let q = 0; q < BATCH; q++) offs[q] = o + w * q;
+          if (w === 4) main.lookupBatch4(buf, offs, BATCH, res);
+          else main.lookupBatch6(buf, offs, BATCH, res);
           for (let q = 0; q < BATCH; q++) s += res[q]!;
         }
       return s;
@@ -316,11 +317,14 @@ export default async function bench(): Promise<BenchSection> {
   const L4i = lpm4(in4);
   const L4rx = lpm4x(rnd4);
   const L4ix = lpm4x(in4);
+  const L4rb = lpmBatch(rnd4, 4);
+  const L4ib = lpmBatch(in4, 4);
   const L6r = lpm6(rnd6);
   const L6i = lpm6(in6);
   const L6rx = lpm6x(rnd6);
   const L6ix = lpm6x(in6);
-  const L6ib = lpm6b(in6);
+  const L6rb = lpmBatch(rnd6, 16);
+  const L6ib = lpmBatch(in6, 16);
   // Locality: real traffic repeats destinations; 4096 in-table destinations cycled.
   const W = 4096;
   const hot4 = new Uint8Array(N * 4);
@@ -366,8 +370,29 @@ export default async function bench(): Promise<BenchSection> {
       for (let r = 0; r < 16; r++) for (let o = 0; o < buf.length; o += stride) s += router.lookup(buf, o, 0, o + stride);
       return s;
     });
+  const bRoute = new Int32Array(BATCH);
+  const bType = new Uint8Array(BATCH);
+  const bNh: (Nexthop | null)[] = new Array(BATCH).fill(null);
+  const bOffs = new Int32Array(BATCH);
+  const bEnds = new Int32Array(BATCH);
+  const fullBatch = (buf: Uint8Array, stride: number) =>
+    timeIt(() => {
+      let s = 0;
+      for (let r = 0; r < 16; r++)
+        for (let o = 0; o < buf.length; o += stride * BATCH) {
+          for (let q = 0; q < BATCH; q++) {
+            bOffs[q] = o + stride * q;
+            bEnds[q] = o + stride * (q + 1);
+          }
+          router.lookupBatch(buf, bOffs, bEnds, BATCH, bRoute, bType, bNh);
+          for (let q = 0; q < BATCH; q++) s += bRoute[q]!;
+        }
+      return s;
+    });
   const F4 = full(pk4, 32);
   const F6 = full(pk6, 48);
+  const F4b = fullBatch(pk4, 32);
+  const F6b = fullBatch(pk6, 48);
   const f4 = rate(F4.secs, P * 16);
   const f6 = rate(F6.secs, P * 16);
 
@@ -420,16 +445,23 @@ export default async function bench(): Promise<BenchSection> {
   rows.push(`| IPv4 LPM lookups, random addresses, 4 interleaved per iteration | ${fig(L4rx)} | >= 50 M/s |`);
   rows.push(`| IPv4 LPM lookups, addresses in the table | ${fig(L4i)} | >= 50 M/s |`);
   rows.push(`| IPv4 LPM lookups, addresses in the table, 4 interleaved per iteration | ${fig(L4ix)} | >= 50 M/s |`);
+  rows.push(`| IPv4 batch lookups (burst of 32, RouteTable.lookupBatch4), random | ${fig(L4rb)} | >= 50 M/s |`);
+  rows.push(`| IPv4 batch lookups (burst of 32, RouteTable.lookupBatch4), in-table | ${fig(L4ib)} | >= 50 M/s |`);
   rows.push(`| IPv4 LPM lookups, 4096 hot in-table destinations | ${fig(L4h)} | |`);
   rows.push(`| (calibration: bare random read of a 64 MiB Uint32Array, same addresses) | ${fig(RAW)} | |`);
   rows.push(`| IPv6 LPM lookups, random addresses (2000::/4) | ${fig(L6r)} | >= 10 M/s |`);
   rows.push(`| IPv6 LPM lookups, random addresses, 4 interleaved per iteration | ${fig(L6rx)} | >= 10 M/s |`);
   rows.push(`| IPv6 LPM lookups, addresses in the table | ${fig(L6i)} | >= 10 M/s |`);
   rows.push(`| IPv6 LPM lookups, addresses in the table, 4 interleaved per iteration | ${fig(L6ix)} | >= 10 M/s |`);
-  rows.push(`| IPv6 LPM lookups, addresses in the table, batch API (lookupMany, 16 walks in lock-step) | ${fig(L6ib)} | >= 10 M/s |`);
+  rows.push(`| IPv6 batch lookups (burst of 32, RouteTable.lookupBatch6), random | ${fig(L6rb)} | >= 10 M/s |`);
+  rows.push(`| IPv6 batch lookups (burst of 32, RouteTable.lookupBatch6), in-table | ${fig(L6ib)} | >= 10 M/s |`);
   rows.push(`| IPv6 LPM lookups, 4096 hot in-table destinations | ${fig(L6h)} | |`);
   rows.push(`| IPv4 full packet lookup (rules + LPM + ECMP + counters), in-table | ${M(f4)} M/s | |`);
   rows.push(`| IPv6 full packet lookup (rules + LPM + ECMP + counters), in-table | ${M(f6)} M/s | |`);
+  const nf = P * 16;
+  const figF = (t: { secs: number; wall: number; all: number[] }) => `${M(nf / t.secs)} M/s (wall ${M(nf / t.wall)}; runs ${t.all.map((x) => M(nf / x)).join(' / ')})`;
+  rows.push(`| IPv4 full packet lookup, Router.lookupBatch (burst of 32), in-table | ${figF(F4b)} | |`);
+  rows.push(`| IPv6 full packet lookup, Router.lookupBatch (burst of 32), in-table | ${figF(F6b)} | |`);
   rows.push(`| updates /32 (add+remove, inside table prefixes) | ${K(u32)} k/s | >= 100 k/s |`);
   rows.push(`| updates /24 (add+remove, random) | ${K(u24)} k/s | >= 100 k/s |`);
   rows.push(`| updates /128 (add+remove, inside table prefixes) | ${K(u128)} k/s | >= 100 k/s |`);
@@ -521,7 +553,7 @@ export default async function bench(): Promise<BenchSection> {
     `Tables: ${V4_COUNT.toLocaleString('en')} distinct IPv4 prefixes (60% /24, 22% /22-/23, 17% /16-/21, a few /8-/15, clustered in 30k /16s) and ${V6_COUNT.toLocaleString('en')} IPv6 prefixes (55% /48, 12% /32, /29-/47 and a few /56-/64 under 40k allocations in 2001::/16-2a1f::/16), four tunnel devices, no default route (random addresses mostly miss).`,
     `LPM lookups read the address straight out of a buffer (${N.toLocaleString('en')} addresses x ${loops}, best of 3); the full lookup walks the 3 default rules on 64k UDP packets (x16). Updates: ${U.toLocaleString('en')} adds then ${U.toLocaleString('en')} removes (removal restores the covering prefix) into the full tables; a /32 or /128 inside an existing prefix creates trie nodes.`,
     `Rates are per CPU second of the bench process (process.cpuUsage), best of 3 runs, since the 2-core machine is shared with other work (1-minute load average ${loadStart.toFixed(1)} at the start and ${os.loadavg()[0]!.toFixed(1)} at the end of this section); the wall-clock rate of the same run and all 3 runs' CPU rates are given beside it. The calibration row is the memory ceiling of a one-load 64 MiB table in this run.`,
-    `Structures: IPv4 DIR-24-8 (StrideTrie [24,8], 64 MiB first level); IPv6 Poptrie (poptrie.ts: 18-bit direct top level, then 6-bit strides with 64-bit child/leaf bitmaps and popcount).`,
+    `Structures: IPv4 DIR-24-8 (StrideTrie [24,8], 64 MiB first level); IPv6 Poptrie (poptrie.ts: 18-bit direct top level, then 6-bit strides with 64-bit child/leaf bitmaps and popcount) plus a hash of the /48 prefixes (one probe answers an address inside a /48 with nothing longer below it). Batch rows: bursts of 32 addresses per call (RouteTable.lookupBatch4/6; Router.lookupBatch for whole packets), the lookups of a burst interleaved so their cache misses overlap (as DPDK/VPP do for a burst of packets).`,
     'Memory: process.memoryUsage() after gc, before and after the build (typed arrays are outside the JS heap: RSS and the typed-array figure count them).',
     'Baselines are measured in the same run on the largest table each took in reasonable time (stated), with text addresses as their APIs need; cidr-matcher and ipaddr.js answer membership / first match, not the longest prefix.',
   );

@@ -166,8 +166,8 @@ export class Router {
   private rNext = new Int32Array(0);
   private rLive = new Uint8Array(0);
   /** Per-route use counters. */
-  private rPackets = new Float64Array(0);
-  private rBytes = new Float64Array(0);
+  /** Per-route use counters, interleaved [packets, bytes] (one cache line per route). */
+  private rCount = new Float64Array(0);
   private readonly text = new Map<number, string>();
   private readonly keepText: boolean;
 
@@ -343,8 +343,7 @@ export class Router {
     this.rGroup = g(this.rGroup, Int32Array);
     this.rNext = g(this.rNext, Int32Array);
     this.rLive = g(this.rLive, Uint8Array);
-    this.rPackets = g(this.rPackets, Float64Array);
-    this.rBytes = g(this.rBytes, Float64Array);
+    this.rCount = g(this.rCount, Float64Array, 2);
     this.cap = cap;
   }
 
@@ -610,8 +609,8 @@ export class Router {
     this.rGroup[id] = gid;
     this.rNext[id] = -1;
     this.rLive[id] = 1;
-    this.rPackets[id] = 0;
-    this.rBytes[id] = 0;
+    this.rCount[2 * id] = 0;
+    this.rCount[2 * id + 1] = 0;
     if (this.keepText && spec.text !== undefined) this.text.set(id, spec.text);
 
     const head = this.findHead(tab.id, fam, p.length, k);
@@ -761,8 +760,8 @@ export class Router {
   lookup(buf: Uint8Array, off: number, family = 0, end = buf.length): number {
     const id = this.resolve(buf, off, family, end);
     if (id >= 0) {
-      this.rPackets[id]!++;
-      this.rBytes[id]! += this.flow.length;
+      this.rCount[2 * id]!++;
+      this.rCount[2 * id + 1]! += this.flow.length;
     }
     return id;
   }
@@ -888,15 +887,29 @@ export class Router {
           n6 = m;
         }
       }
+      // The route store (type, nexthop group, counters: separate arrays, each a likely miss per
+      // route) is read for every lane first, branch-free, so those misses overlap too.
+      const rType = this.rType;
+      const rGroup = this.rGroup;
+      const rCount = this.rCount;
+      const gg = this.bOut4;
       for (let k = k0; k < k1; k++) {
         const id = route[k]!;
-        if (id < 0) continue;
-        type[k] = this.rType[id]!;
+        const j = id < 0 ? 0 : id;
+        type[k] = rType[j]!;
+        gg[k - k0] = rGroup[j]! + rCount[2 * j]!;
+      }
+      for (let k = k0; k < k1; k++) {
+        const id = route[k]!;
+        if (id < 0) {
+          type[k] = RouteType.NONE;
+          continue;
+        }
         const off = offs[k]!;
         const v4 = buf[off]! >>> 4 === 4;
-        this.rPackets[id]!++;
-        this.rBytes[id]! += v4 ? (buf[off + 2]! << 8) | buf[off + 3]! : 40 + ((buf[off + 4]! << 8) | buf[off + 5]!);
-        const gid = this.rGroup[id]!;
+        rCount[2 * id]!++;
+        rCount[2 * id + 1]! += v4 ? (buf[off + 2]! << 8) | buf[off + 3]! : 40 + ((buf[off + 4]! << 8) | buf[off + 5]!);
+        const gid = rGroup[id]!;
         if (gid < 0) continue;
         const g = this.groups[gid]!;
         if (g.nexthops.length === 1) nexthop[k] = g.nexthops[0]!;
@@ -998,19 +1011,18 @@ export class Router {
     return g < 0 ? [] : this.groups[g]!.nexthops;
   }
   packetsOf(id: number): number {
-    return this.rPackets[id]!;
+    return this.rCount[2 * id]!;
   }
   bytesOf(id: number): number {
-    return this.rBytes[id]!;
+    return this.rCount[2 * id + 1]!;
   }
   /** Count use of a route (when the caller routed without lookup()). */
   countUse(id: number, bytes: number): void {
-    this.rPackets[id]!++;
-    this.rBytes[id]! += bytes;
+    this.rCount[2 * id]!++;
+    this.rCount[2 * id + 1]! += bytes;
   }
   resetCounters(): void {
-    this.rPackets.fill(0);
-    this.rBytes.fill(0);
+    this.rCount.fill(0);
   }
   textOf(id: number): string | undefined {
     return this.text.get(id);
@@ -1034,8 +1046,8 @@ export class Router {
       type: ROUTE_TYPE_NAMES[this.rType[id]!] as RouteInfo['type'],
       metric: this.rMetric[id]!,
       nexthops: this.nexthopsOf(id),
-      packets: this.rPackets[id]!,
-      bytes: this.rBytes[id]!,
+      packets: this.rCount[2 * id]!,
+      bytes: this.rCount[2 * id + 1]!,
     };
     const t = this.text.get(id);
     if (t !== undefined) info.text = t;
@@ -1081,8 +1093,7 @@ export class Router {
       this.rGroup.byteLength +
       this.rNext.byteLength +
       this.rLive.byteLength +
-      this.rPackets.byteLength +
-      this.rBytes.byteLength;
+      this.rCount.byteLength;
     return { tries, store, index: this.slots.byteLength };
   }
 

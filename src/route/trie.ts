@@ -48,6 +48,26 @@
  *   advanced level by level in lock-step) reaches 2.5-3.4 M/s.
  *   The stride schedule below (16-bit root, 8-bit levels to /32, 4-bit levels to /64, 8-bit
  *   after) stays available: it was the IPv6 structure before the Poptrie.
+ * - Batch lookups (RouteTable.lookupBatch4/6, Router.lookupBatch; bursts of 32, as DPDK/VPP
+ *   route a burst of packets), same runs, figures swinging up to 2x with the load of the shared
+ *   machine (the calibration row itself ranged 12-43 M/s between runs):
+ *   IPv4: the DIR-24-8 walk inlined in router.ts in three passes (indices; a tight gather of the
+ *   first-level entries; the rare second level): 39-40 M/s random, 23 M/s in-table in the bench
+ *   (30-45 both in a process holding only the IPv4 table) vs 16-25 one by one. Eight lookups
+ *   written side by side per iteration: 28-32 M/s; four: 25-29 (more code per load, fewer loads
+ *   in flight). A bare gather from a precomputed index array reaches 48-50 M/s on 64 MiB, 63-73
+ *   on 16-32 MiB: the 50 M/s goal sits at this VM's ceiling for any one-miss-per-lookup table.
+ *   IPv6: a hash of the /48 prefixes (the dominant length; 4 Int32 per slot: key, value, "longer
+ *   prefixes below" flag kept from the trie) answers an address inside a /48 with nothing longer
+ *   below in one probe. It is probed only after the first node level, so addresses that end
+ *   there (most addresses outside the table) do not pay it: probing it first took random
+ *   lookups from 40 to 10-17 M/s. Single in-table 1.5-2.2 -> 2.1-3.4 M/s; lookupMany rewritten
+ *   as branch-free gathers per level then a decision pass (and the hash probe in between):
+ *   batch in-table 2.3-2.7 -> 3.0-5.4 M/s, random 19-29 M/s. Cost: +4 MB (IPv6 21 -> 25 MB).
+ *   Still short of 10 M/s in-table: the 45% of in-table addresses outside a /48 walk 6 levels,
+ *   and each level costs ~10 ns of JS work even when cached (4096 hot destinations: 12-17 M/s).
+ *   Next candidates: hashes for /32-/44 blocks without longer prefixes, or a jump from a hash
+ *   of the /30 straight to the third node level.
  * - Int32Array pools: pointer entries use the sign bit so loads stay small integers in V8.
  */
 

@@ -69,9 +69,10 @@ export class RouteTable {
    * The DIR-24-8 walk is written out here in three passes over the burst: all first-level
    * indices, then a tight gather of the first-level entries (nothing in that loop depends on a
    * previous load, so the CPU keeps many cache/TLB misses in flight), then the rare second level
-   * and the decoding. Measured (1M prefixes, 2-core VM, burst 32): 40-45 M/s random and in-table,
-   * where eight lookups written side by side per iteration gave 28-32 and four 25-29 (the longer
-   * loop body keeps fewer loads in flight), one by one 15-25.
+   * and the decoding. Measured (1M prefixes, 2-core shared VM, burst 32): 39-45 M/s random,
+   * 23-45 in-table (load-dependent), where eight lookups written side by side per iteration gave
+   * 28-32 and four 25-29 (the longer loop body keeps fewer loads in flight), one by one 15-25.
+   * Details in the trie.ts note.
    */
   lookupBatch4(buf: Uint8Array, offs: Int32Array, n: number, out: Int32Array): void {
     const t = this.v4;

@@ -40,6 +40,14 @@ const H_OCC = 0x10000;
 const H_MIN = 1024;
 /** Largest value a trie can store. */
 export const MAX_POPTRIE_VALUE = VALUE_MASK - 1;
+/** Prefix length of a `matchKey` result (0 also for no match). */
+export function matchLength(m: number): number {
+  return m >>> LEN_SHIFT;
+}
+/** Value of a `matchKey` result, -1 for no match. */
+export function matchValue(m: number): number {
+  return (m & VALUE_MASK) - 1;
+}
 
 /** Population count of a 32-bit integer. */
 function pop(x: number): number {
@@ -301,17 +309,24 @@ export class Poptrie {
 
   /** Longest match for a key given as big-endian words (tests, control plane). Returns value or -1. */
   lookupKey(key: Uint32Array): number {
+    return (this.matchKey(key) & VALUE_MASK) - 1;
+  }
+
+  /**
+   * Longest match for a key given as big-endian words, with its length: 0 for none, else
+   * (prefix length << 23) | (value + 1) (see `matchLength` / `matchValue`). The trie walk alone
+   * (every prefix is in the trie; the /48 hash only shortcuts lookups).
+   */
+  matchKey(key: Uint32Array): number {
     const e = this.top[key[0]! >>> (32 - this.topBits)]!;
-    if (e >= 0) return (e & VALUE_MASK) - 1;
+    if (e >= 0) return e;
     let r = (e & ~PTR) << 3;
     for (let s = this.topBits; ; s += 6) {
       const i = this.index(key, s);
       const h = i >>> 5;
       const bit = 1 << i;
       const v = this.nodes[r + h]!;
-      if ((v & bit) === 0) {
-        return (this.leaves[this.nodes[r + 6 + h]! + pop(this.nodes[r + 2 + h]! & ((bit << 1) - 1)) - 1]! & VALUE_MASK) - 1;
-      }
+      if ((v & bit) === 0) return this.leaves[this.nodes[r + 6 + h]! + pop(this.nodes[r + 2 + h]! & ((bit << 1) - 1)) - 1]!;
       r = (this.nodes[r + 4 + h]! + pop(v & (bit - 1))) << 3;
     }
   }

@@ -481,6 +481,28 @@ export class Poptrie {
       const E = this.rows[d]!;
       const i = this.index(key, s);
       const end = s + 6;
+      if (len > end && fresh >= 0) {
+        // A node this insert just created (all 64 entries `fresh`, one-run leaf block) gets its
+        // only child at i: written straight into the record, the child keeping its own
+        // one-record block as the children block (no decode/encode of 64 entries per level of
+        // a host route's fresh chain, no copy).
+        const child = this.standalone(fresh);
+        this.temp = -1;
+        const n = this.nodes;
+        const r = rec << 3;
+        const vecA = i < 32 ? 1 << i : 0;
+        n[r] = vecA;
+        n[r + 1] = i < 32 ? 0 : 1 << i;
+        n[r + 2] = i === 0 ? 2 : 1; // the one leaf run starts at the first leaf entry
+        n[r + 3] = 0;
+        n[r + 4] = child;
+        n[r + 5] = child + pop(vecA);
+        n[r + 7] = n[r + 6]! + 1;
+        rec = child;
+        d++;
+        s = end;
+        continue;
+      }
       if (len > end && fresh < 0) {
         const c = this.childAt(rec, i);
         if (c >= 0) {
@@ -595,9 +617,29 @@ export class Poptrie {
     } else {
       const c = this.childAt(rec, i);
       if (c >= 0 && this.removeAt(c, d + 1, end, key, len, cover)) {
-        this.decode(rec, E);
-        E[i] = this.release(c);
-        this.encode(rec, E, true);
+        const n = this.nodes;
+        const r = rec << 3;
+        if (
+          pop(n[r]!) + pop(n[r + 1]!) === 1 &&
+          pop(n[r + 2]!) + pop(n[r + 3]!) === 1 &&
+          this.leaves[n[r + 6]!] === this.leaves[n[(c << 3) + 6]!]
+        ) {
+          // Its only child folded into the node's only leaf run: the node is uniform now (the
+          // usual case when a host route's chain folds), written straight into the record.
+          this.release(c);
+          this.nodeFree[1]!.push(c);
+          n[r] = 0;
+          n[r + 1] = 0;
+          n[r + 2] = 1;
+          n[r + 3] = 0;
+          n[r + 4] = 0;
+          n[r + 5] = 0;
+          n[r + 7] = n[r + 6]! + 1;
+        } else {
+          this.decode(rec, E);
+          E[i] = this.release(c);
+          this.encode(rec, E, true);
+        }
       }
     }
     return this.uniform(rec);

@@ -21,7 +21,7 @@ export { UserspaceHost } from './endpoint/userspace-host.ts';
 export type { UserspaceHostOptions } from './endpoint/userspace-host.ts';
 export { loadConfig, parseConfig, ConfigError } from './control/config.ts';
 export type { Config } from './control/config.ts';
-export type { Snapshot } from './control/snapshot.ts';
+export type { PeerSnapshot, Snapshot, StatsSnapshot } from './control/snapshot.ts';
 export { MemoryDevice } from './device/memory-device.ts';
 export type { PacketDevice } from './device/device.ts';
 export { DropReason, DropCounters } from './drop-reason.ts';

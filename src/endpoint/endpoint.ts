@@ -8,7 +8,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Config } from '../control/config.ts';
-import type { PeerSnapshot, RouteSnapshot, Snapshot } from '../control/snapshot.ts';
+import type { PeerSnapshot, RouteSnapshot, Snapshot, StatsSnapshot } from '../control/snapshot.ts';
 import type { PacketDevice } from '../device/device.ts';
 import { MemoryDevice } from '../device/memory-device.ts';
 import { openTun } from '../device/tun.ts';
@@ -321,6 +321,11 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   private peerUp(p: Peer): void {
     this.log(`peer ${p.name} up (${p.endpointText})`);
     this.emit('peer-up', p);
+  }
+
+  /** Counters: device and UDP traffic, ICMP errors sent, drops per reason, pool slots. */
+  stats(): StatsSnapshot {
+    return this.snapshot().stats;
   }
 
   /** Everything `ipferry show` prints. */

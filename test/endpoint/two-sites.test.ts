@@ -59,6 +59,8 @@ describe('two sites in process (memory devices, UDP on loopback)', () => {
     expect(await hostA.ping('192.168.20.20', 4000)).toBeGreaterThan(0);
     expect(await hostA.ping('fd00:20::20', 4000)).toBeGreaterThan(0);
     expect(a.snapshot().peers[0]!.txPackets).toBeGreaterThan(0);
+    expect(a.stats().udpTx.packets).toBeGreaterThan(0);
+    expect(a.stats().poolLive).toBeGreaterThanOrEqual(0);
     expect(b.snapshot().peers[0]!.up).toBe(true);
   });
 

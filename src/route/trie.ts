@@ -66,8 +66,30 @@
  *   batch in-table 2.3-2.7 -> 3.0-5.4 M/s, random 19-29 M/s. Cost: +4 MB (IPv6 21 -> 25 MB).
  *   Still short of 10 M/s in-table: the 45% of in-table addresses outside a /48 walk 6 levels,
  *   and each level costs ~10 ns of JS work even when cached (4096 hot destinations: 12-17 M/s).
- *   Next candidates: hashes for /32-/44 blocks without longer prefixes, or a jump from a hash
- *   of the /30 straight to the third node level.
+ *   Where the time goes (scratch runs, same 200k table, 1M in-table addresses): addresses under
+ *   a /48 (55%) answer at 12 M/s single (top + first node + one hash probe, ~80 ns); the other
+ *   45% at 1.3 M/s (/32: 2.9, /40-/44: 1.4): every further level is a load into the 25 MB pool
+ *   that costs ~130 ns on this VM (TLB misses under nested paging; no huge pages from JS), and
+ *   the batch call gets little overlap out of them (hot batch 14 M/s: its own JS work caps it).
+ *   Tried next and lost (not kept):
+ *   - A jump hash from the first 30 bits to the node at bit 30 (40k entries, 1 MB), probed with
+ *     the /48 hash: batch in-table 3.8 -> 4.0-5.1 M/s, batch random 26 -> 9 M/s; with jumps to
+ *     the nodes at bits 30, 36 and 42 (330k entries, 16 MB) probed together: single in-table
+ *     2.6 -> 2.8-3.0 M/s. Too little for the upkeep (node records move when a parent's
+ *     children block is rebuilt).
+ *   - Keeping /48s without longer prefixes out of the trie (hash only): 388k -> 172k nodes,
+ *     25 -> 15 MB, in-table 2.2-2.6 -> 2.6-3.1 M/s single, 3.3-3.5 -> 3.6-4.3 batch.
+ *   - Linear search on lengths with all probes issued together (one hash of the 174k prefixes
+ *     longer than /32, 8 MB, 8 probes; a 3.5 MB Poptrie of the rest): in-table 2.4-3.1 M/s,
+ *     random 36 -> 2.4-2.8 M/s.
+ *   So the 10 M/s in-table goal needs an in-table lookup to cost about one such miss: a layout
+ *   where a whole /32 allocation's subtree (nodes and leaves) sits in one or two pages, not a
+ *   cleverer index in front of the same scattered pool.
+ * - Updates: IPv6 removal finds the covering prefix from the sibling half's longest match (one
+ *   trie walk) instead of a hash probe per populated length; a host route's fresh chain is
+ *   written record by record (no 64-entry decode/encode per level) and folds the same way.
+ *   /128 updates through Router with 1M IPv4 + 200k IPv6 routes: first (cold) round 66-85k ->
+ *   129-133k/s, warm rounds 85-113k -> 184-243k/s; /64 140-233k -> 200-334k/s.
  * - Int32Array pools: pointer entries use the sign bit so loads stay small integers in V8.
  */
 

@@ -3,34 +3,8 @@ import { Poptrie } from '../../src/route/poptrie.ts';
 import { Router } from '../../src/route/router.ts';
 import type { Nexthop } from '../../src/route/types.ts';
 import type { Family, Prefix } from '../../src/wire/address-text.ts';
-import { addressGen, ipv4Packet, ipv6Packet, maskBytes, matches, randomPrefix, rng } from './helpers.ts';
+import { addressGen, cover, ipv4Packet, ipv6Packet, keyOf, maskBytes, matches, randomPrefix, refLookup, rng, words } from './helpers.ts';
 
-function words(bytes: Uint8Array): Uint32Array {
-  const w = new Uint32Array(4);
-  for (let i = 0; i < bytes.length; i++) w[i >> 2]! |= bytes[i]! << (24 - 8 * (i & 3));
-  return w;
-}
-const keyOf = (p: Prefix) => `${p.length}/${Buffer.from(p.bytes).toString('hex')}`;
-
-function refLookup(present: Map<string, { p: Prefix; v: number }>, addr: Uint8Array): number {
-  let best = -1;
-  let bestLen = -1;
-  for (const { p, v } of present.values()) {
-    if (p.length > bestLen && matches(p, addr)) {
-      best = v;
-      bestLen = p.length;
-    }
-  }
-  return best;
-}
-
-function cover(present: Map<string, { p: Prefix; v: number }>, p: Prefix): [number, number] {
-  let best: [number, number] = [0, -1];
-  for (const { p: q, v } of present.values()) {
-    if (q.length < p.length && matches(q, p.bytes) && (best[1] < 0 || q.length > best[0])) best = [q.length, v];
-  }
-  return best;
-}
 
 /** Addresses at scattered offsets of one slab (as pool slots are), lookups in one batch call. */
 function batchSlab(addrs: Uint8Array[], w: number, rand: () => number): { slab: Uint8Array; offs: Int32Array } {

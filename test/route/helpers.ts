@@ -84,3 +84,33 @@ export function ipv6Packet(src: Uint8Array, dst: Uint8Array, proto = 17, sport =
   b[43] = dport & 255;
   return b;
 }
+
+/** A 4-word big-endian key from address bytes. */
+export function words(bytes: Uint8Array): Uint32Array {
+  const w = new Uint32Array(4);
+  for (let i = 0; i < bytes.length; i++) w[i >> 2]! |= bytes[i]! << (24 - 8 * (i & 3));
+  return w;
+}
+export const keyOf = (p: Prefix) => `${p.length}/${Buffer.from(p.bytes).toString('hex')}`;
+
+/** Brute-force reference: the value of the longest present prefix holding addr, or -1. */
+export function refLookup(present: Map<string, { p: Prefix; v: number }>, addr: Uint8Array): number {
+  let best = -1;
+  let bestLen = -1;
+  for (const { p, v } of present.values()) {
+    if (p.length > bestLen && matches(p, addr)) {
+      best = v;
+      bestLen = p.length;
+    }
+  }
+  return best;
+}
+
+/** The covering prefix (length, value) a removal of p must restore: [0, -1] when none. */
+export function cover(present: Map<string, { p: Prefix; v: number }>, p: Prefix): [number, number] {
+  let best: [number, number] = [0, -1];
+  for (const { p: q, v } of present.values()) {
+    if (q.length < p.length && matches(q, p.bytes) && (best[1] < 0 || q.length > best[0])) best = [q.length, v];
+  }
+  return best;
+}

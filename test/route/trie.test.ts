@@ -2,36 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Poptrie } from '../../src/route/poptrie.ts';
 import { StrideTrie, V4_STRIDES_LARGE, V4_STRIDES_SMALL, V6_STRIDES } from '../../src/route/trie.ts';
 import type { Family, Prefix } from '../../src/wire/address-text.ts';
-import { addressGen, matches, randomPrefix, rng } from './helpers.ts';
-
-function words(bytes: Uint8Array): Uint32Array {
-  const w = new Uint32Array(4);
-  for (let i = 0; i < bytes.length; i++) w[i >> 2]! |= bytes[i]! << (24 - 8 * (i & 3));
-  return w;
-}
-
-const keyOf = (p: Prefix) => `${p.length}/${Buffer.from(p.bytes).toString('hex')}`;
-
-/** Brute-force reference: the longest present prefix's value. */
-function refLookup(present: Map<string, { p: Prefix; v: number }>, addr: Uint8Array): number {
-  let best = -1;
-  let bestLen = -1;
-  for (const { p, v } of present.values()) {
-    if (p.length > bestLen && matches(p, addr)) {
-      best = v;
-      bestLen = p.length;
-    }
-  }
-  return best;
-}
-
-function cover(present: Map<string, { p: Prefix; v: number }>, p: Prefix): [number, number] {
-  let best: [number, number] = [0, -1];
-  for (const { p: q, v } of present.values()) {
-    if (q.length < p.length && q.length >= best[0] && matches(q, p.bytes) && (best[1] < 0 || q.length > best[0])) best = [q.length, v];
-  }
-  return best;
-}
+import { addressGen, cover, keyOf, matches, randomPrefix, refLookup, rng, words } from './helpers.ts';
 
 type Lpm = Pick<StrideTrie, 'insert' | 'remove' | 'lookup4' | 'lookupBytes' | 'lookupKey' | 'nodeCounts'>;
 

@@ -12,6 +12,7 @@
  * Note: this module and ipv4.ts import each other (ipv4's describe() prints ICMP bodies); every
  * cross use is inside a function, never at module top level, so either may be imported first.
  */
+import { WireView } from './view.ts';
 import { DropReason } from '../drop-reason.ts';
 import { adjust16, checksum, fold, sumWords } from './checksum.ts';
 import {
@@ -98,25 +99,7 @@ export interface Icmpv4Repr {
   payloadLength: number;
 }
 
-export class Icmpv4Packet {
-  buf: Uint8Array;
-  off: number;
-  /** ICMP message length (the IP payload length). */
-  len: number;
-
-  constructor(buf: Uint8Array = EMPTY, off = 0, len = buf.length - off) {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-  }
-
-  wrap(buf: Uint8Array, off: number, len: number): this {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-    return this;
-  }
-
+export class Icmpv4Packet extends WireView {
   get type(): number {
     return this.buf[this.off + F_TYPE]!;
   }
@@ -269,7 +252,6 @@ export class Icmpv4Packet {
 }
 
 // A Buffer, so that views in a Buffer-based pool only ever see one receiver map.
-const EMPTY: Uint8Array = Buffer.alloc(0);
 
 function unreachText(code: number, b: Uint8Array, q: number, ql: number, mtu: number): string {
   // Quoted destination and transport for tcpdump-like text.

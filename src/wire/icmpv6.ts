@@ -9,6 +9,7 @@
  * |  Identifier / MTU / Pointer / unused (32 bits)                |
  * |  echo data, or as much of the invoking packet as fits         |
  */
+import { WireView } from './view.ts';
 import { DropReason } from '../drop-reason.ts';
 import { formatAddress } from './address-text.ts';
 import { fold, pseudoHeaderSumV6, sumWords } from './checksum.ts';
@@ -100,25 +101,7 @@ export interface Icmpv6Repr {
   bodyLength: number;
 }
 
-export class Icmpv6Packet {
-  buf: Uint8Array;
-  off: number;
-  len: number;
-
-  constructor(buf: Uint8Array = EMPTY, off = 0, len = buf.length - off) {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-  }
-
-  /** Re-point the view (one view per pipeline stage, no allocation per packet). */
-  wrap(buf: Uint8Array, off: number, len: number): this {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-    return this;
-  }
-
+export class Icmpv6Packet extends WireView {
   /**
    * Length checks: Truncated below 4 bytes; BadIcmpLength for an echo or error message shorter
    * than its 8-byte header. Unknown types pass (RFC 4443 2.4(b): the caller decides).
@@ -394,4 +377,3 @@ export function describeIcmpv6Body(buf: Uint8Array, off: number, len: number): s
   return `${s}, length ${len}`;
 }
 
-const EMPTY = new Uint8Array(0);

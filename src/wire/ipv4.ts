@@ -16,6 +16,7 @@
  * |                    Destination Address                        |
  * |                    Options                    |    Padding    |
  */
+import { WireView } from './view.ts';
 import { DropReason } from '../drop-reason.ts';
 import { adjust16, adjust32, checksum } from './checksum.ts';
 import { describeOptions, validateOptions } from './ipv4-options.ts';
@@ -113,28 +114,8 @@ export interface Ipv4Repr {
 }
 
 // A Buffer, so that views in a Buffer-based pool only ever see one receiver map.
-const EMPTY: Uint8Array = Buffer.alloc(0);
 
-export class Ipv4Packet {
-  buf: Uint8Array;
-  off: number;
-  /** Bytes available at off (may exceed totalLength: trailing link padding is tolerated). */
-  len: number;
-
-  constructor(buf: Uint8Array = EMPTY, off = 0, len = buf.length - off) {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-  }
-
-  /** Re-point the view (no allocation): keep one view per pipeline stage. */
-  wrap(buf: Uint8Array, off: number, len: number): this {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-    return this;
-  }
-
+export class Ipv4Packet extends WireView {
   get version(): number {
     return this.buf[this.off]! >> 4;
   }

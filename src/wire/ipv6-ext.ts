@@ -13,6 +13,7 @@
  * AH (RFC 4302): same first two bytes, but length = (Payload Len + 2) * 4.
  * Fragment: fixed 8 bytes, see Ipv6FragmentHeader.
  */
+import { WireView } from './view.ts';
 import { DropReason } from '../drop-reason.ts';
 
 /** DropReason.None read once (an imported enum can cost a getter call per use under tsx/CJS). */
@@ -279,24 +280,7 @@ export interface Ipv6OptionsRepr {
 }
 
 /** View over a Hop-by-Hop or Destination Options header. */
-export class Ipv6OptionsHeader {
-  buf: Uint8Array;
-  off: number;
-  len: number;
-
-  constructor(buf: Uint8Array = EMPTY, off = 0, len = buf.length - off) {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-  }
-
-  wrap(buf: Uint8Array, off: number, len: number): this {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-    return this;
-  }
-
+export class Ipv6OptionsHeader extends WireView {
   /** Truncated when the fixed two bytes are missing, BadExtHeaderLength when the header runs past `len`. */
   check(): DropReason {
     if (this.len < 2) return DropReason.Truncated;
@@ -386,24 +370,7 @@ export interface Ipv6RoutingRepr {
   segmentsLeft: number;
 }
 
-export class Ipv6RoutingHeader {
-  buf: Uint8Array;
-  off: number;
-  len: number;
-
-  constructor(buf: Uint8Array = EMPTY, off = 0, len = buf.length - off) {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-  }
-
-  wrap(buf: Uint8Array, off: number, len: number): this {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-    return this;
-  }
-
+export class Ipv6RoutingHeader extends WireView {
   /**
    * Truncated when shorter than 4 bytes, BadExtHeaderLength when the header runs past `len`,
    * BadRoutingHeader for type 0 with segments left (RFC 5095: treated as an unrecognised type,
@@ -486,24 +453,7 @@ export interface Ipv6FragmentRepr {
   identification: number;
 }
 
-export class Ipv6FragmentHeader {
-  buf: Uint8Array;
-  off: number;
-  len: number;
-
-  constructor(buf: Uint8Array = EMPTY, off = 0, len = buf.length - off) {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-  }
-
-  wrap(buf: Uint8Array, off: number, len: number): this {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-    return this;
-  }
-
+export class Ipv6FragmentHeader extends WireView {
   check(): DropReason {
     return this.len < FRAG_HEADER_LEN ? DropReason.Truncated : DropReason.None;
   }
@@ -597,17 +547,7 @@ export const AH_SEQ = 8;
 /** Smallest AH: 12 fixed bytes (ICV may be empty for null auth); IPv6 wants a multiple of 8. */
 export const AH_MIN_LEN = 12;
 
-export class Ipv6AuthHeader {
-  buf: Uint8Array;
-  off: number;
-  len: number;
-
-  constructor(buf: Uint8Array = EMPTY, off = 0, len = buf.length - off) {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-  }
-
+export class Ipv6AuthHeader extends WireView {
   /** Truncated below 12 bytes; BadExtHeaderLength when shorter than 12 or past `len` or not 8-aligned. */
   check(): DropReason {
     if (this.len < AH_MIN_LEN) return DropReason.Truncated;
@@ -639,4 +579,3 @@ export class Ipv6AuthHeader {
   }
 }
 
-const EMPTY = new Uint8Array(0);

@@ -13,6 +13,7 @@
  * |                     Source Address (16)                       |
  * |                  Destination Address (16)                     |
  */
+import { WireView } from './view.ts';
 import { DropReason } from '../drop-reason.ts';
 import { formatAddress } from './address-text.ts';
 import { describeIcmpv6Body } from './icmpv6.ts';
@@ -122,25 +123,7 @@ export interface Ipv6Repr {
   dst: Uint8Array;
 }
 
-export class Ipv6Packet {
-  buf: Uint8Array;
-  off: number;
-  len: number;
-
-  constructor(buf: Uint8Array = EMPTY, off = 0, len = buf.length - off) {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-  }
-
-  /** Re-point the view at another packet (no allocation). */
-  wrap(buf: Uint8Array, off: number, len: number): this {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-    return this;
-  }
-
+export class Ipv6Packet extends WireView {
   /**
    * Fixed-header checks before any field is trusted:
    * Truncated (< 40 bytes or the view runs past the buffer), BadVersion (not 6),
@@ -424,4 +407,3 @@ function describeRouting(buf: Uint8Array, p: number, l: number): string {
   return `${s})`;
 }
 
-const EMPTY = new Uint8Array(0);

@@ -13,6 +13,7 @@
  * |           Checksum            |         Urgent Pointer        |
  * |                    Options                    |    Padding    |
  */
+import { WireView } from './view.ts';
 import { DropReason } from '../drop-reason.ts';
 import { adjust16, fold, pseudoHeaderSumV4, pseudoHeaderSumV6, sumWords } from './checksum.ts';
 
@@ -62,25 +63,7 @@ export interface TcpRepr {
   payloadLength: number;
 }
 
-export class TcpPacket {
-  buf: Uint8Array;
-  off: number;
-  /** Bytes of the segment (the IP payload length). */
-  len: number;
-
-  constructor(buf: Uint8Array = EMPTY, off = 0, len = buf.length - off) {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-  }
-
-  wrap(buf: Uint8Array, off: number, len: number): this {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-    return this;
-  }
-
+export class TcpPacket extends WireView {
   private u16(f: number): number {
     return (this.buf[this.off + f]! << 8) | this.buf[this.off + f + 1]!;
   }
@@ -373,7 +356,6 @@ export class TcpPacket {
 }
 
 // A Buffer, so that views in a Buffer-based pool only ever see one receiver map.
-const EMPTY: Uint8Array = Buffer.alloc(0);
 
 function flagText(f: number): string {
   let s = '';

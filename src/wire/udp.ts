@@ -12,6 +12,7 @@
  *  |     length      |    checksum     |
  *  +--------+--------+--------+--------+
  */
+import { WireView } from './view.ts';
 import { DropReason } from '../drop-reason.ts';
 import { fold, pseudoHeaderSumV4, pseudoHeaderSumV6, sumWords } from './checksum.ts';
 
@@ -30,26 +31,7 @@ export interface UdpRepr {
   payloadLength: number;
 }
 
-export class UdpPacket {
-  buf: Uint8Array;
-  off: number;
-  /** Bytes available at off (the IP payload length). */
-  len: number;
-
-  constructor(buf: Uint8Array = EMPTY, off = 0, len = buf.length - off) {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-  }
-
-  /** Re-point this view (no allocation): one view object serves every packet. */
-  wrap(buf: Uint8Array, off: number, len: number): this {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-    return this;
-  }
-
+export class UdpPacket extends WireView {
   get srcPort(): number {
     return (this.buf[this.off + F_SRC_PORT]! << 8) | this.buf[this.off + F_SRC_PORT + 1]!;
   }
@@ -156,7 +138,6 @@ export class UdpPacket {
 }
 
 // A Buffer, so that views in a Buffer-based pool only ever see one receiver map.
-const EMPTY: Uint8Array = Buffer.alloc(0);
 
 /**
  * tcpdump's body for a UDP datagram inside IP: "10.0.0.1.5000 > 10.0.0.2.53: UDP, length 4".

@@ -6,34 +6,21 @@
  * (the TUN and UDP I/O measure in the ~100k pps range on this machine, bench/tun, bench/transport)
  * and that it allocates nothing in steady state.
  */
-import { parseConfig } from '../src/control/config.ts';
-import { MemoryDevice } from '../src/device/memory-device.ts';
-import { DropReason } from '../src/drop-reason.ts';
-import { Endpoint } from '../src/endpoint/endpoint.ts';
 import type { PacketBuffer } from '../src/pool.ts';
-import type { Transport } from '../src/transport/transport.ts';
+import { detachedEndpoint } from '../test/support/endpoint-harness.ts';
 import { kernelFixture } from '../test/support/pcap.ts';
 import type { BenchSection } from './run.ts';
 
 const N = 3_000_000;
 
 export default async function (): Promise<BenchSection> {
-  const cfg = parseConfig({
+  const { ep, dev } = detachedEndpoint({
     interface: { name: 'ferry0', address: ['192.168.10.1/24'], mtu: 1400 },
     listen: '127.0.0.1:6080',
     stack: { address: ['10.0.0.254'] },
     peers: [{ name: 'shanghai', endpoint: '127.0.0.1:6081', routes: ['192.168.20.0/24'] }],
   });
-  const ep = new Endpoint(cfg);
-  const dev = new MemoryDevice({ name: 'ferry0', mtu: 1400, pool: ep.pools.small });
   dev.setSink(() => {});
-  ep.pipeline.device = dev;
-  ep.pipeline.transport = {
-    send(p: PacketBuffer) {
-      p.release();
-      return DropReason.None;
-    },
-  } as unknown as Transport;
   const out = [kernelFixture('ping4')[0]!, kernelFixture('tcp-syn4')[0]!, kernelFixture('udp4')[0]!];
   // The same packets coming back from the peer: 192.168.20.20 -> 192.168.10.1.
   const back = out.map((b) => {

@@ -4,6 +4,7 @@
  * ECMP and counters), updates/s; side by side with longest-prefix-match, ipaddr.js subnetMatch,
  * cidr-matcher and a linear scan, each on the largest table it takes in reasonable time.
  */
+import { rng } from '../test/route/helpers.ts';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import v8 from 'node:v8';
@@ -20,17 +21,6 @@ const gc = vm.runInNewContext('gc') as () => void;
 
 const V4_COUNT = 1_000_000;
 const V6_COUNT = 200_000;
-
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function pickLength(r: number, table: [number, number][]): number {
   let acc = 0;

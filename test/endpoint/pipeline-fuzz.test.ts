@@ -6,13 +6,9 @@
  */
 import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/control/config.ts';
-import { MemoryDevice } from '../../src/device/memory-device.ts';
-import { DropReason } from '../../src/drop-reason.ts';
-import { Endpoint } from '../../src/endpoint/endpoint.ts';
-import type { PacketBuffer } from '../../src/pool.ts';
-import type { Transport } from '../../src/transport/transport.ts';
 import { Ipv4Packet } from '../../src/wire/ipv4.ts';
+import type { PacketBuffer } from '../../src/pool.ts';
+import { detachedEndpoint } from '../support/endpoint-harness.ts';
 import { KERNEL_FIXTURE_DIR, kernelFixture } from '../support/pcap.ts';
 
 const STACK6 = Buffer.from('fd000000000000000000000000000254', 'hex');
@@ -29,7 +25,7 @@ function rng(seed: number): () => number {
 
 describe('pipeline fuzz', () => {
   it('300,000 random and mutated packets through both directions: no exception, pools back to zero', () => {
-    const cfg = parseConfig({
+    const { ep, dev } = detachedEndpoint({
       interface: { name: 'ferry0', address: ['192.168.10.1/24', 'fd00:10::1/64'], mtu: 1400 },
       listen: '127.0.0.1:6080',
       stack: { address: ['10.0.0.254', 'fd00::254'] },
@@ -40,16 +36,7 @@ describe('pipeline fuzz', () => {
       routes: ['unreachable 10.99.0.0/16', 'blackhole 10.97.0.0/16'],
       hub: true,
     });
-    const ep = new Endpoint(cfg);
-    const dev = new MemoryDevice({ name: 'ferry0', mtu: 1400, pool: ep.pools.small });
     dev.setSink(() => {});
-    ep.pipeline.device = dev;
-    ep.pipeline.transport = {
-      send(p: PacketBuffer) {
-        p.release();
-        return DropReason.None;
-      },
-    } as unknown as Transport;
     const seeds = readdirSync(KERNEL_FIXTURE_DIR)
       .filter((f) => f.endsWith('.pcap'))
       .flatMap((f) => kernelFixture(f));

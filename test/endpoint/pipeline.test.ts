@@ -4,16 +4,13 @@
  * kernel side (TUN), 192.168.20.0/24 / fd00:20::/64 are behind peer 0 ("shanghai").
  */
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/control/config.ts';
-import { MemoryDevice } from '../../src/device/memory-device.ts';
 import { DropReason } from '../../src/drop-reason.ts';
-import { Endpoint } from '../../src/endpoint/endpoint.ts';
 import type { PacketBuffer } from '../../src/pool.ts';
-import type { Transport } from '../../src/transport/transport.ts';
 import { verify } from '../../src/wire/checksum.ts';
 import { Icmpv4Packet } from '../../src/wire/icmpv4.ts';
 import { Ipv4Packet } from '../../src/wire/ipv4.ts';
 import { TcpPacket } from '../../src/wire/tcp.ts';
+import { detachedEndpoint } from '../support/endpoint-harness.ts';
 import { kernelFixture } from '../support/pcap.ts';
 
 interface Sent {
@@ -22,7 +19,7 @@ interface Sent {
 }
 
 function setup(extra: Record<string, unknown> = {}, peerExtra: Record<string, unknown> = {}) {
-  const cfg = parseConfig({
+  const cfg = {
     interface: { name: 'ferry0', address: ['192.168.10.1/24', 'fd00:10::1/64'], mtu: 1400 },
     listen: '127.0.0.1:6080',
     stack: { address: ['10.0.0.254', 'fd00::254'] },
@@ -33,18 +30,9 @@ function setup(extra: Record<string, unknown> = {}, peerExtra: Record<string, un
     routes: ['unreachable 10.99.0.0/16', 'prohibit 10.98.0.0/16', 'blackhole 10.97.0.0/16', 'unreachable fd00:99::/32'],
     icmpRateLimit: { rate: 1, burst: 5 },
     ...extra,
-  });
-  const ep = new Endpoint(cfg);
-  const dev = new MemoryDevice({ name: 'ferry0', mtu: 1400, pool: ep.pools.small });
-  ep.pipeline.device = dev;
+  };
   const sent: Sent[] = [];
-  ep.pipeline.transport = {
-    send(p: PacketBuffer, peer: number) {
-      sent.push({ peer, bytes: Buffer.from(p.bytes()) });
-      p.release();
-      return DropReason.None;
-    },
-  } as unknown as Transport;
+  const { ep, dev } = detachedEndpoint(cfg, (p, peer) => sent.push({ peer, bytes: Buffer.from(p.bytes()) }));
   const pool = ep.pools.small;
   const pkt = (bytes: Uint8Array, tag = 0): PacketBuffer => {
     const p = pool.acquire()!;

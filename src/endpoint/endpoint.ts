@@ -15,10 +15,10 @@ import { openTun } from '../device/tun.ts';
 import { DROP_REASON_NAMES, DropCounters } from '../drop-reason.ts';
 import { Fragmenter } from '../frag/fragment.ts';
 import { PacketPools } from '../pool.ts';
-import { Router } from '../route/router.ts';
+import type { Router } from '../route/router.ts';
 import { formatRoute, routeJson } from '../route/show.ts';
 import { UdpTransport } from '../transport/udp-transport.ts';
-import { formatPrefix, maskInPlace, type AddressBytes, type Prefix } from '../wire/address-text.ts';
+import type { AddressBytes } from '../wire/address-text.ts';
 import { emitKeepalive, senderIdFromName, ControlCounter, controlLength } from '../wire/gue.ts';
 import { readV4 } from '../wire/ipv4.ts';
 import { IcmpSender } from './icmp-sender.ts';
@@ -27,8 +27,10 @@ import { LocalStack, type StackUdpSocket } from './local-stack.ts';
 import { Peer } from './peer.ts';
 import { Pipeline } from './pipeline.ts';
 import { TokenBucket } from './token-bucket.ts';
+import { buildRouters, kernelPrefixes, STACK_DEV } from './config-routes.ts';
 
-export const STACK_DEV = 'stack';
+export { STACK_DEV };
+
 
 /** Drops counted since the previous 'drop' event (emitted at most once a second, per reason). */
 export interface DropEvent {
@@ -91,8 +93,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     this.opts = opts;
     this.log = opts.log ?? (() => {});
     this.pools = new PacketPools({ small: { slots: opts.poolSlots?.small ?? 8192 }, large: { slots: opts.poolSlots?.large ?? 128 } });
-    this.router = new Router({ keepText: true });
-    this.allowed = new Router();
+    ({ router: this.router, allowed: this.allowed } = buildRouters(config));
     const ifName = config.interface.name;
 
     this.peers = config.peers.map(
@@ -110,34 +111,6 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
           mss: pc.mss,
         }),
     );
-    for (const peer of this.peers) {
-      for (const r of peer.routes) {
-        const prefix = toPrefix(r);
-        this.router.add({ prefix, dev: peer.name, text: `${formatPrefix(prefix)} dev ${peer.name}` });
-        this.allowed.add({ prefix, dev: peer.name });
-      }
-    }
-    // Our own stack's addresses: local routes.
-    for (const a of config.stack.address) {
-      const len = a.family === 4 ? 32 : 128;
-      const prefix: Prefix = { family: a.family, bytes: a.bytes, length: len };
-      this.router.add({ prefix, type: 'local', dev: STACK_DEV, text: `local ${formatPrefix(prefix)} dev ${STACK_DEV}` });
-    }
-    // The interface's connected subnets belong to the kernel side of the device.
-    for (const a of config.interface.address) {
-      const bytes = Uint8Array.from(a.bytes);
-      maskInPlace(bytes, a.length);
-      const prefix: Prefix = { family: a.family, bytes, length: a.length };
-      if (a.length < (a.family === 4 ? 32 : 128)) {
-        try {
-          this.router.add({ prefix, dev: ifName, text: `${formatPrefix(prefix)} dev ${ifName} proto kernel` });
-        } catch {
-          /* a peer or config route for the same prefix wins */
-        }
-      }
-    }
-    for (const r of config.routes) this.router.add({ ...r.parsed, text: r.text });
-    for (const r of config.rules) this.router.addRule(r.parsed);
 
     this.senderId = senderIdFromName(`${ifName}/${process.pid}/${Math.random()}`);
     const rl = config.icmpRateLimit;
@@ -213,17 +186,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       });
       if (c.kernelRoutes && this.opts.device === undefined && this.opts.tun !== false) {
         this.kernelRoutes = new KernelRoutes(c.interface.name, this.log);
-        const prefixes: Prefix[] = [];
-        for (const p of this.peers) for (const r of p.routes) prefixes.push(toPrefix(r));
-        for (const a of c.stack.address) prefixes.push({ family: a.family, bytes: a.bytes, length: a.family === 4 ? 32 : 128 });
-        // Extra unicast routes of the main table that lead to peers go into the TUN too.
-        const peerNames = new Set(this.peers.map((p) => p.name));
-        for (const r of c.routes) {
-          const s = r.parsed;
-          if ((s.type ?? 'unicast') !== 'unicast' || (s.table !== undefined && s.table !== 'main' && s.table !== 254)) continue;
-          const hops = s.nexthops && s.nexthops.length > 0 ? s.nexthops : [s];
-          if (typeof s.prefix !== 'string' && hops.every((h) => h.dev && peerNames.has(h.dev))) prefixes.push(s.prefix);
-        }
+        const prefixes = kernelPrefixes(c);
         const endpoints: AddressBytes[] = c.peers.map((p) => ({ family: p.endpoint.family, bytes: p.endpoint.bytes }));
         this.kernelRoutes.install(prefixes, endpoints);
       }
@@ -408,6 +371,3 @@ function icmpSourceV4(config: Config, log: (line: string) => void): number {
   return own;
 }
 
-function toPrefix(r: { family: 4 | 6; bytes: Uint8Array; length: number }): Prefix {
-  return { family: r.family, bytes: r.bytes, length: r.length };
-}

@@ -28,6 +28,24 @@
  * is unchanged, else moved; its children block is reallocated only when a child is created or
  * folded, which copies the 32-byte child records, not their subtrees). Blocks come from exact-size
  * free lists (1..64). Removal folds nodes that became uniform (no children, one leaf run).
+ *
+ * Tried and not kept (2026-11-22): a packed read-only copy for lookups (a subclass; each node one
+ * self-contained block [header, child pointers, leaves], subtrees written depth first so a /32
+ * allocation is a few hundred contiguous bytes, patched from this trie after every update).
+ * Scratch run, 200k bench table, in-table addresses bucketed by levels walked (ns/lookup, this
+ * trie vs the packed copy): 4 levels 460-478 vs 341-357, 5 levels 669-682 vs 466-509. So
+ * contiguity alone saves only the TLB part: each level is still a ~110 ns cache-line miss
+ * inside one page. Adding a prefetch hint (each child pointer says how many 64-byte lines its
+ * subtree spans, <= 16; a lookup loads them all at once after the /48 probe, independent loads
+ * that overlap): 5 levels 191-224 ns vs 420-441. Route bench, plain then packed, minutes apart
+ * (load ~2): in-table single 2.2 -> 4.9 and 2.4 -> 3.6 M/s, batch 3.1 -> 4.7 and 3.3 -> 3.7,
+ * random 26 -> 48 and 37 -> 43; but /128 updates 146 -> 111 and 162 -> 97 k/s (goal >= 100k),
+ * /64 307 -> 162 and 301 -> 141, IPv6 structure 25 -> 50 MB (RSS both tables +191 -> +206).
+ * The patch walks the copy's path too (more misses per update); with free-list reuse instead
+ * of bump allocation + compaction, updates got faster in isolation but the build layout
+ * scattered and the lookup gain vanished (2.2 -> 2.2 M/s, /128 87 k/s). Not switched: the
+ * update floor fails. What would keep both: this layout (blocks with pointers, depth-first
+ * placement, the line hint) as the only copy, updated in place, not a shadow of this trie.
  */
 
 const PTR = 0x80000000 | 0;

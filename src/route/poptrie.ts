@@ -43,8 +43,12 @@
  * /64 307 -> 162 and 301 -> 141, IPv6 structure 25 -> 50 MB (RSS both tables +191 -> +206).
  * The patch walks the copy's path too (more misses per update); with free-list reuse instead
  * of bump allocation + compaction, updates got faster in isolation but the build layout
- * scattered and the lookup gain vanished (2.2 -> 2.2 M/s, /128 87 k/s). Not switched: the
- * update floor fails. What would keep both: this layout (blocks with pointers, depth-first
+ * scattered and the lookup gain vanished (2.2 -> 2.2 M/s, /128 87 k/s). Copying only the
+ * levels above bit 48 (a walk that reaches a deeper node asks this trie): raw /128 updates
+ * 132-141 vs 161 k/s, /64 on par, but through the bench 155 -> 106 k/s and in-table 3.0 -> 2.9
+ * M/s; the same table in one process, alternating: single 2.3-2.8 -> 2.9-3.6 M/s, batch 3.0-4.1
+ * -> 2.4-3.4 (worse). Figures swing 2x run to run here. Not switched: the gain is not robust
+ * and the update floor is at risk. What would keep both: this layout (blocks with pointers, depth-first
  * placement, the line hint) as the only copy, updated in place, not a shadow of this trie.
  */
 

@@ -28,6 +28,7 @@ import { Peer } from './peer.ts';
 import { Pipeline } from './pipeline.ts';
 import { TokenBucket } from './token-bucket.ts';
 import { buildRouters, kernelPrefixes, STACK_DEV } from './config-routes.ts';
+import { exercisePipeline } from './warm-up.ts';
 
 export { STACK_DEV };
 
@@ -61,6 +62,8 @@ export interface EndpointOptions {
   device?: PacketDevice;
   /** Pool sizes (defaults: 8192 MTU slots, 128 64-KiB slots). */
   poolSlots?: { small?: number; large?: number };
+  /** Packets pushed through a throwaway pipeline before start so the JIT is hot (default 24000; 0 = none). */
+  warmUp?: number;
 }
 
 export class Endpoint extends EventEmitter<EndpointEvents> {
@@ -151,6 +154,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   async start(): Promise<void> {
     if (this.running) return;
     const c = this.config;
+    this.warmUpJit(this.opts.warmUp ?? (process.env.IPFERRY_WARMUP !== undefined ? Number(process.env.IPFERRY_WARMUP) || 0 : 24_000));
     const dev =
       this.opts.device ??
       (this.opts.tun === false
@@ -201,6 +205,18 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     // Say hello at once so peers with keepalives see us up without waiting a whole interval.
     for (const p of this.peers) if (p.keepaliveMs > 0) this.sendKeepalive(p);
     this.log(`up: ${c.interface.name} mtu ${c.interface.mtu}, listening on ${this.transport!.listenText}, ${this.peers.length} peer(s)`);
+  }
+
+  /** See warm-up.ts: typical packets through a throwaway pipeline of the same config. */
+  private warmUpJit(packets: number): void {
+    if (packets <= 0) return;
+    try {
+      const t = new Endpoint(this.config, { poolSlots: { small: 256, large: 4 }, warmUp: 0 });
+      exercisePipeline(t.pipeline, t.pools, this.config, packets);
+      t.stack.close();
+    } catch (e) {
+      this.log(`warning: JIT warm-up skipped: ${(e as Error).message.split('\n')[0]}`);
+    }
   }
 
   /** Remove kernel routes, close socket and device, fail pending pings. Idempotent. */

@@ -15,10 +15,9 @@ import type { PacketBuffer, PacketPools } from '../pool.ts';
 import {
   DEFAULT_MAX_BATCH,
   DEFAULT_PORT,
-  PeerTable,
+  PeerTransport,
   RxBatcher,
   TransportError,
-  TransportStats,
   formatHostPort,
   type Transport,
   type TransportBatchHandler,
@@ -95,18 +94,17 @@ export interface MemoryTransportOptions {
   maxBatch?: number;
 }
 
-export class MemoryTransport implements Transport {
-  readonly stats = new TransportStats();
+export class MemoryTransport extends PeerTransport implements Transport {
   readonly family: 4 | 6;
   readonly network: MemoryNetwork;
   private readonly address: string;
   private port: number;
   private running = false;
-  private readonly peers = new PeerTable();
   private readonly rx: RxBatcher;
   private readonly self: MemoryEndpoint;
 
   constructor(opts: MemoryTransportOptions) {
+    super();
     this.network = opts.network;
     this.address = canonical(opts.address);
     this.family = this.address.includes(':') ? 6 : 4;
@@ -151,25 +149,6 @@ export class MemoryTransport implements Transport {
 
   removePeer(index: number): void {
     this.peers.remove(index);
-  }
-
-  peerEndpoint(index: number): { address: string; port: number } | undefined {
-    const p = this.peers.get(index);
-    return p ? { address: p.address, port: p.port } : undefined;
-  }
-
-  lookupPeer(address: string, port: number): number {
-    return this.peers.lookup(address, port);
-  }
-
-  send(p: PacketBuffer, peer: number): DropReason {
-    const ep = this.peers.get(peer);
-    if (ep === undefined) {
-      p.release();
-      this.stats.txDropped++;
-      return DropReason.UnknownPeer;
-    }
-    return this.sendTo(p, ep.address, ep.port);
   }
 
   sendTo(p: PacketBuffer, address: string, port: number): DropReason {

@@ -16,7 +16,7 @@
  * DropReason.UnknownPeer, or hands it to mobility (a binding update from a new care-of address),
  * which is why the sender's address and port travel along in `RecvInfo`.
  */
-import type { DropReason } from '../drop-reason.ts';
+import { DropReason } from '../drop-reason.ts';
 import type { PacketBuffer, PacketPools } from '../pool.ts';
 
 /**
@@ -155,6 +155,36 @@ export class PeerTable {
  * sender's peer index, collect a batch, deliver it from one setImmediate per batch (or at once when
  * `maxBatch` fill up). Everything preallocated; `push` allocates nothing.
  */
+/**
+ * What both transports share: the stats, the peer table, and sending to a peer by index through
+ * the implementation's `sendTo` (same ownership rule: `send` always takes `p`).
+ */
+export abstract class PeerTransport {
+  readonly stats = new TransportStats();
+  protected readonly peers = new PeerTable();
+
+  abstract sendTo(p: PacketBuffer, address: string, port: number): DropReason;
+
+  peerEndpoint(index: number): { address: string; port: number } | undefined {
+    const p = this.peers.get(index);
+    return p ? { address: p.address, port: p.port } : undefined;
+  }
+
+  lookupPeer(address: string, port: number): number {
+    return this.peers.lookup(address, port);
+  }
+
+  send(p: PacketBuffer, peer: number): DropReason {
+    const ep = this.peers.get(peer);
+    if (ep === undefined) {
+      p.release();
+      this.stats.txDropped++;
+      return DropReason.UnknownPeer;
+    }
+    return this.sendTo(p, ep.address, ep.port);
+  }
+}
+
 export class RxBatcher {
   private readonly batch: PacketBuffer[];
   private readonly info: RecvInfo;

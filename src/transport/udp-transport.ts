@@ -31,10 +31,9 @@ import type { PacketBuffer, PacketPools } from '../pool.ts';
 import {
   DEFAULT_MAX_BATCH,
   DEFAULT_PORT,
-  PeerTable,
+  PeerTransport,
   RxBatcher,
   TransportError,
-  TransportStats,
   formatHostPort,
   type Transport,
   type TransportBatchHandler,
@@ -137,8 +136,7 @@ function bindSocket(type: 'udp4' | 'udp6', address: string, port: number, ipv6On
   });
 }
 
-export class UdpTransport implements Transport {
-  readonly stats = new TransportStats();
+export class UdpTransport extends PeerTransport implements Transport {
   private fam: 4 | 6;
   private bindAddress: string;
   private readonly bindPort: number;
@@ -150,7 +148,6 @@ export class UdpTransport implements Transport {
   private readonly onError?: (err: Error) => void;
   private socket: dgram.Socket | null = null;
   private running = false;
-  private readonly peers = new PeerTable();
   /** Endpoints as configured (re-canonicalized if the family changes at start). */
   private readonly configured = new Map<number, { address: string; port: number }>();
   private readonly rx: RxBatcher;
@@ -161,6 +158,7 @@ export class UdpTransport implements Transport {
   private ringCount = 0;
 
   constructor(opts: UdpTransportOptions) {
+    super();
     this.anyAddress = opts.address === undefined;
     const address = opts.address ?? '::';
     const fam = familyOf(address);
@@ -275,25 +273,6 @@ export class UdpTransport implements Transport {
   removePeer(index: number): void {
     this.peers.remove(index);
     this.configured.delete(index);
-  }
-
-  peerEndpoint(index: number): { address: string; port: number } | undefined {
-    const p = this.peers.get(index);
-    return p ? { address: p.address, port: p.port } : undefined;
-  }
-
-  lookupPeer(address: string, port: number): number {
-    return this.peers.lookup(address, port);
-  }
-
-  send(p: PacketBuffer, peer: number): DropReason {
-    const ep = this.peers.get(peer);
-    if (ep === undefined) {
-      p.release();
-      this.stats.txDropped++;
-      return DropReason.UnknownPeer;
-    }
-    return this.sendTo(p, ep.address, ep.port);
   }
 
   sendTo(p: PacketBuffer, address: string, port: number): DropReason {

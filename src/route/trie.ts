@@ -35,6 +35,24 @@
  *   than four lookups written side by side in the caller's loop, which measured 41-46 M/s
  *   straight on the trie, 18-26 M/s through RouteTable.lookup4 in the bench: V8 inlines less
  *   through the extra call). Pools as direct fields (d0/d1) instead of pools[i]: one load less.
+ *   Tried next (second session, same 1M table, separate processes, ranges over runs) and lost:
+ *   - Huge pages: GLIBC_TUNABLES=glibc.malloc.hugetlb=1 gives the 64 MiB array 2 MiB pages
+ *     (AnonHugePages 65536 kB) and the same random-read rate (27-29 vs 31-32 M/s): under the
+ *     VM's nested paging the host's pages decide. Random reads by array size, one process:
+ *     4 MiB 123-248 M/s, 8 MiB 95-274, 16 MiB 32-52, 32-64 MiB 28-33. So a table that fits in
+ *     ~8 MiB could be fast, one of 16 MiB or more cannot.
+ *   - Compressed copies of the DIR-24-8 for lookups, re-encoded per /16 after each update (the
+ *     1M table has 55.9k non-uniform /16s, 1.70M runs of equal entries, 1.03M (/16, route) pairs):
+ *     (a) per /16 8 groups of [32-bit run bitmap, base] + Int32 runs (popcount of the bitmap
+ *     gives the run): 20 MiB, 17-23 M/s vs 17-20 for DIR-24-8 in the same process; (b) the same
+ *     with each /16's groups and runs in one block: 14.5 MB, 14-20 M/s; (c) blocks of bitmaps,
+ *     Uint8 run -> local id and Int32 route ids, 8.3 MB in all: 8-16 M/s random, 7-28 in-table
+ *     (DIR-24-8: 19-25 / 19-26), and 47 M/s on 4096 hot destinations where DIR-24-8 gives
+ *     109-114. The decoding (popcount, byte indices, three dependent loads) costs ~20 ns per
+ *     lookup in JS with every line cached, so a compressed layout cannot reach 50 M/s here
+ *     either; the access pattern alone (three dependent loads inside a block of an 8 MiB array,
+ *     no decoding) measured 50-67 M/s. Not kept: DIR-24-8 stays, memory-bound at 19-30 M/s
+ *     one by one and up to ~40 batched on this VM.
  * - IPv6 (200k internet-like prefixes): a Poptrie (poptrie.ts) with an 18-bit direct top level:
  *   21 MB (the stride trie below took 83 MB), random addresses 40-46 M/s (was 11-21), in-table
  *   1.7-2.5 M/s (was 1.0-1.4), 4096 hot destinations 11-12.5 M/s (was 1.4-1.9), build 0.9-1.0 s,

@@ -5,6 +5,11 @@
  *   UDP -> GUE -> validate -> source check (peer's prefixes) -> route -> device | local stack | peer (hub)
  *   local stack / our ICMP errors -> route -> device | peer (fragmented to fit: we are the source)
  *
+ * Each burst from the device or the transport is routed with one Router.lookupBatch (packets
+ * validated first; a burst is cut where the sending peer or the pool slab changes), so the route
+ * table's cache misses of a burst overlap (with the 1M-prefix IPv4 table, bursts of 32 against
+ * one packet per call: bench/pipeline.bench.ts, figures in bench/RESULTS.md).
+ *
  * No route: ICMP destination unreachable (per route type, as Linux does), rate-limited. A packet
  * from a peer with no route of ours goes to the device: the kernel behind the TUN decides.
  *
@@ -17,7 +22,8 @@ import { DropReason, type DropCounters } from '../drop-reason.ts';
 import type { PacketDevice } from '../device/device.ts';
 import type { Fragmenter } from '../frag/fragment.ts';
 import type { PacketBuffer, PacketPools } from '../pool.ts';
-import type { Router } from '../route/router.ts';
+import { BATCH_MAX, type Router } from '../route/router.ts';
+import type { Nexthop } from '../route/types.ts';
 import { icmpForRouteType, RouteType } from '../route/types.ts';
 import type { Transport } from '../transport/transport.ts';
 import { CTYPE_KEEPALIVE, ControlMessage, gueClassify, gueHeaderLength, GueKind, ReplayWindow, verifyControl } from '../wire/gue.ts';
@@ -96,6 +102,21 @@ export class Pipeline {
   private readonly ctl = new ControlMessage(Buffer.alloc(0), 0, 0);
   /** Clock sampled once per batch. */
   private nowMs = 0;
+  // ---- one burst of packets routed with Router.lookupBatch (the LPM misses of a burst overlap) ----
+  /** Packets of the burst, their family and header offset / end in the slab view. */
+  private readonly bPkt: (PacketBuffer | null)[] = new Array<PacketBuffer | null>(BATCH_MAX).fill(null);
+  private readonly bFam = new Uint8Array(BATCH_MAX);
+  private readonly bOffs = new Int32Array(BATCH_MAX);
+  private readonly bEnds = new Int32Array(BATCH_MAX);
+  private readonly bRoute = new Int32Array(BATCH_MAX);
+  private readonly bType = new Uint8Array(BATCH_MAX);
+  private readonly bNh: (Nexthop | null)[] = new Array<Nexthop | null>(BATCH_MAX).fill(null);
+  private bCount = 0;
+  private bSlab: Uint8Array | null = null;
+  /** A burst is being routed: a packet arriving re-entrantly (a synchronous peer) goes alone. */
+  private bBusy = false;
+  /** Byte view of each packet memory (pool slab) seen: one lookupBatch call covers a slab. */
+  private readonly slabViews = new WeakMap<ArrayBufferLike, Uint8Array>();
 
   constructor(opts: PipelineOptions) {
     this.o = opts;
@@ -127,24 +148,53 @@ export class Pipeline {
   /** Batch handler for the device (TUN or memory). */
   readonly fromDevice = (batch: PacketBuffer[], count: number): void => {
     this.nowMs = this.o.now();
-    for (let i = 0; i < count; i++) this.fromDeviceOne(batch[i]!);
+    if (this.bBusy) {
+      for (let i = 0; i < count; i++) {
+        const p = batch[i]!;
+        const fam = this.validate(p);
+        if (fam !== 0) this.route(p, fam, FROM_DEVICE);
+      }
+      return;
+    }
+    this.bBusy = true;
+    try {
+      for (let i = 0; i < count; i++) {
+        const p = batch[i]!;
+        const fam = this.validate(p);
+        if (fam !== 0) this.queue(p, fam, FROM_DEVICE);
+      }
+      if (this.bCount > 0) this.routeQueued(FROM_DEVICE);
+    } catch (e) {
+      this.abandonQueued();
+      throw e;
+    } finally {
+      this.bBusy = false;
+    }
   };
-
-  private fromDeviceOne(p: PacketBuffer): void {
-    const fam = this.validate(p);
-    if (fam === 0) return;
-    this.route(p, fam, FROM_DEVICE);
-  }
 
   // ---------------------------------------------------------------- UDP -> ...
 
   /** Batch handler for the transport; p.tag is the sending peer's index or -1. */
   readonly fromTransport = (batch: PacketBuffer[], count: number): void => {
     this.nowMs = this.o.now();
-    for (let i = 0; i < count; i++) this.fromTransportOne(batch[i]!);
+    if (this.bBusy) {
+      for (let i = 0; i < count; i++) this.fromTransportOne(batch[i]!, false);
+      return;
+    }
+    this.bBusy = true;
+    try {
+      // Packets of one burst come from any peers: route them in runs of the same sender.
+      for (let i = 0; i < count; i++) this.fromTransportOne(batch[i]!, true);
+      if (this.bCount > 0) this.routeQueued(this.bIngress);
+    } catch (e) {
+      this.abandonQueued();
+      throw e;
+    } finally {
+      this.bBusy = false;
+    }
   };
 
-  private fromTransportOne(p: PacketBuffer): void {
+  private fromTransportOne(p: PacketBuffer, burst: boolean): void {
     const idx = p.tag;
     const peer = idx >= 0 ? this.peers[idx] : undefined;
     if (peer === undefined) {
@@ -176,7 +226,8 @@ export class Pipeline {
       return;
     }
     this.heard(peer);
-    this.route(p, fam, idx);
+    if (burst) this.queue(p, fam, idx);
+    else this.route(p, fam, idx);
   }
 
   private peerOfAllowed(routeId: number): number {
@@ -254,17 +305,70 @@ export class Pipeline {
     return 0;
   }
 
+  /** Ingress of the queued packets (one per run: a different ingress flushes the queue). */
+  private bIngress = FROM_DEVICE;
+
+  /** Add a validated packet to the burst (routing the burst first when it is full or the slab or ingress changes). */
+  private queue(p: PacketBuffer, fam: 4 | 6, ingress: number): void {
+    const ab = p.buf.buffer;
+    let slab = this.bSlab;
+    if (slab === null || slab.buffer !== ab) {
+      slab = this.slabViews.get(ab) ?? null;
+      if (slab === null) {
+        slab = new Uint8Array(ab);
+        this.slabViews.set(ab, slab);
+      }
+    }
+    if (this.bCount > 0 && (this.bCount === BATCH_MAX || slab !== this.bSlab || ingress !== this.bIngress)) this.routeQueued(this.bIngress);
+    const n = this.bCount++;
+    this.bSlab = slab;
+    this.bIngress = ingress;
+    this.bPkt[n] = p;
+    this.bFam[n] = fam;
+    const off = p.buf.byteOffset + p.offset;
+    this.bOffs[n] = off;
+    this.bEnds[n] = off + p.length;
+  }
+
+  /** Route the queued burst: one Router.lookupBatch, then each packet on its way. */
+  private routeQueued(ingress: number): void {
+    const n = this.bCount;
+    this.bCount = 0;
+    this.router.lookupBatch(this.bSlab!, this.bOffs, this.bEnds, n, this.bRoute, this.bType, this.bNh);
+    for (let k = 0; k < n; k++) {
+      const p = this.bPkt[k]!;
+      const nh = this.bNh[k] ?? null;
+      this.bPkt[k] = null;
+      this.bNh[k] = null;
+      this.forward(p, this.bFam[k] as 4 | 6, ingress, this.bRoute[k]!, this.bType[k]!, nh);
+    }
+  }
+
+  /** After an exception in the middle of a burst: release what was queued and not yet sent on. */
+  private abandonQueued(): void {
+    this.bCount = 0;
+    for (let k = 0; k < BATCH_MAX; k++) {
+      const p = this.bPkt[k];
+      this.bPkt[k] = null;
+      this.bNh[k] = null;
+      if (p) p.release();
+    }
+  }
+
   private route(p: PacketBuffer, fam: 4 | 6, ingress: number): void {
     const router = this.router;
     const id = router.lookup(p.buf, p.offset, fam, p.offset + p.length);
-    const type = router.lastType;
+    this.forward(p, fam, ingress, id, router.lastType, router.lastNexthop);
+  }
+
+  /** Send a routed packet on: route id (or -1), its type and the ECMP nexthop chosen. */
+  private forward(p: PacketBuffer, fam: 4 | 6, ingress: number, id: number, type: number, nh: Nexthop | null): void {
     if (id < 0 || type !== RouteType.UNICAST) {
       if (type === RouteType.LOCAL) return this.toLocal(p);
       // No route of ours: the device (the kernel behind the TUN) is the default for all but its own packets.
       if (type === RouteType.NONE && ingress !== FROM_DEVICE) return this.toDevice(p, fam, ingress);
       return this.unreachable(p, fam, type, ingress);
     }
-    const nh = router.lastNexthop;
     const target = nh === null || nh.devIndex < 0 || nh.devIndex >= this.devTarget.length ? TARGET_NONE : this.devTarget[nh.devIndex]!;
     if (target >= 0) {
       if (ingress >= 0) {

@@ -52,11 +52,29 @@
  * placement, the line hint) as the only copy, updated in place, not a shadow of this trie.
  */
 
+import * as bucket from './v6-bucket.ts';
+import { V6Buckets } from './v6-bucket.ts';
+
 const PTR = 0x80000000 | 0;
 const VALUE_MASK = 0x7fffff;
 const LEN_SHIFT = 23;
 /** Lookups walked in lock-step by lookupMany. */
 const LANES = 64;
+// The /32 bucket layout (v6-bucket.ts) as local constants: an imported binding costs a call per
+// read on the hot path under tsx (measured: a third of the batch time). test/route/v6-bucket.test.ts
+// checks they agree.
+const BK_SHIFT = 24;
+const BK_MARK = 0x800000;
+const BK_PAYLOAD = 0xffffff;
+const BK_SCAN_MAX = 24;
+const BK_COUNT = 0xffff;
+/** Same as bucket.bucketSlot. */
+function bucketSlot(w0: number, shift: number): number {
+  return Math.imul(w0, 0x9e3779b1) >>> shift;
+}
+/** The layout constants this file copies from v6-bucket.ts (tests). */
+export const BUCKET_LAYOUT = { BK_SHIFT, BK_MARK, BK_PAYLOAD, BK_SCAN_MAX, BK_COUNT, bucketSlot };
+void bucket;
 /** Hash slot layout (Int32 each): [key bits 0-31, key bits 32-47 | H_OCC, value + 1, deeper]. */
 const H_OCC = 0x10000;
 const H_MIN = 1024;
@@ -100,6 +118,37 @@ function probe48(H: Int32Array, buf: Uint8Array, off: number): number {
   }
 }
 
+/** probe32: no bucket (nothing of length >= 32 under this /32: the walk ends above bit 36). */
+const NO_BUCKET = -2;
+/** probe32: the bucket cannot answer (too many entries, or prefixes longer than /64 here). */
+const ASK_TRIE = -3;
+
+/**
+ * Answer of the /32 bucket (v6-bucket.ts) for the address at buf[off]: the value, -1 for no
+ * route, or NO_BUCKET / ASK_TRIE.
+ */
+function probe32(F: Int32Array, fshift: number, I: Int32Array, shift: number, P: Int32Array, buf: Uint8Array, off: number): number {
+  const w0 = (buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!;
+  const h = Math.imul(w0, 0x9e3779b1);
+  const pos = h >>> fshift;
+  if (((F[pos >>> 5]! >>> (pos & 31)) & 1) === 0) return NO_BUCKET;
+  const mask = (I.length >>> 1) - 1;
+  for (let j = h >>> shift; ; j = (j + 1) & mask) {
+    const p = I[2 * j + 1]!;
+    if (p === 0) return NO_BUCKET;
+    if (I[2 * j] === w0) {
+      const cnt = P[p]! & BK_COUNT;
+      if (cnt > BK_SCAN_MAX) return ASK_TRIE;
+      const a1 = (buf[off + 4]! << 24) | (buf[off + 5]! << 16) | (buf[off + 6]! << 8) | buf[off + 7]!;
+      for (let q = p + 2, end = p + 2 + 2 * cnt; q < end; q += 2) {
+        const x = P[q + 1]!;
+        if (((a1 ^ P[q]!) >>> (x >>> BK_SHIFT)) === 0) return (x & BK_MARK) === 0 ? (x & VALUE_MASK) - 1 : ASK_TRIE;
+      }
+      return (P[p + 1]! & VALUE_MASK) - 1;
+    }
+  }
+}
+
 export class Poptrie {
   readonly bits: 32 | 128;
   readonly topBits: number;
@@ -129,6 +178,13 @@ export class Poptrie {
    */
   private hash: Int32Array | null = null;
   private hashUsed = 0;
+  /** The /32 bucket fast path (IPv6 only, see `buckets` and v6-bucket.ts). null when off. */
+  private bk: V6Buckets | null = null;
+  private readonly laneKey = new Int32Array(LANES);
+  private readonly laneTop = new Int32Array(LANES);
+  private readonly coverKey = new Uint32Array(4);
+  /** Set by bucketLanes: how many of the lanes it kept need the /48 probe (they come first). */
+  private askLanes = 0;
   /** A standalone record created for a new child, copied into its parent's block by encode(). */
   private temp = -1;
   /** Bit position below which two address bytes can be read for a stride (else one). */
@@ -138,12 +194,19 @@ export class Poptrie {
    * `fast48` (IPv6 only; the top level must end on a 6-bit stride boundary at bit 48, e.g. 18):
    * keep a hash of the /48 prefixes, so an address inside a /48 with nothing longer below it is
    * answered by one probe instead of the 6-7 dependent loads of the walk.
+   * `buckets` (IPv6 only, default: as fast48): keep the /32 buckets (v6-bucket.ts), so an
+   * address under a /32 holding prefixes of length 32..64 is answered by one index probe and a
+   * scan of a few Int32.
    */
-  constructor(bits: 32 | 128, topBits: number, fast48 = false) {
+  constructor(bits: 32 | 128, topBits: number, fast48 = false, buckets = fast48) {
     if (topBits < 8 || topBits > 24) throw new Error(`unsupported top level of ${topBits} bits`);
     if (fast48) {
       if (bits !== 128 || (48 - topBits) % 6 !== 0) throw new Error(`no /48 fast path for ${bits} bits with a ${topBits}-bit top`);
       this.hash = new Int32Array(H_MIN * 4);
+    }
+    if (buckets) {
+      if (bits !== 128) throw new Error('/32 buckets are for IPv6 tries only');
+      this.bk = new V6Buckets((w0) => this.cover32(w0));
     }
     this.bits = bits;
     this.topBits = topBits;
@@ -161,7 +224,7 @@ export class Poptrie {
 
   /** Bytes held by the typed arrays. */
   byteSize(): number {
-    return this.top.byteLength + this.nodes.byteLength + this.leaves.byteLength + (this.hash?.byteLength ?? 0);
+    return this.top.byteLength + this.nodes.byteLength + this.leaves.byteLength + (this.hash?.byteLength ?? 0) + (this.bk?.byteSize() ?? 0);
   }
 
   /** [top-level entries, nodes in use] (diagnostics, tests). */
@@ -197,9 +260,15 @@ export class Poptrie {
     let s = this.topBits;
     const e = this.top[((buf[off]! << 16) | (buf[off + 1]! << 8) | buf[off + 2]!) >>> (24 - s)]!;
     if (e >= 0) return (e & VALUE_MASK) - 1;
+    let H = this.hash;
+    const bk = this.bk;
+    if (bk !== null) {
+      const hit = probe32(bk.filter, bk.fshift, bk.index, bk.shift, bk.pool, buf, off);
+      if (hit >= -1) return hit;
+      if (hit === NO_BUCKET) H = null;
+    }
     const nodes = this.nodes;
     const lim = this.twoByteLimit;
-    const H = this.hash;
     let r = (e & ~PTR) << 3;
     for (;;) {
       const b = off + (s >>> 3);
@@ -222,13 +291,17 @@ export class Poptrie {
     }
   }
 
+
+
   /**
    * Longest matches for `n` addresses at buf[offs[k]..] into out[k] (value or -1), any n.
    * Memory-level parallelism: per chunk of LANES addresses each step is a branch-free gather
-   * over all active lanes (top entries; then per level the node words; the /48 hash slots after
-   * the first node level) followed by a pass that decides with the data already in cache, so the
+   * over all active lanes followed by a pass that decides with the data already in cache, so the
    * misses of all lanes are in flight together instead of queueing behind each lane's
-   * data-dependent branches. Lanes the /48 hash answers stop there; the rest walk on in lock-step.
+   * data-dependent branches. IPv6 with buckets: the top entries, filter words and index slots of
+   * all lanes; then the bucket blocks; then the scans. Lanes no bucket answers (and all lanes
+   * without buckets) walk the trie level by level in lock-step, with the /48 hash probed after
+   * the first node level for the lanes whose bucket could not answer.
    */
   lookupMany(buf: Uint8Array, offs: Int32Array, n: number, out: Int32Array): void {
     const T = this.topBits;
@@ -237,6 +310,7 @@ export class Poptrie {
     const leaves = this.leaves;
     const H = this.hash;
     const hmask = H === null ? 0 : (H.length >>> 2) - 1;
+    const bk = this.bk;
     const lim = this.twoByteLimit;
     const v4 = this.bits === 32;
     const rr = this.laneRec;
@@ -248,19 +322,27 @@ export class Poptrie {
     for (let k0 = 0; k0 < n; k0 += LANES) {
       const k1 = n - k0 < LANES ? n : k0 + LANES;
       let act = 0;
-      for (let k = k0; k < k1; k++) {
-        const off = offs[k]!;
-        vv[k - k0] = v4
-          ? top[((buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!) >>> (32 - T)]!
-          : top[((buf[off]! << 16) | (buf[off + 1]! << 8) | buf[off + 2]!) >>> (24 - T)]!;
-      }
-      for (let k = k0; k < k1; k++) {
-        const e = vv[k - k0]!;
-        if (e >= 0) out[k] = (e & VALUE_MASK) - 1;
-        else {
-          rr[act] = (e & ~PTR) << 3;
-          lane[act++] = k;
+      // Lanes [0, ask) get the /48 probe after the first node level.
+      let ask: number;
+      if (bk !== null) {
+        act = this.bucketLanes(bk, buf, offs, k0, k1, out);
+        ask = this.askLanes;
+      } else {
+        for (let k = k0; k < k1; k++) {
+          const off = offs[k]!;
+          vv[k - k0] = v4
+            ? top[((buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!) >>> (32 - T)]!
+            : top[((buf[off]! << 16) | (buf[off + 1]! << 8) | buf[off + 2]!) >>> (24 - T)]!;
         }
+        for (let k = k0; k < k1; k++) {
+          const e = vv[k - k0]!;
+          if (e >= 0) out[k] = (e & VALUE_MASK) - 1;
+          else {
+            rr[act] = (e & ~PTR) << 3;
+            lane[act++] = k;
+          }
+        }
+        ask = act;
       }
       for (let s = T; act > 0; s += 6) {
         const bo = s >>> 3;
@@ -276,6 +358,7 @@ export class Poptrie {
         }
         let next = 0;
         let nl = 0;
+        let nask = 0;
         for (let a = 0; a < act; a++) {
           const i = bb[a]!;
           const h = i >>> 5;
@@ -286,15 +369,17 @@ export class Poptrie {
             la[nl] = nodes[r + 6 + h]! + pop(nodes[r + 2 + h]! & ((bit << 1) - 1)) - 1;
             ll[nl++] = lane[a]!;
           } else {
+            if (a < ask) nask++;
             rr[next] = (nodes[r + 4 + h]! + pop(v & (bit - 1))) << 3;
             lane[next++] = lane[a]!;
           }
         }
         for (let q = 0; q < nl; q++) out[ll[q]!] = (leaves[la[q]!]! & VALUE_MASK) - 1;
         act = next;
-        if (s === T && H !== null && act > 0) {
-          // Gather the first hash slot of every lane still walking, then probe.
-          for (let a = 0; a < act; a++) {
+        ask = nask;
+        if (s === T && H !== null && ask > 0) {
+          // Gather the first hash slot of every lane to probe, then probe.
+          for (let a = 0; a < ask; a++) {
             const off = offs[lane[a]!]!;
             const w0 = (buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!;
             const j = hash48(w0, (buf[off + 4]! << 8) | buf[off + 5]! | H_OCC) & hmask;
@@ -302,7 +387,7 @@ export class Poptrie {
             vv[a] = H[(j << 2) + 1]!;
           }
           next = 0;
-          for (let a = 0; a < act; a++) {
+          for (let a = 0; a < ask; a++) {
             const k = lane[a]!;
             const off = offs[k]!;
             const w0 = (buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!;
@@ -323,10 +408,110 @@ export class Poptrie {
               lane[next++] = k;
             }
           }
+          for (let a = ask; a < act; a++) {
+            rr[next] = rr[a]!;
+            lane[next++] = lane[a]!;
+          }
           act = next;
         }
       }
     }
+  }
+
+  /**
+   * The entry step of lookupMany with buckets, for addresses k0..k1-1: gathers the top entry,
+   * filter word and first index slot of every lane, then (after resolving the rare longer probe
+   * runs) the block headers, then scans. Lanes a bucket answers get out[k], as do lanes whose
+   * top entry is a leaf; the rest are left in laneIdx/laneRec (their first node record) for the
+   * walk: first those whose bucket could not answer (askLanes of them: they get the /48 probe),
+   * then those without a bucket. Returns how many are left.
+   */
+  private bucketLanes(bk: V6Buckets, buf: Uint8Array, offs: Int32Array, k0: number, k1: number, out: Int32Array): number {
+    const T = this.topBits;
+    const top = this.top;
+    const F = bk.filter;
+    const fsh = bk.fshift;
+    const I = bk.index;
+    const P = bk.pool;
+    const sh = bk.shift;
+    const imask = (I.length >>> 1) - 1;
+    const rr = this.laneRec;
+    const lane = this.laneIdx;
+    const vv = this.laneVec;
+    const bb = this.laneBit;
+    const kk = this.laneKey;
+    const tt = this.laneTop;
+    for (let k = k0; k < k1; k++) {
+      const a = k - k0;
+      const off = offs[k]!;
+      const w0 = (buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!;
+      const h = Math.imul(w0, 0x9e3779b1);
+      const pos = h >>> fsh;
+      const j = h >>> sh;
+      kk[a] = w0;
+      tt[a] = top[w0 >>> (32 - T)]!;
+      // Slot j when the filter may hold the key (its slot read now), else -1.
+      if (((F[pos >>> 5]! >>> (pos & 31)) & 1) !== 0) {
+        bb[a] = j;
+        vv[a] = I[2 * j + 1]!;
+      } else bb[a] = -1;
+    }
+    // Resolve the probe runs (rarely more than one slot) and touch each block's first line.
+    const m = k1 - k0;
+    for (let a = 0; a < m; a++) {
+      let j = bb[a]!;
+      let p = 0;
+      if (j >= 0) {
+        p = vv[a]!;
+        const w0 = kk[a]!;
+        while (p !== 0 && I[2 * j] !== w0) {
+          j = (j + 1) & imask;
+          p = I[2 * j + 1]!;
+        }
+      }
+      vv[a] = p;
+      bb[a] = P[p]! & BK_COUNT;
+    }
+    const la = this.leafAt;
+    const ll = this.leafLane;
+    let next = 0;
+    let nb = 0;
+    for (let a = 0; a < m; a++) {
+      const p = vv[a]!;
+      const cnt = bb[a]!;
+      const k = k0 + a;
+      if (p !== 0 && cnt <= BK_SCAN_MAX) {
+        const off = offs[k]!;
+        const a1 = (buf[off + 4]! << 24) | (buf[off + 5]! << 16) | (buf[off + 6]! << 8) | buf[off + 7]!;
+        let w = P[p + 1]! & VALUE_MASK;
+        for (let q = p + 2, end = p + 2 + 2 * cnt; q < end; q += 2) {
+          const x = P[q + 1]!;
+          if (((a1 ^ P[q]!) >>> (x >>> BK_SHIFT)) === 0) {
+            w = (x & BK_MARK) === 0 ? x & VALUE_MASK : -1;
+            break;
+          }
+        }
+        if (w >= 0) {
+          out[k] = w - 1;
+          continue;
+        }
+      }
+      const e = tt[a]!;
+      if (e >= 0) out[k] = (e & VALUE_MASK) - 1;
+      else if (p !== 0) {
+        rr[next] = (e & ~PTR) << 3;
+        lane[next++] = k;
+      } else {
+        la[nb] = (e & ~PTR) << 3;
+        ll[nb++] = k;
+      }
+    }
+    this.askLanes = next;
+    for (let q = 0; q < nb; q++) {
+      rr[next] = la[q]!;
+      lane[next++] = ll[q]!;
+    }
+    return next;
   }
 
   /** Longest match for a key given as big-endian words (tests, control plane). Returns value or -1. */
@@ -370,6 +555,10 @@ export class Poptrie {
    */
   insert(key: Uint32Array, len: number, value: number): void {
     this.insertTrie(key, len, value);
+    if (this.bk !== null) {
+      if (len >= 32) this.bk.insert(key[0]!, key[1]!, len, value);
+      else this.bk.setShort(key[0]!, len, (len << LEN_SHIFT) | (value + 1), false);
+    }
     if (this.hash !== null && len >= 48) {
       const w1 = (key[1]! >>> 16) | H_OCC;
       if (len === 48) this.hashPut(key[0]! | 0, w1, value + 1, this.deeper48(key));
@@ -386,6 +575,11 @@ export class Poptrie {
    */
   remove(key: Uint32Array, len: number, coverLen: number, coverValue: number): void {
     this.removeTrie(key, len, coverLen, coverValue);
+    if (this.bk !== null) {
+      const cover = coverValue < 0 ? 0 : (coverLen << LEN_SHIFT) | (coverValue + 1);
+      if (len >= 32) this.bk.remove(key[0]!, key[1]!, len, cover, len > 64 && this.deeper64(key));
+      else this.bk.setShort(key[0]!, len, cover, true);
+    }
     if (this.hash !== null && len >= 48) {
       const w1 = (key[1]! >>> 16) | H_OCC;
       const q = this.hashFind(key[0]! | 0, w1);
@@ -408,6 +602,77 @@ export class Poptrie {
       rec = c;
     }
     return 1;
+  }
+
+  /**
+   * The leaf of the longest prefix of length <= 32 covering the /32 w0 (0 for none), from the
+   * first trie entry under the /32 that such a prefix owns; 0 also when longer prefixes own all.
+   */
+  private cover32(w0: number): number {
+    const key = this.coverKey;
+    key[0] = w0;
+    const e = this.top[key[0]! >>> (32 - this.topBits)]!;
+    if (e >= 0) return e;
+    let rec = e & ~PTR;
+    let s = this.topBits;
+    for (; s + 6 <= 32; s += 6) {
+      const i = this.index(key, s);
+      const c = this.childAt(rec, i);
+      if (c < 0) return this.leafOf(rec, i);
+      rec = c;
+    }
+    const span = 1 << (s + 6 - 32);
+    return this.shortLeaf(rec, this.index(key, s) & ~(span - 1), span);
+  }
+
+  /** First leaf of a prefix of length <= 32 among entries [first, first+span) of a subtree, or 0. */
+  private shortLeaf(rec: number, first: number, span: number): number {
+    for (let i = first; i < first + span; i++) {
+      const c = this.childAt(rec, i);
+      if (c >= 0) {
+        const l = this.shortLeaf(c, 0, 64);
+        if (l !== 0) return l;
+      } else {
+        const l = this.leafOf(rec, i);
+        if (l >>> LEN_SHIFT <= 32) return l;
+      }
+    }
+    return 0;
+  }
+
+  /** The leaf at entry i of the node at `rec` (which must be a leaf entry). */
+  private leafOf(rec: number, i: number): number {
+    const n = this.nodes;
+    const r = rec << 3;
+    const h = i >>> 5;
+    return this.leaves[n[r + 6 + h]! + pop(n[r + 2 + h]! & (((1 << i) << 1) - 1)) - 1]!;
+  }
+
+  /** True when the trie holds a prefix longer than /64 under key's /64. */
+  private deeper64(key: Uint32Array): boolean {
+    const e = this.top[key[0]! >>> (32 - this.topBits)]!;
+    if (e >= 0) return false;
+    let rec = e & ~PTR;
+    let s = this.topBits;
+    for (; s + 6 <= 64; s += 6) {
+      const c = this.childAt(rec, this.index(key, s));
+      if (c < 0) return false;
+      rec = c;
+    }
+    // The node at s covers bits s..s+5, of which bits s..63 belong to the /64: its entries
+    // first..first+span-1. Any child, or a leaf of a prefix longer than /64, among them.
+    const span = 1 << (s + 6 - 64);
+    const first = this.index(key, s) & ~(span - 1);
+    const n = this.nodes;
+    const r = rec << 3;
+    for (let i = first; i < first + span; i++) {
+      const h = i >>> 5;
+      const bit = 1 << i;
+      if ((n[r + h]! & bit) !== 0) return true;
+      const leaf = this.leaves[n[r + 6 + h]! + pop(n[r + 2 + h]! & ((bit << 1) - 1)) - 1]!;
+      if (leaf >>> LEN_SHIFT > 64) return true;
+    }
+    return false;
   }
 
   /** Index (in Int32s) of the slot holding the /48 key, or -1. */

@@ -52,7 +52,6 @@
  * placement, the line hint) as the only copy, updated in place, not a shadow of this trie.
  */
 
-import * as bucket from './v6-bucket.ts';
 import { V6Buckets } from './v6-bucket.ts';
 
 const PTR = 0x80000000 | 0;
@@ -65,16 +64,15 @@ const LANES = 64;
 // checks they agree.
 const BK_SHIFT = 24;
 const BK_MARK = 0x800000;
-const BK_PAYLOAD = 0xffffff;
 const BK_SCAN_MAX = 24;
 const BK_COUNT = 0xffff;
-/** Same as bucket.bucketSlot. */
-function bucketSlot(w0: number, shift: number): number {
-  return Math.imul(w0, 0x9e3779b1) >>> shift;
-}
+const BK_OFFSET = 0x3fffff;
+const BK_HASH = 0x9e3779b1 | 0;
+const BK_CNT = 1;
+const BK_BASE = 2;
+const BK_ENTRIES = 3;
 /** The layout constants this file copies from v6-bucket.ts (tests). */
-export const BUCKET_LAYOUT = { BK_SHIFT, BK_MARK, BK_PAYLOAD, BK_SCAN_MAX, BK_COUNT, bucketSlot };
-void bucket;
+export const BUCKET_LAYOUT = { BK_SHIFT, BK_MARK, BK_SCAN_MAX, BK_COUNT, BK_OFFSET, BK_HASH, BK_CNT, BK_BASE, BK_ENTRIES };
 /** Hash slot layout (Int32 each): [key bits 0-31, key bits 32-47 | H_OCC, value + 1, deeper]. */
 const H_OCC = 0x10000;
 const H_MIN = 1024;
@@ -129,23 +127,28 @@ const ASK_TRIE = -3;
  */
 function probe32(F: Int32Array, fshift: number, I: Int32Array, shift: number, P: Int32Array, buf: Uint8Array, off: number): number {
   const w0 = (buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!;
-  const h = Math.imul(w0, 0x9e3779b1);
+  const h = Math.imul(w0, BK_HASH);
   const pos = h >>> fshift;
-  if (((F[pos >>> 5]! >>> (pos & 31)) & 1) === 0) return NO_BUCKET;
-  const mask = (I.length >>> 1) - 1;
-  for (let j = h >>> shift; ; j = (j + 1) & mask) {
-    const p = I[2 * j + 1]!;
-    if (p === 0) return NO_BUCKET;
-    if (I[2 * j] === w0) {
-      const cnt = P[p]! & BK_COUNT;
-      if (cnt > BK_SCAN_MAX) return ASK_TRIE;
-      const a1 = (buf[off + 4]! << 24) | (buf[off + 5]! << 16) | (buf[off + 6]! << 8) | buf[off + 7]!;
-      for (let q = p + 2, end = p + 2 + 2 * cnt; q < end; q += 2) {
-        const x = P[q + 1]!;
-        if (((a1 ^ P[q]!) >>> (x >>> BK_SHIFT)) === 0) return (x & BK_MARK) === 0 ? (x & VALUE_MASK) - 1 : ASK_TRIE;
-      }
-      return (P[p + 1]! & VALUE_MASK) - 1;
+  let j = h >>> shift;
+  // The filter word and the home slot are read together (the slot is wasted on a filter miss).
+  const f = F[pos >>> 5]!;
+  let x = I[j]!;
+  if (((f >>> (pos & 31)) & 1) === 0) return NO_BUCKET;
+  const tag = (h >>> (shift - 10)) & 1023;
+  const mask = I.length - 1;
+  for (; ; j = (j + 1) & mask, x = I[j]!) {
+    if (x === 0) return NO_BUCKET;
+    if (x >>> 22 !== tag) continue;
+    const p = x & BK_OFFSET;
+    if (P[p] !== w0) continue;
+    const cnt = P[p + BK_CNT]! & BK_COUNT;
+    if (cnt > BK_SCAN_MAX) return ASK_TRIE;
+    const a1 = (buf[off + 4]! << 24) | (buf[off + 5]! << 16) | (buf[off + 6]! << 8) | buf[off + 7]!;
+    for (let q = p + BK_ENTRIES, end = q + 2 * cnt; q < end; q += 2) {
+      const w = P[q + 1]!;
+      if (((a1 ^ P[q]!) >>> (w >>> BK_SHIFT)) === 0) return (w & BK_MARK) === 0 ? (w & VALUE_MASK) - 1 : ASK_TRIE;
     }
+    return (P[p + BK_BASE]! & VALUE_MASK) - 1;
   }
 }
 
@@ -180,11 +183,20 @@ export class Poptrie {
   private hashUsed = 0;
   /** The /32 bucket fast path (IPv6 only, see `buckets` and v6-bucket.ts). null when off. */
   private bk: V6Buckets | null = null;
+  /**
+   * With buckets: the prefixes shorter than /32 again, in a small trie of their own (16-bit
+   * top), which answers every address under a /32 without a bucket (nothing of length >= 32
+   * there) from a few hundred KB that stay cached, instead of a walk of the big trie.
+   */
+  private short: Poptrie | null = null;
+  /** Offsets and results of the lanes lookupMany hands to the short-prefix trie. */
+  private readonly shortOffs = new Int32Array(LANES);
+  private readonly shortOut = new Int32Array(LANES);
   private readonly laneKey = new Int32Array(LANES);
   private readonly laneTop = new Int32Array(LANES);
   private readonly coverKey = new Uint32Array(4);
-  /** Set by bucketLanes: how many of the lanes it kept need the /48 probe (they come first). */
-  private askLanes = 0;
+  /** Set by bucketLanes: how many lanes it left for the short-prefix trie (in leafLane). */
+  private shortLanes = 0;
   /** A standalone record created for a new child, copied into its parent's block by encode(). */
   private temp = -1;
   /** Bit position below which two address bytes can be read for a stride (else one). */
@@ -207,6 +219,7 @@ export class Poptrie {
     if (buckets) {
       if (bits !== 128) throw new Error('/32 buckets are for IPv6 tries only');
       this.bk = new V6Buckets((w0) => this.cover32(w0));
+      this.short = new Poptrie(128, 16);
     }
     this.bits = bits;
     this.topBits = topBits;
@@ -224,7 +237,7 @@ export class Poptrie {
 
   /** Bytes held by the typed arrays. */
   byteSize(): number {
-    return this.top.byteLength + this.nodes.byteLength + this.leaves.byteLength + (this.hash?.byteLength ?? 0) + (this.bk?.byteSize() ?? 0);
+    return this.top.byteLength + this.nodes.byteLength + this.leaves.byteLength + (this.hash?.byteLength ?? 0) + (this.bk?.byteSize() ?? 0) + (this.short?.byteSize() ?? 0);
   }
 
   /** [top-level entries, nodes in use] (diagnostics, tests). */
@@ -257,16 +270,18 @@ export class Poptrie {
 
   /** Longest match for the address at buf[off..off+bits/8). Returns value or -1. */
   lookupBytes(buf: Uint8Array, off: number): number {
-    let s = this.topBits;
-    const e = this.top[((buf[off]! << 16) | (buf[off + 1]! << 8) | buf[off + 2]!) >>> (24 - s)]!;
-    if (e >= 0) return (e & VALUE_MASK) - 1;
     let H = this.hash;
     const bk = this.bk;
     if (bk !== null) {
+      // The bucket first: it answers an address inside the table in two loads, a random one at
+      // the filter; without a bucket the short-prefix trie answers.
       const hit = probe32(bk.filter, bk.fshift, bk.index, bk.shift, bk.pool, buf, off);
       if (hit >= -1) return hit;
-      if (hit === NO_BUCKET) H = null;
+      if (hit === NO_BUCKET) return this.short!.lookupBytes(buf, off);
     }
+    let s = this.topBits;
+    const e = this.top[((buf[off]! << 16) | (buf[off + 1]! << 8) | buf[off + 2]!) >>> (24 - s)]!;
+    if (e >= 0) return (e & VALUE_MASK) - 1;
     const nodes = this.nodes;
     const lim = this.twoByteLimit;
     let r = (e & ~PTR) << 3;
@@ -286,10 +301,12 @@ export class Poptrie {
       if (s === this.topBits && H !== null) {
         const hit = probe48(H, buf, off);
         if (hit >= 0) return hit;
+        H = null;
       }
       s += 6;
     }
   }
+
 
 
 
@@ -322,11 +339,30 @@ export class Poptrie {
     for (let k0 = 0; k0 < n; k0 += LANES) {
       const k1 = n - k0 < LANES ? n : k0 + LANES;
       let act = 0;
-      // Lanes [0, ask) get the /48 probe after the first node level.
-      let ask: number;
       if (bk !== null) {
+        // Buckets first; lanes without a bucket go to the short-prefix trie (one batch call);
+        // lanes whose bucket cannot answer walk this trie from the top.
         act = this.bucketLanes(bk, buf, offs, k0, k1, out);
-        ask = this.askLanes;
+        const ns = this.shortLanes;
+        if (ns > 0) {
+          const so = this.shortOffs;
+          const sr = this.shortOut;
+          for (let q = 0; q < ns; q++) so[q] = offs[ll[q]!]!;
+          this.short!.lookupMany(buf, so, ns, sr);
+          for (let q = 0; q < ns; q++) out[ll[q]!] = sr[q]!;
+        }
+        let m = 0;
+        for (let a = 0; a < act; a++) {
+          const k = lane[a]!;
+          const off = offs[k]!;
+          const e = top[((buf[off]! << 16) | (buf[off + 1]! << 8) | buf[off + 2]!) >>> (24 - T)]!;
+          if (e >= 0) out[k] = (e & VALUE_MASK) - 1;
+          else {
+            rr[m] = (e & ~PTR) << 3;
+            lane[m++] = k;
+          }
+        }
+        act = m;
       } else {
         for (let k = k0; k < k1; k++) {
           const off = offs[k]!;
@@ -342,7 +378,6 @@ export class Poptrie {
             lane[act++] = k;
           }
         }
-        ask = act;
       }
       for (let s = T; act > 0; s += 6) {
         const bo = s >>> 3;
@@ -358,7 +393,6 @@ export class Poptrie {
         }
         let next = 0;
         let nl = 0;
-        let nask = 0;
         for (let a = 0; a < act; a++) {
           const i = bb[a]!;
           const h = i >>> 5;
@@ -369,17 +403,15 @@ export class Poptrie {
             la[nl] = nodes[r + 6 + h]! + pop(nodes[r + 2 + h]! & ((bit << 1) - 1)) - 1;
             ll[nl++] = lane[a]!;
           } else {
-            if (a < ask) nask++;
             rr[next] = (nodes[r + 4 + h]! + pop(v & (bit - 1))) << 3;
             lane[next++] = lane[a]!;
           }
         }
         for (let q = 0; q < nl; q++) out[ll[q]!] = (leaves[la[q]!]! & VALUE_MASK) - 1;
         act = next;
-        ask = nask;
-        if (s === T && H !== null && ask > 0) {
-          // Gather the first hash slot of every lane to probe, then probe.
-          for (let a = 0; a < ask; a++) {
+        if (s === T && H !== null && act > 0) {
+          // Gather the first hash slot of every lane still walking, then probe.
+          for (let a = 0; a < act; a++) {
             const off = offs[lane[a]!]!;
             const w0 = (buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!;
             const j = hash48(w0, (buf[off + 4]! << 8) | buf[off + 5]! | H_OCC) & hmask;
@@ -387,7 +419,7 @@ export class Poptrie {
             vv[a] = H[(j << 2) + 1]!;
           }
           next = 0;
-          for (let a = 0; a < ask; a++) {
+          for (let a = 0; a < act; a++) {
             const k = lane[a]!;
             const off = offs[k]!;
             const w0 = (buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!;
@@ -408,10 +440,6 @@ export class Poptrie {
               lane[next++] = k;
             }
           }
-          for (let a = ask; a < act; a++) {
-            rr[next] = rr[a]!;
-            lane[next++] = lane[a]!;
-          }
           act = next;
         }
       }
@@ -419,72 +447,75 @@ export class Poptrie {
   }
 
   /**
-   * The entry step of lookupMany with buckets, for addresses k0..k1-1: gathers the top entry,
-   * filter word and first index slot of every lane, then (after resolving the rare longer probe
-   * runs) the block headers, then scans. Lanes a bucket answers get out[k], as do lanes whose
-   * top entry is a leaf; the rest are left in laneIdx/laneRec (their first node record) for the
-   * walk: first those whose bucket could not answer (askLanes of them: they get the /48 probe),
-   * then those without a bucket. Returns how many are left.
+   * The entry step of lookupMany with buckets, for addresses k0..k1-1. One pass computes every
+   * lane's hash and reads its filter word, and for lanes the filter may hold, the home index
+   * slot; then the probe runs are resolved (tag, then the key in the block: almost always the
+   * home slot) and each block's count and last entry are read (a block often spans two cache
+   * lines: both are fetched here, with every other lane's, not one by one in the scans); then
+   * the scans. Lanes a bucket answers get out[k]. Lanes without a bucket are left in
+   * leafLane[0, shortLanes) (for the short-prefix trie); lanes whose bucket cannot answer in
+   * laneIdx[0, returned count) (for the walk of this trie).
    */
   private bucketLanes(bk: V6Buckets, buf: Uint8Array, offs: Int32Array, k0: number, k1: number, out: Int32Array): number {
-    const T = this.topBits;
-    const top = this.top;
     const F = bk.filter;
     const fsh = bk.fshift;
     const I = bk.index;
     const P = bk.pool;
     const sh = bk.shift;
-    const imask = (I.length >>> 1) - 1;
-    const rr = this.laneRec;
+    const imask = I.length - 1;
     const lane = this.laneIdx;
     const vv = this.laneVec;
     const bb = this.laneBit;
     const kk = this.laneKey;
-    const tt = this.laneTop;
+    const ll = this.leafLane;
+    // Lanes that may have a bucket in kk/bb/vv/lane[0, m); lanes without one in ll[0, nb).
+    let m = 0;
+    let nb = 0;
     for (let k = k0; k < k1; k++) {
-      const a = k - k0;
       const off = offs[k]!;
       const w0 = (buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!;
-      const h = Math.imul(w0, 0x9e3779b1);
+      const h = Math.imul(w0, BK_HASH);
       const pos = h >>> fsh;
-      const j = h >>> sh;
-      kk[a] = w0;
-      tt[a] = top[w0 >>> (32 - T)]!;
-      // Slot j when the filter may hold the key (its slot read now), else -1.
-      if (((F[pos >>> 5]! >>> (pos & 31)) & 1) !== 0) {
-        bb[a] = j;
-        vv[a] = I[2 * j + 1]!;
-      } else bb[a] = -1;
-    }
-    // Resolve the probe runs (rarely more than one slot) and touch each block's first line.
-    const m = k1 - k0;
-    for (let a = 0; a < m; a++) {
-      let j = bb[a]!;
-      let p = 0;
-      if (j >= 0) {
-        p = vv[a]!;
-        const w0 = kk[a]!;
-        while (p !== 0 && I[2 * j] !== w0) {
-          j = (j + 1) & imask;
-          p = I[2 * j + 1]!;
-        }
+      if (((F[pos >>> 5]! >>> (pos & 31)) & 1) === 0) ll[nb++] = k;
+      else {
+        const j = h >>> sh;
+        kk[m] = w0;
+        bb[m] = j;
+        lane[m] = k;
+        vv[m++] = I[j]!;
       }
-      vv[a] = p;
-      bb[a] = P[p]! & BK_COUNT;
     }
-    const la = this.leafAt;
-    const ll = this.leafLane;
+    for (let a = 0; a < m; a++) {
+      let x = vv[a]!;
+      const w0 = kk[a]!;
+      const tag = (Math.imul(w0, BK_HASH) >>> (sh - 10)) & 1023;
+      if (x >>> 22 !== tag || P[x & BK_OFFSET] !== w0) {
+        let j = bb[a]!;
+        do {
+          j = (j + 1) & imask;
+          x = I[j]!;
+        } while (x !== 0 && (x >>> 22 !== tag || P[x & BK_OFFSET] !== w0));
+      }
+      const p = x & BK_OFFSET;
+      const cnt = P[p + BK_CNT]! & BK_COUNT;
+      vv[a] = p;
+      bb[a] = cnt;
+      kk[a] = P[p + cnt + cnt]!;
+    }
     let next = 0;
-    let nb = 0;
     for (let a = 0; a < m; a++) {
       const p = vv[a]!;
       const cnt = bb[a]!;
-      const k = k0 + a;
-      if (p !== 0 && cnt <= BK_SCAN_MAX) {
+      const k = lane[a]!;
+      if (p === 0) {
+        ll[nb++] = k;
+        continue;
+      }
+      if (cnt <= BK_SCAN_MAX) {
         const off = offs[k]!;
         const a1 = (buf[off + 4]! << 24) | (buf[off + 5]! << 16) | (buf[off + 6]! << 8) | buf[off + 7]!;
-        let w = P[p + 1]! & VALUE_MASK;
-        for (let q = p + 2, end = p + 2 + 2 * cnt; q < end; q += 2) {
+        let w = P[p + BK_BASE]! & VALUE_MASK;
+        for (let q = p + BK_ENTRIES, end = q + 2 * cnt; q < end; q += 2) {
           const x = P[q + 1]!;
           if (((a1 ^ P[q]!) >>> (x >>> BK_SHIFT)) === 0) {
             w = (x & BK_MARK) === 0 ? x & VALUE_MASK : -1;
@@ -496,21 +527,9 @@ export class Poptrie {
           continue;
         }
       }
-      const e = tt[a]!;
-      if (e >= 0) out[k] = (e & VALUE_MASK) - 1;
-      else if (p !== 0) {
-        rr[next] = (e & ~PTR) << 3;
-        lane[next++] = k;
-      } else {
-        la[nb] = (e & ~PTR) << 3;
-        ll[nb++] = k;
-      }
+      lane[next++] = k;
     }
-    this.askLanes = next;
-    for (let q = 0; q < nb; q++) {
-      rr[next] = la[q]!;
-      lane[next++] = ll[q]!;
-    }
+    this.shortLanes = nb;
     return next;
   }
 
@@ -557,7 +576,11 @@ export class Poptrie {
     this.insertTrie(key, len, value);
     if (this.bk !== null) {
       if (len >= 32) this.bk.insert(key[0]!, key[1]!, len, value);
-      else this.bk.setShort(key[0]!, len, (len << LEN_SHIFT) | (value + 1), false);
+      else {
+        this.short!.insert(key, len, value);
+        this.bk.setShort(key[0]!, len, (len << LEN_SHIFT) | (value + 1), false);
+      }
+      if (this.bk.full) this.dropBuckets();
     }
     if (this.hash !== null && len >= 48) {
       const w1 = (key[1]! >>> 16) | H_OCC;
@@ -578,7 +601,11 @@ export class Poptrie {
     if (this.bk !== null) {
       const cover = coverValue < 0 ? 0 : (coverLen << LEN_SHIFT) | (coverValue + 1);
       if (len >= 32) this.bk.remove(key[0]!, key[1]!, len, cover, len > 64 && this.deeper64(key));
-      else this.bk.setShort(key[0]!, len, cover, true);
+      else {
+        this.short!.remove(key, len, coverLen, coverValue);
+        this.bk.setShort(key[0]!, len, cover, true);
+      }
+      if (this.bk.full) this.dropBuckets();
     }
     if (this.hash !== null && len >= 48) {
       const w1 = (key[1]! >>> 16) | H_OCC;
@@ -646,6 +673,12 @@ export class Poptrie {
     const r = rec << 3;
     const h = i >>> 5;
     return this.leaves[n[r + 6 + h]! + pop(n[r + 2 + h]! & (((1 << i) << 1) - 1)) - 1]!;
+  }
+
+  /** The buckets outgrew their offsets: lookups go back to the trie walk (and the /48 hash). */
+  private dropBuckets(): void {
+    this.bk = null;
+    this.short = null;
   }
 
   /** True when the trie holds a prefix longer than /64 under key's /64. */

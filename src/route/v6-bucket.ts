@@ -38,7 +38,7 @@ export const BK_MARK = 0x800000;
 /** Entry count bits of a block's count word (the block's capacity is above them). */
 export const BK_COUNT = 0xffff;
 /** Buckets with more entries than this are not scanned by lookups (they take the trie walk). */
-export const BK_SCAN_MAX = 24;
+export const BK_SCAN_MAX = 32;
 /** Block offset bits of an index slot (a tag above them). */
 export const BK_OFFSET = 0x3fffff;
 /** Bits of the tag in an index slot. */
@@ -180,7 +180,8 @@ export class V6Buckets {
       p = np;
       P = this.pool;
     }
-    P.copyWithin(at + 2, at, p + BK_ENTRIES + 2 * cnt);
+    // (Loops, not copyWithin: a builtin call costs more than moving a few Int32.)
+    for (let q = p + BK_ENTRIES + 2 * cnt - 1; q >= at; q--) P[q + 2] = P[q]!;
     P[at] = bits;
     P[at + 1] = word;
     P[p + BK_CNT] = P[p + BK_CNT]! + 1;
@@ -214,7 +215,7 @@ export class V6Buckets {
       const end = p + BK_ENTRIES + 2 * cnt;
       for (let q = p + BK_ENTRIES; q < end; q += 2) {
         if (P[q] === bits && entryRank(P[q + 1]!) === rank) {
-          P.copyWithin(q, q + 2, end);
+          for (let z = q; z < end - 2; z++) P[z] = P[z + 2]!;
           P[p + BK_CNT] = c - 1;
           const n = cnt - 1;
           if (n + 4 <= c >>> 16) {
@@ -333,7 +334,7 @@ export class V6Buckets {
     if (np === 0) return 0;
     const P = this.pool;
     const c = P[p + BK_CNT]!;
-    P.copyWithin(np, p, p + BK_ENTRIES + 2 * (c & BK_COUNT));
+    for (let z = 0, n = BK_ENTRIES + 2 * (c & BK_COUNT); z < n; z++) P[np + z] = P[p + z]!;
     P[np + BK_CNT] = (c & BK_COUNT) | (cap << 16);
     const j = this.slotOf(p);
     this.index[j] = (this.index[j]! & ~BK_OFFSET) | np;

@@ -237,6 +237,16 @@ export class Poptrie {
     return this.top.byteLength + this.nodes.byteLength + this.leaves.byteLength + (this.hash?.byteLength ?? 0) + (this.bk?.byteSize() ?? 0) + (this.short?.byteSize() ?? 0);
   }
 
+  /** The /32 buckets' figures (diagnostics, tests, benches); null without buckets. */
+  bucketStats(): { buckets: number; entries: number; int32s: number; slots: number } | null {
+    return this.bk === null ? null : this.bk.stats();
+  }
+
+  /** The rows of the bucket of /32 `w0` (see V6Buckets.entries); null without buckets. */
+  bucketRows(w0: number): number[][] | null {
+    return this.bk === null ? null : this.bk.entries(w0);
+  }
+
   /** [top-level entries, nodes in use] (diagnostics, tests). */
   nodeCounts(): number[] {
     return [1, this.live];

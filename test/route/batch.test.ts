@@ -18,7 +18,7 @@ function batchSlab(addrs: Uint8Array[], w: number, rand: () => number): { slab: 
   return { slab, offs };
 }
 
-describe('Poptrie /48 hash fast path against brute force', () => {
+describe('Poptrie IPv6 fast paths (/48 hash; /32 buckets) against brute force', () => {
   /** Prefix lengths around /48 (and all others now and then), under a few /32 allocations. */
   function gen48(rand: () => number, bases: Uint8Array[]): () => Uint8Array {
     return () => {
@@ -32,7 +32,7 @@ describe('Poptrie /48 hash fast path against brute force', () => {
   }
   const LENS = [0, 16, 29, 32, 36, 40, 44, 46, 47, 48, 48, 48, 48, 48, 49, 52, 56, 64, 96, 127, 128];
 
-  it('random /29-/128 around /48s: interleaved add/replace/remove, single and batch lookups', () => {
+  it('random /29-/128 around /48s: interleaved add/replace/remove, single and batch lookups (/48 hash, buckets, plain)', () => {
     for (let seed = 1; seed <= 4; seed++) {
       const rand = rng(seed * 31337);
       const bases = Array.from({ length: 3 }, () => {
@@ -44,7 +44,8 @@ describe('Poptrie /48 hash fast path against brute force', () => {
         return b;
       });
       const gen = gen48(rand, bases);
-      const fast = new Poptrie(128, 18, true);
+      const fast = new Poptrie(128, 18, true, false);
+      const bk = new Poptrie(128, 18, true, true);
       const plain = new Poptrie(128, 18);
       const present = new Map<string, { p: Prefix; v: number }>();
       let next = 0;
@@ -55,6 +56,7 @@ describe('Poptrie /48 hash fast path against brute force', () => {
           const p: Prefix = { family: 6, bytes: maskBytes(gen(), len), length: len };
           const v = next++;
           fast.insert(words(p.bytes), len, v);
+          bk.insert(words(p.bytes), len, v);
           plain.insert(words(p.bytes), len, v);
           present.set(keyOf(p), { p, v });
         } else if (r < 0.75) {
@@ -63,6 +65,7 @@ describe('Poptrie /48 hash fast path against brute force', () => {
           present.delete(keyOf(p));
           const [cl, cv] = cover(present, p);
           fast.remove(words(p.bytes), p.length, cl, cv);
+          bk.remove(words(p.bytes), p.length, cl, cv);
           plain.remove(words(p.bytes), p.length, cl, cv);
         } else {
           const addrs = Array.from({ length: 1 + Math.floor(rand() * 90) }, gen);
@@ -71,11 +74,16 @@ describe('Poptrie /48 hash fast path against brute force', () => {
           fast.lookupMany(slab, offs, addrs.length, out);
           const outPlain = new Int32Array(addrs.length);
           plain.lookupMany(slab, offs, addrs.length, outPlain);
+          const outBk = new Int32Array(addrs.length);
+          bk.lookupMany(slab, offs, addrs.length, outBk);
           addrs.forEach((a, k) => {
             const want = refLookup(present, a);
             const single = fast.lookupBytes(slab, offs[k]!);
-            if (out[k] !== want || single !== want || outPlain[k] !== want) {
-              throw new Error(`seed ${seed} step ${step}: ${Buffer.from(a).toString('hex')} batch ${out[k]} single ${single} plain ${outPlain[k]} want ${want}`);
+            const singleBk = bk.lookupBytes(slab, offs[k]!);
+            if (out[k] !== want || single !== want || outPlain[k] !== want || outBk[k] !== want || singleBk !== want) {
+              throw new Error(
+                `seed ${seed} step ${step}: ${Buffer.from(a).toString('hex')} batch ${out[k]} single ${single} plain ${outPlain[k]} buckets ${outBk[k]}/${singleBk} want ${want}`,
+              );
             }
           });
         }
@@ -84,14 +92,19 @@ describe('Poptrie /48 hash fast path against brute force', () => {
         present.delete(keyOf(p));
         const [cl, cv] = cover(present, p);
         fast.remove(words(p.bytes), p.length, cl, cv);
+        bk.remove(words(p.bytes), p.length, cl, cv);
       }
       expect(fast.nodeCounts()[1]).toBe(0);
       expect(fast.lookupBytes(gen(), 0)).toBe(-1);
+      expect(bk.nodeCounts()[1]).toBe(0);
+      expect(bk.bucketStats()!.buckets).toBe(0);
+      expect(bk.lookupBytes(gen(), 0)).toBe(-1);
     }
   });
 
-  it('longer prefixes appearing and disappearing under a /48, the /48 removed and re-added', () => {
-    const t = new Poptrie(128, 18, true);
+  for (const buckets of [false, true])
+  it(`longer prefixes appearing and disappearing under a /48, the /48 removed and re-added (${buckets ? 'buckets' : '/48 hash'})`, () => {
+    const t = new Poptrie(128, 18, true, buckets);
     const p48 = Uint8Array.from([0x20, 0x01, 0x0d, 0xb8, 0x12, 0x34, ...new Array(10).fill(0)]);
     const inside = p48.slice();
     inside[6] = 0xab;
@@ -138,9 +151,10 @@ describe('Poptrie /48 hash fast path against brute force', () => {
     expect(look(inside)).toBe(8);
   });
 
-  it('many /48s in a small hash: colliding slots, removal of each last /48 of a probe run, grow and shrink', () => {
+  for (const buckets of [false, true])
+  it(`many /48s in a small hash: colliding slots, removal of each last /48 of a probe run, grow and shrink (${buckets ? 'buckets' : '/48 hash'})`, () => {
     const rand = rng(99);
-    const t = new Poptrie(128, 18, true);
+    const t = new Poptrie(128, 18, true, buckets);
     const present = new Map<string, { p: Prefix; v: number }>();
     const base = Uint8Array.from([0x2a, 0x00, 0x14, 0x50, ...new Array(12).fill(0)]);
     const p48 = (i: number): Prefix => {

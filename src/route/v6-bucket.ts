@@ -158,16 +158,20 @@ export class V6Buckets {
     const c = P[p + BK_CNT]!;
     const cnt = c & BK_COUNT;
     const end = p + BK_ENTRIES + 2 * cnt;
-    // Same prefix already present: replace its value (a marker stays as it is).
+    // Same prefix already present (among the entries of its rank): replace its value (a marker
+    // stays as it is). Else it goes in before the first entry of a greater rank.
     const rank = entryRank(word);
     let at = end;
     for (let q = p + BK_ENTRIES; q < end; q += 2) {
       const r = entryRank(P[q + 1]!);
+      if (r > rank) {
+        at = q;
+        break;
+      }
       if (r === rank && P[q] === bits) {
         P[q + 1] = word;
         return;
       }
-      if (r > rank && at === end) at = q;
     }
     const cap = c >>> 16;
     if (cnt === cap) {
@@ -214,7 +218,9 @@ export class V6Buckets {
       const cnt = c & BK_COUNT;
       const end = p + BK_ENTRIES + 2 * cnt;
       for (let q = p + BK_ENTRIES; q < end; q += 2) {
-        if (P[q] === bits && entryRank(P[q + 1]!) === rank) {
+        const r = entryRank(P[q + 1]!);
+        if (r > rank) break;
+        if (r === rank && P[q] === bits) {
           for (let z = q; z < end - 2; z++) P[z] = P[z + 2]!;
           P[p + BK_CNT] = c - 1;
           const n = cnt - 1;

@@ -99,7 +99,7 @@ export class V6Buckets {
 
   /** A filter of 8-16 bits per bucket (at least 2^15 bits), from the index. */
   private rebuildFilter(): void {
-    const bits = Math.max(15, 32 - Math.clz32(this.used * 8 - 1));
+    const bits = Math.min(27, Math.max(15, 32 - Math.clz32(Math.max(1, this.used) * 8 - 1)));
     const F = this.filter.length === 1 << (bits - 5) ? this.filter.fill(0) : new Int32Array(1 << (bits - 5));
     const fshift = 32 - bits;
     const I = this.index;
@@ -114,7 +114,7 @@ export class V6Buckets {
   }
 
   byteSize(): number {
-    return this.index.byteLength + this.pool.byteLength;
+    return this.index.byteLength + this.pool.byteLength + this.filter.byteLength;
   }
 
   /** Block offset of the bucket of /32 `w0`, 0 when there is none. */

@@ -180,7 +180,23 @@ describe('IPv6 /32 buckets', () => {
     const end = h.t.bucketStats()!;
     expect(end.buckets).toBe(0);
     expect(end.slots).toBeLessThan(peak.slots);
+    // the structures shrank back (the filter was rebuilt with few or no buckets: a few KB)
+    expect(h.t.byteSize()).toBeLessThan(4 << 20);
     expect(h.t.nodeCounts()[1]).toBe(0);
+  });
+
+  it('one /48 flapping in an otherwise empty table: the filter rebuilt with no bucket stays small', () => {
+    const h = harness();
+    const p = addr('2001db80001');
+    // (the filter is rebuilt every 257 removals here: the last one with no bucket left)
+    for (let i = 0; i < 514; i++) {
+      h.add(p, 48, i);
+      h.del(p, 48);
+    }
+    expect(h.t.bucketStats()!.buckets).toBe(0);
+    expect(h.t.byteSize()).toBeLessThan(4 << 20);
+    h.add(p, 48, 1);
+    expect(h.look(p, addr('2001db80002'))).toEqual([1, -1]);
   });
 
   it('random churn with every prefix length against brute force', () => {

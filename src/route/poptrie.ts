@@ -238,7 +238,7 @@ export class Poptrie {
   }
 
   /** The /32 buckets' figures (diagnostics, tests, benches); null without buckets. */
-  bucketStats(): { buckets: number; entries: number; int32s: number; slots: number } | null {
+  bucketStats(): { buckets: number; entries: number; int32s: number; slots: number; overflowed: number } | null {
     return this.bk === null ? null : this.bk.stats();
   }
 

@@ -19,7 +19,8 @@
  *   Entries are sorted longest first (markers, then /64, /63, ... /33), so the first entry with
  *   ((a ^ bits) >>> (word >>> 24)) === 0 (a = the address's bits 32-63) is the longest match
  *   among lengths 33..64: its value, or for a marker "ask the trie"; no entry matching: the base.
- *   Buckets with more than BK_SCAN_MAX entries are kept but not scanned (the trie answers).
+ *   Buckets with more than BK_SCAN_MAX entries are kept but not scanned (the trie answers);
+ *   past CAP_MAX entries a bucket overflows (count BK_OVERFLOW, entries no longer kept).
  * Lookups read `index`/`pool` directly (inlined in poptrie.ts); both arrays are replaced when they
  * grow, so read them again per call.
  *
@@ -53,8 +54,14 @@ export const BK_ENTRIES = 3;
 const INDEX_MIN = 1024;
 /** Base word: (prefix length << 23) | (value + 1), as a trie leaf. */
 const BASE_LEN_SHIFT = 23;
-/** Largest capacity of a block (entries); a /32 with more prefixes disables the buckets. */
-const CAP_MAX = 0x7ffe;
+/**
+ * Largest capacity of a block (entries). A /32 that would hold more overflows: its count reads
+ * BK_OVERFLOW from then on (lookups under it walk the trie; its entries are no longer kept, so
+ * it stays so while it exists), instead of ever longer scans and O(n) inserts.
+ */
+const CAP_MAX = 4096;
+/** Count of an overflowed bucket. */
+export const BK_OVERFLOW = 0xffff;
 
 export class V6Buckets {
   /** (tag << 22) | block offset per slot; see the file comment. */
@@ -76,8 +83,8 @@ export class V6Buckets {
   used = 0;
   private dropped = 0;
   /**
-   * Set when the pool outgrows the 22-bit block offsets (tables far beyond today's ~200k IPv6
-   * prefixes): the owner must stop using this structure (it is no longer complete).
+   * Set when the pool outgrows the 22-bit block offsets (16 MB: tables far beyond today's ~200k
+   * IPv6 prefixes): the owner must stop using this structure (it is no longer complete).
    */
   full = false;
   private poolHigh = 1;
@@ -157,6 +164,7 @@ export class V6Buckets {
     }
     const c = P[p + BK_CNT]!;
     const cnt = c & BK_COUNT;
+    if (cnt === BK_OVERFLOW) return;
     const end = p + BK_ENTRIES + 2 * cnt;
     // Same prefix already present (among the entries of its rank): replace its value (a marker
     // stays as it is). Else it goes in before the first entry of a greater rank.
@@ -175,7 +183,11 @@ export class V6Buckets {
     }
     const cap = c >>> 16;
     if (cnt === cap) {
-      const np = cap === CAP_MAX ? 0 : this.move(w0, p, cap < 8 ? cap + 2 : Math.min(CAP_MAX, cap + ((cap >>> 1) & ~1)));
+      if (cap === CAP_MAX) {
+        P[p + BK_CNT] = (c & ~BK_COUNT) | BK_OVERFLOW;
+        return;
+      }
+      const np = this.move(w0, p, cap < 8 ? cap + 2 : Math.min(CAP_MAX, cap + ((cap >>> 1) & ~1)));
       if (np === 0) {
         this.full = true;
         return;
@@ -216,7 +228,7 @@ export class V6Buckets {
       }
       const c = P[p + BK_CNT]!;
       const cnt = c & BK_COUNT;
-      const end = p + BK_ENTRIES + 2 * cnt;
+      const end = cnt === BK_OVERFLOW ? 0 : p + BK_ENTRIES + 2 * cnt;
       for (let q = p + BK_ENTRIES; q < end; q += 2) {
         const r = entryRank(P[q + 1]!);
         if (r > rank) break;
@@ -271,25 +283,30 @@ export class V6Buckets {
     const P = this.pool;
     const rows: number[][] = [];
     rows.push([P[p + BK_BASE]! >>> BASE_LEN_SHIFT, 0, (P[p + BK_BASE]! & 0x7fffff) - 1]);
-    for (let q = p + BK_ENTRIES; q < p + BK_ENTRIES + 2 * (P[p + BK_CNT]! & BK_COUNT); q += 2) {
+    const cnt = P[p + BK_CNT]! & BK_COUNT;
+    if (cnt === BK_OVERFLOW) return rows;
+    for (let q = p + BK_ENTRIES; q < p + BK_ENTRIES + 2 * cnt; q += 2) {
       const w = P[q + 1]!;
       rows.push(w === BK_MARK ? [65, P[q]! >>> 0, -1] : [64 - (w >>> BK_SHIFT), P[q]! >>> 0, (w & 0x7fffff) - 1]);
     }
     return rows;
   }
 
-  /** Buckets, entries, Int32s their blocks hold, index slots (diagnostics, benches). */
-  stats(): { buckets: number; entries: number; int32s: number; slots: number } {
+  /** Buckets, entries, Int32s their blocks hold, index slots, overflowed buckets (diagnostics). */
+  stats(): { buckets: number; entries: number; int32s: number; slots: number; overflowed: number } {
     let entries = 0;
     let int32s = 0;
+    let overflowed = 0;
     const I = this.index;
     for (let j = 0; j < I.length; j++) {
       const p = I[j]! & BK_OFFSET;
       if (p === 0) continue;
-      entries += this.pool[p + BK_CNT]! & BK_COUNT;
+      const cnt = this.pool[p + BK_CNT]! & BK_COUNT;
+      if (cnt === BK_OVERFLOW) overflowed++;
+      else entries += cnt;
       int32s += BK_ENTRIES + 2 * (this.pool[p + BK_CNT]! >>> 16);
     }
-    return { buckets: this.used, entries, int32s, slots: I.length };
+    return { buckets: this.used, entries, int32s, slots: I.length, overflowed };
   }
 
   /** A new empty bucket for w0 (its base from the trie); 0 when the pool is full. */

@@ -137,6 +137,29 @@ describe('IPv6 /32 buckets', () => {
     expect(h.t.bucketRows(w0(net))!.length - 1).toBeLessThanOrEqual(bucket.BK_SCAN_MAX);
   });
 
+  it('a /32 with more prefixes than a block holds overflows: lookups under it walk the trie from then on', () => {
+    const h = harness();
+    const net = '2a0e0f00';
+    const ps: Uint8Array[] = [];
+    for (let i = 0; i < 4200; i++) {
+      const a = addr(`${net}${i.toString(16).padStart(4, '0')}`);
+      ps.push(a);
+      h.add(a, 48, i);
+    }
+    expect(h.t.bucketStats()!.overflowed).toBe(1);
+    const rand = rng(3);
+    const probe = () => h.look(...Array.from({ length: 30 }, () => ps[Math.floor(rand() * ps.length)]!), addr(`${net}ffff`));
+    probe();
+    h.add(addr(net), 32, 9999);
+    h.add(addr(`${net}00010002`), 64, 9998);
+    probe();
+    h.look(addr(`${net}00010002`), addr(`${net}00010003`));
+    for (let i = 0; i < ps.length; i += 3) h.del(ps[i]!, 48);
+    probe();
+    h.del(addr(net), 32);
+    probe();
+  });
+
   it('thousands of /32s: the index and filter grow and shrink, buckets go away with their last prefix', () => {
     const rand = rng(77);
     const h = harness();

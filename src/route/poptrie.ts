@@ -29,6 +29,58 @@
  * folded, which copies the 32-byte child records, not their subtrees). Blocks come from exact-size
  * free lists (1..64). Removal folds nodes that became uniform (no children, one leaf run).
  *
+ * IPv6 fast path: /32 buckets (v6-bucket.ts; on with `buckets`, as the Router's IPv6 tables
+ * have it). Every /32 holding prefixes of length >= 32 has a bucket: a bit in a presence filter,
+ * a tagged 4-byte index slot, and a block with the /32's prefixes of length 33..64 (bits 32-63,
+ * shift, value; longest first), one marker per /64 with longer prefixes below, and a base (the
+ * longest prefix <= /32 over the /32). A lookup probes it first: filter word and home slot, read
+ * together; the block (its key confirms the slot); a scan of ~5 entries: two dependent loads into
+ * ~2.5 MB instead of the top level and 5-6 node levels in 25 MB. No bucket (nothing of length
+ * >= 32 under the /32: random addresses, addresses under a /29): a small second Poptrie holding
+ * only the prefixes shorter than /32 answers (18-bit top, ~1.3 MB). A marker, or a bucket of more
+ * than 32 entries: the walk of this trie. Updates keep the buckets as the trie keeps its leaves
+ * (insert, and remove with the cover); whether longer prefixes remain under a /64 is read off
+ * the removal walk. The /48 hash is not kept beside the buckets.
+ * Measured 2026-11-22 on the 200k bench table. Route bench, the old trie (commit a6c8030: /48
+ * hash) and this one alternating, two runs each, load ~1.1 (best of 3 per row):
+ *   in-table single 2.7, 2.6 -> 12.8, 15.8 M/s   batch (lookupBatch6) 3.3, 3.6 -> 12.6, 14.2
+ *   random single 28.1, 37.7 -> 22.9, 37.3         batch 23.9, 25.1 -> 30.1, 27.4
+ *   4096 hot destinations 12.0, 13.0 -> 26.7, 28.9
+ *   updates /128 147, 130 -> 116, 130 k/s          /64 294, 251 -> 217, 212 k/s
+ *   build 1.14, 1.09 -> 1.17, 1.31 s               IPv6 structure 25 -> 27 MB
+ * (earlier runs of the new one: in-table single 10.4 and 13.8, batch 12.2 and 14.7.)
+ * How it got there (scratch runs, variants interleaved in one process, medians of 7-15 runs;
+ * this VM swings up to 2x with its neighbours, and its fast cache is 2-4 MB: a dependent random
+ * load measured 15 ns in 2-4 MB arrays at times, 150 ns at others):
+ * - Bucket probed after the first node level (as the /48 hash was): in-table 6.9-7.2 M/s;
+ *   probed first: 10.6, but random 21.5 -> 11.8 (an absent key walks ~4 index slots at load
+ *   0.6); the presence filter (64 KB) in front: random 17.6.
+ * - Index slots [key, offset] (8 bytes) without filter: random 9.8; tagged 4-byte slots with the
+ *   key confirmed in the block, and the filter: kept.
+ * - Constants imported from v6-bucket.ts are read through a call per use under tsx (a third of
+ *   the batch time in a profile): the hot ones are copied here (a test checks they agree).
+ * - The ~3% of in-table addresses without a bucket (under /29s) walking this trie cost as much
+ *   as all the others (an inline replica: 24 M/s without them, 11 with): the short-prefix trie
+ *   took in-table single 8.8 -> 11.1 and random up; its top at 16/18/20 bits: random 20/23/27,
+ *   in-table alike: 18.
+ * - lookupMany as gather passes (filter words and slots of all lanes; then the blocks and their
+ *   second cache line; then the scans; the short lanes in one batch call), three variants: always
+ *   20-40% below a plain loop of lookupBytes in the same process (7.4 vs 10.7, 6.0 vs 10.5 M/s):
+ *   the branches of a bucket lookup are predictable, so the CPU overlaps consecutive lookups by
+ *   itself and the passes only add work. So with buckets lookupMany is that loop. Also no gain:
+ *   touch passes then single lookups (6.5 vs 7.8), 4 lookups unrolled per iteration, a
+ *   branch-free scan of a fixed 8 entries (6.3-7.6 vs 8.0-8.9), DataView reads of the address
+ *   (2x slower).
+ * - The /48 hash kept beside the buckets slowed every update of length >= 48 and only helped
+ *   buckets past the scan limit: dropped.
+ * - Updates: the markers are what the buckets cost /128 updates (first round without their upkeep
+ *   118-130 k/s, with it 100-105 before the two fixes below; warm rounds 163-176 vs 188-204).
+ *   A second trie walk to learn whether longer prefixes remain under the /64 cost 0.75-1.7 us
+ *   cold: now read off the removal walk (deeperAt). Inserts and removes scan a bucket only up to
+ *   the first entry of a greater rank. Tried: a spare entry per block against moves: no change.
+ *   Left: lazy marker removal (a stale marker only sends its /64 to the walk) with a bounded
+ *   clean-up would take the remove side off; not done.
+ *
  * Tried and not kept (2026-11-22): a packed read-only copy for lookups (a subclass; each node one
  * self-contained block [header, child pointers, leaves], subtrees written depth first so a /32
  * allocation is a few hundred contiguous bytes, patched from this trie after every update).

@@ -4,7 +4,8 @@
  * so an address inside the table is answered by one index probe and a scan of a few Int32 in one
  * or two cache lines, instead of the 5-7 dependent loads of a Poptrie walk into a 25 MB pool.
  *
- * Layout (Int32Arrays, small so the whole fast path stays in this VM's fast cache, ~4 MB):
+ * Layout (Int32Arrays, small so the fast path stays cached: for the 200k-prefix bench table 40k
+ * buckets, 174k entries, index 256 KB + filter 64 KB + blocks 2 MB in use of a 4 MB pool):
  * - `index`: open addressing, linear probing, one Int32 per slot: (tag << 22) | block offset,
  *   0 = empty. h = imul(key, 0x9e3779b1) (the key is the /32's bits 0-31); the home slot is
  *   h >>> shift, the tag the next 10 bits of h. Load <= 3/4 (64k slots, 256 KB, for 40k

@@ -188,7 +188,7 @@ export class V6Buckets {
         P[p + BK_CNT] = (c & ~BK_COUNT) | BK_OVERFLOW;
         return;
       }
-      const np = this.move(w0, p, cap < 8 ? cap + 2 : Math.min(CAP_MAX, cap + ((cap >>> 1) & ~1)));
+      const np = this.move(p, cap < 8 ? cap + 2 : Math.min(CAP_MAX, cap + ((cap >>> 1) & ~1)));
       if (np === 0) {
         this.full = true;
         return;
@@ -238,7 +238,7 @@ export class V6Buckets {
           P[p + BK_CNT] = c - 1;
           const n = cnt - 1;
           if (n + 4 <= c >>> 16) {
-            const np = this.move(w0, p, Math.max(2, n + (n & 1)));
+            const np = this.move(p, Math.max(2, n + (n & 1)));
             if (np !== 0) {
               p = np;
               P = this.pool;
@@ -352,8 +352,8 @@ export class V6Buckets {
     return j;
   }
 
-  /** Move the bucket of w0 at p into a block of capacity `cap`; returns the new offset (0: full). */
-  private move(w0: number, p: number, cap: number): number {
+  /** Move the bucket at p into a block of capacity `cap`; returns the new offset (0: full). */
+  private move(p: number, cap: number): number {
     const np = this.alloc(cap);
     if (np === 0) return 0;
     const P = this.pool;
@@ -363,7 +363,6 @@ export class V6Buckets {
     const j = this.slotOf(p);
     this.index[j] = (this.index[j]! & ~BK_OFFSET) | np;
     this.release(p);
-    void w0;
     return np;
   }
 

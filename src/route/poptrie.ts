@@ -552,6 +552,9 @@ export class Poptrie {
     this.removeTrie(key, len, coverLen, coverValue);
     if (this.bk !== null) {
       const cover = coverValue < 0 ? 0 : (coverLen << LEN_SHIFT) | (coverValue + 1);
+      // (A host route leaving a /64 that keeps others, under a cover longer than /32: nothing in
+      // the bucket changes.)
+      if (len > 64 && this.deeperLeft && cover >>> LEN_SHIFT > 32) return;
       if (len >= 32) this.bk.remove(key[0]!, key[1]!, len, cover, this.deeperLeft);
       else {
         this.short!.remove(key, len, coverLen, coverValue);

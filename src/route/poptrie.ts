@@ -366,9 +366,6 @@ export class Poptrie {
     }
   }
 
-
-
-
   /**
    * Longest matches for `n` addresses at buf[offs[k]..] into out[k] (value or -1), any n.
    * With buckets (IPv6): lookupBytes for each address (why: in the loop below). Without:

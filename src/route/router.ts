@@ -104,8 +104,9 @@ export class RouteTable {
 
   /**
    * Batch of IPv6 lookups: out[k] = lookup6(buf, offs[k]) for k < n, allocation-free, any n.
-   * Addresses inside a /48 prefix with nothing longer below it are answered from the /48 hash
-   * (one probe); the others walk the Poptrie level by level in lock-step (poptrie.ts lookupMany).
+   * Answered by the Poptrie's /32 buckets (one index probe and a short scan, v6-bucket.ts);
+   * addresses without a bucket by its short-prefix trie; the rest walk the Poptrie
+   * (poptrie.ts lookupMany).
    */
   lookupBatch6(buf: Uint8Array, offs: Int32Array, n: number, out: Int32Array): void {
     if (this.v6 === null) out.fill(-1, 0, n);

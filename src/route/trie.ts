@@ -103,6 +103,13 @@
  *   So the 10 M/s in-table goal needs an in-table lookup to cost about one such miss: a layout
  *   where a whole /32 allocation's subtree (nodes and leaves) sits in one or two pages, not a
  *   cleverer index in front of the same scattered pool.
+ *   What met it (second session; details and figures in the poptrie.ts note): /32 buckets
+ *   (v6-bucket.ts), one small block per /32 listing its prefixes /33-/64 longest first, behind
+ *   a 64 KB presence filter and a 256 KB index (~2.5 MB in all), probed before the trie walk,
+ *   plus a small trie of the prefixes shorter than /32; they replace the /48 hash. Route bench,
+ *   old and new alternating: in-table single 2.6-2.7 -> 12.8-15.8 M/s, batch 3.3-3.6 ->
+ *   12.6-14.2; random unchanged (23-38); /128 updates 130-147 -> 116-130 k/s, /64 251-294 ->
+ *   212-217.
  * - Updates: IPv6 removal finds the covering prefix from the sibling half's longest match (one
  *   trie walk) instead of a hash probe per populated length; a host route's fresh chain is
  *   written record by record (no 64-entry decode/encode per level) and folds the same way.

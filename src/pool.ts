@@ -98,6 +98,11 @@ export class BufferPool {
   readonly headroom: number;
   /** The slab every slot lives in. SharedArrayBuffer so a reader worker can fill slots in place. */
   readonly slab: SharedArrayBuffer;
+  /**
+   * The whole slab as bytes: slot i's bytes are bytes[i * slotSize, (i + 1) * slotSize), so a
+   * batch call can address the packets of many slots in one view (Router.lookupBatch).
+   */
+  readonly bytes: Uint8Array;
   private readonly handles: PacketBuffer[];
   private readonly free: Int32Array;
   private readonly inUse: Uint8Array;
@@ -115,6 +120,7 @@ export class BufferPool {
     this.headroom = opts.headroom ?? DEFAULT_HEADROOM;
     if (this.headroom >= this.slotSize) throw new RangeError('headroom must be smaller than the slot');
     this.slab = new SharedArrayBuffer(this.slotSize * this.slots);
+    this.bytes = new Uint8Array(this.slab);
     this.handles = new Array<PacketBuffer>(this.slots);
     this.free = new Int32Array(this.slots);
     this.inUse = new Uint8Array(this.slots);

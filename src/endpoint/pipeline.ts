@@ -6,7 +6,7 @@
  *   local stack / our ICMP errors -> route -> device | peer (fragmented to fit: we are the source)
  *
  * Each burst from the device or the transport is routed with one Router.lookupBatch (packets
- * validated first; a burst is cut where the sending peer or the pool slab changes), so the route
+ * validated first; a burst is cut where the sending peer or the pool changes), so the route
  * table's cache misses of a burst overlap (with the 1M-prefix IPv4 table, bursts of 32 against
  * one packet per call: bench/pipeline.bench.ts, figures in bench/RESULTS.md).
  *
@@ -112,11 +112,10 @@ export class Pipeline {
   private readonly bType = new Uint8Array(BATCH_MAX);
   private readonly bNh: (Nexthop | null)[] = new Array<Nexthop | null>(BATCH_MAX).fill(null);
   private bCount = 0;
+  /** The pool slab (BufferPool.bytes) the queued packets live in: one lookupBatch call covers a slab. */
   private bSlab: Uint8Array | null = null;
   /** A burst is being routed: a packet arriving re-entrantly (a synchronous peer) goes alone. */
   private bBusy = false;
-  /** Byte view of each packet memory (pool slab) seen: one lookupBatch call covers a slab. */
-  private readonly slabViews = new WeakMap<ArrayBufferLike, Uint8Array>();
 
   constructor(opts: PipelineOptions) {
     this.o = opts;
@@ -308,24 +307,17 @@ export class Pipeline {
   /** Ingress of the queued packets (one per run: a different ingress flushes the queue). */
   private bIngress = FROM_DEVICE;
 
-  /** Add a validated packet to the burst (routing the burst first when it is full or the slab or ingress changes). */
+  /** Add a validated packet to the burst (routing the burst first when it is full or the pool or ingress changes). */
   private queue(p: PacketBuffer, fam: 4 | 6, ingress: number): void {
-    const ab = p.buf.buffer;
-    let slab = this.bSlab;
-    if (slab === null || slab.buffer !== ab) {
-      slab = this.slabViews.get(ab) ?? null;
-      if (slab === null) {
-        slab = new Uint8Array(ab);
-        this.slabViews.set(ab, slab);
-      }
-    }
+    const pool = p.pool;
+    const slab = pool.bytes;
     if (this.bCount > 0 && (this.bCount === BATCH_MAX || slab !== this.bSlab || ingress !== this.bIngress)) this.routeQueued(this.bIngress);
     const n = this.bCount++;
     this.bSlab = slab;
     this.bIngress = ingress;
     this.bPkt[n] = p;
     this.bFam[n] = fam;
-    const off = p.buf.byteOffset + p.offset;
+    const off = p.slot * pool.slotSize + p.offset;
     this.bOffs[n] = off;
     this.bEnds[n] = off + p.length;
   }

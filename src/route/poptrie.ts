@@ -74,9 +74,17 @@
  * - lookupBytes was too big for V8 to inline (probe32 + the walk; --trace-turbo-inlining:
  *   "Cannot consider lookupBytes"), so every RouteTable.lookup6 paid a call: now lookupBytes is
  *   the bucket probe and a call of walkBytes (the walk) when the bucket cannot answer, and it
- *   inlines. Scratch (Router, 200k table, best of 5, old/new alternating in separate processes,
- *   6 pairs): hot (4096 destinations) 36.5-38.4 -> 39.7-43.5 M/s (one outlier run 24),
- *   random single 33-34 -> 36-41, in-table single 11.0-17.6 -> 13.0-20.6.
+ *   inlines. Scratch 2026-11-22 (Router, 200k table, best of 5, before/after alternating in
+ *   separate processes, 11 pairs, load 1.1-1.5; the last 5 pairs under a loaded neighbour):
+ *   hot (4096 destinations) 35.1-38.4 -> 39.7-43.5 M/s in the 6 quiet pairs (new ahead in 9 of
+ *   11 pairs; loaded: 19-38 vs 20-42); random single 33-34 -> 36-41 quiet (9 of 11), batch
+ *   32-34 -> 26-39; in-table single 11.0-17.6 -> 9.8-20.6 and batch 9.4-17.3 -> 10.8-17.3: the
+ *   memory-bound case is within the noise (new ahead in 7 of 11). Updates untouched: /128
+ *   101-149 vs 86-139 k/s, /64 148-198 vs 148-220.
+ *   Tried, no consistent win (4 pairs): the filter test as (f >>> pos) & 1 and the slot tag
+ *   compared as (x ^ h << (32 - shift)) >>> 22 (one op less each). Where the rest goes: an
+ *   in-table address scans 3.3 entries on average (1-8, unpredictable, so the loop exit is a
+ *   likely branch miss); 3% have no bucket, 5% fall to the base, none hit the scan limit.
  * - The /48 hash kept beside the buckets slowed every update of length >= 48 and only helped
  *   buckets past the scan limit: dropped.
  * - Updates: the markers are what the buckets cost /128 updates (first round without their upkeep

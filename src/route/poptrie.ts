@@ -121,6 +121,9 @@
 import { V6Buckets } from './v6-bucket.ts';
 
 const PTR = 0x80000000 | 0;
+/** shrinkEntries results. */
+const SHRUNK = 1;
+const SHRUNK_FOLDED = 2;
 const VALUE_MASK = 0x7fffff;
 const LEN_SHIFT = 23;
 /** Lookups walked in lock-step by lookupMany. */
@@ -882,23 +885,8 @@ export class Poptrie {
       this.decode(rec, E);
       const span = 1 << (end - len);
       const first = i & ~(span - 1);
-      let changed = false;
-      let folded = false;
-      for (let j = first; j < first + span; j++) {
-        const e = E[j]!;
-        if (e < 0) {
-          const c = e & ~PTR;
-          this.shrink(c, d + 1, len, cover);
-          if (this.uniform(c)) {
-            E[j] = this.release(c);
-            changed = folded = true;
-          }
-        } else if (e >>> LEN_SHIFT === len) {
-          E[j] = cover;
-          changed = true;
-        }
-      }
-      if (changed) this.encode(rec, E, folded);
+      const r = this.shrinkEntries(E, first, first + span, d, len, cover);
+      if (r !== 0) this.encode(rec, E, r === SHRUNK_FOLDED);
     } else {
       const c = this.childAt(rec, i);
       if (c >= 0 && this.removeAt(c, d + 1, end, key, len, cover)) {
@@ -935,23 +923,32 @@ export class Poptrie {
   private shrink(rec: number, d: number, len: number, cover: number): void {
     const E = this.rows[d]!;
     this.decode(rec, E);
-    let changed = false;
-    let folded = false;
-    for (let j = 0; j < 64; j++) {
+    const r = this.shrinkEntries(E, 0, 64, d, len, cover);
+    if (r !== 0) this.encode(rec, E, r === SHRUNK_FOLDED);
+  }
+
+  /**
+   * Decoded entries E[from..to) of a node at depth d: those owned by a prefix of exactly `len`
+   * get `cover`, children are shrunk the same way and folded when uniform. Returns 0 (nothing
+   * changed), SHRUNK (leaves changed) or SHRUNK_FOLDED (a child folded too).
+   */
+  private shrinkEntries(E: Int32Array, from: number, to: number, d: number, len: number, cover: number): number {
+    let r = 0;
+    for (let j = from; j < to; j++) {
       const e = E[j]!;
       if (e < 0) {
         const c = e & ~PTR;
         this.shrink(c, d + 1, len, cover);
         if (this.uniform(c)) {
           E[j] = this.release(c);
-          changed = folded = true;
+          r = SHRUNK_FOLDED;
         }
       } else if (e >>> LEN_SHIFT === len) {
         E[j] = cover;
-        changed = true;
+        if (r === 0) r = SHRUNK;
       }
     }
-    if (changed) this.encode(rec, E, folded);
+    return r;
   }
 
   private uniform(rec: number): boolean {

@@ -85,7 +85,8 @@ export default async function (): Promise<BenchSection> {
   for (let i = 0; i < t4.addr.length; i++) {
     // 192.168.10.0/24 stays the kernel's (the sources below).
     if (t4.addr[i]! >>> 16 === 0xc0a8) continue;
-    big.ep.router.add({ ...spec, prefix: v4Prefix(pfx, t4.addr[i]!, t4.len[i]!) });
+    v4Prefix(pfx, t4.addr[i]!, t4.len[i]!);
+    big.ep.router.add(spec);
   }
   const P = 1 << 16;
   const rand = rng(5);

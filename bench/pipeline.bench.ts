@@ -6,7 +6,7 @@
  * (the TUN and UDP I/O measure in the ~100k pps range on this machine, bench/tun, bench/transport)
  * and that it allocates nothing in steady state.
  */
-import type { PacketBuffer } from '../src/pool.ts';
+import type { PacketBuffer } from '../src/base/pool.ts';
 import { detachedEndpoint } from '../test/support/endpoint-harness.ts';
 import { kernelFixture } from '../test/support/pcap.ts';
 import type { Prefix } from '../src/wire/address-text.ts';

@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { fileURLToPath } from 'node:url';
 import type { BenchSection } from './run.ts';
-import { PacketPools } from '../src/pool.ts';
+import { PacketPools } from '../src/base/pool.ts';
 import { UdpTransport } from '../src/transport/udp-transport.ts';
 
 const SIZE = 1300;

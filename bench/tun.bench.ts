@@ -18,7 +18,7 @@ import { Worker } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
 import { openTun } from '../src/device/tun.ts';
-import { BufferPool } from '../src/pool.ts';
+import { BufferPool } from '../src/base/pool.ts';
 import { checksum } from '../src/wire/checksum.ts';
 import type { BenchSection } from './run.ts';
 

@@ -22,7 +22,7 @@ import { createSocket } from 'node:dgram';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseConfig } from '../src/control/config.ts';
+import { parseConfig } from '../src/config/config.ts';
 import { Endpoint } from '../src/endpoint/endpoint.ts';
 import { UserspaceHost } from '../src/endpoint/userspace-host.ts';
 import { DEFAULT_PORT } from '../src/transport/udp-transport.ts';

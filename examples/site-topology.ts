@@ -273,7 +273,7 @@ export function wanHost(gw: 'gwA' | 'gwB', underlay: 4 | 6): string {
 }
 
 /**
- * The two endpoint configs (JSON objects, see src/control/config.ts) for the topology: each gateway
+ * The two endpoint configs (JSON objects, see src/config/config.ts) for the topology: each gateway
  * routes the other site's v4/v6 prefixes and the other endpoint's stack addresses into the tunnel.
  */
 export function siteConfigs(opts: SiteConfigOptions): { a: Record<string, unknown>; b: Record<string, unknown> } {

@@ -9,7 +9,7 @@
  *   const sock = ep.udpBind(5000);
  *   sock.on('message', (data, from) => ...);
  */
-import type { Config } from './control/config.ts';
+import type { Config } from './config/config.ts';
 import { Endpoint, type EndpointOptions } from './endpoint/endpoint.ts';
 
 export { Endpoint, STACK_DEV } from './endpoint/endpoint.ts';
@@ -19,13 +19,13 @@ export type { UdpMessageInfo } from './endpoint/local-stack.ts';
 export { Peer } from './endpoint/peer.ts';
 export { UserspaceHost } from './endpoint/userspace-host.ts';
 export type { UserspaceHostOptions } from './endpoint/userspace-host.ts';
-export { loadConfig, parseConfig, ConfigError } from './control/config.ts';
-export type { Config } from './control/config.ts';
-export type { PeerSnapshot, Snapshot, StatsSnapshot } from './control/snapshot.ts';
+export { loadConfig, parseConfig, ConfigError } from './config/config.ts';
+export type { Config } from './config/config.ts';
+export type { PeerSnapshot, Snapshot, StatsSnapshot } from './endpoint/snapshot.ts';
 export { MemoryDevice } from './device/memory-device.ts';
 export type { PacketDevice } from './device/device.ts';
-export { DropReason, DropCounters } from './drop-reason.ts';
-export { BufferPool, PacketBuffer, PacketPools } from './pool.ts';
+export { DropReason, DropCounters } from './base/drop-reason.ts';
+export { BufferPool, PacketBuffer, PacketPools } from './base/pool.ts';
 export { Router } from './route/router.ts';
 export { DEFAULT_PORT } from './transport/udp-transport.ts';
 

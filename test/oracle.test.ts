@@ -8,10 +8,10 @@
  * could not reassemble fails the test. Skips (with the reason) when tshark is not installed.
  */
 import { describe, expect, it } from 'vitest';
-import { DropReason } from '../src/drop-reason.ts';
+import { DropReason } from '../src/base/drop-reason.ts';
 import { Fragmenter } from '../src/frag/fragment.ts';
 import { Reassembler } from '../src/frag/reassembly.ts';
-import { PacketPools, type PacketBuffer } from '../src/pool.ts';
+import { PacketPools, type PacketBuffer } from '../src/base/pool.ts';
 import { checksum } from '../src/wire/checksum.ts';
 import { buildIcmpv4Error } from '../src/wire/icmpv4.ts';
 import { buildIcmpv6Error } from '../src/wire/icmpv6-error.ts';

@@ -1,6 +1,6 @@
 /** The `ipferry` command line: dispatches subcommands; returns the exit code. */
 import { CliError } from './args.ts';
-import { ConfigError } from './config.ts';
+import { ConfigError } from '../config/config.ts';
 import { ControlError } from './control-socket.ts';
 import { PreflightError } from './preflight.ts';
 

@@ -14,7 +14,7 @@
 import { chmodSync, lstatSync, mkdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
-import type { ShowWhat, Snapshot, SnapshotProvider } from './snapshot.ts';
+import type { ShowWhat, Snapshot, SnapshotProvider } from '../endpoint/snapshot.ts';
 
 export class ControlError extends Error {
   override name = 'ControlError';

@@ -10,7 +10,7 @@
  */
 import { createSocket } from 'node:dgram';
 import { accessSync, constants as fsConstants, existsSync, readFileSync, statSync } from 'node:fs';
-import type { Config, ConfigListen } from './config.ts';
+import type { Config, ConfigListen } from '../config/config.ts';
 import { isControlSocketLive } from './control-socket.ts';
 
 export type PreflightKind =

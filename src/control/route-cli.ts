@@ -12,8 +12,8 @@ import { parseArgs } from 'node:util';
 import { createInterface } from 'node:readline';
 import { parseAddress } from '../wire/address-text.ts';
 import { Router } from '../route/router.ts';
-import { loadRoutes } from '../route/iproute2.ts';
-import { formatCidr, formatRoute, routeJson, showRouteN, showRoutes, showRoutesJson } from '../route/show.ts';
+import { loadRoutes } from '../route/text/iproute2.ts';
+import { formatCidr, formatRoute, routeJson, showRouteN, showRoutes, showRoutesJson } from '../route/text/show.ts';
 import { ROUTE_TYPE_NAMES } from '../route/types.ts';
 
 const USAGE = `usage: ipferry route get --routes FILE [--rules FILE] [--json] [ADDR ...]

@@ -7,10 +7,10 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { CliError, parseCommandArgs } from './args.ts';
-import { fallbackSocketDir, runSocketDir, socketPathCandidates } from './config.ts';
+import { fallbackSocketDir, runSocketDir, socketPathCandidates } from '../config/config.ts';
 import { ControlError, isControlSocketLive, requestSnapshot } from './control-socket.ts';
 import { formatShow, formatShowJson } from './show-format.ts';
-import type { ShowWhat, Snapshot } from './snapshot.ts';
+import type { ShowWhat, Snapshot } from '../endpoint/snapshot.ts';
 
 export const SHOW_HELP = `usage: ipferry show [all|peers|routes|stats] [--json] [--socket PATH | --interface NAME]
 

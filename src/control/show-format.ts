@@ -13,7 +13,7 @@
  *
  * Pure functions of the snapshot and a clock (`now`), so output is golden-testable.
  */
-import type { PeerSnapshot, RouteSnapshot, ShowWhat, Snapshot, StatsSnapshot } from './snapshot.ts';
+import type { PeerSnapshot, RouteSnapshot, ShowWhat, Snapshot, StatsSnapshot } from '../endpoint/snapshot.ts';
 
 export interface FormatOptions {
   /** Current time, epoch ms (default Date.now()). */

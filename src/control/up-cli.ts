@@ -11,11 +11,11 @@
  */
 import { pathToFileURL } from 'node:url';
 import { CliError, parseCommandArgs } from './args.ts';
-import { loadConfig, type Config } from './config.ts';
+import { loadConfig, type Config } from '../config/config.ts';
 import { ControlServer } from './control-socket.ts';
 import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from './log.ts';
 import { preflight } from './preflight.ts';
-import type { Snapshot } from './snapshot.ts';
+import type { Snapshot } from '../endpoint/snapshot.ts';
 
 export const UP_HELP = `usage: ipferry up CONFIG [--log-level LEVEL] [--userspace]
 

@@ -9,7 +9,7 @@
  * release it (or pass it on to whoever will). `write()` never takes ownership: the caller keeps the
  * buffer and releases it afterwards.
  */
-import type { PacketBuffer } from '../pool.ts';
+import type { PacketBuffer } from '../base/pool.ts';
 
 /**
  * Called with `batch[0 .. count)`; entries past `count` are stale. The array is reused for the

@@ -12,7 +12,7 @@
  * Steady state allocates nothing per packet when connected to a peer or a sink function; the
  * default written-queue copies each packet (it is for tests).
  */
-import { BufferPool, type PacketBuffer } from '../pool.ts';
+import { BufferPool, type PacketBuffer } from '../base/pool.ts';
 import { newDeviceStats, type BatchHandler, type DeviceStats, type DownHandler, type PacketDevice } from './device.ts';
 
 /** Receives written packets; the bytes are valid only during the call. */

@@ -34,7 +34,7 @@ import { closeSync, existsSync, openSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { BufferPool, type PacketBuffer } from '../pool.ts';
+import { BufferPool, type PacketBuffer } from '../base/pool.ts';
 import { AddressTextError, formatAddress, parsePrefix, type Prefix } from '../wire/address-text.ts';
 import { newDeviceStats, type BatchHandler, type DeviceStats, type DownHandler, type PacketDevice } from './device.ts';
 import { CTL, STATE_EXITED, STATE_RUNNING, STATE_STARTING, pow2AtLeast, type ReaderWorkerData } from './ring.ts';

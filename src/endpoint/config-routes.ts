@@ -7,7 +7,7 @@
  * - the kernel routes through the TUN: peer prefixes, stack addresses, and extra main-table
  *   unicast routes whose nexthops all lead to peers.
  */
-import type { Config } from '../control/config.ts';
+import type { Config } from '../config/config.ts';
 import { Router } from '../route/router.ts';
 import { formatPrefix, maskInPlace, type Prefix } from '../wire/address-text.ts';
 

@@ -7,16 +7,16 @@
  * at most once a second), 'error' (the device went away).
  */
 import { EventEmitter } from 'node:events';
-import type { Config } from '../control/config.ts';
-import type { PeerSnapshot, RouteSnapshot, Snapshot, StatsSnapshot } from '../control/snapshot.ts';
+import type { Config } from '../config/config.ts';
+import type { PeerSnapshot, RouteSnapshot, Snapshot, StatsSnapshot } from './snapshot.ts';
 import type { PacketDevice } from '../device/device.ts';
 import { MemoryDevice } from '../device/memory-device.ts';
 import { openTun } from '../device/tun.ts';
-import { DROP_REASON_NAMES, DropCounters } from '../drop-reason.ts';
+import { DROP_REASON_NAMES, DropCounters } from '../base/drop-reason.ts';
 import { Fragmenter } from '../frag/fragment.ts';
-import { PacketPools } from '../pool.ts';
+import { PacketPools } from '../base/pool.ts';
 import type { Router } from '../route/router.ts';
-import { formatRoute, routeJson } from '../route/show.ts';
+import { formatRoute, routeJson } from '../route/text/show.ts';
 import { UdpTransport } from '../transport/udp-transport.ts';
 import type { AddressBytes } from '../wire/address-text.ts';
 import { emitKeepalive, senderIdFromName, ControlCounter, controlLength } from '../wire/gue.ts';

@@ -4,8 +4,8 @@
  * when not to answer (wire/icmpv4 mayReplyWithIcmpError, wire/icmpv6-error inside the builder),
  * and a token bucket over all of them (RFC 4443 2.4(f), RFC 1812 4.3.2.8).
  */
-import { DropReason, type DropCounters } from '../drop-reason.ts';
-import type { PacketBuffer, PacketPools } from '../pool.ts';
+import { DropReason, type DropCounters } from '../base/drop-reason.ts';
+import type { PacketBuffer, PacketPools } from '../base/pool.ts';
 import { buildIcmpv4Error, mayReplyWithIcmpError } from '../wire/icmpv4.ts';
 import { buildIcmpv6Error } from '../wire/icmpv6-error.ts';
 import type { TokenBucket } from './token-bucket.ts';

@@ -10,9 +10,9 @@
  * The app-facing API (sockets, ping) allocates per datagram; the echo path does not.
  */
 import { EventEmitter } from 'node:events';
-import { DropReason, type DropCounters } from '../drop-reason.ts';
+import { DropReason, type DropCounters } from '../base/drop-reason.ts';
 import { Reassembler, ReassemblyStatus } from '../frag/reassembly.ts';
-import type { PacketBuffer, PacketPools } from '../pool.ts';
+import type { PacketBuffer, PacketPools } from '../base/pool.ts';
 import { formatAddress, parseAddress, type AddressBytes } from '../wire/address-text.ts';
 import { checksum, pseudoHeaderSumV6 } from '../wire/checksum.ts';
 import {

@@ -3,7 +3,7 @@
  * prefixes, like WireGuard's AllowedIPs), the tunnel MTU toward it, keepalive and key, and its
  * counters. Plain numbers updated in place by the pipeline; no allocation per packet.
  */
-import type { ConfigPrefix } from '../control/config.ts';
+import type { ConfigPrefix } from '../config/config.ts';
 
 export interface PeerInit {
   index: number;

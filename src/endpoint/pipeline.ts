@@ -18,10 +18,10 @@
  * `drop`, `toDevice`, `toPeer` or by the local stack. Nothing is allocated per packet on the
  * forwarding paths; ICMP errors (rate-limited) and control messages may allocate.
  */
-import { DropReason, type DropCounters } from '../drop-reason.ts';
+import { DropReason, type DropCounters } from '../base/drop-reason.ts';
 import type { PacketDevice } from '../device/device.ts';
 import type { Fragmenter } from '../frag/fragment.ts';
-import type { PacketBuffer, PacketPools } from '../pool.ts';
+import type { PacketBuffer, PacketPools } from '../base/pool.ts';
 import { BATCH_MAX, type Router } from '../route/router.ts';
 import type { Nexthop } from '../route/types.ts';
 import { icmpForRouteType, RouteType } from '../route/types.ts';

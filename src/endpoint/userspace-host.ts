@@ -5,9 +5,9 @@
  * to the link MTU, and takes what arrives for its addresses.
  */
 import { MemoryDevice } from '../device/memory-device.ts';
-import { DropCounters, DropReason } from '../drop-reason.ts';
+import { DropCounters, DropReason } from '../base/drop-reason.ts';
 import { Fragmenter } from '../frag/fragment.ts';
-import { PacketPools, type PacketBuffer } from '../pool.ts';
+import { PacketPools, type PacketBuffer } from '../base/pool.ts';
 import { parseAddress } from '../wire/address-text.ts';
 import { LocalStack } from './local-stack.ts';
 

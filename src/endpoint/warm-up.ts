@@ -7,9 +7,9 @@
  * started: no socket, no device). Prototype methods share their feedback and optimized code
  * across instances, so the real pipeline starts hot.
  */
-import type { Config } from '../control/config.ts';
-import { DropReason } from '../drop-reason.ts';
-import type { PacketBuffer, PacketPools } from '../pool.ts';
+import type { Config } from '../config/config.ts';
+import { DropReason } from '../base/drop-reason.ts';
+import type { PacketBuffer, PacketPools } from '../base/pool.ts';
 import type { Transport } from '../transport/transport.ts';
 import type { PacketDevice } from '../device/device.ts';
 import { checksum, pseudoHeaderSumV4, pseudoHeaderSumV6 } from '../wire/checksum.ts';

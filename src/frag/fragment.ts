@@ -19,9 +19,9 @@
  * is never modified or kept. No allocation per packet.
  */
 import { randomFillSync } from 'node:crypto';
-import { DropCounters, DropReason } from '../drop-reason.ts';
-import { BufferPool, type PacketBuffer, type PacketPools } from '../pool.ts';
-import { copyBytes, shortChecksum } from '../bytes.ts';
+import { DropCounters, DropReason } from '../base/drop-reason.ts';
+import { BufferPool, type PacketBuffer, type PacketPools } from '../base/pool.ts';
+import { copyBytes, shortChecksum } from '../base/bytes.ts';
 import { copiedOptionsLength, copyOptionsForFragment } from '../wire/ipv4-options.ts';
 import { Ipv6Chain, walkIpv6Chain } from '../wire/ipv6-chain.ts';
 

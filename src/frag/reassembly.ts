@@ -35,9 +35,9 @@
  * datagram is returned as a PacketBuffer the caller now owns and must release.
  */
 import { randomBytes } from 'node:crypto';
-import { DropCounters, DropReason } from '../drop-reason.ts';
-import type { BufferPool, PacketBuffer, PacketPools } from '../pool.ts';
-import { copyBytes, shortChecksum } from '../bytes.ts';
+import { DropCounters, DropReason } from '../base/drop-reason.ts';
+import type { BufferPool, PacketBuffer, PacketPools } from '../base/pool.ts';
+import { copyBytes, shortChecksum } from '../base/bytes.ts';
 
 /** Where fragment offset 0 lands inside the reassembly slot (room for the header in front). */
 export const REASM_DATA_BASE = 256;

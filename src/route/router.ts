@@ -18,8 +18,8 @@ import type { AddressBytes, Family, Prefix } from '../wire/address-text.ts';
 import { FlowKey } from './flow.ts';
 import { compileRule, parseRule, Rule } from './rules.ts';
 import type { RuleSpec } from './rules.ts';
-import { matchLength, matchValue, Poptrie } from './poptrie.ts';
-import { MAX_TRIE_VALUE, StrideTrie, V4_STRIDES_LARGE, V4_STRIDES_SMALL, V6_TOP_BITS } from './trie.ts';
+import { matchLength, matchValue, Poptrie } from './lpm/poptrie.ts';
+import { MAX_TRIE_VALUE, StrideTrie, V4_STRIDES_LARGE, V4_STRIDES_SMALL, V6_TOP_BITS } from './lpm/trie.ts';
 import { ROUTE_TYPE_NAMES, RouteType, routeTypeCode } from './types.ts';
 import type { Nexthop, NexthopSpec, RouteInfo, RouteSpec, RouteTypeCode } from './types.ts';
 

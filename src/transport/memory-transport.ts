@@ -10,8 +10,8 @@
  * `network.unreachable`).
  */
 import { SocketAddress } from 'node:net';
-import { DropReason } from '../drop-reason.ts';
-import type { PacketBuffer, PacketPools } from '../pool.ts';
+import { DropReason } from '../base/drop-reason.ts';
+import type { PacketBuffer, PacketPools } from '../base/pool.ts';
 import {
   DEFAULT_MAX_BATCH,
   DEFAULT_PORT,

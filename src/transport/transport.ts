@@ -16,8 +16,8 @@
  * DropReason.UnknownPeer, or hands it to mobility (a binding update from a new care-of address),
  * which is why the sender's address and port travel along in `RecvInfo`.
  */
-import { DropReason } from '../drop-reason.ts';
-import type { PacketBuffer, PacketPools } from '../pool.ts';
+import { DropReason } from '../base/drop-reason.ts';
+import type { PacketBuffer, PacketPools } from '../base/pool.ts';
 
 /**
  * Default UDP port: 6080, the port IANA registered for GUE (service name "gue", the port

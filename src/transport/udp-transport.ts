@@ -26,8 +26,8 @@
  */
 import dgram from 'node:dgram';
 import { SocketAddress } from 'node:net';
-import { DropReason } from '../drop-reason.ts';
-import type { PacketBuffer, PacketPools } from '../pool.ts';
+import { DropReason } from '../base/drop-reason.ts';
+import type { PacketBuffer, PacketPools } from '../base/pool.ts';
 import {
   DEFAULT_MAX_BATCH,
   DEFAULT_PORT,

@@ -84,7 +84,7 @@
  * dropped (BadAuthentication); a message carrying our own sender id (a reflection) likewise.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import { DropReason } from '../drop-reason.ts';
+import { DropReason } from '../base/drop-reason.ts';
 
 // --- variant 0 header field offsets and masks
 export const GUE_HEADER_LEN = 4;

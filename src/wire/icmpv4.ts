@@ -13,7 +13,7 @@
  * cross use is inside a function, never at module top level, so either may be imported first.
  */
 import { WireView } from './view.ts';
-import { DropReason } from '../drop-reason.ts';
+import { DropReason } from '../base/drop-reason.ts';
 import { adjust16, checksum, fold, sumWords } from './checksum.ts';
 import {
   IP_PROTO_ICMP,

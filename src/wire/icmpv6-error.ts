@@ -12,7 +12,7 @@
  * Nothing here allocates per call; the one Ipv6Chain used to look into offending packets is
  * module-level scratch (the dataplane is single-threaded per isolate).
  */
-import { DropReason } from '../drop-reason.ts';
+import { DropReason } from '../base/drop-reason.ts';
 import { adjust16, adjustSums, fold, pseudoHeaderSumV6, sumWords } from './checksum.ts';
 import {
   ICMPV6_ECHO_REPLY,

@@ -10,7 +10,7 @@
  * |  echo data, or as much of the invoking packet as fits         |
  */
 import { WireView } from './view.ts';
-import { DropReason } from '../drop-reason.ts';
+import { DropReason } from '../base/drop-reason.ts';
 import { formatAddress } from './address-text.ts';
 import { fold, pseudoHeaderSumV6, sumWords } from './checksum.ts';
 import {

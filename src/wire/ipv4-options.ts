@@ -10,7 +10,7 @@
  *
  * All functions take (buf, off, end): the options area is buf[off, end) (end = header end).
  */
-import { DropReason } from '../drop-reason.ts';
+import { DropReason } from '../base/drop-reason.ts';
 
 export const IPV4_OPT_EOL = 0;
 export const IPV4_OPT_NOP = 1;

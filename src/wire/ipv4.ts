@@ -17,7 +17,7 @@
  * |                    Options                    |    Padding    |
  */
 import { WireView } from './view.ts';
-import { DropReason } from '../drop-reason.ts';
+import { DropReason } from '../base/drop-reason.ts';
 import { adjust16, adjust32, checksum } from './checksum.ts';
 import { describeOptions, validateOptions } from './ipv4-options.ts';
 import { describeUdpBody } from './udp.ts';

@@ -26,7 +26,7 @@
  *   unless `acceptUnknownNextHeader` is set (a pure forwarder may choose to be transparent).
  * Headers may otherwise repeat and appear in any order (RFC 8200 4.1 "should", not "must").
  */
-import { DropReason } from '../drop-reason.ts';
+import { DropReason } from '../base/drop-reason.ts';
 import { hasHomeAddressOption } from './ipv6-ext.ts';
 
 // Wire constants as module-local literals, not imports: when this module is loaded through

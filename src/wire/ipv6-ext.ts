@@ -14,7 +14,7 @@
  * Fragment: fixed 8 bytes, see Ipv6FragmentHeader.
  */
 import { WireView } from './view.ts';
-import { DropReason } from '../drop-reason.ts';
+import { DropReason } from '../base/drop-reason.ts';
 
 /** DropReason.None read once (an imported enum can cost a getter call per use under tsx/CJS). */
 const R_NONE: DropReason = DropReason.None;

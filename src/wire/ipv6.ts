@@ -14,7 +14,7 @@
  * |                  Destination Address (16)                     |
  */
 import { WireView } from './view.ts';
-import { DropReason } from '../drop-reason.ts';
+import { DropReason } from '../base/drop-reason.ts';
 import { formatAddress } from './address-text.ts';
 import { describeIcmpv6Body } from './icmpv6.ts';
 import { Ipv6Chain, walkIpv6Chain } from './ipv6-chain.ts';

@@ -14,7 +14,7 @@
  * |                    Options                    |    Padding    |
  */
 import { WireView } from './view.ts';
-import { DropReason } from '../drop-reason.ts';
+import { DropReason } from '../base/drop-reason.ts';
 import { adjust16, fold, pseudoHeaderSumV4, pseudoHeaderSumV6, sumWords } from './checksum.ts';
 
 export const TCP_HEADER_LEN = 20;

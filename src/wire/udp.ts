@@ -13,7 +13,7 @@
  *  +--------+--------+--------+--------+
  */
 import { WireView } from './view.ts';
-import { DropReason } from '../drop-reason.ts';
+import { DropReason } from '../base/drop-reason.ts';
 import { fold, pseudoHeaderSumV4, pseudoHeaderSumV6, sumWords } from './checksum.ts';
 
 export const UDP_HEADER_LEN = 8;

@@ -5,9 +5,9 @@
  *   FAKE_MARK=FILE      stop() writes "stopped" to FILE
  */
 import { writeFileSync } from 'node:fs';
-import type { Config } from '../../src/control/config.ts';
+import type { Config } from '../../src/config/config.ts';
 import type { CreateEndpointOptions, EndpointHandle } from '../../src/control/up-cli.ts';
-import type { Snapshot } from '../../src/control/snapshot.ts';
+import type { Snapshot } from '../../src/endpoint/snapshot.ts';
 
 export async function createEndpoint(config: Config, options: CreateEndpointOptions): Promise<EndpointHandle> {
   const startedAt = Date.now();

@@ -1,4 +1,4 @@
-import type { Snapshot } from '../../src/control/snapshot.ts';
+import type { Snapshot } from '../../src/endpoint/snapshot.ts';
 
 export const NOW = Date.UTC(2026, 10, 22, 12, 0, 0);
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryDevice } from '../../src/device/memory-device.ts';
-import type { PacketBuffer } from '../../src/pool.ts';
-import { BufferPool } from '../../src/pool.ts';
+import type { PacketBuffer } from '../../src/base/pool.ts';
+import { BufferPool } from '../../src/base/pool.ts';
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 

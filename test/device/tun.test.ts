@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTun, TunError, type TunDevice } from '../../src/device/tun.ts';
-import { BufferPool, type PacketBuffer } from '../../src/pool.ts';
+import { BufferPool, type PacketBuffer } from '../../src/base/pool.ts';
 import { checksum, pseudoHeaderSumV6 } from '../../src/wire/checksum.ts';
 
 const pexec = promisify(execFile);

@@ -7,7 +7,7 @@
  * packets too big for the tunnel, and buffers from both pools (two slabs).
  */
 import { describe, expect, it } from 'vitest';
-import type { PacketBuffer } from '../../src/pool.ts';
+import type { PacketBuffer } from '../../src/base/pool.ts';
 import { Ipv4Packet } from '../../src/wire/ipv4.ts';
 import { rng } from '../route/helpers.ts';
 import { detachedEndpoint } from '../support/endpoint-harness.ts';

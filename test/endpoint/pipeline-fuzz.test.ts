@@ -7,7 +7,7 @@
 import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Ipv4Packet } from '../../src/wire/ipv4.ts';
-import type { PacketBuffer } from '../../src/pool.ts';
+import type { PacketBuffer } from '../../src/base/pool.ts';
 import { detachedEndpoint } from '../support/endpoint-harness.ts';
 import { KERNEL_FIXTURE_DIR, kernelFixture } from '../support/pcap.ts';
 

@@ -4,8 +4,8 @@
  * kernel side (TUN), 192.168.20.0/24 / fd00:20::/64 are behind peer 0 ("shanghai").
  */
 import { describe, expect, it } from 'vitest';
-import { DropReason } from '../../src/drop-reason.ts';
-import type { PacketBuffer } from '../../src/pool.ts';
+import { DropReason } from '../../src/base/drop-reason.ts';
+import type { PacketBuffer } from '../../src/base/pool.ts';
 import { verify } from '../../src/wire/checksum.ts';
 import { Icmpv4Packet } from '../../src/wire/icmpv4.ts';
 import { Ipv4Packet } from '../../src/wire/ipv4.ts';

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/control/config.ts';
+import { parseConfig } from '../../src/config/config.ts';
 import { Endpoint } from '../../src/endpoint/endpoint.ts';
 import { UserspaceHost } from '../../src/endpoint/userspace-host.ts';
-import { DropReason } from '../../src/drop-reason.ts';
+import { DropReason } from '../../src/base/drop-reason.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/control/config.ts';
+import { parseConfig } from '../../src/config/config.ts';
 import { Endpoint } from '../../src/endpoint/endpoint.ts';
 import { exercisePipeline } from '../../src/endpoint/warm-up.ts';
 

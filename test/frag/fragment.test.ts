@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { DropReason } from '../../src/drop-reason.ts';
-import { BufferPool, PacketPools } from '../../src/pool.ts';
+import { DropReason } from '../../src/base/drop-reason.ts';
+import { BufferPool, PacketPools } from '../../src/base/pool.ts';
 import { Fragmenter } from '../../src/frag/fragment.ts';
 import { Reassembler } from '../../src/frag/reassembly.ts';
 import { verify } from '../../src/wire/checksum.ts';

@@ -3,8 +3,8 @@
  * `ping -s 4000` over MTU 1400 and the kernel's fragmented echo replies, IPv4 and IPv6.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { DropReason } from '../../src/drop-reason.ts';
-import { PacketPools } from '../../src/pool.ts';
+import { DropReason } from '../../src/base/drop-reason.ts';
+import { PacketPools } from '../../src/base/pool.ts';
 import { Fragmenter } from '../../src/frag/fragment.ts';
 import { Reassembler, ReassemblyStatus } from '../../src/frag/reassembly.ts';
 import { pseudoHeaderSumV4, pseudoHeaderSumV6, verify } from '../../src/wire/checksum.ts';

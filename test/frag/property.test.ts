@@ -5,8 +5,8 @@
  */
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DropReason } from '../../src/drop-reason.ts';
-import { PacketPools, type PacketBuffer } from '../../src/pool.ts';
+import { DropReason } from '../../src/base/drop-reason.ts';
+import { PacketPools, type PacketBuffer } from '../../src/base/pool.ts';
 import { Fragmenter } from '../../src/frag/fragment.ts';
 import { Reassembler, ReassemblyStatus } from '../../src/frag/reassembly.ts';
 import { udpLike, v4, v6 } from './packets.ts';

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { DropReason } from '../../src/drop-reason.ts';
-import { PacketPools } from '../../src/pool.ts';
+import { DropReason } from '../../src/base/drop-reason.ts';
+import { PacketPools } from '../../src/base/pool.ts';
 import { Reassembler, ReassemblyStatus, type ReassemblyOptions } from '../../src/frag/reassembly.ts';
 import { verify } from '../../src/wire/checksum.ts';
 import { pattern, udpLike, v4, v6 } from './packets.ts';

@@ -16,10 +16,10 @@
  * Deterministic for a given seed (xorshift PRNG, fake clock).
  */
 import { readdirSync } from 'node:fs';
-import { DropReason } from '../../src/drop-reason.ts';
+import { DropReason } from '../../src/base/drop-reason.ts';
 import { Fragmenter } from '../../src/frag/fragment.ts';
 import { Reassembler } from '../../src/frag/reassembly.ts';
-import { PacketPools, type PacketBuffer } from '../../src/pool.ts';
+import { PacketPools, type PacketBuffer } from '../../src/base/pool.ts';
 import { Icmpv4Packet, buildIcmpv4Error } from '../../src/wire/icmpv4.ts';
 import { Icmpv6Packet } from '../../src/wire/icmpv6.ts';
 import { buildIcmpv6Error } from '../../src/wire/icmpv6-error.ts';

@@ -25,7 +25,7 @@ import {
   writeSiteConfigs,
 } from '../../examples/site-topology.ts';
 import { DEFAULT_PORT } from '../../src/transport/udp-transport.ts';
-import { DropReason } from '../../src/drop-reason.ts';
+import { DropReason } from '../../src/base/drop-reason.ts';
 import { checksum } from '../../src/wire/checksum.ts';
 import { Ipv4Packet } from '../../src/wire/ipv4.ts';
 import { netnsAvailable, NETNS_SKIP_REASON } from '../support/netns.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Poptrie } from '../../src/route/poptrie.ts';
+import { Poptrie } from '../../src/route/lpm/poptrie.ts';
 import { Router } from '../../src/route/router.ts';
 import type { Nexthop } from '../../src/route/types.ts';
 import type { Family, Prefix } from '../../src/wire/address-text.ts';

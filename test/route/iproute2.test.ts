@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadRoutes, parseRoutes, RouteTextError } from '../../src/route/iproute2.ts';
+import { loadRoutes, parseRoutes, RouteTextError } from '../../src/route/text/iproute2.ts';
 import { Router } from '../../src/route/router.ts';
-import { formatRoute, showRouteN, showRoutes, showRoutesJson } from '../../src/route/show.ts';
+import { formatRoute, showRouteN, showRoutes, showRoutesJson } from '../../src/route/text/show.ts';
 import { RouteType } from '../../src/route/types.ts';
 import { formatAddress, parseAddress } from '../../src/wire/address-text.ts';
 

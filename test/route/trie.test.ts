@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Poptrie } from '../../src/route/poptrie.ts';
-import { StrideTrie, V4_STRIDES_LARGE, V4_STRIDES_SMALL, V6_STRIDES } from '../../src/route/trie.ts';
+import { Poptrie } from '../../src/route/lpm/poptrie.ts';
+import { StrideTrie, V4_STRIDES_LARGE, V4_STRIDES_SMALL, V6_STRIDES } from '../../src/route/lpm/trie.ts';
 import type { Family, Prefix } from '../../src/wire/address-text.ts';
 import { addressGen, cover, keyOf, matches, randomPrefix, refLookup, rng, words } from './helpers.ts';
 

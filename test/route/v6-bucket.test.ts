@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { BUCKET_LAYOUT, Poptrie } from '../../src/route/poptrie.ts';
-import * as bucket from '../../src/route/v6-bucket.ts';
+import { BUCKET_LAYOUT, Poptrie } from '../../src/route/lpm/poptrie.ts';
+import * as bucket from '../../src/route/lpm/v6-bucket.ts';
 import type { Prefix } from '../../src/wire/address-text.ts';
 import { cover, keyOf, maskBytes, refLookup, rng, words } from './helpers.ts';
 

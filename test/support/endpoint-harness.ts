@@ -3,11 +3,11 @@
  * through a stand-in transport that hands each datagram to `onSend` (default: drop it) and
  * releases it. For pipeline unit tests, the pipeline fuzz and the pipeline bench.
  */
-import { parseConfig } from '../../src/control/config.ts';
+import { parseConfig } from '../../src/config/config.ts';
 import { MemoryDevice } from '../../src/device/memory-device.ts';
-import { DropReason } from '../../src/drop-reason.ts';
+import { DropReason } from '../../src/base/drop-reason.ts';
 import { Endpoint } from '../../src/endpoint/endpoint.ts';
-import type { PacketBuffer } from '../../src/pool.ts';
+import type { PacketBuffer } from '../../src/base/pool.ts';
 import type { Transport } from '../../src/transport/transport.ts';
 
 export interface Harness {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DropReason } from '../../src/drop-reason.ts';
-import { PacketPools, type PacketBuffer } from '../../src/pool.ts';
+import { DropReason } from '../../src/base/drop-reason.ts';
+import { PacketPools, type PacketBuffer } from '../../src/base/pool.ts';
 import { MemoryNetwork, MemoryTransport } from '../../src/transport/memory-transport.ts';
 import type { RecvInfo } from '../../src/transport/transport.ts';
 

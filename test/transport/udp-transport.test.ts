@@ -1,7 +1,7 @@
 import dgram from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DropReason } from '../../src/drop-reason.ts';
-import { PacketPools, type PacketBuffer } from '../../src/pool.ts';
+import { DropReason } from '../../src/base/drop-reason.ts';
+import { PacketPools, type PacketBuffer } from '../../src/base/pool.ts';
 import { DEFAULT_PORT, TransportError, UdpTransport, type RecvInfo } from '../../src/transport/udp-transport.ts';
 import {
   ControlMessage,

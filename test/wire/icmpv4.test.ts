@@ -20,7 +20,7 @@ import {
 } from '../../src/wire/icmpv4.ts';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { DropReason } from '../../src/drop-reason.ts';
+import { DropReason } from '../../src/base/drop-reason.ts';
 import { checksum, verify } from '../../src/wire/checksum.ts';
 import { IP_PROTO_ICMP, IP_PROTO_UDP, Ipv4Packet, v4Text } from '../../src/wire/ipv4.ts';
 import { UdpPacket } from '../../src/wire/udp.ts';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { DropReason } from '../../src/drop-reason.ts';
+import { DropReason } from '../../src/base/drop-reason.ts';
 import { checksum, sumWords, fold, verify } from '../../src/wire/checksum.ts';
 import {
   IP_PROTO_ICMP,

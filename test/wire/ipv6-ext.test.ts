@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DropReason } from '../../src/drop-reason.ts';
+import { DropReason } from '../../src/base/drop-reason.ts';
 import {
   FRAG_HEADER_LEN,
   Ipv6AuthHeader,

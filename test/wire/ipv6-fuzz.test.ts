@@ -4,7 +4,7 @@
  * Zero exceptions, and the walk's result always stays inside the packet.
  */
 import { describe, expect, it } from 'vitest';
-import { DropReason } from '../../src/drop-reason.ts';
+import { DropReason } from '../../src/base/drop-reason.ts';
 import { buildIcmpv6Error, echoReplyInPlace, mayReplyWithIcmpv6Error } from '../../src/wire/icmpv6-error.ts';
 import { Icmpv6Packet } from '../../src/wire/icmpv6.ts';
 import { Ipv6Chain, walkIpv6Chain } from '../../src/wire/ipv6-chain.ts';

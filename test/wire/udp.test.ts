@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { DropReason } from '../../src/drop-reason.ts';
+import { DropReason } from '../../src/base/drop-reason.ts';
 import { checksum, fold, pseudoHeaderSumV4, pseudoHeaderSumV6, sumWords } from '../../src/wire/checksum.ts';
 import { Ipv4Packet } from '../../src/wire/ipv4.ts';
 import { UDP_HEADER_LEN, UdpPacket, type UdpRepr } from '../../src/wire/udp.ts';

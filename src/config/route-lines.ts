@@ -4,7 +4,7 @@
  */
 import { parseRule, type RuleSpec } from '../route/rules.ts';
 import type { RouteSpec } from '../route/types.ts';
-import { parseRoutes, RouteTextError } from '../route/iproute2.ts';
+import { parseRoutes, RouteTextError } from '../route/text/iproute2.ts';
 
 export type ParsedRouteLine = RouteSpec;
 export type ParsedRuleLine = RuleSpec;

@@ -2,11 +2,11 @@
  * iproute2 text in: `ip route show` / `ip -6 route show` output (kernel decorations included) and
  * `ip route add ...` lines, as operators paste them. One clear error per bad line, naming it.
  */
-import { AddressTextError, parseAddress, parsePrefix } from '../wire/address-text.ts';
-import type { Family, Prefix } from '../wire/address-text.ts';
-import type { Router } from './router.ts';
-import { routeTypeCode } from './types.ts';
-import type { NexthopSpec, RouteSpec, RouteTypeName } from './types.ts';
+import { AddressTextError, parseAddress, parsePrefix } from '../../wire/address-text.ts';
+import type { Family, Prefix } from '../../wire/address-text.ts';
+import type { Router } from '../router.ts';
+import { routeTypeCode } from '../types.ts';
+import type { NexthopSpec, RouteSpec, RouteTypeName } from '../types.ts';
 
 export class RouteTextError extends Error {
   override name = 'RouteTextError';

@@ -2,9 +2,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, configJsonSchema, DEFAULT_PORT, decodeKey, defaultSocketPath, loadConfig, parseConfig } from '../../src/control/config.ts';
-import { parseJson, JsonSyntaxError } from '../../src/control/json-parse.ts';
-import { BAD_CONFIGS, base } from './bad-configs.ts';
+import { ConfigError, configJsonSchema, DEFAULT_PORT, decodeKey, defaultSocketPath, loadConfig, parseConfig } from '../../src/config/config.ts';
+import { parseJson, JsonSyntaxError } from '../../src/config/json-parse.ts';
+import { BAD_CONFIGS, base } from '../control/bad-configs.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'ipferry-cfg-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

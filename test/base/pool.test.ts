@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BufferPool, PacketPools } from '../src/pool.ts';
+import { BufferPool, PacketPools } from '../../src/base/pool.ts';
 
 describe('BufferPool', () => {
   it('hands out slots with headroom and counts live slots back to zero', () => {

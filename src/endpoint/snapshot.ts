@@ -3,7 +3,7 @@
  * data: the endpoint builds it on request (control plane, may allocate), the CLI formats it.
  * Times are epoch milliseconds; counters are plain numbers.
  */
-import type { RouteJson } from '../route/show.ts';
+import type { RouteJson } from '../route/text/show.ts';
 
 export interface PeerSnapshot {
   name: string;
@@ -28,7 +28,7 @@ export interface PeerSnapshot {
   up?: boolean;
 }
 
-/** A route in `ip -j route` style: the route table's own JSON form (src/route/show.ts). */
+/** A route in `ip -j route` style: the route table's own JSON form (src/route/text/show.ts). */
 export type { RouteJson };
 
 export interface RouteSnapshot {

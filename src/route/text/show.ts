@@ -1,11 +1,11 @@
 /**
  * Text out: `ip route show` lines, the `route -n` / `route -6 -n` layout (net-tools), and JSON.
  */
-import { formatAddress } from '../wire/address-text.ts';
-import type { Family, Prefix } from '../wire/address-text.ts';
-import type { RouteFilter, Router } from './router.ts';
-import { ROUTE_TYPE_NAMES, RouteType } from './types.ts';
-import type { Nexthop } from './types.ts';
+import { formatAddress } from '../../wire/address-text.ts';
+import type { Family, Prefix } from '../../wire/address-text.ts';
+import type { RouteFilter, Router } from '../router.ts';
+import { ROUTE_TYPE_NAMES, RouteType } from '../types.ts';
+import type { Nexthop } from '../types.ts';
 
 /** "default", a bare host address for /32 and /128 (as ip prints), else CIDR. */
 export function formatDestination(p: Prefix): string {

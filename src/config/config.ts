@@ -293,7 +293,7 @@ export const ConfigSchema = obj({
 
 /**
  * The config's JSON Schema (draft 2020-12), for editors: examples/ipferry.schema.json. Regenerate:
- *   npx tsx -e "import('../control/src/control/config.ts').then(m => console.log(JSON.stringify(m.configJsonSchema(), null, 2)))" > examples/ipferry.schema.json
+ *   npx tsx -e "import('./src/config/config.ts').then(m => console.log(JSON.stringify(m.configJsonSchema(), null, 2)))" > examples/ipferry.schema.json
  */
 export function configJsonSchema(): Record<string, unknown> {
   return { ...z.toJSONSchema(ConfigSchema), title: 'ipferry endpoint config' };

@@ -3,9 +3,9 @@
  * `(line) => void` at info level, lines starting with "warning:" go out as warnings) and has one
  * method per level, so library code can take either shape.
  */
-export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+import { LOG_LEVELS, type LogLevel } from '../config/config.ts';
 
-export const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
+export { LOG_LEVELS, type LogLevel };
 
 export interface Logger {
   (line: string): void;

@@ -12,6 +12,7 @@ import { createSocket } from 'node:dgram';
 import { accessSync, constants as fsConstants, existsSync, readFileSync, statSync } from 'node:fs';
 import type { Config, ConfigListen } from '../config/config.ts';
 import { isControlSocketLive } from './control-socket.ts';
+import { controlSocketPath } from './socket-path.ts';
 
 export type PreflightKind =
   | 'not-root'
@@ -138,6 +139,6 @@ export async function preflight(config: Config, opts: PreflightOptions = {}): Pr
     checkTunDevice(opts.tunPath);
     checkInterface(config.interface.name, opts.sysClassNet);
   }
-  await checkControlSocket(config.control);
+  await checkControlSocket(controlSocketPath(config));
   await checkListen(config.listen);
 }

@@ -7,7 +7,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { CliError, parseCommandArgs } from './args.ts';
-import { fallbackSocketDir, runSocketDir, socketPathCandidates } from '../config/config.ts';
+import { fallbackSocketDir, runSocketDir, socketPathCandidates } from './socket-path.ts';
 import { ControlError, isControlSocketLive, requestSnapshot } from './control-socket.ts';
 import { formatShow, formatShowJson } from './show-format.ts';
 import type { ShowWhat, Snapshot } from '../endpoint/snapshot.ts';

@@ -3,18 +3,19 @@
  *
  *   1. load and validate the config   (error: one line, exit 2, nothing started)
  *   2. preflight checks                (error: one line, exit 2, nothing started)
- *   3. createEndpoint(config, { log, tun }) from src/index.ts, then ep.start()
+ *   3. createEndpoint(config, { log, tun }) (the library's Endpoint), then ep.start()
  *   4. open the control socket (serves ep.snapshot() to `ipferry show`)
  *   5. SIGINT / SIGTERM / SIGHUP: close the socket, ep.stop() (routes removed, TUN gone), exit 0;
  *      a second signal exits at once (1). A fatal error while running also stops cleanly (1).
  * One log line per event on stderr.
  */
-import { pathToFileURL } from 'node:url';
 import { CliError, parseCommandArgs } from './args.ts';
 import { loadConfig, type Config } from '../config/config.ts';
 import { ControlServer } from './control-socket.ts';
 import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from './log.ts';
 import { preflight } from './preflight.ts';
+import { controlSocketPath } from './socket-path.ts';
+import { Endpoint } from '../endpoint/endpoint.ts';
 import type { Snapshot } from '../endpoint/snapshot.ts';
 
 export const UP_HELP = `usage: ipferry up CONFIG [--log-level LEVEL] [--userspace]
@@ -32,7 +33,7 @@ options:
 exit codes: 0 stopped cleanly, 1 runtime failure, 2 config or preflight error
 `;
 
-/** What `up` needs from the endpoint library (src/index.ts). */
+/** What `up` needs from the endpoint library (Endpoint fits it). */
 export interface EndpointHandle {
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -49,18 +50,14 @@ export interface CreateEndpointOptions {
 
 export type CreateEndpoint = (config: Config, options: CreateEndpointOptions) => EndpointHandle | Promise<EndpointHandle>;
 
-/** The endpoint module: src/index.ts, or IPFERRY_ENDPOINT_MODULE (tests substitute a fake). */
-async function loadCreateEndpoint(): Promise<CreateEndpoint> {
-  const override = process.env.IPFERRY_ENDPOINT_MODULE;
-  const spec = override ? pathToFileURL(override).href : new URL('../index.ts', import.meta.url).href;
-  let mod: { createEndpoint?: CreateEndpoint };
-  try {
-    mod = (await import(spec)) as { createEndpoint?: CreateEndpoint };
-  } catch (e) {
-    throw new CliError(`cannot load the endpoint library (${(e as Error).message.split('\n')[0]})`, 1);
-  }
-  if (typeof mod.createEndpoint !== 'function') throw new CliError('the endpoint library has no createEndpoint()', 1);
-  return mod.createEndpoint;
+/** The real endpoint (the library's Endpoint class); tests pass a fake through UpOptions. */
+export const createRealEndpoint: CreateEndpoint = (config, options) => new Endpoint(config, { log: options.log, tun: options.tun });
+
+export interface UpOptions {
+  /** Arm a 3 s exit timer when done (default true; in-process tests turn it off). */
+  exitTimer?: boolean;
+  /** Builds the endpoint (default: createRealEndpoint). */
+  createEndpoint?: CreateEndpoint;
 }
 
 const errLine = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0]!;
@@ -75,7 +72,7 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   ]);
 }
 
-export async function upCommand(args: string[], opts: { exitTimer?: boolean } = {}): Promise<number> {
+export async function upCommand(args: string[], opts: UpOptions = {}): Promise<number> {
   const { values, positionals } = parseCommandArgs('up', args, {
     'log-level': { type: 'string' },
     userspace: { type: 'boolean' },
@@ -104,7 +101,7 @@ export async function upCommand(args: string[], opts: { exitTimer?: boolean } = 
   }
 
   // 3. endpoint
-  const createEndpoint = await loadCreateEndpoint();
+  const createEndpoint = opts.createEndpoint ?? createRealEndpoint;
   let ep: EndpointHandle | undefined;
   let server: ControlServer | undefined;
 
@@ -173,11 +170,12 @@ export async function upCommand(args: string[], opts: { exitTimer?: boolean } = 
     if (pendingSignal) return await shutdown(pendingSignal, 0);
 
     // 4. control socket (after start: a snapshot needs a running endpoint)
-    if (config.control !== null && !stopping) {
+    const controlPath = controlSocketPath(config);
+    if (controlPath !== null && !stopping) {
       try {
         const handle = ep;
-        server = await ControlServer.start({ path: config.control, snapshot: () => handle.snapshot(), log });
-        log.info(`control socket ${config.control}`);
+        server = await ControlServer.start({ path: controlPath, snapshot: () => handle.snapshot(), log });
+        log.info(`control socket ${controlPath}`);
       } catch (e) {
         log.error(`control socket: ${errLine(e)}`);
         return await shutdown('control socket failed', 1);

@@ -2,7 +2,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, configJsonSchema, DEFAULT_PORT, decodeKey, defaultSocketPath, loadConfig, parseConfig } from '../../src/config/config.ts';
+import { ConfigError, configJsonSchema, CONTROL_DEFAULT, DEFAULT_PORT, decodeKey, loadConfig, parseConfig } from '../../src/config/config.ts';
+import { controlSocketPath, defaultSocketPath } from '../../src/control/socket-path.ts';
 import { parseJson, JsonSyntaxError } from '../../src/config/json-parse.ts';
 import { BAD_CONFIGS, base } from '../control/bad-configs.ts';
 
@@ -26,9 +27,11 @@ describe('parseConfig: good configs', () => {
       icmpRateLimit: { rate: 1000, burst: 50 },
       hub: false,
       kernelRoutes: true,
-      control: defaultSocketPath('ferry0'),
+      control: CONTROL_DEFAULT,
       log: 'info',
     });
+    // The default location is resolved by the control layer (it probes /run and the namespace).
+    expect(controlSocketPath(c)).toBe(defaultSocketPath('ferry0'));
     expect(DEFAULT_PORT).toBe(6080);
   });
 

@@ -3,6 +3,8 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 
 export const CLI = resolve(__dirname, '../../src/cli.mjs');
+/** The same command line with the fake endpoint injected (fake-cli.ts; runs under tsx). */
+export const FAKE_CLI = ['--import', 'tsx', resolve(__dirname, 'fake-cli.ts')];
 
 export interface CliResult {
   code: number | null;
@@ -17,15 +19,17 @@ export interface CliOptions {
   timeout?: number;
   /** Run through this command first, e.g. ['ip', 'netns', 'exec', NS]. */
   prefix?: string[];
+  /** Run fake-cli.ts (the fake endpoint injected) instead of the real CLI. */
+  fake?: boolean;
 }
 
-function command(args: string[], prefix: string[] = []): [string, string[]] {
-  const argv = [...prefix, process.execPath, CLI, ...args];
+function command(args: string[], prefix: string[] = [], fake = false): [string, string[]] {
+  const argv = [...prefix, process.execPath, ...(fake ? FAKE_CLI : [CLI]), ...args];
   return [argv[0]!, argv.slice(1)];
 }
 
 export function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
-  const [file, argv] = command(args, opts.prefix);
+  const [file, argv] = command(args, opts.prefix, opts.fake);
   return new Promise((res) => {
     const child = execFile(
       file,
@@ -38,7 +42,7 @@ export function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult
 
 /** Start the CLI and keep it running (for `up`); collect its output. */
 export function startCli(args: string[], opts: CliOptions = {}) {
-  const [file, argv] = command(args, opts.prefix);
+  const [file, argv] = command(args, opts.prefix, opts.fake);
   const child: ChildProcess = spawn(file, argv, {
     cwd: opts.cwd,
     env: { ...process.env, ...opts.env },

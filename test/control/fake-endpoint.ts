@@ -1,6 +1,6 @@
 /**
- * A stand-in for src/index.ts's createEndpoint, loaded by `ipferry up` through
- * IPFERRY_ENDPOINT_MODULE in the CLI tests: no TUN, no sockets, just the contract.
+ * A stand-in for the endpoint `ipferry up` creates, injected by fake-cli.ts in the CLI tests:
+ * no TUN, no sockets, just the contract.
  *   FAKE_FAIL_START=1   start() rejects
  *   FAKE_MARK=FILE      stop() writes "stopped" to FILE
  */

@@ -1,18 +1,17 @@
 /**
- * `ipferry up` / `ipferry show` end to end as child processes, with a fake endpoint module
- * (IPFERRY_ENDPOINT_MODULE) in userspace mode so no root or TUN is needed; plus the preflight
+ * `ipferry up` / `ipferry show` end to end as child processes, with a fake endpoint injected
+ * (fake-cli.ts) in userspace mode so no root or TUN is needed; plus the preflight
  * errors the CLI prints.
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { execFile } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CLI, runCli, startCli } from './cli-helper.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'ipferry-up-'));
-const FAKE = resolve(__dirname, 'fake-endpoint.ts');
 const children: { child: { kill(sig?: NodeJS.Signals): boolean; exitCode: number | null } }[] = [];
 afterAll(() => {
   for (const c of children) if (c.child.exitCode === null) c.child.kill('SIGKILL');
@@ -47,14 +46,13 @@ async function udpPort(hold: boolean): Promise<{ port: number; sock: Socket }> {
   return { port, sock };
 }
 
-const env = { IPFERRY_ENDPOINT_MODULE: FAKE };
 
 describe('ipferry up (fake endpoint, --userspace)', () => {
   it.each(['SIGTERM', 'SIGINT'] as const)('runs, serves show, stops cleanly on %s', async (sig) => {
     const { port } = await udpPort(false);
     const { file, sock } = await writeConfig({ listen: `127.0.0.1:${port}` });
     const mark = join(dir, `mark-${sig}`);
-    const up = startCli(['up', '--userspace', file], { env: { ...env, FAKE_MARK: mark } });
+    const up = startCli(['up', '--userspace', file], { fake: true, env: { FAKE_MARK: mark } });
     children.push(up);
     await up.waitFor(/control socket /);
     expect(up.stderr).toMatch(/fake endpoint started \(tun: false\)/);
@@ -81,11 +79,11 @@ describe('ipferry up (fake endpoint, --userspace)', () => {
 
   it('a second endpoint on the same control socket is refused before anything starts', async () => {
     const { file, sock } = await writeConfig();
-    const up = startCli(['up', '--userspace', file], { env });
+    const up = startCli(['up', '--userspace', file], { fake: true });
     children.push(up);
     await up.waitFor(/control socket /);
     try {
-      const second = await runCli(['up', '--userspace', file], { env });
+      const second = await runCli(['up', '--userspace', file], { fake: true });
       expect(second.stderr).toBe(`ipferry: an endpoint is already running at ${sock}\n`);
       expect(second.code).toBe(2);
     } finally {
@@ -97,7 +95,7 @@ describe('ipferry up (fake endpoint, --userspace)', () => {
   it('start failure: one line, exit 1, stop still called', async () => {
     const { file } = await writeConfig();
     const mark = join(dir, 'mark-fail');
-    const r = await runCli(['up', '--userspace', file], { env: { ...env, FAKE_FAIL_START: '1', FAKE_MARK: mark } });
+    const r = await runCli(['up', '--userspace', file], { fake: true, env: { FAKE_FAIL_START: '1', FAKE_MARK: mark } });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/error upt\d+: start failed: TUNSETIFF: Device or resource busy\n/);
     expect(readFileSync(mark, 'utf8')).toBe('stopped');
@@ -105,7 +103,7 @@ describe('ipferry up (fake endpoint, --userspace)', () => {
 
   it('--check validates and exits', async () => {
     const { file } = await writeConfig();
-    const r = await runCli(['up', '--userspace', '--check', file], { env });
+    const r = await runCli(['up', '--userspace', '--check', file], { fake: true });
     expect(r).toMatchObject({ code: 0, stderr: '' });
     expect(r.stdout).toBe(`${file}: ok (1 peer)\n`);
   });
@@ -114,7 +112,7 @@ describe('ipferry up (fake endpoint, --userspace)', () => {
     const { port, sock } = await udpPort(true);
     try {
       const { file } = await writeConfig({ listen: `127.0.0.1:${port}` });
-      const r = await runCli(['up', '--userspace', file], { env });
+      const r = await runCli(['up', '--userspace', file], { fake: true });
       expect(r.stderr).toBe(`ipferry: listen 127.0.0.1:${port}: port in use\n`);
       expect(r.code).toBe(2);
     } finally {

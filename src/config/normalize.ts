@@ -1,0 +1,300 @@
+/**
+ * The config's meaning: semantic checks (addresses, duplicates, overlaps, MTU rules, route and
+ * rule lines, what a nexthop may lead to) on a value whose shape the schema accepted, normalized
+ * into `Config`. Every failure is a PathError (errors.ts) naming the path.
+ */
+import { isAbsolute, resolve } from 'node:path';
+import {
+  AddressTextError,
+  formatAddress,
+  parseEndpoint,
+  parsePrefix,
+  prefixContains,
+  type Family,
+} from '../wire/address-text.ts';
+import { fail } from './errors.ts';
+import { decodeKey } from './key.ts';
+import { checkRouteLine, checkRuleLine, type ParsedRouteLine } from './route-lines.ts';
+import { ConfigSchema, shapeError } from './schema.ts';
+import {
+  CONTROL_DEFAULT,
+  DEFAULT_PORT,
+  DEFAULTS,
+  MTU_MIN_V6,
+  SOCKET_PATH_MAX,
+  type Config,
+  type ConfigAddress,
+  type ConfigEndpoint,
+  type ConfigListen,
+  type ConfigPrefix,
+  type ConfigRoute,
+  type ConfigRule,
+  type PeerConfig,
+} from './types.ts';
+
+export interface ParseOptions {
+  /** Relative control paths resolve against this (loadConfig: the config file's directory). */
+  baseDir?: string;
+}
+
+const IFNAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$/;
+const PEER_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/;
+
+function addrErr(e: unknown): string {
+  return e instanceof AddressTextError ? e.message : String(e);
+}
+
+function parseAddr(text: string, path: string): ConfigAddress {
+  try {
+    const p = parsePrefix(text, 'keep');
+    return { text: text.trim(), family: p.family, bytes: p.bytes, length: p.length };
+  } catch (e) {
+    return fail(path, addrErr(e));
+  }
+}
+
+function parseRoutePrefix(text: string, path: string): ConfigPrefix {
+  try {
+    const p = parsePrefix(text, 'error');
+    return { text: text.trim(), family: p.family, bytes: p.bytes, length: p.length };
+  } catch (e) {
+    return fail(path, addrErr(e));
+  }
+}
+
+/** IPv4-mapped IPv6 addresses compare (and send) as IPv4. */
+function unmap(family: Family, bytes: Uint8Array): { family: Family; bytes: Uint8Array } {
+  if (family === 6 && bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) {
+    return { family: 4, bytes: bytes.slice(12) };
+  }
+  return { family, bytes };
+}
+
+function isUnicast(family: Family, b: Uint8Array): boolean {
+  if (family === 4) {
+    if (b[0] === 0 || b[0]! >= 224) return false; // 0/8, multicast, class E, broadcast
+    return true;
+  }
+  if (b.every((x) => x === 0)) return false; // ::
+  if (b[0] === 0xff) return false; // multicast
+  return true;
+}
+
+function parsePeerEndpoint(text: string, path: string): ConfigEndpoint {
+  let ep: ReturnType<typeof parseEndpoint>;
+  try {
+    ep = parseEndpoint(text);
+  } catch (e) {
+    return fail(path, addrErr(e));
+  }
+  const u = unmap(ep.family, ep.bytes);
+  const host = formatAddress(u.bytes, 0, u.family);
+  if (!isUnicast(u.family, u.bytes)) fail(path, `${host} is not a unicast address`);
+  return { text: text.trim(), family: u.family, bytes: u.bytes, port: ep.port, host };
+}
+
+function parseListen(raw: string | number | undefined): ConfigListen {
+  if (raw === undefined) return { text: null, family: null, bytes: null, host: null, port: DEFAULT_PORT };
+  const text = String(raw).trim();
+  let portText: string | null = null;
+  if (typeof raw === 'number' || /^\d+$/.test(text)) portText = text;
+  else if (/^:\d*$/.test(text)) portText = text.slice(1);
+  if (portText !== null) {
+    const port = Number(portText);
+    if (!/^\d{1,5}$/.test(portText) || !Number.isInteger(port) || port < 1 || port > 65535) {
+      fail('listen', `port out of range in ${text} (1-65535)`);
+    }
+    return { text, family: null, bytes: null, host: null, port };
+  }
+  let ep: ReturnType<typeof parseEndpoint>;
+  try {
+    ep = parseEndpoint(text, DEFAULT_PORT);
+  } catch (e) {
+    return fail('listen', addrErr(e));
+  }
+  const u = unmap(ep.family, ep.bytes);
+  if (u.family === 4 ? u.bytes[0]! >= 224 : u.bytes[0] === 0xff) {
+    fail('listen', `${formatAddress(u.bytes, 0, u.family)} is a multicast address`);
+  }
+  return { text, family: u.family, bytes: u.bytes, host: formatAddress(u.bytes, 0, u.family), port: ep.port };
+}
+
+function prefixKey(family: Family, bytes: Uint8Array, length: number): string {
+  return `${family}/${Buffer.from(bytes).toString('hex')}/${length}`;
+}
+
+export function normalize(json: unknown, source: string, opts: ParseOptions): Config {
+  const shaped = ConfigSchema.safeParse(json, { reportInput: true });
+  if (!shaped.success) throw shapeError(shaped.error.issues);
+  const raw = shaped.data;
+
+  // --- interface
+  const ifname = raw.interface.name;
+  if (!IFNAME_RE.test(ifname) || ifname === '.' || ifname === '..') {
+    fail('interface.name', `invalid interface name ${JSON.stringify(ifname)} (1-15 characters: letters, digits, _ . -)`);
+  }
+  const seenAddr = new Map<string, string>();
+  const addAddr = (a: ConfigAddress, path: string): void => {
+    const k = prefixKey(a.family, a.bytes, a.family === 4 ? 32 : 128);
+    const prev = seenAddr.get(k);
+    if (prev !== undefined) fail(path, `${formatAddress(a.bytes, 0, a.family)} is also ${prev}`);
+    seenAddr.set(k, path);
+  };
+  const ifAddrs = (raw.interface.address ?? []).map((t, i) => {
+    const a = parseAddr(t, `interface.address[${i}]`);
+    addAddr(a, `interface.address[${i}]`);
+    return a;
+  });
+  const stackAddrs = (raw.stack?.address ?? []).map((t, i) => {
+    const a = parseAddr(t, `stack.address[${i}]`);
+    addAddr(a, `stack.address[${i}]`);
+    return a;
+  });
+  const mtu = raw.interface.mtu ?? DEFAULTS.mtu;
+
+  // --- listen
+  const listen = parseListen(raw.listen);
+
+  // --- peers
+  const mssClamp: Config['mssClamp'] =
+    raw.mssClamp === undefined || raw.mssClamp === true ? 'auto' : raw.mssClamp === false ? false : raw.mssClamp;
+  const peersRaw = raw.peers ?? [];
+  const names = new Map<string, number>();
+  const endpoints = new Map<string, number>();
+  const owners = new Map<string, string>(); // prefix key -> "peers[i].routes[j]"
+  const peers: PeerConfig[] = peersRaw.map((p, i) => {
+    const at = `peers[${i}]`;
+    if (!PEER_NAME_RE.test(p.name)) {
+      fail(`${at}.name`, `invalid peer name ${JSON.stringify(p.name)} (1-32 characters: letters, digits, _ . -, not starting with _ . -)`);
+    }
+    const dupName = names.get(p.name);
+    if (dupName !== undefined) fail(`${at}.name`, `duplicate peer name ${p.name} (also peers[${dupName}])`);
+    names.set(p.name, i);
+
+    const endpoint = parsePeerEndpoint(p.endpoint, `${at}.endpoint`);
+    const epKey = `${prefixKey(endpoint.family, endpoint.bytes, 0)}:${endpoint.port}`;
+    const epText = endpoint.family === 6 ? `[${endpoint.host}]:${endpoint.port}` : `${endpoint.host}:${endpoint.port}`;
+    const dupEp = endpoints.get(epKey);
+    if (dupEp !== undefined) {
+      fail(`${at}.endpoint`, `duplicate endpoint ${epText} (also peers[${dupEp}], ${peersRaw[dupEp]!.name})`);
+    }
+    endpoints.set(epKey, i);
+    if (
+      listen.bytes !== null &&
+      listen.family === endpoint.family &&
+      listen.port === endpoint.port &&
+      Buffer.from(listen.bytes).equals(Buffer.from(endpoint.bytes))
+    ) {
+      fail(`${at}.endpoint`, `${epText} is this endpoint's own listen address`);
+    }
+
+    const routes = (p.routes ?? []).map((t, j) => {
+      const path = `${at}.routes[${j}]`;
+      const r = parseRoutePrefix(t, path);
+      const k = prefixKey(r.family, r.bytes, r.length);
+      const prev = owners.get(k);
+      if (prev !== undefined) {
+        const prevPeer = Number(/^peers\[(\d+)\]/.exec(prev)![1]);
+        fail(
+          path,
+          prevPeer === i
+            ? `duplicate route ${r.text} (also ${prev})`
+            : `${r.text} overlaps peer ${peersRaw[prevPeer]!.name} (${prev}): two peers cannot claim the same prefix`,
+        );
+      }
+      owners.set(k, path);
+      return r;
+    });
+
+    const peerMtu = p.mtu ?? mtu;
+    const v6Route = routes.findIndex((r) => r.family === 6);
+    if (v6Route >= 0 && peerMtu < MTU_MIN_V6) {
+      fail(
+        p.mtu !== undefined ? `${at}.mtu` : 'interface.mtu',
+        `${peerMtu} is too small for IPv6 (${at}.routes[${v6Route}] is IPv6; minimum ${MTU_MIN_V6})`,
+      );
+    }
+
+    const key = p.key === undefined ? null : decodeKey(p.key, `${at}.key`);
+    let mss: PeerConfig['mss'] = null;
+    if (mssClamp !== false) {
+      const v4 = peerMtu - 40;
+      const v6 = peerMtu - 60;
+      mss = mssClamp === 'auto' ? { v4, v6 } : { v4: Math.min(mssClamp, v4), v6: Math.min(mssClamp, v6) };
+    }
+    return { name: p.name, endpoint, routes, mtu: peerMtu, keepalive: p.keepalive ?? null, key, mss };
+  });
+
+  // --- IPv6 needs an MTU of at least 1280 on the TUN
+  if (mtu < MTU_MIN_V6) {
+    const v6If = ifAddrs.findIndex((a) => a.family === 6);
+    const v6Stack = stackAddrs.findIndex((a) => a.family === 6);
+    const why =
+      v6If >= 0 ? `interface.address[${v6If}]` : v6Stack >= 0 ? `stack.address[${v6Stack}]` : null;
+    if (why !== null) fail('interface.mtu', `${mtu} is too small for IPv6 (${why} is IPv6; minimum ${MTU_MIN_V6})`);
+  }
+
+  // --- extra routes and policy rules (ip route / ip rule syntax)
+  // A nexthop must lead somewhere the endpoint knows: a peer (by `dev NAME`, or `via` an address
+  // inside a peer's routes), the interface (the kernel behind the TUN), or the own stack.
+  const devNames = new Set<string>([ifname, 'stack', ...peers.map((p) => p.name)]);
+  const peerOfVia = (via: ParsedRouteLine['via']): string | undefined => {
+    if (via === null || via === undefined || typeof via === 'string') return undefined;
+    return peers.find((p) => p.routes.some((r) => prefixContains(r, via)))?.name;
+  };
+  const routes: ConfigRoute[] = (raw.routes ?? []).map((text, i) => {
+    const r = checkRouteLine(text);
+    if (!r.ok) fail(`routes[${i}]`, r.error);
+    const spec = r.value;
+    const type = spec.type ?? 'unicast';
+    if (type === 'unicast') {
+      const hops = spec.nexthops && spec.nexthops.length > 0 ? spec.nexthops : [spec];
+      for (const nh of hops) {
+        if (nh.dev) {
+          if (!devNames.has(nh.dev)) fail(`routes[${i}]`, `dev ${nh.dev} is not a peer, the interface ${ifname} or stack`);
+        } else {
+          const name = peerOfVia(nh.via);
+          if (name === undefined) fail(`routes[${i}]`, 'via address is not inside any peer\'s routes (give dev PEER)');
+          nh.dev = name;
+        }
+      }
+    }
+    return { text: text.trim(), parsed: spec };
+  });
+  const rules: ConfigRule[] = (raw.rules ?? []).map((text, i) => {
+    const r = checkRuleLine(text);
+    if (!r.ok) fail(`rules[${i}]`, r.error);
+    return { text: text.trim(), parsed: r.value };
+  });
+
+  // --- control socket
+  let control: Config['control'];
+  if (raw.control === false) control = null;
+  else if (raw.control === undefined) control = CONTROL_DEFAULT;
+  else {
+    control = isAbsolute(raw.control) ? raw.control : resolve(opts.baseDir ?? process.cwd(), raw.control);
+    if (raw.control.includes('\0')) fail('control', 'socket path contains a NUL byte');
+  }
+  if (control !== null && control !== CONTROL_DEFAULT && Buffer.byteLength(control) > SOCKET_PATH_MAX) {
+    fail('control', `socket path too long for a Unix socket (${Buffer.byteLength(control)} bytes, max ${SOCKET_PATH_MAX}): ${control}`);
+  }
+
+  return {
+    source,
+    interface: { name: ifname, address: ifAddrs, mtu },
+    listen,
+    stack: { address: stackAddrs },
+    peers,
+    routes,
+    rules,
+    mssClamp,
+    icmpRateLimit: {
+      rate: raw.icmpRateLimit?.rate ?? DEFAULTS.icmpRate,
+      burst: raw.icmpRateLimit?.burst ?? DEFAULTS.icmpBurst,
+    },
+    hub: raw.hub ?? DEFAULTS.hub,
+    kernelRoutes: raw.kernelRoutes ?? DEFAULTS.kernelRoutes,
+    control,
+    log: raw.log ?? DEFAULTS.log,
+  };
+}

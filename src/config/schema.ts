@@ -1,0 +1,166 @@
+/**
+ * The config's shape: a strict zod schema (types, ranges, unknown keys are errors with a "did you
+ * mean"), its JSON Schema for editors, and the first shape error as one PathError.
+ */
+import { z } from 'zod';
+import { formatPath, PathError } from './errors.ts';
+import { LOG_LEVELS, MTU_MAX, MTU_MIN_V4, type LogLevel } from './types.ts';
+
+const typeName = (v: unknown): string =>
+  v === undefined ? 'nothing' : v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : `${typeof v} ${JSON.stringify(v)}`;
+
+const intIn = (min: number, max: number) =>
+  z
+    .number({ error: (i) => `expected an integer ${min}-${max}, got ${typeName(i.input)}` })
+    .int({ error: (i) => `expected an integer ${min}-${max}, got ${typeName(i.input)}` })
+    .min(min, { error: (i) => `${String(i.input)} is out of range (${min}-${max})` })
+    .max(max, { error: (i) => `${String(i.input)} is out of range (${min}-${max})` });
+
+const str = (what: string) =>
+  z.string({ error: (i) => `expected ${what}, got ${typeName(i.input)}` });
+
+const strList = (what: string, plural = `${what}s`) =>
+  z.array(str(what === 'address' ? 'an address' : `a ${what}`), {
+    error: (i) => `expected an array of ${plural}, got ${typeName(i.input)}`,
+  });
+
+const bool = () => z.boolean({ error: (i) => `expected true or false, got ${typeName(i.input)}` });
+
+const obj = <T extends z.core.$ZodLooseShape>(shape: T) =>
+  z.strictObject(shape, { error: (i) => `expected an object, got ${typeName(i.input)}` });
+
+export const InterfaceSchema = obj({
+  name: str('an interface name').describe('TUN device name (1-15 characters); also names the control socket'),
+  address: strList('address', 'addresses')
+    .optional()
+    .describe('Addresses of the TUN device, host bits kept: ["10.0.0.1/30", "fd00::1/64"]. Default none'),
+  mtu: intIn(MTU_MIN_V4, MTU_MAX)
+    .optional()
+    .describe('TUN MTU, 576-65535 (at least 1280 when any IPv6 is configured). Default 1400'),
+});
+
+export const PeerSchema = obj({
+  name: str('a peer name').describe('Unique peer name (1-32 characters: letters, digits, _ . -)'),
+  endpoint: str('"host:port"').describe('Underlay address of the peer: "203.0.113.20:6080" or "[2001:db8::20]:6080"'),
+  routes: strList('prefix')
+    .optional()
+    .describe('Prefixes behind the peer (no host bits): routed to it, and the inner sources accepted from it'),
+  mtu: intIn(MTU_MIN_V4, MTU_MAX).optional().describe('Path MTU of the tunnel toward this peer. Default interface.mtu'),
+  keepalive: intIn(1, 3600).optional().describe('Keepalive interval in seconds (1-3600), for NAT. Default off'),
+  key: str('a hex or base64 key')
+    .optional()
+    .describe('Pre-shared key, >= 16 bytes: hex, base64, or "hex:..." / "base64:...". Authenticates control messages'),
+});
+
+export const ConfigSchema = obj({
+  /** Allowed for editors' JSON-schema support; ignored. */
+  $schema: z.string().optional(),
+  interface: InterfaceSchema.describe('The TUN device'),
+  listen: z
+    .union([z.string(), z.number()], {
+      error: (i) => `expected "host:port", "host", ":port" or a port number, got ${typeName(i.input)}`,
+    })
+    .optional()
+    .describe('UDP bind address: "host:port", "host" (port 6080), ":port" or a port (all addresses). Default all, 6080'),
+  stack: obj({ address: strList('address', 'addresses').optional() })
+    .optional()
+    .describe("The endpoint's own stack: addresses it answers ping on and offers UDP sockets for"),
+  peers: z
+    .array(PeerSchema, { error: (i) => `expected an array of peers, got ${typeName(i.input)}` })
+    .optional()
+    .describe('Tunnel peers. Default none'),
+  routes: strList('route line')
+    .optional()
+    .describe('Extra routes in ip route syntax, e.g. "unreachable 10.99.0.0/16". Default none'),
+  rules: strList('rule line')
+    .optional()
+    .describe('Policy rules in ip rule syntax, e.g. "from 192.168.10.0/24 lookup 100". Default none'),
+  mssClamp: z
+    .union([z.boolean(), intIn(536, 65495)], {
+      error: (i) =>
+        typeof i.input === 'number'
+          ? `expected true, false or an MSS 536-65495, got ${i.input}`
+          : `expected true, false or an MSS 536-65495, got ${typeName(i.input)}`,
+    })
+    .optional()
+    .describe('Clamp TCP MSS on SYNs: true = from each peer MTU (MTU-40 / MTU-60), a number = at most that, false = off. Default true'),
+  icmpRateLimit: obj({
+    rate: intIn(0, 1_000_000).optional().describe('ICMP errors per second (0 = none). Default 1000'),
+    burst: intIn(1, 1_000_000).optional().describe('Bucket size. Default 50'),
+  })
+    .optional()
+    .describe('Token bucket for the ICMP errors the endpoint sends'),
+  hub: bool().optional().describe('Forward packets from one peer to another. Default false'),
+  kernelRoutes: bool().optional().describe('Route each peer prefix into the TUN (removed on stop). Default true'),
+  control: z
+    .union([z.string().min(1, { error: 'expected a socket path or false, got an empty string' }), z.literal(false)], {
+      error: (i) => `expected a socket path or false, got ${typeName(i.input)}`,
+    })
+    .optional()
+    .describe('Control socket path, or false for none. Default /run/ipferry/<interface>.sock'),
+  log: z
+    .enum(LOG_LEVELS as [LogLevel, ...LogLevel[]], {
+      error: (i) => `expected one of ${LOG_LEVELS.join(', ')}, got ${typeName(i.input)}`,
+    })
+    .optional()
+    .describe('Log level: error, warn, info, debug. Default info'),
+});
+
+/**
+ * The config's JSON Schema (draft 2020-12), for editors: examples/ipferry.schema.json. Regenerate:
+ *   npx tsx -e "import('./src/config/config.ts').then(m => console.log(JSON.stringify(m.configJsonSchema(), null, 2)))" > examples/ipferry.schema.json
+ */
+export function configJsonSchema(): Record<string, unknown> {
+  return { ...z.toJSONSchema(ConfigSchema), title: 'ipferry endpoint config' };
+}
+
+export type RawConfig = z.infer<typeof ConfigSchema>;
+
+/** Allowed keys per object path (for "did you mean" on unknown keys). */
+const ALLOWED_KEYS: Record<string, readonly string[]> = {
+  '': Object.keys(ConfigSchema.shape),
+  interface: Object.keys(InterfaceSchema.shape),
+  'peers[]': Object.keys(PeerSchema.shape),
+  stack: ['address'],
+  icmpRateLimit: ['rate', 'burst'],
+};
+
+function editDistance(a: string, b: string): number {
+  const d: number[] = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = d[0]!;
+    d[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = d[j]!;
+      d[j] = Math.min(d[j]! + 1, d[j - 1]! + 1, prev + (a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return d[b.length]!;
+}
+
+function unknownKeyMessage(path: readonly PropertyKey[], key: string): PathError {
+  const at = formatPath([...path, key]);
+  const allowed = ALLOWED_KEYS[formatPath(path).replace(/\[\d+\]/g, '[]')] ?? [];
+  let best: string | undefined;
+  let bestD = 3;
+  for (const k of allowed) {
+    const dist = editDistance(key, k);
+    if (dist < bestD) {
+      bestD = dist;
+      best = k;
+    }
+  }
+  return new PathError(at, best ? `unknown key (did you mean "${best}"?)` : `unknown key (allowed: ${allowed.filter((k) => k !== '$schema').join(', ')})`);
+}
+
+export function shapeError(issues: readonly z.core.$ZodIssue[]): PathError {
+  // An unknown key first: a misspelled key often causes a "missing" error elsewhere.
+  const unknown = issues.find((i) => i.code === 'unrecognized_keys');
+  if (unknown && unknown.code === 'unrecognized_keys') return unknownKeyMessage(unknown.path, unknown.keys[0]!);
+  const first = issues[0]!;
+  let msg = first.message;
+  if (first.code === 'invalid_type' && / got nothing$/.test(msg)) msg = 'missing (required)';
+  if (first.path.length === 0 && first.code === 'invalid_type') msg = `expected a JSON object at the top level, got ${msg.replace(/^.*, got /, '')}`;
+  return new PathError(formatPath(first.path), msg);
+}

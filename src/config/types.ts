@@ -1,0 +1,129 @@
+/**
+ * What a config IS once validated: the normalized `Config` the endpoint consumes (parsed address
+ * bytes beside the original text, so the endpoint never parses text again), its defaults and
+ * limits. Parsing and checking live in schema.ts (shape) and normalize.ts (meaning).
+ */
+import type { Family } from '../wire/address-text.ts';
+import { DEFAULT_PORT } from '../transport/udp-transport.ts';
+import type { ParsedRouteLine, ParsedRuleLine } from './route-lines.ts';
+
+export { DEFAULT_PORT };
+
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+
+export const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
+
+/** `Config.control` when the file names no path: the CLI picks /run/ipferry/<name>.sock or a fallback. */
+export const CONTROL_DEFAULT = 'default';
+
+/** An interface or stack address: host bits kept (10.0.0.1/30 means address 10.0.0.1 on a /30). */
+export interface ConfigAddress {
+  /** As written in the file, trimmed. */
+  text: string;
+  family: Family;
+  /** 4 or 16 bytes, network order. */
+  bytes: Uint8Array;
+  /** Prefix length (32/128 when the text had none). */
+  length: number;
+}
+
+/** A route prefix (peer routes): host bits are zero. */
+export interface ConfigPrefix {
+  text: string;
+  family: Family;
+  bytes: Uint8Array;
+  length: number;
+}
+
+/** A peer's underlay endpoint. */
+export interface ConfigEndpoint {
+  text: string;
+  family: Family;
+  bytes: Uint8Array;
+  port: number;
+  /** Canonical address text (RFC 5952 for IPv6), ready for dgram send/bind. */
+  host: string;
+}
+
+/** Where the UDP socket binds. */
+export interface ConfigListen {
+  /** As written; null when `listen` was omitted. */
+  text: string | null;
+  /** null = all addresses (bind "::" dual-stack). */
+  family: Family | null;
+  bytes: Uint8Array | null;
+  /** Canonical address text, or null for all addresses. */
+  host: string | null;
+  port: number;
+}
+
+export interface PeerConfig {
+  name: string;
+  endpoint: ConfigEndpoint;
+  /** Prefixes behind the peer: routed to it, and the inner sources accepted from it. */
+  routes: ConfigPrefix[];
+  /** Path MTU of the tunnel toward this peer (largest inner packet); default interface.mtu. */
+  mtu: number;
+  /** Keepalive interval in seconds; null = off. */
+  keepalive: number | null;
+  /** Pre-shared key (>= 16 bytes) for the HMAC-SHA256 on control messages; null = none. */
+  key: Uint8Array | null;
+  /** TCP MSS to clamp SYNs to toward/from this peer, per inner family; null = no clamping. */
+  mss: { v4: number; v6: number } | null;
+}
+
+export interface ConfigRoute {
+  /** The line as written (ip route syntax, without the leading "ip route add"). */
+  text: string;
+  /** The route parser's result. */
+  parsed: ParsedRouteLine;
+}
+
+export interface ConfigRule {
+  /** The line as written (ip rule syntax, without the leading "ip rule add"). */
+  text: string;
+  parsed: ParsedRuleLine;
+}
+
+export interface Config {
+  /** File name (as given) or "<config>": prefix for messages. */
+  source: string;
+  interface: { name: string; address: ConfigAddress[]; mtu: number };
+  listen: ConfigListen;
+  stack: { address: ConfigAddress[] };
+  peers: PeerConfig[];
+  routes: ConfigRoute[];
+  rules: ConfigRule[];
+  /** 'auto' = derive from each peer's MTU; a number = upper bound for the MSS; false = off. */
+  mssClamp: 'auto' | number | false;
+  /** ICMP error token bucket: tokens per second (0 = send no ICMP errors) and bucket size. */
+  icmpRateLimit: { rate: number; burst: number };
+  /** Forward packets from one peer to another (decrementing TTL / hop limit). */
+  hub: boolean;
+  /** Add a kernel route through the TUN for every peer route (and remove them on stop). */
+  kernelRoutes: boolean;
+  /**
+   * Control socket path; null = no control socket; CONTROL_DEFAULT = the default location, which
+   * the CLI resolves (control/socket-path.ts: it depends on the namespace and what is writable).
+   */
+  control: string | null | typeof CONTROL_DEFAULT;
+  log: LogLevel;
+}
+
+export const DEFAULTS = Object.freeze({
+  mtu: 1400,
+  mssClamp: true,
+  icmpRate: 1000,
+  icmpBurst: 50,
+  hub: false,
+  kernelRoutes: true,
+  log: 'info' as LogLevel,
+  port: DEFAULT_PORT,
+});
+
+export const MTU_MIN_V4 = 576;
+export const MTU_MIN_V6 = 1280;
+export const MTU_MAX = 65535;
+export const KEY_MIN_BYTES = 16;
+/** sun_path is 108 bytes with the terminating NUL. */
+export const SOCKET_PATH_MAX = 107;

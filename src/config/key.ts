@@ -32,6 +32,7 @@ export function decodeKey(text: string, path = 'key'): Uint8Array {
     }
     bytes = Uint8Array.from(Buffer.from(t, std ? 'base64' : 'base64url'));
   }
+  if (bytes.every((b) => b === 0)) fail(path, 'key is all zeros (generate one: head -c 32 /dev/urandom | base64)');
   if (bytes.length < KEY_MIN_BYTES) {
     fail(path, `key too short (${bytes.length} bytes, need at least ${KEY_MIN_BYTES})`);
   }

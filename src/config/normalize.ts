@@ -20,8 +20,10 @@ import {
   CONTROL_DEFAULT,
   DEFAULT_PORT,
   DEFAULTS,
+  MTU_MAX_DEVICE,
   MTU_MIN_V6,
   SOCKET_PATH_MAX,
+  STACK_DEV,
   type Config,
   type ConfigAddress,
   type ConfigEndpoint,
@@ -78,6 +80,23 @@ function isUnicast(family: Family, b: Uint8Array): boolean {
   if (b.every((x) => x === 0)) return false; // ::
   if (b[0] === 0xff) return false; // multicast
   return true;
+}
+
+/** The address family of a parsed route line (a `default` line carries it; else its prefix tells). */
+function routeFamily(spec: ParsedRouteLine): Family {
+  if (typeof spec.prefix !== 'string') return spec.prefix.family;
+  if (spec.family !== undefined) return spec.family;
+  return spec.prefix.includes(':') ? 6 : 4;
+}
+
+function routePrefixText(spec: ParsedRouteLine): string {
+  if (typeof spec.prefix === 'string') return `${routeFamily(spec)}/${spec.prefix}`;
+  return prefixKey(spec.prefix.family, spec.prefix.bytes, spec.prefix.length);
+}
+
+function isLoopback(family: Family, b: Uint8Array): boolean {
+  if (family === 4) return b[0] === 127;
+  return b.subarray(0, 15).every((x) => x === 0) && b[15] === 1;
 }
 
 function parsePeerEndpoint(text: string, path: string): ConfigEndpoint {
@@ -151,6 +170,9 @@ export function normalize(json: unknown, source: string, opts: ParseOptions): Co
     return a;
   });
   const mtu = raw.interface.mtu ?? DEFAULTS.mtu;
+  if (mtu > MTU_MAX_DEVICE) {
+    fail('interface.mtu', `${mtu} does not fit a packet buffer (at most ${MTU_MAX_DEVICE})`);
+  }
 
   // --- listen
   const listen = parseListen(raw.listen);
@@ -167,6 +189,8 @@ export function normalize(json: unknown, source: string, opts: ParseOptions): Co
     if (!PEER_NAME_RE.test(p.name)) {
       fail(`${at}.name`, `invalid peer name ${JSON.stringify(p.name)} (1-32 characters: letters, digits, _ . -, not starting with _ . -)`);
     }
+    if (p.name === ifname) fail(`${at}.name`, `${p.name} is the interface's name (routes use dev ${ifname} for the TUN)`);
+    if (p.name === STACK_DEV) fail(`${at}.name`, `${STACK_DEV} is reserved for the endpoint's own stack`);
     const dupName = names.get(p.name);
     if (dupName !== undefined) fail(`${at}.name`, `duplicate peer name ${p.name} (also peers[${dupName}])`);
     names.set(p.name, i);
@@ -186,6 +210,16 @@ export function normalize(json: unknown, source: string, opts: ParseOptions): Co
       Buffer.from(listen.bytes).equals(Buffer.from(endpoint.bytes))
     ) {
       fail(`${at}.endpoint`, `${epText} is this endpoint's own listen address`);
+    }
+    if (listen.bytes === null && listen.port === endpoint.port && isLoopback(endpoint.family, endpoint.bytes)) {
+      fail(`${at}.endpoint`, `${epText} is this endpoint itself (listen is all addresses, port ${listen.port})`);
+    }
+    // "::" is dual-stack like "all addresses"; any other address speaks its own family only.
+    if (listen.family !== null && listen.family !== endpoint.family && !(listen.family === 6 && listen.bytes!.every((b) => b === 0))) {
+      fail(
+        `${at}.endpoint`,
+        `${epText} is IPv${endpoint.family} but listen ${listen.text} is IPv${listen.family} (listen on all addresses, or an IPv${endpoint.family} address)`,
+      );
     }
 
     const routes = (p.routes ?? []).map((t, j) => {
@@ -242,11 +276,19 @@ export function normalize(json: unknown, source: string, opts: ParseOptions): Co
     if (via === null || via === undefined || typeof via === 'string') return undefined;
     return peers.find((p) => p.routes.some((r) => prefixContains(r, via)))?.name;
   };
+  const mtuOfDev = new Map<string, number>([[ifname, mtu], ...peers.map((p): [string, number] => [p.name, p.mtu])]);
+  const seenRoutes = new Map<string, number>();
   const routes: ConfigRoute[] = (raw.routes ?? []).map((text, i) => {
     const r = checkRouteLine(text);
     if (!r.ok) fail(`routes[${i}]`, r.error);
     const spec = r.value;
     const type = spec.type ?? 'unicast';
+    const family = routeFamily(spec);
+    // Linux refuses a second route with the same table, prefix and metric ("File exists").
+    const dupKey = `${String(spec.table ?? 'main')}|${routePrefixText(spec)}|${spec.metric ?? (family === 6 ? 1024 : 0)}`;
+    const dup = seenRoutes.get(dupKey);
+    if (dup !== undefined) fail(`routes[${i}]`, `duplicate route ${text.trim()} (also routes[${dup}]: same table, prefix and metric)`);
+    seenRoutes.set(dupKey, i);
     if (type === 'unicast') {
       const hops = spec.nexthops && spec.nexthops.length > 0 ? spec.nexthops : [spec];
       for (const nh of hops) {
@@ -256,6 +298,10 @@ export function normalize(json: unknown, source: string, opts: ParseOptions): Co
           const name = peerOfVia(nh.via);
           if (name === undefined) fail(`routes[${i}]`, 'via address is not inside any peer\'s routes (give dev PEER)');
           nh.dev = name;
+        }
+        const devMtu = mtuOfDev.get(nh.dev!);
+        if (family === 6 && devMtu !== undefined && devMtu < MTU_MIN_V6) {
+          fail(`routes[${i}]`, `IPv6 route through ${nh.dev}, whose MTU ${devMtu} is below the IPv6 minimum ${MTU_MIN_V6}`);
         }
       }
     }

@@ -85,7 +85,9 @@ export const ConfigSchema = obj({
     .optional()
     .describe('Clamp TCP MSS on SYNs: true = from each peer MTU (MTU-40 / MTU-60), a number = at most that, false = off. Default true'),
   icmpRateLimit: obj({
-    rate: intIn(0, 1_000_000).optional().describe('ICMP errors per second (0 = none). Default 1000'),
+    rate: intIn(1, 1_000_000)
+      .optional()
+      .describe('ICMP errors per second, 1-1000000 (fragmentation-needed / packet-too-big are never limited by it). Default 1000'),
     burst: intIn(1, 1_000_000).optional().describe('Bucket size. Default 50'),
   })
     .optional()

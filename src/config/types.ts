@@ -3,6 +3,7 @@
  * bytes beside the original text, so the endpoint never parses text again), its defaults and
  * limits. Parsing and checking live in schema.ts (shape) and normalize.ts (meaning).
  */
+import { DEFAULT_HEADROOM, DEFAULT_SLOT_SIZE } from '../base/pool.ts';
 import type { Family } from '../wire/address-text.ts';
 import { DEFAULT_PORT } from '../transport/udp-transport.ts';
 import type { ParsedRouteLine, ParsedRuleLine } from './route-lines.ts';
@@ -124,6 +125,10 @@ export const DEFAULTS = Object.freeze({
 export const MTU_MIN_V4 = 576;
 export const MTU_MIN_V6 = 1280;
 export const MTU_MAX = 65535;
+/** Largest interface MTU: a packet read from the device must fit one pool slot. */
+export const MTU_MAX_DEVICE = DEFAULT_SLOT_SIZE - DEFAULT_HEADROOM;
+/** The device name routes use for the endpoint's own stack (`dev stack`); no peer may take it. */
+export const STACK_DEV = 'stack';
 export const KEY_MIN_BYTES = 16;
 /** sun_path is 108 bytes with the terminating NUL. */
 export const SOCKET_PATH_MAX = 107;

@@ -7,12 +7,12 @@
  * - the kernel routes through the TUN: peer prefixes, stack addresses, and extra main-table
  *   unicast routes whose nexthops all lead to peers.
  */
-import type { Config } from '../config/config.ts';
+import { STACK_DEV, type Config } from '../config/config.ts';
 import { Router } from '../route/router.ts';
 import { formatPrefix, maskInPlace, type Prefix } from '../wire/address-text.ts';
 
 /** Route and dev name for the endpoint's own stack. */
-export const STACK_DEV = 'stack';
+export { STACK_DEV };
 
 function toPrefix(r: { family: 4 | 6; bytes: Uint8Array; length: number }): Prefix {
   return { family: r.family, bytes: r.bytes, length: r.length };

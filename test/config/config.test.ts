@@ -50,7 +50,6 @@ describe('parseConfig: good configs', () => {
             keepalive: 25,
             key: '000102030405060708090a0b0c0d0e0f',
           },
-          { name: 'hk', endpoint: '[::ffff:198.51.100.7]:6080', key: 'base64:AAECAwQFBgcICQoLDA0ODw==' },
         ],
         routes: ['unreachable 10.99.0.0/16'],
         rules: ['from 192.168.10.0/24 lookup 100'],
@@ -76,7 +75,13 @@ describe('parseConfig: good configs', () => {
       host: '2001:db8::10',
       port: 7000,
     });
-    const [sh, hk] = c.peers;
+    const [sh] = c.peers;
+    // An IPv4 peer cannot be reached from an IPv6-only listen address: this one listens on all.
+    const [hk] = parseConfig({
+      interface: { name: 'ferry0', mtu: 1420 },
+      mssClamp: 1300,
+      peers: [{ name: 'hk', endpoint: '[::ffff:198.51.100.7]:6080', key: 'base64:AAECAwQFBgcICQoLDA0ODw==' }],
+    }).peers;
     expect(sh!.endpoint).toMatchObject({ family: 6, host: '2001:db8::20', port: 7000 });
     expect(sh!.routes.map((r) => [r.family, r.length, r.text])).toEqual([
       [4, 24, '192.168.20.0/24'],

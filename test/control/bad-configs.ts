@@ -96,4 +96,36 @@ export const BAD_CONFIGS: BadCase[] = [
   { name: 'endpoint-is-listen', text: mut((c) => (c.peers[0].endpoint = '127.0.0.1:6080')), message: "peers[0].endpoint: 127.0.0.1:6080 is this endpoint's own listen address" },
   { name: 'bad-log-level', text: mut((c) => (c.log = 'verbose')), message: 'log: expected one of error, warn, info, debug, got string "verbose"' },
   { name: 'bad-mss', text: mut((c) => (c.mssClamp = 100)), message: 'mssClamp: 100 is out of range (536-65495)' },
+  // Configs that passed validation but could not run (hardening issue):
+  { name: 'peer-named-interface', text: mut((c) => (c.peers[1].name = 'cfgtest0')), message: "peers[1].name: cfgtest0 is the interface's name (routes use dev cfgtest0 for the TUN)" },
+  { name: 'peer-named-stack', text: mut((c) => (c.peers[1].name = 'stack')), message: "peers[1].name: stack is reserved for the endpoint's own stack" },
+  { name: 'interface-mtu-over-slot', text: mut((c) => (c.interface.mtu = 9000)), message: 'interface.mtu: 9000 does not fit a packet buffer (at most 1920)' },
+  {
+    name: 'route-line-v6-small-mtu',
+    text: mut((c) => {
+      c.peers[1].mtu = 1200;
+      c.routes = ['fd00:30::/64 dev guangzhou'];
+    }),
+    message: 'routes[0]: IPv6 route through guangzhou, whose MTU 1200 is below the IPv6 minimum 1280',
+  },
+  {
+    name: 'endpoint-family-not-listen',
+    text: mut((c) => (c.peers[0].endpoint = '[2001:db8::20]:6080')),
+    message: 'peers[0].endpoint: [2001:db8::20]:6080 is IPv6 but listen 127.0.0.1:6080 is IPv4 (listen on all addresses, or an IPv6 address)',
+  },
+  {
+    name: 'endpoint-is-self-via-loopback',
+    text: mut((c) => {
+      c.listen = ':6080';
+      c.peers[0].endpoint = '127.0.0.1:6080';
+    }),
+    message: 'peers[0].endpoint: 127.0.0.1:6080 is this endpoint itself (listen is all addresses, port 6080)',
+  },
+  {
+    name: 'duplicate-route-line',
+    text: mut((c) => (c.routes = ['10.9.0.0/16 dev shanghai', '10.9.0.0/16 dev guangzhou'])),
+    message: 'routes[1]: duplicate route 10.9.0.0/16 dev guangzhou (also routes[0]: same table, prefix and metric)',
+  },
+  { name: 'icmp-rate-zero', text: mut((c) => (c.icmpRateLimit = { rate: 0 })), message: 'icmpRateLimit.rate: 0 is out of range (1-1000000)' },
+  { name: 'zero-key', text: mut((c) => (c.peers[0].key = `hex:${'00'.repeat(32)}`)), message: 'peers[0].key: key is all zeros (generate one: head -c 32 /dev/urandom | base64)' },
 ];

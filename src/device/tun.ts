@@ -33,8 +33,9 @@ import { execFile, execFileSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { BufferPool, type PacketBuffer } from '../base/pool.ts';
+import { startWorker } from '../base/worker-module.ts';
 import { AddressTextError, formatAddress, parsePrefix, type Prefix } from '../wire/address-text.ts';
 import { newDeviceStats, type BatchHandler, type DeviceStats, type DownHandler, type PacketDevice } from './device.ts';
 import { CTL, STATE_EXITED, STATE_RUNNING, STATE_STARTING, pow2AtLeast, type ReaderWorkerData } from './ring.ts';
@@ -325,7 +326,8 @@ const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
 /** Linux EBADFD ("file descriptor in bad state"), missing from os.constants.errno. */
 const EBADFD = 77;
 
-const WORKER_URL = new URL('./tun-reader-worker.mjs', import.meta.url);
+/** The reader worker: plain JavaScript (its header says why); startWorker() finds it in dist/ too. */
+const READER_WORKER = new URL('./tun-reader-worker.mjs', import.meta.url);
 const EXIT_WAIT_MS = 2000;
 const STARVE_RETRY_MS = 2;
 
@@ -424,7 +426,7 @@ export class TunDevice implements PacketDevice {
       layout: CTL,
       states: { starting: STATE_STARTING, running: STATE_RUNNING, exited: STATE_EXITED },
     };
-    const w = new Worker(WORKER_URL, { workerData: data, stdout: false, stderr: false });
+    const w = startWorker(READER_WORKER, { workerData: data, stdout: false, stderr: false });
     this.worker = w;
     w.unref();
     this.workerExited = new Promise<void>((resolve) => {

@@ -52,10 +52,10 @@ export type CreateEndpoint = (config: Config, options: CreateEndpointOptions) =>
 /** The endpoint module: src/index.ts, or IPFERRY_ENDPOINT_MODULE (tests substitute a fake). */
 async function loadCreateEndpoint(): Promise<CreateEndpoint> {
   const override = process.env.IPFERRY_ENDPOINT_MODULE;
-  const spec = override ? pathToFileURL(override).href : new URL('../index.ts', import.meta.url).href;
   let mod: { createEndpoint?: CreateEndpoint };
   try {
-    mod = (await import(spec)) as { createEndpoint?: CreateEndpoint };
+    // A literal specifier, so the build rewrites it to ../index.js like every other import.
+    mod = (await (override ? import(pathToFileURL(override).href) : import('../index.ts'))) as { createEndpoint?: CreateEndpoint };
   } catch (e) {
     throw new CliError(`cannot load the endpoint library (${(e as Error).message.split('\n')[0]})`, 1);
   }

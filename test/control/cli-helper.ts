@@ -1,8 +1,16 @@
-/** Run the real `ipferry` CLI as a child process (`node src/cli.mjs ...`). */
+/**
+ * Run the real `ipferry` CLI as a child process, from the sources: `node --import tsx src/cli.ts`,
+ * so `npm test` needs no build (the compiled bin, dist/cli.js, is run by test/package/).
+ */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 
-export const CLI = resolve(__dirname, '../../src/cli.mjs');
+/** Node arguments that run the CLI from source: spawn(process.execPath, [...CLI, ...args]). */
+export const CLI: readonly string[] = [
+  '--import',
+  import.meta.resolve('tsx'), // an absolute URL: resolves from any cwd (tests run it in temp dirs)
+  resolve(__dirname, '../../src/cli.ts'),
+];
 
 export interface CliResult {
   code: number | null;
@@ -20,7 +28,7 @@ export interface CliOptions {
 }
 
 function command(args: string[], prefix: string[] = []): [string, string[]] {
-  const argv = [...prefix, process.execPath, CLI, ...args];
+  const argv = [...prefix, process.execPath, ...CLI, ...args];
   return [argv[0]!, argv.slice(1)];
 }
 

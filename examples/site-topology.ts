@@ -240,10 +240,14 @@ function ip(args: string[]): string {
 /** Repository root. */
 export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 /**
- * Node arguments that run the `ipferry` command from the sources, from any cwd:
- * spawn(process.execPath, [...CLI, 'up', CONFIG]) is `node --import tsx src/cli.ts up CONFIG`.
+ * Node arguments that run the `ipferry` command, from any cwd: spawn(process.execPath,
+ * [...CLI, 'up', CONFIG]) is `node --import tsx src/cli.ts up CONFIG` from the sources, or
+ * `node src/cli.js up CONFIG` when this file runs compiled (`npm run bench:compiled -- e2e`
+ * compiles src/ beside it), so the e2e rows compare the compiled CLI with the loader.
  */
-export const CLI: readonly string[] = ['--import', import.meta.resolve('tsx'), join(REPO_ROOT, 'src', 'cli.ts')];
+export const CLI: readonly string[] = import.meta.url.endsWith('.js')
+  ? [join(REPO_ROOT, 'src', 'cli.js')]
+  : ['--import', import.meta.resolve('tsx'), join(REPO_ROOT, 'src', 'cli.ts')];
 
 export interface SiteConfigOptions {
   /** Underlay family the endpoints listen and peer on (default 4). */

@@ -178,7 +178,7 @@ export default async function e2eBench(): Promise<BenchSection> {
       '',
       'One run, rows measured one after the other on the same namespaces: hostA - gwA == veth == gwB - hostB.',
       'TCP: receiver throughput and sender retransmits; UDP: what the receiver got of a 2 Gbit/s offer of',
-      '1300-byte datagrams, and the loss. The ipferry row runs `ipferry up` (src/cli.mjs) on each gateway, TUN',
+      '1300-byte datagrams, and the loss. The ipferry row runs `ipferry up` (under tsx, or compiled in bench:compiled) on each gateway, TUN',
       'MTU 1400, MSS clamping on. NOTES anchors: bare veth TCP 6.41 Gbit/s, OpenVPN 280 Mbit/s.',
       ...notes,
     ].join('\n'),

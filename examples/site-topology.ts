@@ -237,9 +237,17 @@ function ip(args: string[]): string {
 // ---------------------------------------------------------------------------------------------
 // Configs and endpoint processes for the topology
 
-/** Repository root and the `ipferry` launcher (src/cli.mjs). */
+/** Repository root. */
 export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
-export const CLI = join(REPO_ROOT, 'src', 'cli.mjs');
+/**
+ * Node arguments that run the `ipferry` command, from any cwd: spawn(process.execPath,
+ * [...CLI, 'up', CONFIG]) is `node --import tsx src/cli.ts up CONFIG` from the sources, or
+ * `node src/cli.js up CONFIG` when this file runs compiled (`npm run bench:compiled -- e2e`
+ * compiles src/ beside it), so the e2e rows compare the compiled CLI with the loader.
+ */
+export const CLI: readonly string[] = import.meta.url.endsWith('.js')
+  ? [join(REPO_ROOT, 'src', 'cli.js')]
+  : ['--import', import.meta.resolve('tsx'), join(REPO_ROOT, 'src', 'cli.ts')];
 
 export interface SiteConfigOptions {
   /** Underlay family the endpoints listen and peer on (default 4). */
@@ -312,7 +320,7 @@ export interface ExitStatus {
 }
 
 /**
- * `ipferry up CONFIG` running inside a namespace (`ip netns exec NS node src/cli.mjs up CONFIG`).
+ * `ipferry up CONFIG` running inside a namespace (`ip netns exec NS node --import tsx src/cli.ts up CONFIG`).
  * `ready()` waits until it is up (its control socket open, or its "up:" line without one);
  * `stop()` sends SIGTERM and resolves with the exit status.
  */
@@ -331,7 +339,7 @@ export class EndpointProcess {
     readonly controlPath: string | null,
     extraArgs: string[] = [],
   ) {
-    this.child = topo.spawn(ns, [process.execPath, CLI, 'up', configPath, ...extraArgs]);
+    this.child = topo.spawn(ns, [process.execPath, ...CLI, 'up', configPath, ...extraArgs]);
     const take = (d: Buffer) => {
       this.output += d.toString();
     };
@@ -396,7 +404,7 @@ export class EndpointProcess {
     const path = this.controlPath;
     if (path === null) return Promise.reject(new Error('this endpoint has no control socket'));
     return new Promise((resolve, reject) => {
-      execFile(process.execPath, [CLI, 'show', what, '--json', '--socket', path], { encoding: 'utf8', timeout: 20_000 }, (err, stdout, stderr) => {
+      execFile(process.execPath, [...CLI, 'show', what, '--json', '--socket', path], { encoding: 'utf8', timeout: 20_000 }, (err, stdout, stderr) => {
         if (err) reject(new Error(`ipferry show ${what}: ${(stderr || err.message).trim()}`));
         else resolve(JSON.parse(stdout) as Record<string, any>);
       });

@@ -1,11 +1,12 @@
 // TUN reader worker: loops a blocking read(2) on the TUN fd straight into pool slots of the shared
 // slab and publishes (slot, length) into the rx ring; takes empty slots from the free ring.
 //
-// Plain JavaScript on purpose: a worker is a fresh V8 isolate that does not inherit tsx's loader
-// hooks (neither under `tsx`, nor under `src/cli.mjs`'s register(), nor under vitest), so a .ts
-// worker would need `execArgv: ['--import', 'tsx']`, which only resolves from the right cwd. This
-// file imports nothing but node builtins and gets its shared-memory layout from workerData
-// (src/device/ring.ts is the single source), so it loads the same way everywhere.
+// Plain JavaScript on purpose: a worker is a fresh V8 isolate that does not inherit a TypeScript
+// loader's hooks (tsx, vitest), so from source a .ts worker starts through a bootstrap that
+// registers tsx first (src/base/worker-module.ts), which costs ~150 ms per start (measured here). This file
+// imports nothing but node builtins and gets its shared-memory layout from workerData
+// (src/device/ring.ts is the single source), so it loads as it is everywhere: from src/ under
+// tsx and vitest, and from dist/ (the build copies it) under plain node.
 //
 // Steady state allocates nothing: one Uint8Array over the whole slab, reads at slot offsets.
 // Out of free slots it waits (Atomics.wait on FREE_HEAD) rather than read and drop.

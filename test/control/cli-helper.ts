@@ -1,10 +1,18 @@
-/** Run the real `ipferry` CLI as a child process (`node src/cli.mjs ...`). */
+/**
+ * Run the real `ipferry` CLI as a child process, from the sources: `node --import tsx src/cli.ts`,
+ * so `npm test` needs no build (the compiled bin, dist/cli.js, is run by test/package/).
+ */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 
-export const CLI = resolve(__dirname, '../../src/cli.mjs');
-/** The same command line with the fake endpoint injected (fake-cli.ts; runs under tsx). */
-export const FAKE_CLI = ['--import', 'tsx', resolve(__dirname, 'fake-cli.ts')];
+/** Node arguments that run the CLI from source: spawn(process.execPath, [...CLI, ...args]). */
+export const CLI: readonly string[] = [
+  '--import',
+  import.meta.resolve('tsx'), // an absolute URL: resolves from any cwd (tests run it in temp dirs)
+  resolve(__dirname, '../../src/cli.ts'),
+];
+/** The same command line with the fake endpoint injected (fake-cli.ts). */
+export const FAKE_CLI: readonly string[] = ['--import', import.meta.resolve('tsx'), resolve(__dirname, 'fake-cli.ts')];
 
 export interface CliResult {
   code: number | null;
@@ -24,7 +32,7 @@ export interface CliOptions {
 }
 
 function command(args: string[], prefix: string[] = [], fake = false): [string, string[]] {
-  const argv = [...prefix, process.execPath, ...(fake ? FAKE_CLI : [CLI]), ...args];
+  const argv = [...prefix, process.execPath, ...(fake ? FAKE_CLI : CLI), ...args];
   return [argv[0]!, argv.slice(1)];
 }
 

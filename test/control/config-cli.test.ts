@@ -1,5 +1,5 @@
 /**
- * Config errors through the real CLI: `node src/cli.mjs up FILE` for every bad config in the
+ * Config errors through the real CLI: `ipferry up FILE` (from source) for every bad config in the
  * table prints exactly one line, `ipferry: FILE: <message>`, exits 2 and creates no TUN.
  */
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';

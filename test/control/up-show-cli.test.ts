@@ -132,7 +132,7 @@ describe('ipferry up (fake endpoint, --userspace)', () => {
       const r = await new Promise<{ code: number | null; stderr: string }>((res) => {
         const c = execFile(
           '/usr/bin/setpriv',
-          ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, 'up', file],
+          ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, ...CLI, 'up', file],
           { timeout: 30_000 },
           (_e, _o, stderr) => res({ code: c.exitCode, stderr }),
         );

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { CLI } from '../control/cli-helper.ts';
 
 const repo = join(import.meta.dirname, '../..');
 const fixtures = join(repo, 'test/fixtures/iproute2');
@@ -12,7 +13,7 @@ writeFileSync(routes, readFileSync(join(fixtures, 'route-v4.txt'), 'utf8') + rea
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 function ipferry(args: string[], input?: string) {
-  const r = spawnSync(process.execPath, ['src/cli.mjs', ...args], { cwd: repo, input, encoding: 'utf8', timeout: 30_000 });
+  const r = spawnSync(process.execPath, [...CLI, ...args], { cwd: repo, input, encoding: 'utf8', timeout: 30_000 });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 

@@ -16,7 +16,7 @@ import {
 import { fold, pseudoHeaderSumV4, pseudoHeaderSumV6 } from '../../src/wire/checksum.ts';
 import { TCP_ACK, TCP_CWR, TCP_ECE, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG, TcpPacket } from '../../src/wire/tcp.ts';
 import { tsharkCheckPackets } from '../support/tshark.ts';
-import { pattern, tsOption, writeSegment, writeSuper, type TcpSpec } from './tcp-super.ts';
+import { pattern, streamSegments, tsOption, writeSegment, writeSuper, type TcpSpec } from './tcp-super.ts';
 
 /** Packets laid out back to back (each at a 2-mod-4 offset) in one shared buffer. */
 class Batch {
@@ -47,22 +47,6 @@ class Batch {
     g.finish();
     return g;
   }
-}
-
-/** The segments of a stream as the sender's split would make them. */
-function streamSegments(spec: TcpSpec, mss: number): TcpSpec[] {
-  const out: TcpSpec[] = [];
-  const n = Math.ceil(spec.payload.length / mss);
-  for (let i = 0; i < n; i++) {
-    let f = spec.flags ?? TCP_ACK;
-    if (i !== n - 1) f &= ~(TCP_FIN | TCP_PSH);
-    if (i !== 0) f &= ~TCP_CWR;
-    out.push({
-      ...spec, payload: spec.payload.subarray(i * mss, (i + 1) * mss), seq: ((spec.seq ?? 1000) + i * mss) >>> 0, flags: f,
-      ident: ((spec.ident ?? 0x1234) + i) & 0xffff,
-    });
-  }
-  return out;
 }
 
 /** Entry e as [vnet][packet]; the vnet header view and the IP packet. */

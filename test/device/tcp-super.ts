@@ -6,7 +6,8 @@
  */
 import { Ipv4Packet } from '../../src/wire/ipv4.ts';
 import { writeIpv6Header } from '../../src/wire/ipv6.ts';
-import { TcpPacket, TCP_ACK } from '../../src/wire/tcp.ts';
+import { TcpPacket, TCP_ACK, TCP_CWR, TCP_FIN, TCP_PSH } from '../../src/wire/tcp.ts';
+import { parseAddress } from '../../src/wire/address-text.ts';
 import { fold, pseudoHeaderSumV4, pseudoHeaderSumV6 } from '../../src/wire/checksum.ts';
 import {
   VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6, VnetHdr, VNET_HDR_LEN,
@@ -42,6 +43,30 @@ export interface TcpSpec {
   df?: boolean;
   srcPort?: number;
   dstPort?: number;
+  /** Addresses: uint32 for IPv4, 16 bytes for IPv6 (default SRC4/DST4, SRC6/DST6). */
+  src?: number | Uint8Array;
+  dst?: number | Uint8Array;
+}
+
+/** 16 bytes of an IPv6 address in text. */
+export function addr6(text: string): Uint8Array {
+  return parseAddress(text).bytes;
+}
+
+/** The segments of a stream as a sender's TSO would cut them (FIN/PSH last, CWR first). */
+export function streamSegments(spec: TcpSpec, mss: number): TcpSpec[] {
+  const out: TcpSpec[] = [];
+  const n = Math.ceil(spec.payload.length / mss);
+  for (let i = 0; i < n; i++) {
+    let f = spec.flags ?? TCP_ACK;
+    if (i !== n - 1) f &= ~(TCP_FIN | TCP_PSH);
+    if (i !== 0) f &= ~TCP_CWR;
+    out.push({
+      ...spec, payload: spec.payload.subarray(i * mss, (i + 1) * mss), seq: ((spec.seq ?? 1000) + i * mss) >>> 0, flags: f,
+      ident: ((spec.ident ?? 0x1234) + i) & 0xffff,
+    });
+  }
+  return out;
 }
 
 /** Write IP + TCP header + payload at buf[off]; returns [packet length, IP header length]. */
@@ -51,12 +76,14 @@ function writeTcp(spec: TcpSpec, buf: Uint8Array, off: number): [number, number]
   const tcpLen = thl + spec.payload.length;
   let ihl: number;
   if (spec.v6) {
-    writeIpv6Header(buf, off, tcpLen, 6, spec.ttl ?? 64, SRC6, 0, DST6, 0, spec.tos ?? 0, 0x12345);
+    const src = spec.src instanceof Uint8Array ? spec.src : SRC6;
+    const dst = spec.dst instanceof Uint8Array ? spec.dst : DST6;
+    writeIpv6Header(buf, off, tcpLen, 6, spec.ttl ?? 64, src, 0, dst, 0, spec.tos ?? 0, 0x12345);
     ihl = 40;
   } else {
     ihl = Ipv4Packet.emit(
       {
-        src: SRC4, dst: DST4, protocol: 6, ttl: spec.ttl ?? 64, dscp: (spec.tos ?? 0) >> 2, ecn: (spec.tos ?? 0) & 3,
+        src: typeof spec.src === 'number' ? spec.src : SRC4, dst: typeof spec.dst === 'number' ? spec.dst : DST4, protocol: 6, ttl: spec.ttl ?? 64, dscp: (spec.tos ?? 0) >> 2, ecn: (spec.tos ?? 0) & 3,
         ident: spec.ident ?? 0x1234, dontFragment: spec.df ?? true, moreFragments: false, fragOffset: 0,
         payloadLength: tcpLen, options: new Uint8Array(0),
       },

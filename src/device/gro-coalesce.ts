@@ -251,7 +251,8 @@ export class GroCoalescer {
       } else {
         const ip = this.v4.wrap(b, off, this.headLen[e]!);
         ip.totalLength = total;
-        ip.fillChecksum();
+        ip.checksum = 0;
+        ip.checksum = ~fold16(sumShort(b, off, ihl)) & 0xffff; // small integers: nothing boxed
         addrSum = sumShort(b, off + F_SRC, 8, TCP_PROTOCOL);
       }
       const t = this.tcp.wrap(b, off + ihl, this.headLen[e]! - ihl);

@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openLibc, sysLibc, sysUnavailableReason, type Libc } from '../../src/sys/libc.ts';
 import { SysMemory } from '../../src/sys/memory.ts';
-import { MmsgVector, NAME_SPACE } from '../../src/sys/msg.ts';
+import { IOVEC_SIZE, MmsgVector, NAME_SPACE, writeIovec } from '../../src/sys/msg.ts';
 import { EventFd, PollSet } from '../../src/sys/poll.ts';
 import {
   sockaddrFamily, sockaddrInAddr, sockaddrPort, writeSockaddrIn, writeSockaddrIn6, SIN6_ADDR,
@@ -150,6 +150,43 @@ describe('msghdr / mmsghdr / cmsg through the kernel (UDP on loopback)', () => {
       }
     });
   }
+});
+
+describe('readv / writev / getsockopt through the kernel', () => {
+  it('a datagram written from two iovecs is read back into two iovecs; SO_RCVBUFFORCE reads back', (ctx) => {
+    if (skip) return ctx.skip(skip);
+    const c = libc!;
+    const mem = new SysMemory(c, 1 << 20);
+    const rx = udpSocket(c, mem, 4);
+    const tx = udpSocket(c, mem, 4);
+    const sa = mem.alloc(16);
+    writeSockaddrIn(mem.u8, sa, 0x7f000001, rx.port);
+    expect(c.connect(tx.fd, mem.addr(sa), 16)).toBe(0);
+    const src = mem.alloc(300);
+    for (let i = 0; i < 300; i++) mem.u8[src + i] = i & 0xff;
+    const iov = mem.alloc(64);
+    writeIovec(mem, iov, mem.addr(src), 100);
+    writeIovec(mem, iov + IOVEC_SIZE, mem.addr(src + 100), 200);
+    expect(c.writev(tx.fd, mem.addr(iov), 2)).toBe(300);
+    const dst = mem.alloc(400);
+    writeIovec(mem, iov + 2 * IOVEC_SIZE, mem.addr(dst), 7);
+    writeIovec(mem, iov + 3 * IOVEC_SIZE, mem.addr(dst + 200), 393);
+    let n = -1;
+    for (let tries = 0; tries < 1000 && n < 0; tries++) n = c.readv(rx.fd, mem.addr(iov + 2 * IOVEC_SIZE), 2);
+    expect(n).toBe(300);
+    expect([...mem.u8.subarray(dst, dst + 7)]).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect([...mem.u8.subarray(dst + 200, dst + 493)]).toEqual([...mem.u8.subarray(src + 7, src + 300)]);
+
+    const v = mem.alloc(8);
+    mem.putI32(v, 1 << 20);
+    expect(c.setsockopt(rx.fd, L.SOL_SOCKET, L.SO_RCVBUFFORCE, mem.addr(v), 4)).toBe(0);
+    mem.putI32(v, 0);
+    mem.putU32(v + 4, 4);
+    expect(c.getsockopt(rx.fd, L.SOL_SOCKET, L.SO_RCVBUF, mem.addr(v), mem.addr(v + 4))).toBe(0);
+    expect([mem.getI32(v), mem.getU32(v + 4)]).toEqual([2 << 20, 4]); // the kernel doubles it
+    expect(c.getsockopt(-1, L.SOL_SOCKET, L.SO_RCVBUF, mem.addr(v), mem.addr(v + 4))).toBe(-1);
+    expect(c.errno()).toBe(L.EBADF);
+  });
 });
 
 describe('pollfd and eventfd', () => {

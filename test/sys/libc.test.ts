@@ -43,12 +43,14 @@ function udpSocket(c: Libc, mem: SysMemory, family: 4 | 6): { fd: number; port: 
 
 describe('openLibc', () => {
   it('fails soft with a reason', () => {
-    const bad = openLibc({ loadKoffi: () => { throw new Error("Cannot find module 'koffi'\nstack"); } });
+    const env = {}; // independent of this process's IPFERRY_NO_FFI
+    const bad = openLibc({ env, platform: 'linux', arch: 'x64', loadKoffi: () => { throw new Error("Cannot find module 'koffi'\nstack"); } });
     expect(bad).toEqual({ ok: false, reason: "koffi not loadable: Cannot find module 'koffi'" });
-    expect(openLibc({ platform: 'darwin' })).toEqual({ ok: false, reason: 'not Linux (darwin)' });
-    expect(openLibc({ arch: 'mips' })).toMatchObject({ ok: false, reason: expect.stringContaining('mips') });
+    expect(openLibc({ env, platform: 'darwin' })).toEqual({ ok: false, reason: 'not Linux (darwin)' });
+    expect(openLibc({ env, platform: 'linux', arch: 'mips' })).toMatchObject({ ok: false, reason: expect.stringContaining('mips') });
     expect(openLibc({ env: { IPFERRY_NO_FFI: '1' } })).toEqual({ ok: false, reason: 'disabled by IPFERRY_NO_FFI' });
-    expect(openLibc({ loadKoffi: () => ({}) })).toMatchObject({ ok: false, reason: expect.stringContaining('no load()') });
+    expect(openLibc({ env: { IPFERRY_NO_FFI: '0' }, platform: 'darwin' })).toEqual({ ok: false, reason: 'not Linux (darwin)' });
+    expect(openLibc({ env, platform: 'linux', arch: 'x64', loadKoffi: () => ({}) })).toMatchObject({ ok: false, reason: expect.stringContaining('no load()') });
   });
 
   it('loads here and refuses addresses that would go stale', (ctx) => {

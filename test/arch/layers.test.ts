@@ -7,7 +7,7 @@
  *   endpoint/              the pipeline, ICMP errors, own stack, kernel routes, snapshot
  *   config/, mobility/     what a config is; mobility (bindings, home agent, mobile node)
  *   route/ frag/ device/ transport/ tunnel/
- *   wire/                  codecs only
+ *   wire/, sys/            codecs only; system calls, struct layouts (FFI)
  *   base/                  pool, bytes, drop reasons
  *
  * A file may import files of its own folder (and its subfolders) and of any lower layer.
@@ -21,6 +21,7 @@ const SRC = resolve(import.meta.dirname, '../../src');
 const RANK: Record<string, number> = {
   base: 0,
   wire: 1,
+  sys: 1,
   route: 2,
   frag: 2,
   device: 2,

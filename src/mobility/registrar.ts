@@ -90,15 +90,18 @@ export abstract class BindingRegistrar {
   readonly cache: BindingCache;
   readonly stats = new MobilityStats();
   readonly senderId: number;
-  /** Status of the last update handled (for tests and logs). */
+  /** Status of the last update handled (for tests and logs), -1 = none (dropped). */
   lastStatus = -1;
+  /** Node of the last update that authenticated, -1 = none. */
+  lastNode = -1;
 
   protected readonly maxLifetime: number;
   protected readonly bicastMs: number;
   private readonly retryAfterMax: number;
   private readonly replay: CounterWindow;
   private readonly rate: TokenBuckets;
-  private readonly counter: MessageCounter;
+  /** Our replay counter (acks, and the correspondent's path challenges). */
+  protected readonly counter: MessageCounter;
   /** Last ack per node, BINDING_ACK_MAX_LEN bytes each, and its length (0 = none). */
   private readonly ackCache: Uint8Array;
   private readonly ackLen: Uint8Array;
@@ -140,6 +143,7 @@ export abstract class BindingRegistrar {
   handleUpdate(buf: Buffer, off: number, len: number, from: SocketAddress): MobilityVerdict {
     const st = this.stats;
     this.lastStatus = -1;
+    this.lastNode = -1;
     const m = this.msg.wrap(buf, off, len);
     if (m.check() !== DropReason.None || m.ctype !== CTYPE_BINDING_UPDATE) {
       st.inc(C.NBindUpdatesDropInvalid);
@@ -157,6 +161,7 @@ export abstract class BindingRegistrar {
       st.inc(node === AUTH_UNKNOWN_SENDER ? C.NBindUpdatesUnknownNode : C.NBindUpdatesBadMac);
       return MobilityVerdict.DropAuth;
     }
+    this.lastNode = node;
     const now = this.io.clock.now();
     const counter = m.counter;
     const verdict = this.replay.check(node, counter, now);
@@ -207,6 +212,19 @@ export abstract class BindingRegistrar {
       this.sendAck(node, bu, from, status, ackSeq, lifetime, retryAfter, slot >= 0 && this.cache.nat[slot] === 1 && status === 0);
     }
     return status >= STATUS_REJECTED_MIN ? MobilityVerdict.Rejected : MobilityVerdict.Accepted;
+  }
+
+  /**
+   * Replay check for another message kind from an authenticated node (it shares the node's
+   * counter): accepted and recorded when Fresh.
+   */
+  protected acceptCounter(node: number, counter: number, now: number): ReplayVerdict {
+    const v = this.replay.check(node, counter, now);
+    if (v === ReplayVerdict.Fresh) {
+      this.replay.accept(node, counter);
+      this.ackLen[node] = 0;
+    }
+    return v;
   }
 
   private record(node: number, slot: number, bu: BindingUpdate, from: SocketAddress, lifetime: number, now: number): void {

@@ -31,8 +31,10 @@ import {
   bindingUpdateLength,
   bindingUpdatePaddingFor,
   emitBindingUpdate,
+  MOBILITY_BODY_MAX,
   emitPathProbe,
   pathPaddingFor,
+  pathProbeLength,
   type BindingUpdateRepr,
   type SocketAddress,
 } from '../wire/binding.ts';
@@ -149,6 +151,8 @@ interface Entry {
 }
 
 const NONE = Infinity;
+/** Room the fixed fields of a body take at most (IPv6 home and care-of: padding stays within MOBILITY_BODY_MAX). */
+const BODY_FIELDS_MAX = 8 + 32;
 
 export class MobileNode {
   readonly stats = new MobilityStats();
@@ -161,7 +165,8 @@ export class MobileNode {
   private careOf: SocketAddress | null = null;
   private atHome = false;
   private started = false;
-  private readonly out = Buffer.alloc(9100);
+  /** Send buffer: small, grown on demand for padded updates and responses (100k nodes in one process stay cheap). */
+  private out = Buffer.alloc(128);
   private readonly msg = new ControlMessage(Buffer.alloc(0), 0, 0);
   private readonly ack = new BindingAck();
   private readonly probe = new PathProbe();
@@ -289,7 +294,8 @@ export class MobileNode {
       careOf: this.careOf,
       padding: 0,
     };
-    if (e.padTo > 0) r.padding = Math.min(bindingUpdatePaddingFor(e.padTo, r), this.out.length - bindingUpdateLength(r));
+    if (e.padTo > 0) r.padding = Math.min(bindingUpdatePaddingFor(e.padTo, r), MOBILITY_BODY_MAX - BODY_FIELDS_MAX);
+    this.reserve(bindingUpdateLength(r));
     const len = emitBindingUpdate(this.out, 0, { senderId: this.senderId, counter: this.counter.next() }, r, e.key);
     this.stats.inc(C.NBindUpdatesSent);
     if (e.attempt > 0) {
@@ -301,6 +307,10 @@ export class MobileNode {
     e.nextAt = now + backoffDelay(e.attempt, initial, this.policy, this.io.random);
     e.attempt++;
     this.io.sender.send(this.out, 0, len, e.to);
+  }
+
+  private reserve(n: number): void {
+    if (this.out.length < n) this.out = Buffer.alloc(n);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -485,7 +495,8 @@ export class MobileNode {
     // answer from where we are, as big as the challenge (probes the reverse path, no amplification)
     const data = buf.subarray(p.dataOffset, p.dataOffset + 8);
     const r = { data, homeFamily: this.opts.home.family, home: this.opts.home.bytes, padding: 0 };
-    r.padding = Math.min(pathPaddingFor(len, r.homeFamily), this.out.length - len);
+    r.padding = Math.min(pathPaddingFor(len, r.homeFamily), MOBILITY_BODY_MAX - BODY_FIELDS_MAX);
+    this.reserve(pathProbeLength(r));
     const n = emitPathProbe(this.out, 0, true, { senderId: this.senderId, counter: this.counter.next() }, r, e.key);
     st.inc(C.NPathResponsesSent);
     this.io.sender.send(this.out, 0, n, from);

@@ -75,6 +75,7 @@ import {
   CTYPE_BINDING_UPDATE,
   ControlMessage,
   GUE_HEADER_LEN,
+  HMAC_LEN,
   controlLength,
   emitControl,
 } from './gue.ts';
@@ -111,6 +112,8 @@ const BA_HOME = 12;
 export const BA_MIN_LEN = BA_HOME + 4;
 
 export const BA_FLAG_NAT = 0x80;
+/** The longest BINDING_ACK datagram: IPv6 home and observed addresses, HMAC trailer (80 bytes). */
+export const BINDING_ACK_MAX_LEN = GUE_HEADER_LEN + CONTROL_HEADER_LEN + BA_HOME + 16 + 16 + HMAC_LEN;
 
 // --- PATH_CHALLENGE / PATH_RESPONSE body field offsets
 const PATH_DATA = 0;

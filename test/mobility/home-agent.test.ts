@@ -299,6 +299,17 @@ describe('home agent: authentication and replay', () => {
     expect(ha.stats.get(C.NBindUpdatesReplayed)).toBe(1);
   });
 
+  it('a duplicate of an update that got no ack does not get an older ack', () => {
+    const { send, acks, clock } = setup();
+    send(bu(clock, { seq: 1 }));
+    acks();
+    clock.advance(100);
+    const quiet = bu(clock, { seq: 2, a: false });
+    expect(send(quiet)).toBe(MobilityVerdict.Accepted);
+    expect(send(quiet)).toBe(MobilityVerdict.DropReplay);
+    expect(acks()).toEqual([]);
+  });
+
   it('a replayed or reordered older update never moves the binding', () => {
     const { ha, send, acks, clock } = setup();
     const atWifi = bu(clock, { seq: 1 });

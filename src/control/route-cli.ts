@@ -1,25 +1,22 @@
 /**
- * `ipferry route ...`:
+ * `ipferry route ...` (the command tree and help live in cli.ts):
  *   ipferry route get  --routes FILE [--rules FILE] [--json] [ADDR ...]
- *   ipferry route show --routes FILE [--rules FILE] [--json | -n] [--table T]
+ *   ipferry route show --routes FILE [--rules FILE] [--json | -n] [--table T] [-4 | -6]
  * `get` answers each ADDR (or each line of standard input when none is given) the way
  * `ip route get fibmatch ADDR` does: the matching route as it appears in FILE. FILE is iproute2
  * text (`ip route show` / `ip -6 route show` output or `ip route add` lines, v4 and v6 mixed).
  * Exit: 0 all answered, 1 some address had no route, 2 usage or input error (one line on stderr).
  */
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { createInterface } from 'node:readline';
+import { CliError } from './args.ts';
 import { parseAddress } from '../wire/address-text.ts';
 import { Router } from '../route/router.ts';
 import { loadRoutes } from '../route/text/iproute2.ts';
 import { formatCidr, formatRoute, routeJson, showRouteN, showRoutes, showRoutesJson } from '../route/text/show.ts';
 import { ROUTE_TYPE_NAMES } from '../route/types.ts';
 
-const USAGE = `usage: ipferry route get --routes FILE [--rules FILE] [--json] [ADDR ...]
-       ipferry route show --routes FILE [--rules FILE] [--json | -n] [--table TABLE]
-`;
-
+/** A usage or input error of `route SUB`: one line, exit 2. */
 class UsageError extends Error {}
 
 function loadRouter(routesFile: string | undefined, rulesFile: string | undefined): Router {
@@ -53,51 +50,48 @@ function loadRouter(routesFile: string | undefined, rulesFile: string | undefine
   return router;
 }
 
-export async function routeCommand(argv: string[]): Promise<number> {
+export interface RouteFlags {
+  routes?: string;
+  rules?: string;
+  json?: boolean;
+  numeric?: boolean;
+  table?: string;
+  4?: boolean;
+  6?: boolean;
+}
+
+/** Input and usage errors become `ipferry: route SUB: ...`, exit 2. */
+async function guard(sub: string, run: () => Promise<number>): Promise<number> {
   try {
-    return await run(argv);
+    return await run();
   } catch (e) {
-    const msg = e instanceof Error ? e.message : String(e);
-    process.stderr.write(`ipferry route: ${msg.split('\n')[0]}\n`);
-    return 2;
+    if (e instanceof UsageError) throw new CliError(`route ${sub}: ${e.message.split('\n')[0]}`);
+    throw e;
   }
 }
 
-async function run(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub === undefined || sub === '--help' || sub === '-h') {
-    process.stdout.write(USAGE);
-    return sub === undefined ? 2 : 0;
-  }
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: rest,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        routes: { type: 'string' },
-        rules: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        numeric: { type: 'boolean', short: 'n', default: false },
-        table: { type: 'string' },
-      },
-    });
-  } catch (e) {
-    throw new UsageError((e as Error).message.split('\n')[0]!);
-  }
-  const { values, positionals } = parsed;
-  if (sub === 'show') {
-    if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`);
-    const router = loadRouter(values.routes, values.rules);
-    const filter = { table: values.table ?? 'main' };
-    if (values.json) process.stdout.write(showRoutesJson(router, filter) + '\n');
-    else if (values.numeric) process.stdout.write(showRouteN(router, 4, filter) + showRouteN(router, 6, filter));
+function familyOf(flags: RouteFlags): 4 | 6 | undefined {
+  if (flags[4] && flags[6]) throw new UsageError('give -4 or -6, not both');
+  return flags[4] ? 4 : flags[6] ? 6 : undefined;
+}
+
+export function routeShowCommand(flags: RouteFlags): Promise<number> {
+  return guard('show', async () => {
+    const family = familyOf(flags);
+    const router = loadRouter(flags.routes, flags.rules);
+    const filter = { table: flags.table ?? 'main', ...(family !== undefined ? { family } : {}) };
+    if (flags.json) process.stdout.write(showRoutesJson(router, filter) + '\n');
+    else if (flags.numeric) process.stdout.write((family !== 6 ? showRouteN(router, 4, filter) : '') + (family !== 4 ? showRouteN(router, 6, filter) : ''));
     else process.stdout.write(showRoutes(router, filter));
     return 0;
-  }
-  if (sub !== 'get') throw new UsageError(`unknown subcommand ${sub} (get, show)`);
-  if (values.numeric || values.table !== undefined) throw new UsageError('-n and --table apply to route show');
+  });
+}
+
+export function routeGetCommand(positionals: string[], flags: RouteFlags): Promise<number> {
+  return guard('get', () => routeGet(positionals, flags));
+}
+
+async function routeGet(positionals: string[], values: RouteFlags): Promise<number> {
   const router = loadRouter(values.routes, values.rules);
 
   let addrs: { text: string; where: string }[];

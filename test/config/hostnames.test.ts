@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig, resolveConfig, type Lookup } from '../../src/config/config.ts';
+import { Endpoint } from '../../src/endpoint/endpoint.ts';
 import { CLI } from '../control/cli-helper.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'ipferry-hostnames-'));
@@ -72,6 +73,12 @@ describe('parsing names (no lookup)', () => {
         ],
       }),
     ).toThrow('<config>: peers[1].endpoint: duplicate endpoint gw.example.net:6080 (gw.example.net:6080 and GW.example.net:6080) (also peers[0], a)');
+  });
+
+  it('an Endpoint refuses an unresolved config with one line', () => {
+    expect(() => new Endpoint(cfg('gw.example.net:6080'), { tun: false, warmUp: 0 })).toThrow(
+      '<config>: peers[0].endpoint: gw.example.net:6080 is a DNS name: resolve the config first (resolveConfig)',
+    );
   });
 });
 

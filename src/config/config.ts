@@ -33,6 +33,7 @@ import {
   type Family,
 } from '../wire/address-text.ts';
 import { DEFAULT_PORT } from '../transport/udp-transport.ts';
+import { IPV4_MIN_DATAGRAM, IPV6_MIN_MTU } from '../wire/ip.ts';
 import { JsonSyntaxError, parseJson } from './json-parse.ts';
 import { LOG_LEVELS, type LogLevel } from '../control/log.ts';
 import { checkRouteLine, checkRuleLine, type ParsedRouteLine, type ParsedRuleLine } from './route-lines.ts';
@@ -144,8 +145,8 @@ export const DEFAULTS = Object.freeze({
   port: DEFAULT_PORT,
 });
 
-export const MTU_MIN_V4 = 576;
-export const MTU_MIN_V6 = 1280;
+export const MTU_MIN_V4 = IPV4_MIN_DATAGRAM;
+export const MTU_MIN_V6 = IPV6_MIN_MTU;
 export const MTU_MAX = 65535;
 export const KEY_MIN_BYTES = 16;
 /** sun_path is 108 bytes with the terminating NUL. */

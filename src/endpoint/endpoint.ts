@@ -20,7 +20,6 @@ import { formatRoute, routeJson } from '../route/text/show.ts';
 import { UdpTransport } from '../transport/udp-transport.ts';
 import type { AddressBytes } from '../wire/address-text.ts';
 import { emitKeepalive, senderIdFromName, ControlCounter, controlLength } from '../wire/gue.ts';
-import { readV4 } from '../wire/ipv4.ts';
 import { IcmpSender } from './icmp-sender.ts';
 import { KernelRoutes } from './kernel-routes.ts';
 import { LocalStack, type StackUdpSocket } from './local-stack.ts';
@@ -29,6 +28,7 @@ import { Pipeline } from './pipeline.ts';
 import { TokenBucket } from './token-bucket.ts';
 import { buildRouters, kernelPrefixes, STACK_DEV } from './config-routes.ts';
 import { exercisePipeline } from './warm-up.ts';
+import { readV4, v4Text } from '../wire/ip.ts';
 
 export { STACK_DEV };
 
@@ -379,7 +379,7 @@ function icmpSourceV4(config: Config, log: (line: string) => void): number {
     const net = hostBits === 32 ? 0 : (own >>> hostBits) << hostBits;
     const first = (net + 1) >>> 0;
     const pick = own === first ? (first + 1) >>> 0 : first;
-    const text = `${pick >>> 24}.${(pick >>> 16) & 255}.${(pick >>> 8) & 255}.${pick & 255}`;
+    const text = v4Text(pick);
     log(`warning: no IPv4 stack.address: ICMP errors (fragmentation needed) are sent from ${text}, not the kernel's own ${ifa.text}; add a stack address to choose`);
     return pick;
   }

@@ -29,10 +29,10 @@ import {
 import { buildIcmpv6Error, echoReplyInPlace } from '../wire/icmpv6-error.ts';
 import { ICMPV6_DEST_UNREACHABLE, ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, ICMPV6_PARAM_PROBLEM } from '../wire/icmpv6.ts';
 import { Ipv6Chain, walkIpv6Chain } from '../wire/ipv6-chain.ts';
-import { IP_PROTO_ICMP, IP_PROTO_ICMPV6, IP_PROTO_TCP, IP_PROTO_UDP, readV4 } from '../wire/ipv4.ts';
 import { IPV6_HEADER_LEN, writeIpv6Header } from '../wire/ipv6.ts';
 import { UdpPacket } from '../wire/udp.ts';
 import type { TokenBucket } from './token-bucket.ts';
+import { IP_PROTO_ICMP, IP_PROTO_ICMPV6, IP_PROTO_TCP, IP_PROTO_UDP, readV4 } from '../wire/ip.ts';
 
 export interface LocalStackOptions {
   pools: PacketPools;

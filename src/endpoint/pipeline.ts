@@ -29,11 +29,12 @@ import type { Transport } from '../transport/transport.ts';
 import { CTYPE_KEEPALIVE, ControlMessage, gueClassify, gueHeaderLength, GueKind, ReplayWindow, verifyControl } from '../wire/gue.ts';
 import { ICMP_DEST_UNREACHABLE, ICMP_EXC_TTL, ICMP_TIME_EXCEEDED, ICMP_UNREACH_FRAG_NEEDED } from '../wire/icmpv4.ts';
 import { ICMPV6_PACKET_TOO_BIG, ICMPV6_TIME_EXCEEDED } from '../wire/icmpv6.ts';
-import { IPV4_FLAG_DF, Ipv4Packet, IP_PROTO_TCP } from '../wire/ipv4.ts';
-import { IPV6_HEADER_LEN, IPV6_MIN_MTU, Ipv6Packet } from '../wire/ipv6.ts';
+import { IPV4_FLAG_DF, Ipv4Packet } from '../wire/ipv4.ts';
+import { IPV6_HEADER_LEN, Ipv6Packet } from '../wire/ipv6.ts';
 import { TcpPacket } from '../wire/tcp.ts';
 import type { IcmpSender } from './icmp-sender.ts';
 import type { Peer } from './peer.ts';
+import { IP_PROTO_TCP, IPV6_MIN_MTU } from '../wire/ip.ts';
 
 /** Where a route's nexthop leads (peers are >= 0). */
 export const TARGET_DEVICE = -1;

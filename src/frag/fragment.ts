@@ -24,10 +24,8 @@ import { BufferPool, type PacketBuffer, type PacketPools } from '../base/pool.ts
 import { copyBytes, shortChecksum } from '../base/bytes.ts';
 import { copiedOptionsLength, copyOptionsForFragment } from '../wire/ipv4-options.ts';
 import { Ipv6Chain, walkIpv6Chain } from '../wire/ipv6-chain.ts';
+import { IP_PROTO_FRAGMENT, IPV4_MIN_MTU, IPV6_MIN_MTU } from '../wire/ip.ts';
 
-export const IPV4_MIN_MTU = 68;
-export const IPV6_MIN_MTU = 1280;
-const IPV6_FRAG_HDR = 44;
 
 export interface FragmenterOptions {
   /** Where fragment buffers come from: PacketPools (smallest class that fits) or one BufferPool. */
@@ -205,7 +203,7 @@ export class Fragmenter {
       const b = p.buf;
       const o = p.offset;
       copyBytes(buf, off, b, o, unfrag);
-      b[o + nhRel] = IPV6_FRAG_HDR;
+      b[o + nhRel] = IP_PROTO_FRAGMENT;
       const pl = tl - 40;
       b[o + 4] = pl >>> 8;
       b[o + 5] = pl & 0xff;

@@ -85,6 +85,7 @@
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { DropReason } from '../base/drop-reason.ts';
+import { IP_PROTO_IPIP, IP_PROTO_IPV6 } from './ip.ts';
 
 // --- variant 0 header field offsets and masks
 export const GUE_HEADER_LEN = 4;
@@ -93,10 +94,6 @@ const FIELD_PROTO_CTYPE = 1;
 const FIELD_FLAGS = 2;
 const MASK_C = 0x20;
 const MASK_HLEN = 0x1f;
-
-/** IP protocol numbers used in Proto/ctype of variant-0 data. */
-export const IPPROTO_IPIP = 4;
-export const IPPROTO_IPV6 = 41;
 
 /** Control message types (user-defined range of draft-ietf-intarea-gue). */
 export const CTYPE_KEEPALIVE = 128;
@@ -159,8 +156,8 @@ export function gueClassify(buf: Uint8Array, off: number, len: number): GueKind 
       if (hdrLen === len) return GueKind.Bad;
       const proto = buf[off + FIELD_PROTO_CTYPE]!;
       const v = buf[off + hdrLen]! >> 4;
-      if (proto === IPPROTO_IPIP && v === 4) return GueKind.Ipv4;
-      if (proto === IPPROTO_IPV6 && v === 6) return GueKind.Ipv6;
+      if (proto === IP_PROTO_IPIP && v === 4) return GueKind.Ipv4;
+      if (proto === IP_PROTO_IPV6 && v === 6) return GueKind.Ipv6;
       return GueKind.Bad;
     }
     default:

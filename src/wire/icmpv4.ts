@@ -15,11 +15,12 @@
 import { WireView } from './view.ts';
 import { DropReason } from '../base/drop-reason.ts';
 import { adjust16, checksum, fold, sumWords } from './checksum.ts';
+import { IPV4_HEADER_LEN } from './ipv4.ts';
 import {
   IP_PROTO_ICMP,
   IP_PROTO_TCP,
   IP_PROTO_UDP,
-  IPV4_HEADER_LEN,
+  IPV4_MIN_DATAGRAM,
   isClassEV4,
   isLoopbackV4,
   isMulticastV4,
@@ -27,11 +28,11 @@ import {
   readV4,
   v4Text,
   writeV4,
-} from './ipv4.ts';
+} from './ip.ts';
 
 export const ICMPV4_HEADER_LEN = 8;
 /** RFC 1812 4.3.2.3: an ICMP error datagram (IP header included) is at most 576 bytes. */
-export const ICMPV4_ERROR_MAX_LEN = 576;
+export const ICMPV4_ERROR_MAX_LEN = IPV4_MIN_DATAGRAM;
 
 export const ICMP_ECHO_REPLY = 0;
 export const ICMP_DEST_UNREACHABLE = 3;

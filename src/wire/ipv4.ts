@@ -20,6 +20,21 @@ import { WireView } from './view.ts';
 import { DropReason } from '../base/drop-reason.ts';
 import { adjust16, adjust32, checksum } from './checksum.ts';
 import { describeOptions, validateOptions } from './ipv4-options.ts';
+import {
+  IP_PROTO_AH,
+  IP_PROTO_ESP,
+  IP_PROTO_GRE,
+  IP_PROTO_ICMP,
+  IP_PROTO_ICMPV6,
+  IP_PROTO_IGMP,
+  IP_PROTO_IPIP,
+  IP_PROTO_IPV6,
+  IP_PROTO_TCP,
+  IP_PROTO_UDP,
+  readV4,
+  v4Text,
+  writeV4,
+} from './ip.ts';
 import { describeUdpBody } from './udp.ts';
 import { describeTcpSegment } from './tcp.ts';
 import { describeIcmpv4Body } from './icmpv4.ts';
@@ -27,73 +42,24 @@ import { describeIcmpv4Body } from './icmpv4.ts';
 export const IPV4_HEADER_LEN = 20;
 export const IPV4_MAX_HEADER_LEN = 60;
 export const IPV4_MAX_LEN = 65535;
-/** Minimum MTU every IPv4 link must carry (RFC 791). */
-export const IPV4_MIN_MTU = 68;
 
-export const F_VER_IHL = 0;
-export const F_TOS = 1;
-export const F_TOTAL_LENGTH = 2;
-export const F_IDENT = 4;
-export const F_FLAGS_FRAG = 6;
-export const F_TTL = 8;
-export const F_PROTOCOL = 9;
-export const F_CHECKSUM = 10;
-export const F_SRC = 12;
-export const F_DST = 16;
+// --- field offsets
+export const IPV4_VER_IHL = 0;
+export const IPV4_TOS = 1;
+export const IPV4_TOTAL_LENGTH = 2;
+export const IPV4_IDENT = 4;
+export const IPV4_FLAGS_FRAG = 6;
+export const IPV4_TTL = 8;
+export const IPV4_PROTOCOL = 9;
+export const IPV4_CHECKSUM = 10;
+export const IPV4_SRC = 12;
+export const IPV4_DST = 16;
 
 /** Flag bits in the 16-bit flags/fragment-offset word. */
 export const IPV4_FLAG_RESERVED = 0x8000;
 export const IPV4_FLAG_DF = 0x4000;
 export const IPV4_FLAG_MF = 0x2000;
 export const IPV4_FRAG_OFFSET_MASK = 0x1fff;
-
-export const IP_PROTO_ICMP = 1;
-export const IP_PROTO_IGMP = 2;
-export const IP_PROTO_IPIP = 4;
-export const IP_PROTO_TCP = 6;
-export const IP_PROTO_UDP = 17;
-export const IP_PROTO_IPV6 = 41;
-export const IP_PROTO_GRE = 47;
-export const IP_PROTO_ESP = 50;
-export const IP_PROTO_AH = 51;
-export const IP_PROTO_ICMPV6 = 58;
-
-// --- address classes (uint32 addresses) ---
-
-/** 0.0.0.0/8 ("this network"; 0.0.0.0 itself is the unspecified address). */
-export function isThisNetworkV4(a: number): boolean {
-  return a >>> 24 === 0;
-}
-export function isLoopbackV4(a: number): boolean {
-  return a >>> 24 === 127;
-}
-export function isMulticastV4(a: number): boolean {
-  return a >>> 28 === 0xe;
-}
-/** 240.0.0.0/4 (class E, reserved), which includes 255.255.255.255. */
-export function isClassEV4(a: number): boolean {
-  return a >>> 28 === 0xf;
-}
-export function isLimitedBroadcastV4(a: number): boolean {
-  return a >>> 0 === 0xffffffff;
-}
-export function isLinkLocalV4(a: number): boolean {
-  return a >>> 16 === 0xa9fe;
-}
-/** The four bytes at buf[off] as an unsigned 32-bit number. */
-export function readV4(buf: Uint8Array, off: number): number {
-  return ((buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!) >>> 0;
-}
-export function writeV4(buf: Uint8Array, off: number, a: number): void {
-  buf[off] = a >>> 24;
-  buf[off + 1] = a >>> 16;
-  buf[off + 2] = a >>> 8;
-  buf[off + 3] = a;
-}
-/** Dotted quad of a uint32 (display only). */
-export function v4Text(a: number): string {
-  return `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
-}
 
 export interface Ipv4Repr {
   src: number;
@@ -135,72 +101,72 @@ export class Ipv4Packet extends WireView {
   }
   /** The whole TOS byte (DSCP << 2 | ECN). */
   get tos(): number {
-    return this.buf[this.off + F_TOS]!;
+    return this.buf[this.off + IPV4_TOS]!;
   }
   set tos(v: number) {
-    this.buf[this.off + F_TOS] = v;
+    this.buf[this.off + IPV4_TOS] = v;
   }
   get dscp(): number {
-    return this.buf[this.off + F_TOS]! >> 2;
+    return this.buf[this.off + IPV4_TOS]! >> 2;
   }
   set dscp(v: number) {
-    this.buf[this.off + F_TOS] = ((v & 0x3f) << 2) | (this.buf[this.off + F_TOS]! & 3);
+    this.buf[this.off + IPV4_TOS] = ((v & 0x3f) << 2) | (this.buf[this.off + IPV4_TOS]! & 3);
   }
   get ecn(): number {
-    return this.buf[this.off + F_TOS]! & 3;
+    return this.buf[this.off + IPV4_TOS]! & 3;
   }
   set ecn(v: number) {
-    this.buf[this.off + F_TOS] = (this.buf[this.off + F_TOS]! & 0xfc) | (v & 3);
+    this.buf[this.off + IPV4_TOS] = (this.buf[this.off + IPV4_TOS]! & 0xfc) | (v & 3);
   }
   get totalLength(): number {
-    return (this.buf[this.off + F_TOTAL_LENGTH]! << 8) | this.buf[this.off + F_TOTAL_LENGTH + 1]!;
+    return (this.buf[this.off + IPV4_TOTAL_LENGTH]! << 8) | this.buf[this.off + IPV4_TOTAL_LENGTH + 1]!;
   }
   set totalLength(v: number) {
-    this.buf[this.off + F_TOTAL_LENGTH] = v >>> 8;
-    this.buf[this.off + F_TOTAL_LENGTH + 1] = v;
+    this.buf[this.off + IPV4_TOTAL_LENGTH] = v >>> 8;
+    this.buf[this.off + IPV4_TOTAL_LENGTH + 1] = v;
   }
   get ident(): number {
-    return (this.buf[this.off + F_IDENT]! << 8) | this.buf[this.off + F_IDENT + 1]!;
+    return (this.buf[this.off + IPV4_IDENT]! << 8) | this.buf[this.off + IPV4_IDENT + 1]!;
   }
   set ident(v: number) {
-    this.buf[this.off + F_IDENT] = v >>> 8;
-    this.buf[this.off + F_IDENT + 1] = v;
+    this.buf[this.off + IPV4_IDENT] = v >>> 8;
+    this.buf[this.off + IPV4_IDENT + 1] = v;
   }
   /** The raw 16-bit flags + fragment offset word. */
   get flagsFragWord(): number {
-    return (this.buf[this.off + F_FLAGS_FRAG]! << 8) | this.buf[this.off + F_FLAGS_FRAG + 1]!;
+    return (this.buf[this.off + IPV4_FLAGS_FRAG]! << 8) | this.buf[this.off + IPV4_FLAGS_FRAG + 1]!;
   }
   set flagsFragWord(v: number) {
-    this.buf[this.off + F_FLAGS_FRAG] = v >>> 8;
-    this.buf[this.off + F_FLAGS_FRAG + 1] = v;
+    this.buf[this.off + IPV4_FLAGS_FRAG] = v >>> 8;
+    this.buf[this.off + IPV4_FLAGS_FRAG + 1] = v;
   }
   get reservedFlag(): boolean {
-    return (this.buf[this.off + F_FLAGS_FRAG]! & 0x80) !== 0;
+    return (this.buf[this.off + IPV4_FLAGS_FRAG]! & 0x80) !== 0;
   }
   set reservedFlag(on: boolean) {
-    const o = this.off + F_FLAGS_FRAG;
+    const o = this.off + IPV4_FLAGS_FRAG;
     this.buf[o] = on ? this.buf[o]! | 0x80 : this.buf[o]! & 0x7f;
   }
   get dontFragment(): boolean {
-    return (this.buf[this.off + F_FLAGS_FRAG]! & 0x40) !== 0;
+    return (this.buf[this.off + IPV4_FLAGS_FRAG]! & 0x40) !== 0;
   }
   set dontFragment(on: boolean) {
-    const o = this.off + F_FLAGS_FRAG;
+    const o = this.off + IPV4_FLAGS_FRAG;
     this.buf[o] = on ? this.buf[o]! | 0x40 : this.buf[o]! & 0xbf;
   }
   get moreFragments(): boolean {
-    return (this.buf[this.off + F_FLAGS_FRAG]! & 0x20) !== 0;
+    return (this.buf[this.off + IPV4_FLAGS_FRAG]! & 0x20) !== 0;
   }
   set moreFragments(on: boolean) {
-    const o = this.off + F_FLAGS_FRAG;
+    const o = this.off + IPV4_FLAGS_FRAG;
     this.buf[o] = on ? this.buf[o]! | 0x20 : this.buf[o]! & 0xdf;
   }
   /** Fragment offset in 8-byte units (the 13-bit field). */
   get fragOffsetRaw(): number {
-    return ((this.buf[this.off + F_FLAGS_FRAG]! & 0x1f) << 8) | this.buf[this.off + F_FLAGS_FRAG + 1]!;
+    return ((this.buf[this.off + IPV4_FLAGS_FRAG]! & 0x1f) << 8) | this.buf[this.off + IPV4_FLAGS_FRAG + 1]!;
   }
   set fragOffsetRaw(v: number) {
-    const o = this.off + F_FLAGS_FRAG;
+    const o = this.off + IPV4_FLAGS_FRAG;
     this.buf[o] = (this.buf[o]! & 0xe0) | ((v >>> 8) & 0x1f);
     this.buf[o + 1] = v;
   }
@@ -213,52 +179,52 @@ export class Ipv4Packet extends WireView {
   }
   /** MF set or offset non-zero. */
   get isFragment(): boolean {
-    const o = this.off + F_FLAGS_FRAG;
+    const o = this.off + IPV4_FLAGS_FRAG;
     return ((this.buf[o]! & 0x3f) | this.buf[o + 1]!) !== 0;
   }
   get ttl(): number {
-    return this.buf[this.off + F_TTL]!;
+    return this.buf[this.off + IPV4_TTL]!;
   }
   set ttl(v: number) {
-    this.buf[this.off + F_TTL] = v;
+    this.buf[this.off + IPV4_TTL] = v;
   }
   get protocol(): number {
-    return this.buf[this.off + F_PROTOCOL]!;
+    return this.buf[this.off + IPV4_PROTOCOL]!;
   }
   set protocol(v: number) {
-    this.buf[this.off + F_PROTOCOL] = v;
+    this.buf[this.off + IPV4_PROTOCOL] = v;
   }
   get checksum(): number {
-    return (this.buf[this.off + F_CHECKSUM]! << 8) | this.buf[this.off + F_CHECKSUM + 1]!;
+    return (this.buf[this.off + IPV4_CHECKSUM]! << 8) | this.buf[this.off + IPV4_CHECKSUM + 1]!;
   }
   set checksum(v: number) {
-    this.buf[this.off + F_CHECKSUM] = v >>> 8;
-    this.buf[this.off + F_CHECKSUM + 1] = v;
+    this.buf[this.off + IPV4_CHECKSUM] = v >>> 8;
+    this.buf[this.off + IPV4_CHECKSUM + 1] = v;
   }
   // Byte math written out (no helper call): once this getter is inlined nothing is left that
   // could return a boxed (> 2^31) number, so reading addresses never allocates.
   get srcAddr(): number {
     const b = this.buf;
-    const o = this.off + F_SRC;
+    const o = this.off + IPV4_SRC;
     return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
   }
   set srcAddr(a: number) {
-    writeV4(this.buf, this.off + F_SRC, a);
+    writeV4(this.buf, this.off + IPV4_SRC, a);
   }
   get dstAddr(): number {
     const b = this.buf;
-    const o = this.off + F_DST;
+    const o = this.off + IPV4_DST;
     return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
   }
   set dstAddr(a: number) {
-    writeV4(this.buf, this.off + F_DST, a);
+    writeV4(this.buf, this.off + IPV4_DST, a);
   }
   /** Offset in buf of the 4 source address bytes (pseudo-header sums, zero-copy compares). */
   get srcOffset(): number {
-    return this.off + F_SRC;
+    return this.off + IPV4_SRC;
   }
   get dstOffset(): number {
-    return this.off + F_DST;
+    return this.off + IPV4_DST;
   }
   get optionsOffset(): number {
     return this.off + IPV4_HEADER_LEN;
@@ -348,7 +314,7 @@ export class Ipv4Packet extends WireView {
    * (DropReason.TtlExpired, ICMP time exceeded code 0).
    */
   decrementTtl(): boolean {
-    const o = this.off + F_TTL;
+    const o = this.off + IPV4_TTL;
     const ttl = this.buf[o]!;
     if (ttl <= 1) return false;
     const proto = this.buf[o + 1]!;
@@ -364,10 +330,10 @@ export class Ipv4Packet extends WireView {
    * pseudo-header covers the address). A UDP zero checksum stays zero; a computed 0 becomes 0xffff.
    */
   rewriteSrcAddr(addr: number): void {
-    this.rewriteAddr(F_SRC, addr);
+    this.rewriteAddr(IPV4_SRC, addr);
   }
   rewriteDstAddr(addr: number): void {
-    this.rewriteAddr(F_DST, addr);
+    this.rewriteAddr(IPV4_DST, addr);
   }
   private rewriteAddr(field: number, addr: number): void {
     const old = readV4(this.buf, this.off + field);
@@ -422,30 +388,30 @@ export class Ipv4Packet extends WireView {
   static emit(repr: Ipv4Repr, buf: Uint8Array, off: number): number {
     const hl = Ipv4Packet.headerLength(repr);
     buf[off] = 0x40 | (hl >> 2);
-    buf[off + F_TOS] = ((repr.dscp & 0x3f) << 2) | (repr.ecn & 3);
+    buf[off + IPV4_TOS] = ((repr.dscp & 0x3f) << 2) | (repr.ecn & 3);
     const tl = hl + repr.payloadLength;
-    buf[off + F_TOTAL_LENGTH] = tl >>> 8;
-    buf[off + F_TOTAL_LENGTH + 1] = tl;
-    buf[off + F_IDENT] = repr.ident >>> 8;
-    buf[off + F_IDENT + 1] = repr.ident;
+    buf[off + IPV4_TOTAL_LENGTH] = tl >>> 8;
+    buf[off + IPV4_TOTAL_LENGTH + 1] = tl;
+    buf[off + IPV4_IDENT] = repr.ident >>> 8;
+    buf[off + IPV4_IDENT + 1] = repr.ident;
     const ff =
       (repr.dontFragment ? IPV4_FLAG_DF : 0) |
       (repr.moreFragments ? IPV4_FLAG_MF : 0) |
       ((repr.fragOffset >>> 3) & IPV4_FRAG_OFFSET_MASK);
-    buf[off + F_FLAGS_FRAG] = ff >>> 8;
-    buf[off + F_FLAGS_FRAG + 1] = ff;
-    buf[off + F_TTL] = repr.ttl;
-    buf[off + F_PROTOCOL] = repr.protocol;
-    buf[off + F_CHECKSUM] = 0;
-    buf[off + F_CHECKSUM + 1] = 0;
-    writeV4(buf, off + F_SRC, repr.src);
-    writeV4(buf, off + F_DST, repr.dst);
+    buf[off + IPV4_FLAGS_FRAG] = ff >>> 8;
+    buf[off + IPV4_FLAGS_FRAG + 1] = ff;
+    buf[off + IPV4_TTL] = repr.ttl;
+    buf[off + IPV4_PROTOCOL] = repr.protocol;
+    buf[off + IPV4_CHECKSUM] = 0;
+    buf[off + IPV4_CHECKSUM + 1] = 0;
+    writeV4(buf, off + IPV4_SRC, repr.src);
+    writeV4(buf, off + IPV4_DST, repr.dst);
     const ol = Math.min(repr.options.length, 40);
     for (let i = 0; i < ol; i++) buf[off + IPV4_HEADER_LEN + i] = repr.options[i]!;
     for (let i = IPV4_HEADER_LEN + ol; i < hl; i++) buf[off + i] = 0;
     const c = checksum(buf, off, hl);
-    buf[off + F_CHECKSUM] = c >>> 8;
-    buf[off + F_CHECKSUM + 1] = c;
+    buf[off + IPV4_CHECKSUM] = c >>> 8;
+    buf[off + IPV4_CHECKSUM + 1] = c;
     return hl;
   }
 

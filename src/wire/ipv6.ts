@@ -18,28 +18,26 @@ import { DropReason } from '../base/drop-reason.ts';
 import { formatAddress } from './address-text.ts';
 import { describeIcmpv6Body } from './icmpv6.ts';
 import { Ipv6Chain, walkIpv6Chain } from './ipv6-chain.ts';
-import {
-  NH_AH,
-  NH_DEST_OPTS,
-  NH_ESP,
-  NH_FRAGMENT,
-  NH_HOP_BY_HOP,
-  NH_ICMPV6,
-  NH_NONE,
-  NH_ROUTING,
-  NH_TCP,
-  NH_UDP,
-  nextHeaderName,
-} from './ipv6-ext.ts';
+import { nextHeaderName } from './ipv6-ext.ts';
 import { describeTcpSegment } from './tcp.ts';
 import { describeUdpBody } from './udp.ts';
+import {
+  IP_PROTO_AH,
+  IP_PROTO_DEST_OPTS,
+  IP_PROTO_ESP,
+  IP_PROTO_FRAGMENT,
+  IP_PROTO_HOP_BY_HOP,
+  IP_PROTO_ICMPV6,
+  IP_PROTO_NONE,
+  IP_PROTO_ROUTING,
+  IP_PROTO_TCP,
+  IP_PROTO_UDP,
+} from './ip.ts';
 
 /** DropReason.None read once (an imported enum can cost a getter call per use under tsx/CJS). */
 const R_NONE: DropReason = DropReason.None;
 
 export const IPV6_HEADER_LEN = 40;
-/** RFC 8200 section 5: every link carries 1280-byte packets. */
-export const IPV6_MIN_MTU = 1280;
 /** Largest packet without a jumbogram: 40 + 65535. */
 export const IPV6_MAX_LEN = 40 + 65535;
 export const IPV6_ADDR_LEN = 16;
@@ -71,44 +69,6 @@ export function ipv6AddrCompare(a: Uint8Array, aOff: number, b: Uint8Array, bOff
 /** Copy 16 bytes. */
 export function ipv6AddrCopy(src: Uint8Array, srcOff: number, dst: Uint8Array, dstOff: number): void {
   for (let i = 0; i < 16; i++) dst[dstOff + i] = src[srcOff + i]!;
-}
-
-/** :: */
-export function ipv6IsUnspecified(b: Uint8Array, o: number): boolean {
-  for (let i = 0; i < 16; i++) if (b[o + i] !== 0) return false;
-  return true;
-}
-
-/** ::1 */
-export function ipv6IsLoopback(b: Uint8Array, o: number): boolean {
-  for (let i = 0; i < 15; i++) if (b[o + i] !== 0) return false;
-  return b[o + 15] === 1;
-}
-
-/** ff00::/8 */
-export function ipv6IsMulticast(b: Uint8Array, o: number): boolean {
-  return b[o] === 0xff;
-}
-
-/** fe80::/10 */
-export function ipv6IsLinkLocal(b: Uint8Array, o: number): boolean {
-  return b[o] === 0xfe && (b[o + 1]! & 0xc0) === 0x80;
-}
-
-/** fc00::/7 (RFC 4193 unique local). */
-export function ipv6IsUniqueLocal(b: Uint8Array, o: number): boolean {
-  return (b[o]! & 0xfe) === 0xfc;
-}
-
-/** ::ffff:0:0/96 (IPv4-mapped). */
-export function ipv6IsV4Mapped(b: Uint8Array, o: number): boolean {
-  for (let i = 0; i < 10; i++) if (b[o + i] !== 0) return false;
-  return b[o + 10] === 0xff && b[o + 11] === 0xff;
-}
-
-/** Multicast scope (RFC 4291 2.7): 1 interface, 2 link, 5 site, 8 organisation, 14 global; -1 if not multicast. */
-export function ipv6MulticastScope(b: Uint8Array, o: number): number {
-  return b[o] === 0xff ? b[o + 1]! & 0x0f : -1;
 }
 
 // ---------------------------------------------------------------- representation
@@ -331,18 +291,18 @@ export function describeIpv6(buf: Uint8Array, off: number, len: number): string 
   let p = off + IPV6_HEADER_LEN;
   const end = c.end;
   for (let n = 0; n < 64 && p + 2 <= end; n++) {
-    if (nh === NH_HOP_BY_HOP || nh === NH_DEST_OPTS) {
-      prefix += nh === NH_HOP_BY_HOP ? 'HBH ' : 'DSTOPT ';
+    if (nh === IP_PROTO_HOP_BY_HOP || nh === IP_PROTO_DEST_OPTS) {
+      prefix += nh === IP_PROTO_HOP_BY_HOP ? 'HBH ' : 'DSTOPT ';
       const l = (buf[p + 1]! + 1) << 3;
       nh = buf[p]!;
       p += l;
-    } else if (nh === NH_ROUTING) {
+    } else if (nh === IP_PROTO_ROUTING) {
       const l = (buf[p + 1]! + 1) << 3;
       if (p + 8 > end || p + l > end) break;
       prefix += `${describeRouting(buf, p, l)} `;
       nh = buf[p]!;
       p += l;
-    } else if (nh === NH_AH) {
+    } else if (nh === IP_PROTO_AH) {
       const l = (buf[p + 1]! + 2) << 2;
       if (p + 12 > end || p + l > end || l < 12) break;
       const spi = ((buf[p + 4]! << 24) | (buf[p + 5]! << 16) | (buf[p + 6]! << 8) | buf[p + 7]!) >>> 0;
@@ -352,7 +312,7 @@ export function describeIpv6(buf: Uint8Array, off: number, len: number): string 
       prefix += `AH(spi=0x${spi.toString(16).padStart(8, '0')},seq=0x${seq.toString(16)},icv=0x${icv}): `;
       nh = buf[p]!;
       p += l;
-    } else if (nh === NH_FRAGMENT) {
+    } else if (nh === IP_PROTO_FRAGMENT) {
       if (p + 8 > end) break;
       const fo = ((buf[p + 2]! << 8) | buf[p + 3]!) & 0xfff8;
       prefix += `frag (${fo}|${end - p - 8})`;
@@ -368,10 +328,10 @@ export function describeIpv6(buf: Uint8Array, off: number, len: number): string 
   const u = c.upperOffset;
   const ul = end - u;
   switch (c.upperProtocol) {
-    case NH_ICMPV6:
+    case IP_PROTO_ICMPV6:
       return `IP6 ${src} > ${dst}: ${prefix}${describeIcmpv6Body(buf, u, ul)}`;
     // After extension headers tcpdump prints the ports without the addresses: "HBH 1 > 2: UDP".
-    case NH_UDP:
+    case IP_PROTO_UDP:
       if (prefix === '') return `IP6 ${describeUdpBody(buf, u, ul, src, dst)}`; // (no frag header)
       if (ul < 8) return `IP6 ${src} > ${dst}: ${prefix}UDP [truncated]`;
       {
@@ -380,12 +340,12 @@ export function describeIpv6(buf: Uint8Array, off: number, len: number): string 
         if (c.isFirstFragment) t = t.replace(/ \[bad udp length \d+\]$/, '');
         return `IP6 ${src} > ${dst}: ${prefix}${t}`;
       }
-    case NH_TCP:
+    case IP_PROTO_TCP:
       if (prefix === '') return `IP6 ${describeTcpSegment(buf, u, ul, src, dst)}`;
       return `IP6 ${src} > ${dst}: ${prefix}${describeTcpSegment(buf, u, ul, '', '')}`;
-    case NH_NONE:
+    case IP_PROTO_NONE:
       return `IP6 ${src} > ${dst}: ${prefix}no next header`;
-    case NH_ESP: {
+    case IP_PROTO_ESP: {
       if (ul < 8) return `IP6 ${src} > ${dst}: ${prefix}ESP [|esp]`;
       const spi = ((buf[u]! << 24) | (buf[u + 1]! << 16) | (buf[u + 2]! << 8) | buf[u + 3]!) >>> 0;
       const seq = ((buf[u + 4]! << 24) | (buf[u + 5]! << 16) | (buf[u + 6]! << 8) | buf[u + 7]!) >>> 0;

@@ -22,10 +22,11 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { DropReason } from '../../src/base/drop-reason.ts';
 import { checksum, verify } from '../../src/wire/checksum.ts';
-import { IP_PROTO_ICMP, IP_PROTO_UDP, Ipv4Packet, v4Text } from '../../src/wire/ipv4.ts';
+import { Ipv4Packet } from '../../src/wire/ipv4.ts';
 import { UdpPacket } from '../../src/wire/udp.ts';
 import { kernelFixture } from '../support/pcap.ts';
 import { tsharkAvailable, tsharkCheckPackets, TSHARK_MISSING } from '../support/tshark.ts';
+import { IP_PROTO_ICMP, IP_PROTO_UDP, v4Text } from '../../src/wire/ip.ts';
 
 const A = (s: string) => s.split('.').reduce((a, b) => a * 256 + Number(b), 0);
 const ip = (b: Uint8Array, off = 0) => new Ipv4Packet(b, off, b.length - off);

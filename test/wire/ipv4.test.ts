@@ -2,20 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { DropReason } from '../../src/base/drop-reason.ts';
 import { checksum, sumWords, fold, verify } from '../../src/wire/checksum.ts';
-import {
-  IP_PROTO_ICMP,
-  IP_PROTO_TCP,
-  IP_PROTO_UDP,
-  Ipv4Packet,
-  type Ipv4Repr,
-  isClassEV4,
-  isLimitedBroadcastV4,
-  isLoopbackV4,
-  isMulticastV4,
-  isThisNetworkV4,
-  readV4,
-  v4Text,
-} from '../../src/wire/ipv4.ts';
+import { Ipv4Packet, type Ipv4Repr } from '../../src/wire/ipv4.ts';
 import {
   IPV4_OPT_LSRR,
   IPV4_OPT_NOP,
@@ -35,6 +22,18 @@ import { Icmpv4Packet } from '../../src/wire/icmpv4.ts';
 import { UdpPacket } from '../../src/wire/udp.ts';
 import { TcpPacket } from '../../src/wire/tcp.ts';
 import { kernelFixture } from '../support/pcap.ts';
+import {
+  IP_PROTO_ICMP,
+  IP_PROTO_TCP,
+  IP_PROTO_UDP,
+  isClassEV4,
+  isLimitedBroadcastV4,
+  isLoopbackV4,
+  isMulticastV4,
+  isThisNetworkV4,
+  readV4,
+  v4Text,
+} from '../../src/wire/ip.ts';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 const A = (s: string) => s.split('.').reduce((a, b) => a * 256 + Number(b), 0);

@@ -17,9 +17,10 @@ import {
   Ipv6RoutingHeader,
   OPTION_ACTION_SKIP,
 } from '../../src/wire/ipv6-ext.ts';
-import { Ipv6Packet, describeIpv6, ipv6IsLinkLocal } from '../../src/wire/ipv6.ts';
+import { Ipv6Packet, describeIpv6 } from '../../src/wire/ipv6.ts';
 import { KERNEL_FIXTURE_DIR, kernelFixture, kernelManifest } from '../support/pcap.ts';
 import { A, concat, hex, pseudo, refChecksum, seqBytes } from './ipv6-build.ts';
+import { ipv6IsLinkLocal } from '../../src/wire/ip.ts';
 
 const ME = A('fd00:10::1');
 const HOST = A('fd00:20::20');

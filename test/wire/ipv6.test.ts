@@ -13,13 +13,6 @@ import {
   ipv6AddrCompare,
   ipv6AddrCopy,
   ipv6AddrEqual,
-  ipv6IsLinkLocal,
-  ipv6IsLoopback,
-  ipv6IsMulticast,
-  ipv6IsUniqueLocal,
-  ipv6IsUnspecified,
-  ipv6IsV4Mapped,
-  ipv6MulticastScope,
   writeIpv6Header,
 } from '../../src/wire/ipv6.ts';
 import { writePcap } from '../support/pcap.ts';
@@ -37,6 +30,15 @@ import {
   udp,
   v6,
 } from './ipv6-build.ts';
+import {
+  ipv6IsLinkLocal,
+  ipv6IsLoopback,
+  ipv6IsMulticast,
+  ipv6IsUniqueLocal,
+  ipv6IsUnspecified,
+  ipv6IsV4Mapped,
+  ipv6MulticastScope,
+} from '../../src/wire/ip.ts';
 
 const S = 'fd00:10::1';
 const D = 'fd00:20::20';

@@ -21,7 +21,8 @@
 import { randomFillSync } from 'node:crypto';
 import { DropCounters, DropReason } from '../base/drop-reason.ts';
 import { BufferPool, type PacketBuffer, type PacketPools } from '../base/pool.ts';
-import { copyBytes, shortChecksum } from '../base/bytes.ts';
+import { copyBytes } from '../base/bytes.ts';
+import { ipv4HeaderChecksum } from '../wire/checksum.ts';
 import { copiedOptionsLength, copyOptionsForFragment } from '../wire/ipv4-options.ts';
 import { Ipv6Chain, walkIpv6Chain } from '../wire/ipv6-chain.ts';
 import { IP_PROTO_FRAGMENT, IPV4_MIN_MTU, IPV6_MIN_MTU } from '../wire/ip.ts';
@@ -140,7 +141,7 @@ export class Fragmenter {
       b[o + 7] = flagsOff & 0xff;
       b[o + 10] = 0;
       b[o + 11] = 0;
-      const c = shortChecksum(b, o, hl);
+      const c = ipv4HeaderChecksum(b, o);
       b[o + 10] = c >>> 8;
       b[o + 11] = c & 0xff;
       copyBytes(buf, dataOff + pos, b, o + hl, chunk);

@@ -37,7 +37,8 @@
 import { randomBytes } from 'node:crypto';
 import { DropCounters, DropReason } from '../base/drop-reason.ts';
 import type { BufferPool, PacketBuffer, PacketPools } from '../base/pool.ts';
-import { copyBytes, shortChecksum } from '../base/bytes.ts';
+import { copyBytes } from '../base/bytes.ts';
+import { ipv4HeaderChecksum } from '../wire/checksum.ts';
 
 /** Where fragment offset 0 lands inside the reassembly slot (room for the header in front). */
 export const REASM_DATA_BASE = 256;
@@ -280,7 +281,7 @@ export class Reassembler {
     b[hs + 7] = 0;
     b[hs + 10] = 0;
     b[hs + 11] = 0;
-    const c = shortChecksum(b, hs, hdr);
+    const c = ipv4HeaderChecksum(b, hs);
     b[hs + 10] = c >>> 8;
     b[hs + 11] = c & 0xff;
     p.offset = hs;

@@ -18,7 +18,7 @@
  */
 import { WireView } from './view.ts';
 import { DropReason } from '../base/drop-reason.ts';
-import { adjust16, adjust32, checksum } from './checksum.ts';
+import { adjust16, adjust32, checksum, ipv4HeaderSum } from './checksum.ts';
 import { describeOptions, validateOptions } from './ipv4-options.ts';
 import {
   IP_PROTO_AH,
@@ -268,7 +268,7 @@ export class Ipv4Packet extends WireView {
   validate(): DropReason {
     const r = this.check();
     if (r !== DropReason.None) return r;
-    return this.sumHeader() === 0xffff ? DropReason.None : DropReason.BadHeaderChecksum;
+    return ipv4HeaderSum(this.buf, this.off) === 0xffff ? DropReason.None : DropReason.BadHeaderChecksum;
   }
 
   /** Header checksum correct. Reads headerLength bytes; false when they are not all there. */
@@ -276,28 +276,7 @@ export class Ipv4Packet extends WireView {
     const o = this.off;
     const hl = (this.buf[o]! & 0x0f) << 2;
     if (o < 0 || hl < IPV4_HEADER_LEN || o + hl > this.buf.length) return false;
-    return this.sumHeader() === 0xffff;
-  }
-
-  /**
-   * Folded (not complemented) sum over the header. Int-only arithmetic on 16-bit words: at most
-   * 30 words of 0xffff, far below 2^31, so V8 keeps everything in small integers. (A DataView
-   * would read faster but needs `buf.buffer`, whose getter costs more than the whole sum.)
-   */
-  private sumHeader(): number {
-    const b = this.buf;
-    const o = this.off;
-    const hl = (b[o]! & 0x0f) << 2;
-    let s =
-      ((b[o]! << 8) | b[o + 1]!) + ((b[o + 2]! << 8) | b[o + 3]!) +
-      ((b[o + 4]! << 8) | b[o + 5]!) + ((b[o + 6]! << 8) | b[o + 7]!) +
-      ((b[o + 8]! << 8) | b[o + 9]!) + ((b[o + 10]! << 8) | b[o + 11]!) +
-      ((b[o + 12]! << 8) | b[o + 13]!) + ((b[o + 14]! << 8) | b[o + 15]!) +
-      ((b[o + 16]! << 8) | b[o + 17]!) + ((b[o + 18]! << 8) | b[o + 19]!);
-    for (let i = o + IPV4_HEADER_LEN; i < o + hl; i += 2) s += (b[i]! << 8) | b[i + 1]!;
-    s = (s & 0xffff) + (s >>> 16);
-    s = (s & 0xffff) + (s >>> 16);
-    return s;
+    return ipv4HeaderSum(this.buf, o) === 0xffff;
   }
 
   /** Compute and store the header checksum; returns it. */

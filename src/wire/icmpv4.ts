@@ -8,9 +8,6 @@
  * Building: error messages per RFC 792 and RFC 1812 section 4.3.2.3 (quote the offending IP
  * header and as much of its payload as fits in a 576-byte datagram), the RFC 1812 4.3.2.7
  * "never send an error about ..." decision as mayReplyWithIcmpError(), and echo replies in place.
- *
- * Note: this module and ipv4.ts import each other (ipv4's describe() prints ICMP bodies); every
- * cross use is inside a function, never at module top level, so either may be imported first.
  */
 import { WireView } from './view.ts';
 import { DropReason } from '../base/drop-reason.ts';

@@ -35,9 +35,6 @@ import {
   v4Text,
   writeV4,
 } from './ip.ts';
-import { describeUdpBody } from './udp.ts';
-import { describeTcpSegment } from './tcp.ts';
-import { describeIcmpv4Body } from './icmpv4.ts';
 
 export const IPV4_HEADER_LEN = 20;
 export const IPV4_MAX_HEADER_LEN = 60;
@@ -79,7 +76,21 @@ export interface Ipv4Repr {
   options: Uint8Array;
 }
 
-// A Buffer, so that views in a Buffer-based pool only ever see one receiver map.
+/**
+ * Text for the payload of an unfragmented packet or a first fragment, "src > dst: ..." included
+ * (`complete` false for a first fragment: its upper-layer lengths and checksums cover bytes not
+ * present); null to fall back to "src > dst: PROTO, length N". describe.ts passes one that knows
+ * ICMP, UDP and TCP.
+ */
+export type Ipv4PayloadText = (
+  protocol: number,
+  buf: Uint8Array,
+  off: number,
+  len: number,
+  src: string,
+  dst: string,
+  complete: boolean,
+) => string | null;
 
 export class Ipv4Packet extends WireView {
   get version(): number {
@@ -395,12 +406,13 @@ export class Ipv4Packet extends WireView {
   }
 
   /**
-   * One line like tcpdump:
-   * "IP 192.168.10.10 > 192.168.20.20: ICMP echo request, id 1, seq 1, length 64
-   *  (tos 0x0, ttl 64, id 17064, offset 0, flags [DF], proto ICMP (1), length 84)".
+   * One line like tcpdump, the IPv4 header and what `payload` makes of the payload:
+   * "IP 192.168.10.10 > 192.168.20.20: ICMP, length 64
+   *  (tos 0x0, ttl 64, id 17064, offset 0, flags [DF], proto ICMP (1), length 84)" on its own;
+   * with describe.ts's payload text (describeIpv4) "... ICMP echo request, id 1, seq 1, length 64 ...".
    * Malformed packets are described as far as they go, with the reason. Never throws.
    */
-  describe(): string {
+  describe(payload: Ipv4PayloadText | null = null): string {
     const len = this.len;
     if (len < IPV4_HEADER_LEN) return `IP [truncated, ${len} bytes]`;
     if (this.version !== 4) return `IP [bad version ${this.version}]`;
@@ -419,18 +431,10 @@ export class Ipv4Packet extends WireView {
     if (r !== DropReason.None) return `IP ${src} > ${dst}: [${DropReason[r] ?? r}] ${tail}`;
     const po = this.off + hl;
     const pl = tl - hl;
-    let body: string;
-    if (this.fragOffsetRaw !== 0) {
-      body = `${src} > ${dst}: ip-proto-${proto}`;
-    } else if (proto === IP_PROTO_ICMP) {
-      body = describeIcmpv4Body(b, po, pl, src, dst, !this.moreFragments);
-    } else if (proto === IP_PROTO_UDP) {
-      body = describeUdpBody(b, po, pl, src, dst, !this.moreFragments);
-    } else if (proto === IP_PROTO_TCP) {
-      body = describeTcpSegment(b, po, pl, src, dst);
-    } else {
-      body = `${src} > ${dst}: ${protoName(proto)}, length ${pl}`;
-    }
+    let body: string | null = null;
+    if (this.fragOffsetRaw !== 0) body = `${src} > ${dst}: ip-proto-${proto}`;
+    else if (payload !== null) body = payload(proto, b, po, pl, src, dst, !this.moreFragments);
+    if (body === null) body = `${src} > ${dst}: ${protoName(proto)}, length ${pl}`;
     if (this.isFragment) {
       body += ` (frag ${this.ident}:${pl}@${this.fragOffset}${this.moreFragments ? '+' : ''})`;
     }

@@ -46,17 +46,16 @@ import {
   IP_PROTO_EXPERIMENT2,
   IPV6_MIN_MTU,
 } from './ip.ts';
+import { IPV6_DST, IPV6_HEADER_LEN, IPV6_NEXT_HEADER, IPV6_PAYLOAD_LENGTH } from './ipv6.ts';
 
 // Wire constants copied into module-local consts once, at load: when this module is loaded
 // through tsx from CommonJS code every imported binding becomes a getter call (measured: 3-4x
 // slower walk), and even as ESM live bindings local consts measured ~15% faster. The values
-// come from ip.ts (protocol numbers) and ipv6-ext.ts; the fixed-header offsets are literals because ipv6.ts
-// must not be imported here while its describe() uses this module.
-// Same values as ipv6.ts / ipv6-ext.ts; test/wire/ipv6-chain.test.ts checks they agree.
-const HDR_LEN = 40;
-const OFF_PAYLOAD_LENGTH = 4;
-const OFF_NEXT_HEADER = 6;
-const OFF_DST = 24;
+// themselves come from ipv6.ts, ipv6-ext.ts and ip.ts.
+const HDR_LEN = IPV6_HEADER_LEN;
+const OFF_PAYLOAD_LENGTH = IPV6_PAYLOAD_LENGTH;
+const OFF_NEXT_HEADER = IPV6_NEXT_HEADER;
+const OFF_DST = IPV6_DST;
 const NH_HOP_BY_HOP = IP_PROTO_HOP_BY_HOP;
 const NH_TCP = IP_PROTO_TCP;
 const NH_UDP = IP_PROTO_UDP;

@@ -37,7 +37,6 @@ const RANK: Record<string, number> = {
 const EXCEPTIONS: readonly string[] = [
   'config/config.ts -> control/log.ts',
   'control/up-cli.ts -> index.ts',
-  'wire/ipv4.ts -> wire/icmpv4.ts -> wire/ipv4.ts',
 ];
 
 function sourceFiles(dir: string): string[] {

@@ -26,7 +26,8 @@ import { BATCH_MAX, type Router } from '../route/router.ts';
 import type { Nexthop } from '../route/types.ts';
 import { icmpForRouteType, RouteType } from '../route/types.ts';
 import type { Transport } from '../transport/transport.ts';
-import { CTYPE_KEEPALIVE, ControlMessage, gueClassify, gueHeaderLength, GueKind, ReplayWindow, verifyControl } from '../wire/gue.ts';
+import { ControlReceiver } from '../tunnel/control.ts';
+import { gueClassify, gueHeaderLength, GueKind } from '../wire/gue.ts';
 import { ICMP_DEST_UNREACHABLE, ICMP_EXC_TTL, ICMP_TIME_EXCEEDED, ICMP_UNREACH_FRAG_NEEDED } from '../wire/icmpv4.ts';
 import { ICMPV6_PACKET_TOO_BIG, ICMPV6_TIME_EXCEEDED } from '../wire/icmpv6.ts';
 import { IPV4_FLAG_DF, Ipv4Packet } from '../wire/ipv4.ts';
@@ -96,11 +97,11 @@ export class Pipeline {
   private readonly devTarget: Int32Array;
   /** Allowed-router dev index -> peer index. */
   private readonly allowedPeer: Int32Array;
-  private readonly replay: ReplayWindow;
+  /** Control messages in: replay windows, reflection check, what each type means. */
+  private readonly controlIn: ControlReceiver;
   private readonly v4 = new Ipv4Packet();
   private readonly v6 = new Ipv6Packet();
   private readonly tcp = new TcpPacket();
-  private readonly ctl = new ControlMessage(Buffer.alloc(0), 0, 0);
   /** Clock sampled once per batch. */
   private nowMs = 0;
   // ---- one burst of packets routed with Router.lookupBatch (the LPM misses of a burst overlap) ----
@@ -124,7 +125,7 @@ export class Pipeline {
     this.allowed = opts.allowed;
     this.peers = opts.peers;
     this.drops = opts.drops;
-    this.replay = new ReplayWindow(Math.max(1, opts.peers.length));
+    this.controlIn = new ControlReceiver(opts.peers.length, opts.senderId);
     // Dev indices are small integers handed out as routes name devices: room for every peer,
     // the device, the stack and the names config routes use.
     const devs = opts.peers.length + 64;
@@ -236,23 +237,13 @@ export class Pipeline {
   }
 
   private heard(peer: Peer): void {
-    peer.lastRx = this.nowMs;
-    if (!peer.up) {
-      peer.up = true;
-      this.o.events.onPeerUp(peer);
-    }
+    if (peer.liveness.heard(this.nowMs)) this.o.events.onPeerUp(peer);
   }
 
   private control(p: PacketBuffer, peer: Peer): void {
-    const r = verifyControl(p.buf, p.offset, p.length, peer.key, this.replay, peer.index, this.o.senderId);
+    const r = this.controlIn.receive(p.buf, p.offset, p.length, peer.index, peer.key);
     if (r !== DropReason.None) {
       this.dropPeer(p, peer, r);
-      return;
-    }
-    const m = this.ctl.wrap(p.buf, p.offset, p.length);
-    if (m.ctype !== CTYPE_KEEPALIVE) {
-      // Binding updates belong to the mobility layer (not part of this endpoint yet).
-      this.dropPeer(p, peer, DropReason.BadControlMessage);
       return;
     }
     this.heard(peer);
@@ -271,7 +262,7 @@ export class Pipeline {
 
   /** Forget replay state of a peer (e.g. after its key changed). */
   resetPeer(index: number): void {
-    this.replay.reset(index);
+    this.controlIn.reset(index);
   }
 
   // ---------------------------------------------------------------- common
@@ -426,7 +417,7 @@ export class Pipeline {
     const t = this.transport;
     peer.txPackets++;
     peer.txBytes += p.length;
-    peer.lastTx = this.nowMs;
+    peer.liveness.sent(this.nowMs);
     if (t === null) return this.drop(p, DropReason.NoSocket);
     const r = t.send(p, peer.index);
     if (r !== DropReason.None) {

@@ -30,12 +30,12 @@ import { ControlReceiver } from '../tunnel/control.ts';
 import { gueClassify, gueHeaderLength, GueKind } from '../wire/gue.ts';
 import { ICMP_DEST_UNREACHABLE, ICMP_EXC_TTL, ICMP_TIME_EXCEEDED, ICMP_UNREACH_FRAG_NEEDED } from '../wire/icmpv4.ts';
 import { ICMPV6_PACKET_TOO_BIG, ICMPV6_TIME_EXCEEDED } from '../wire/icmpv6.ts';
-import { IPV4_FLAG_DF, Ipv4Packet } from '../wire/ipv4.ts';
-import { IPV6_HEADER_LEN, Ipv6Packet } from '../wire/ipv6.ts';
-import { TcpPacket } from '../wire/tcp.ts';
+import { Ipv4Packet } from '../wire/ipv4.ts';
+import { Ipv6Packet } from '../wire/ipv6.ts';
+import { TCP_HEADER_LEN, TcpPacket } from '../wire/tcp.ts';
 import type { IcmpSender } from './icmp-sender.ts';
 import type { Peer } from './peer.ts';
-import { IP_PROTO_TCP, IPV6_MIN_MTU } from '../wire/ip.ts';
+import { IP_PROTO_TCP, ipVersion, IPV6_MIN_MTU } from '../wire/ip.ts';
 
 /** Where a route's nexthop leads (peers are >= 0). */
 export const TARGET_DEVICE = -1;
@@ -271,7 +271,7 @@ export class Pipeline {
   private validate(p: PacketBuffer): 0 | 4 | 6 {
     const b = p.buf;
     const off = p.offset;
-    const ver = p.length > 0 ? b[off]! >> 4 : 0;
+    const ver = p.length > 0 ? ipVersion(b, off) : 0;
     if (ver === 4) {
       const v4 = this.v4.wrap(b, off, p.length);
       const r = v4.validate();
@@ -289,7 +289,7 @@ export class Pipeline {
         this.drop(p, r);
         return 0;
       }
-      p.length = IPV6_HEADER_LEN + v6.payloadLength;
+      p.length = v6.totalLength;
       return 6;
     }
     this.drop(p, p.length === 0 ? DropReason.Truncated : DropReason.BadVersion);
@@ -394,7 +394,7 @@ export class Pipeline {
   private toPeer(p: PacketBuffer, fam: 4 | 6, peer: Peer, ingress: number): void {
     const mtu = peer.mtu;
     if (p.length > mtu) {
-      const df = fam === 6 || (((p.buf[p.offset + 6]! << 8) | p.buf[p.offset + 7]!) & IPV4_FLAG_DF) !== 0;
+      const df = fam === 6 || this.v4.wrap(p.buf, p.offset, p.length).dontFragment;
       if (ingress === FROM_LOCAL || !df) {
         this.sendFragments(p, fam, mtu, peer.index);
         return;
@@ -494,14 +494,16 @@ export class Pipeline {
     const off = p.offset;
     let tcpOff: number;
     if (fam === 4) {
-      if (b[off + 9] !== IP_PROTO_TCP || ((b[off + 6]! << 8) | b[off + 7]!) & 0x3fff) return;
-      tcpOff = off + ((b[off]! & 15) << 2);
+      const v4 = this.v4.wrap(b, off, p.length);
+      if (v4.protocol !== IP_PROTO_TCP || v4.isFragment) return;
+      tcpOff = v4.payloadOffset;
     } else {
-      if (b[off + 6] !== IP_PROTO_TCP) return;
-      tcpOff = off + IPV6_HEADER_LEN;
+      const v6 = this.v6.wrap(b, off, p.length);
+      if (v6.nextHeader !== IP_PROTO_TCP) return;
+      tcpOff = v6.payloadOff;
     }
     const end = off + p.length;
-    if (tcpOff + 20 > end) return;
+    if (tcpOff + TCP_HEADER_LEN > end) return;
     this.tcp.wrap(b, tcpOff, end - tcpOff).clampMss(maxMss);
   }
 

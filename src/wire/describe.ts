@@ -26,7 +26,7 @@ import {
   IP_PROTO_UDP,
   ipVersion,
 } from './ip.ts';
-import { Ipv4Packet } from './ipv4.ts';
+import { Ipv4Packet, type Ipv4PayloadText } from './ipv4.ts';
 import { Ipv6Packet, IPV6_HEADER_LEN, IPV6_NEXT_HEADER } from './ipv6.ts';
 import { Ipv6Chain, walkIpv6Chain } from './ipv6-chain.ts';
 import { nextHeaderName } from './ipv6-ext.ts';
@@ -49,15 +49,7 @@ export function describeIpv6(buf: Uint8Array, off: number, len: number): string 
   return new Ipv6Packet(buf, off, len).describe(ipv6Payload);
 }
 
-function ipv4Payload(
-  protocol: number,
-  buf: Uint8Array,
-  off: number,
-  len: number,
-  src: string,
-  dst: string,
-  complete: boolean,
-): string | null {
+const ipv4Payload: Ipv4PayloadText = (protocol, buf, off, len, src, dst, complete) => {
   switch (protocol) {
     case IP_PROTO_ICMP:
       return describeIcmpv4Body(buf, off, len, src, dst, complete);
@@ -68,7 +60,7 @@ function ipv4Payload(
     default:
       return null;
   }
-}
+};
 
 let describeChain: Ipv6Chain | null = null;
 

@@ -23,12 +23,12 @@ import { DropCounters, DropReason } from '../base/drop-reason.ts';
 import { BufferPool, type PacketBuffer, type PacketPools } from '../base/pool.ts';
 import { copyBytes } from '../base/bytes.ts';
 import { ipv4HeaderChecksum } from '../wire/checksum.ts';
+import { IP_PROTO_FRAGMENT, ipVersion, IPV4_MIN_MTU, IPV6_MIN_MTU } from '../wire/ip.ts';
 import { copiedOptionsLength, copyOptionsForFragment } from '../wire/ipv4-options.ts';
 import { IPV4_FLAG_MF, IPV4_HEADER_LEN, Ipv4Packet } from '../wire/ipv4.ts';
 import { Ipv6Chain, walkIpv6Chain } from '../wire/ipv6-chain.ts';
 import { FRAG_HEADER_LEN, writeFragmentHeader } from '../wire/ipv6-ext.ts';
 import { IPV6_HEADER_LEN, Ipv6Packet } from '../wire/ipv6.ts';
-import { IP_PROTO_FRAGMENT, ipVersion, IPV4_MIN_MTU, IPV6_MIN_MTU } from '../wire/ip.ts';
 
 
 export interface FragmenterOptions {
@@ -191,7 +191,8 @@ export class Fragmenter {
     const per = (mtu - unfrag - FRAG_HEADER_LEN) & ~7;
     if (per < 8) return this.fail(DropReason.MtuTooSmall);
     const fragLen = end - unfragEnd;
-    const id = this.nextIdentification();
+    // As an int32 (same bits): a uint32 above 2^31 passed to writeFragmentHeader would be boxed per call.
+    const id = this.nextIdentification() | 0;
     const nhRel = unfragNhAt - off;
 
     let at = 0;

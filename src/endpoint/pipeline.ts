@@ -30,12 +30,12 @@ import { ControlReceiver } from '../tunnel/control.ts';
 import { gueClassify, gueHeaderLength, GueKind } from '../wire/gue.ts';
 import { ICMP_DEST_UNREACHABLE, ICMP_EXC_TTL, ICMP_TIME_EXCEEDED, ICMP_UNREACH_FRAG_NEEDED } from '../wire/icmpv4.ts';
 import { ICMPV6_PACKET_TOO_BIG, ICMPV6_TIME_EXCEEDED } from '../wire/icmpv6.ts';
-import { Ipv4Packet } from '../wire/ipv4.ts';
-import { Ipv6Packet } from '../wire/ipv6.ts';
+import { IP_PROTO_TCP, ipVersion, IPV6_MIN_MTU } from '../wire/ip.ts';
+import { Ipv4Packet, ipv4UnfragmentedPayload } from '../wire/ipv4.ts';
+import { ipv6DirectPayload, Ipv6Packet } from '../wire/ipv6.ts';
 import { TCP_HEADER_LEN, TcpPacket } from '../wire/tcp.ts';
 import type { IcmpSender } from './icmp-sender.ts';
 import type { Peer } from './peer.ts';
-import { IP_PROTO_TCP, ipVersion, IPV6_MIN_MTU } from '../wire/ip.ts';
 
 /** Where a route's nexthop leads (peers are >= 0). */
 export const TARGET_DEVICE = -1;
@@ -492,18 +492,10 @@ export class Pipeline {
     if (maxMss === 0) return;
     const b = p.buf;
     const off = p.offset;
-    let tcpOff: number;
-    if (fam === 4) {
-      const v4 = this.v4.wrap(b, off, p.length);
-      if (v4.protocol !== IP_PROTO_TCP || v4.isFragment) return;
-      tcpOff = v4.payloadOffset;
-    } else {
-      const v6 = this.v6.wrap(b, off, p.length);
-      if (v6.nextHeader !== IP_PROTO_TCP) return;
-      tcpOff = v6.payloadOff;
-    }
+    // Unfragmented TCP right behind the IP header (no IPv6 extension headers).
+    const tcpOff = fam === 4 ? ipv4UnfragmentedPayload(b, off, IP_PROTO_TCP) : ipv6DirectPayload(b, off, IP_PROTO_TCP);
     const end = off + p.length;
-    if (tcpOff + TCP_HEADER_LEN > end) return;
+    if (tcpOff < 0 || tcpOff + TCP_HEADER_LEN > end) return;
     this.tcp.wrap(b, tcpOff, end - tcpOff).clampMss(maxMss);
   }
 

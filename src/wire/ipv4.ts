@@ -58,6 +58,19 @@ export const IPV4_FLAG_DF = 0x4000;
 export const IPV4_FLAG_MF = 0x2000;
 export const IPV4_FRAG_OFFSET_MASK = 0x1fff;
 
+/**
+ * Hot-path shortcut for the checked IPv4 header at b[off]: the offset of its payload when the
+ * packet is unfragmented (MF clear, offset 0) and carries `protocol`, else -1. The same answer
+ * as `v.protocol === protocol && !v.isFragment ? v.payloadOffset : -1` on a view (the test
+ * checks both agree), without re-pointing a view: measured, that cost the pipeline ~2.5% on the
+ * peer -> TUN path, where the MSS clamp asks this of every packet.
+ */
+export function ipv4UnfragmentedPayload(b: Uint8Array, off: number, protocol: number): number {
+  const f = off + IPV4_FLAGS_FRAG;
+  if (b[off + IPV4_PROTOCOL] !== protocol || ((b[f]! & 0x3f) | b[f + 1]!) !== 0) return -1;
+  return off + ((b[off]! & 0x0f) << 2);
+}
+
 export interface Ipv4Repr {
   src: number;
   dst: number;

@@ -56,6 +56,16 @@ export function ipv6AddrCopy(src: Uint8Array, srcOff: number, dst: Uint8Array, d
 }
 
 /**
+ * Hot-path shortcut for the checked IPv6 header at b[off]: the offset of its payload when the
+ * fixed header's Next Header is `protocol` (no extension headers in between), else -1. The same
+ * answer as `v.nextHeader === protocol ? v.payloadOff : -1` on a view, without re-pointing one
+ * (see ipv4UnfragmentedPayload).
+ */
+export function ipv6DirectPayload(b: Uint8Array, off: number, protocol: number): number {
+  return b[off + IPV6_NEXT_HEADER] === protocol ? off + IPV6_HEADER_LEN : -1;
+}
+
+/**
  * Text for what follows the fixed header of the (length-checked) IPv6 packet at buf[off, off+len):
  * everything after "IP6 ", addresses included (`src`/`dst` are formatted). describe.ts passes one
  * that walks the extension headers and knows ICMPv6, UDP and TCP.

@@ -22,6 +22,7 @@ import { UdpTransport } from '../transport/udp-transport.ts';
 import { ControlSender } from '../tunnel/control.ts';
 import type { AddressBytes } from '../wire/address-text.ts';
 import { controlLength, KEEPALIVE_BODY_LEN, senderIdFromName } from '../wire/gue.ts';
+import { readV4, v4Text } from '../wire/ip.ts';
 import { IcmpSender } from './icmp-sender.ts';
 import { KernelRoutes } from './kernel-routes.ts';
 import { LocalStack, type StackUdpSocket } from './local-stack.ts';
@@ -30,7 +31,6 @@ import { Pipeline } from './pipeline.ts';
 import { TokenBucket } from './token-bucket.ts';
 import { buildRouters, kernelPrefixes, STACK_DEV } from './config-routes.ts';
 import { exercisePipeline } from './warm-up.ts';
-import { readV4, v4Text } from '../wire/ip.ts';
 
 export { STACK_DEV };
 

@@ -41,13 +41,13 @@ import {
   TIME_EXCEEDED_REASSEMBLY,
   UNREACH_PORT,
 } from '../wire/icmpv6.ts';
+import { IP_PROTO_ICMP, IP_PROTO_ICMPV6, IP_PROTO_TCP, IP_PROTO_UDP, ipVersion, IPV6_MIN_MTU, readV4 } from '../wire/ip.ts';
 import { Ipv6Chain, walkIpv6Chain } from '../wire/ipv6-chain.ts';
 import { IPV4_DST, IPV4_HEADER_LEN, IPV4_SRC, Ipv4Packet } from '../wire/ipv4.ts';
 import { IPV6_DST, IPV6_HEADER_LEN, IPV6_SRC, Ipv6Packet, writeIpv6Header } from '../wire/ipv6.ts';
 import { UDP_HEADER_LEN, UdpPacket } from '../wire/udp.ts';
 import { EMPTY_BYTES } from '../wire/view.ts';
 import type { TokenBucket } from './token-bucket.ts';
-import { IP_PROTO_ICMP, IP_PROTO_ICMPV6, IP_PROTO_TCP, IP_PROTO_UDP, ipVersion, IPV6_MIN_MTU, readV4 } from '../wire/ip.ts';
 
 /** Room for an ICMP error of either family: the IPv6 minimum MTU. */
 const ERROR_ROOM = IPV6_MIN_MTU;

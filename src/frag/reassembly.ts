@@ -38,6 +38,7 @@ import { DropCounters, DropReason } from '../base/drop-reason.ts';
 import type { PacketBuffer, PacketPools } from '../base/pool.ts';
 import { copyBytes } from '../base/bytes.ts';
 import { ipv4HeaderChecksum } from '../wire/checksum.ts';
+import { ICMPV6_HEADER_LEN, PARAM_PROBLEM_HEADER_FIELD, PARAM_PROBLEM_INCOMPLETE_CHAIN } from '../wire/icmpv6.ts';
 import {
   IP_PROTO_AH,
   IP_PROTO_DEST_OPTS,
@@ -54,7 +55,6 @@ import {
   IP_PROTO_UDP,
   ipVersion,
 } from '../wire/ip.ts';
-import { ICMPV6_HEADER_LEN, PARAM_PROBLEM_HEADER_FIELD, PARAM_PROBLEM_INCOMPLETE_CHAIN } from '../wire/icmpv6.ts';
 import { IPV4_DST, IPV4_FLAG_DF, IPV4_HEADER_LEN, IPV4_IDENT, IPV4_SRC, Ipv4Packet } from '../wire/ipv4.ts';
 import {
   ahHeaderLength,

@@ -133,7 +133,12 @@ export class MemoryTransport extends PeerTransport implements Transport {
   async start(): Promise<void> {
     if (this.running) throw new TransportError(`listen ${this.listenText}: already started`);
     this.follow();
-    this.port = this.network.attach(this, this.address, this.port);
+    try {
+      this.port = this.network.attach(this, this.address, this.port);
+    } catch (e) {
+      this.unfollow();
+      throw e;
+    }
     this.self.port = this.port;
     this.running = true;
   }

@@ -215,6 +215,15 @@ export class UdpTransport extends PeerTransport implements Transport {
   async start(): Promise<void> {
     if (this.socket) throw new TransportError(`listen ${this.listenText}: already started`);
     this.follow();
+    try {
+      await this.open();
+    } catch (e) {
+      this.unfollow(); // a transport that did not start holds nothing, not even a subscription
+      throw e;
+    }
+  }
+
+  private async open(): Promise<void> {
     let socket: dgram.Socket;
     try {
       socket = await bindSocket(this.fam === 4 ? 'udp4' : 'udp6', this.bindAddress, this.bindPort, this.ipv6Only);

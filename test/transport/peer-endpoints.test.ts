@@ -123,6 +123,8 @@ describe('transports follow the record', () => {
     const t = new UdpTransport({ address: '127.0.0.1', port: 0, pools, endpoints, onBatch() {}, onError: (e) => errors.push(e.message) });
     await expect(t.start()).rejects.toThrow(/^peer endpoint \[fd00::2\]:6080: IPv6 peer but listen 127\.0\.0\.1:\d+ is IPv4$/);
     expect(t.isRunning).toBe(false);
+    endpoints.setAddress(0, 'fd00::4', 6080); // a transport that did not start no longer listens
+    expect(errors).toEqual([]);
     endpoints.setAddress(0, '127.0.0.1', 9);
     await t.start();
     expect(t.peerEndpoint(0)).toEqual({ address: '127.0.0.1', port: 9 });

@@ -57,6 +57,9 @@ export const IP_PROTO_GRE = 47;
 export const IP_PROTO_ESP = 50;
 export const IP_PROTO_AH = 51;
 export const IP_PROTO_ICMPV6 = 58;
+export const IP_PROTO_DCCP = 33;
+export const IP_PROTO_SCTP = 132;
+export const IP_PROTO_UDPLITE = 136;
 
 // --- address classes (uint32 addresses) ---
 

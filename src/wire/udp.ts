@@ -19,8 +19,9 @@ import { fold, pseudoHeaderSumV4, pseudoHeaderSumV6, sumWords } from './checksum
 export const UDP_HEADER_LEN = 8;
 export const UDP_PROTOCOL = 17;
 
-const F_SRC_PORT = 0;
-const F_DST_PORT = 2;
+/** Port offsets (the same in TCP, SCTP, DCCP and UDP-Lite headers). */
+export const F_SRC_PORT = 0;
+export const F_DST_PORT = 2;
 const F_LENGTH = 4;
 const F_CHECKSUM = 6;
 

@@ -11,10 +11,8 @@ import type { Family, Prefix } from '../wire/address-text.ts';
 import { Poptrie } from './lpm/poptrie.ts';
 import { MAX_TRIE_VALUE, StrideTrie, V4_STRIDES_LARGE, V4_STRIDES_SMALL, V6_TOP_BITS } from './lpm/trie.ts';
 import { loadPrefixKey } from './store.ts';
+import { V4_LARGE_THRESHOLD } from './table.ts';
 import { RouteError } from './types.ts';
-
-/** The IPv4 trie switches from [16,8,8] to DIR-24-8 above this many prefixes (as route tables do). */
-const V4_LARGE_THRESHOLD = 16384;
 
 export class AllowedSources {
   private v4: StrideTrie | null = null;

@@ -25,7 +25,7 @@ const V4_DST = 16; // F_DST
 const V6_HEADER_LEN = 40; // IPV6_HEADER_LEN
 const V6_PAYLOAD_LENGTH = 4; // IPV6_PAYLOAD_LENGTH
 const V6_DST = 24; // IPV6_DST
-// Route types read per packet (an imported object's property read is a call under tsx's CJS path).
+// Route types compared per packet, read once from types.ts.
 const NONE = RouteType.NONE;
 const THROW = RouteType.THROW;
 

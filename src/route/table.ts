@@ -12,7 +12,7 @@ import type { RouteStore } from './store.ts';
 export const BATCH_MAX = 64;
 
 /** A table switches its IPv4 trie from [16,8,8] to DIR-24-8 above this many IPv4 prefixes. */
-const V4_LARGE_THRESHOLD = 16384;
+export const V4_LARGE_THRESHOLD = 16384;
 
 export class RouteTable {
   v4: StrideTrie | null = null;

@@ -87,16 +87,6 @@ function hasPorts(proto: number): boolean {
   );
 }
 
-/** Big-endian u32 at buf[o]. */
-function word(buf: Uint8Array, o: number): number {
-  return ((buf[o]! << 24) | (buf[o + 1]! << 16) | (buf[o + 2]! << 8) | buf[o + 3]!) >>> 0;
-}
-
-/** Big-endian u16 at buf[o]. */
-function half(buf: Uint8Array, o: number): number {
-  return (buf[o]! << 8) | buf[o + 1]!;
-}
-
 export class FlowKey {
   /** 4 or 6; 0 when the packet could not be read (too short, bad version). */
   family = 0;
@@ -135,18 +125,20 @@ export class FlowKey {
       if (end - off < V4_HEADER_LEN) return false;
       // IHL: the low nibble, in 32-bit words.
       const ihl = (buf[off]! & 15) << 2;
-      this.src[0] = word(buf, off + V4_SRC);
-      this.dst[0] = word(buf, off + V4_DST);
+      const s = off + V4_SRC;
+      const d = off + V4_DST;
+      this.src[0] = ((buf[s]! << 24) | (buf[s + 1]! << 16) | (buf[s + 2]! << 8) | buf[s + 3]!) >>> 0;
+      this.dst[0] = ((buf[d]! << 24) | (buf[d + 1]! << 16) | (buf[d + 2]! << 8) | buf[d + 3]!) >>> 0;
       this.src[1] = this.src[2] = this.src[3] = 0;
       this.dst[1] = this.dst[2] = this.dst[3] = 0;
       this.dstOffset = off + V4_DST;
       this.proto = buf[off + V4_PROTOCOL]!;
-      this.length = half(buf, off + V4_TOTAL_LENGTH);
-      this.fragment = (half(buf, off + V4_FLAGS_FRAG) & V4_FRAGMENT) !== 0;
+      this.length = (buf[off + V4_TOTAL_LENGTH]! << 8) | buf[off + V4_TOTAL_LENGTH + 1]!;
+      this.fragment = (((buf[off + V4_FLAGS_FRAG]! << 8) | buf[off + V4_FLAGS_FRAG + 1]!) & V4_FRAGMENT) !== 0;
       const p = off + (ihl < V4_HEADER_LEN ? V4_HEADER_LEN : ihl);
       if (!this.fragment && hasPorts(this.proto) && p + 4 <= end) {
-        this.sport = half(buf, p + PORT_SRC);
-        this.dport = half(buf, p + PORT_DST);
+        this.sport = (buf[p + PORT_SRC]! << 8) | buf[p + PORT_SRC + 1]!;
+        this.dport = (buf[p + PORT_DST]! << 8) | buf[p + PORT_DST + 1]!;
       }
       this.family = 4;
       return true;
@@ -154,13 +146,15 @@ export class FlowKey {
     if (fam === 6) {
       if (end - off < V6_HEADER_LEN) return false;
       for (let w = 0; w < 4; w++) {
-        this.src[w] = word(buf, off + V6_SRC + w * 4);
-        this.dst[w] = word(buf, off + V6_DST + w * 4);
+        const s = off + V6_SRC + w * 4;
+        const d = off + V6_DST + w * 4;
+        this.src[w] = ((buf[s]! << 24) | (buf[s + 1]! << 16) | (buf[s + 2]! << 8) | buf[s + 3]!) >>> 0;
+        this.dst[w] = ((buf[d]! << 24) | (buf[d + 1]! << 16) | (buf[d + 2]! << 8) | buf[d + 3]!) >>> 0;
       }
       this.dstOffset = off + V6_DST;
       // Flow label: the low 20 bits of the first word.
-      this.flowLabel = word(buf, off) & 0xfffff;
-      this.length = V6_HEADER_LEN + half(buf, off + V6_PAYLOAD_LENGTH);
+      this.flowLabel = ((buf[off + 1]! & 15) << 16) | (buf[off + 2]! << 8) | buf[off + 3]!;
+      this.length = V6_HEADER_LEN + ((buf[off + V6_PAYLOAD_LENGTH]! << 8) | buf[off + V6_PAYLOAD_LENGTH + 1]!);
       let nh = buf[off + V6_NEXT_HEADER]!;
       let p = off + V6_HEADER_LEN;
       for (let n = 0; n < MAX_EXT_HEADERS && p + EXT_MIN_LEN <= end; n++) {
@@ -173,7 +167,7 @@ export class FlowKey {
           p += (buf[p + EXT_HDR_EXT_LEN]! + 2) << 2; // (Payload Len + 2) * 4
           nh = next;
         } else if (nh === NH_FRAGMENT) {
-          if (half(buf, p + FRAG_OFFSET_FLAGS) & FRAG_FRAGMENT) this.fragment = true;
+          if (((buf[p + FRAG_OFFSET_FLAGS]! << 8) | buf[p + FRAG_OFFSET_FLAGS + 1]!) & FRAG_FRAGMENT) this.fragment = true;
           nh = buf[p + EXT_NEXT_HEADER]!;
           p += FRAG_HEADER_LEN;
         } else {
@@ -182,8 +176,8 @@ export class FlowKey {
       }
       this.proto = nh;
       if (!this.fragment && hasPorts(nh) && p + 4 <= end) {
-        this.sport = half(buf, p + PORT_SRC);
-        this.dport = half(buf, p + PORT_DST);
+        this.sport = (buf[p + PORT_SRC]! << 8) | buf[p + PORT_SRC + 1]!;
+        this.dport = (buf[p + PORT_DST]! << 8) | buf[p + PORT_DST + 1]!;
       }
       this.family = 6;
       return true;

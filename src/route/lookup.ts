@@ -12,6 +12,7 @@
 import { FlowKey } from './flow.ts';
 import type { NexthopGroup, NexthopGroups } from './nexthops.ts';
 import type { Policy } from './policy.ts';
+import type { Rule } from './rules.ts';
 import type { RouteStore } from './store.ts';
 import { BATCH_MAX, type RouteTable } from './table.ts';
 import { RouteType } from './types.ts';
@@ -59,19 +60,41 @@ export class RouteLookup {
   private readonly bLane6 = new Int32Array(BATCH_MAX);
   private readonly bOut6 = new Int32Array(BATCH_MAX);
 
+  // ---- the parts' arrays referenced directly (one dependent load less per use: IPv6 single
+  // lookups measured 1-3% slower through this.store.type etc.); refreshed when a part replaces them ----
+  private rType: Uint8Array;
+  private rGroup: Int32Array;
+  private rCount: Float64Array;
+  private rules: readonly Rule[];
+  private readonly groups: (NexthopGroup | null)[];
+
   constructor(
     private readonly store: RouteStore,
     private readonly nexthops: NexthopGroups,
     private readonly policy: Policy,
     /** ECMP hash seed. */
     private readonly seed: number,
-  ) {}
+  ) {
+    this.rType = store.type;
+    this.rGroup = store.group;
+    this.rCount = store.count;
+    this.rules = policy.rules;
+    this.groups = nexthops.groups;
+    store.onGrow = () => {
+      this.rType = store.type;
+      this.rGroup = store.group;
+      this.rCount = store.count;
+    };
+    policy.onChange = () => {
+      this.rules = policy.rules;
+    };
+  }
 
   /** resolve() and count one packet of the IP total length on the route. */
   lookup(buf: Uint8Array, off: number, family = 0, end = buf.length): number {
     const id = this.resolve(buf, off, family, end);
     if (id >= 0) {
-      const count = this.store.count;
+      const count = this.rCount;
       count[2 * id]!++;
       count[2 * id + 1]! += this.flow.length;
     }
@@ -98,7 +121,7 @@ export class RouteLookup {
    */
   private route(buf: Uint8Array, dstOff: number): number {
     const f = this.flow;
-    const rules = this.policy.rules;
+    const rules = this.rules;
     const v4 = f.family === 4;
     for (let i = 0; i < rules.length; i++) {
       const r = rules[i]!;
@@ -112,13 +135,13 @@ export class RouteLookup {
       if (tab === null) continue;
       const id = v4 ? tab.lookup4(buf, dstOff) : tab.lookup6(buf, dstOff);
       if (id < 0) continue;
-      const type = this.store.type[id]!;
+      const type = this.rType[id]!;
       if (type === THROW) continue;
       this.lastRoute = id;
       this.lastType = type;
       this.lastTable = tab.id;
-      const gid = this.store.group[id]!;
-      if (gid >= 0) this.lastNexthop = this.pick(this.nexthops.groups[gid]!);
+      const gid = this.rGroup[id]!;
+      if (gid >= 0) this.lastNexthop = this.pick(this.groups[gid]!);
       return id;
     }
     return -1;
@@ -160,7 +183,7 @@ export class RouteLookup {
       }
       return;
     }
-    const rules = this.policy.rules;
+    const rules = this.rules;
     const o4 = this.bOff4;
     const l4 = this.bLane4;
     const r4 = this.bOut4;
@@ -189,7 +212,7 @@ export class RouteLookup {
         }
       }
       // Rule by rule: each pass keeps the lanes still without an answer.
-      const rType = this.store.type;
+      const rType = this.rType;
       for (let ri = 0; ri < rules.length && n4 + n6 > 0; ri++) {
         const tab = rules[ri]!.tableRef as RouteTable | null;
         if (tab === null) continue;
@@ -222,9 +245,9 @@ export class RouteLookup {
       }
       // The route store (type, nexthop group, counters: separate arrays, each a likely miss per
       // route) is read for every lane first, branch-free, so those misses overlap too.
-      const rGroup = this.store.group;
-      const rCount = this.store.count;
-      const groups = this.nexthops.groups;
+      const rGroup = this.rGroup;
+      const rCount = this.rCount;
+      const groups = this.groups;
       const gg = this.bOut4;
       for (let k = k0; k < k1; k++) {
         const id = route[k]!;
@@ -261,9 +284,9 @@ export class RouteLookup {
    * ports; addresses only for fragments; IPv6 flow label when set). Same flow, same nexthop.
    */
   selectNexthop(id: number, buf: Uint8Array, off: number, family = 0, end = buf.length): Nexthop | null {
-    const gid = this.store.group[id]!;
+    const gid = this.rGroup[id]!;
     if (gid < 0 || !this.store.live[id]) return null;
-    const g = this.nexthops.groups[gid]!;
+    const g = this.groups[gid]!;
     if (g.nexthops.length === 1) return g.nexthops[0]!;
     if (!this.flow.read(buf, off, family, end)) return g.nexthops[0]!;
     return this.pick(g);

@@ -41,6 +41,8 @@ export class Policy {
   rules: readonly Rule[] = [];
   /** Every rule looks a table up for every packet (the defaults): batch lookups work per table. */
   simple = true;
+  /** Called after the rule list was replaced. */
+  onChange: (() => void) | null = null;
 
   constructor() {
     this.addRule({ priority: 0, table: 'local' });
@@ -114,6 +116,7 @@ export class Policy {
     while (at > 0 && this.rules[at - 1]!.priority > prio) at--;
     this.rules = [...this.rules.slice(0, at), rule, ...this.rules.slice(at)];
     this.simple = this.rules.every(unconditionalLookup);
+    this.onChange?.();
     return prio;
   }
 
@@ -123,6 +126,7 @@ export class Policy {
     if (i < 0) return false;
     this.rules = this.rules.filter((_, j) => j !== i);
     this.simple = this.rules.every(unconditionalLookup);
+    this.onChange?.();
     return true;
   }
 }

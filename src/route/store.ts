@@ -65,6 +65,8 @@ export class RouteStore {
   count = new Float64Array(0);
   /** Ids below this have been handed out. */
   top = 0;
+  /** Called after grow() replaced the arrays (the lookup keeps direct references to some). */
+  onGrow: (() => void) | null = null;
   private cap = 0;
   private readonly freeIds: number[] = [];
 
@@ -121,6 +123,7 @@ export class RouteStore {
     this.live = g(this.live, Uint8Array);
     this.count = g(this.count, Float64Array, 2);
     this.cap = cap;
+    this.onGrow?.();
   }
 
   // ---------------------------------------------------------------- metric lists

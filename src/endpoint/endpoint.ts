@@ -15,6 +15,7 @@ import { openTun } from '../device/tun.ts';
 import { DROP_REASON_NAMES, DropCounters } from '../base/drop-reason.ts';
 import { Fragmenter } from '../frag/fragment.ts';
 import { PacketPools } from '../base/pool.ts';
+import type { AllowedSources } from '../route/allowed.ts';
 import type { Router } from '../route/router.ts';
 import { formatRoute, routeJson } from '../route/text/show.ts';
 import { PeerEndpoints } from '../transport/peer-endpoints.ts';
@@ -72,7 +73,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   readonly config: Config;
   readonly pools: PacketPools;
   readonly router: Router;
-  readonly allowed: Router;
+  readonly allowed: AllowedSources;
   /** Each peer's underlay endpoint, the one record (shared with the transport; mobility moves peers here). */
   readonly endpoints = new PeerEndpoints();
   readonly peers: Peer[];

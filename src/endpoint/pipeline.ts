@@ -22,6 +22,7 @@ import { DropReason, type DropCounters } from '../base/drop-reason.ts';
 import type { PacketDevice } from '../device/device.ts';
 import type { Fragmenter } from '../frag/fragment.ts';
 import type { PacketBuffer, PacketPools } from '../base/pool.ts';
+import type { AllowedSources } from '../route/allowed.ts';
 import { BATCH_MAX, type Router } from '../route/router.ts';
 import type { Nexthop } from '../route/types.ts';
 import { icmpForRouteType, RouteType } from '../route/types.ts';
@@ -31,8 +32,8 @@ import { gueClassify, gueHeaderLength, GueKind } from '../wire/gue.ts';
 import { ICMP_DEST_UNREACHABLE, ICMP_EXC_TTL, ICMP_TIME_EXCEEDED, ICMP_UNREACH_FRAG_NEEDED } from '../wire/icmpv4.ts';
 import { ICMPV6_PACKET_TOO_BIG, ICMPV6_TIME_EXCEEDED } from '../wire/icmpv6.ts';
 import { IP_PROTO_TCP, ipVersion, IPV6_MIN_MTU } from '../wire/ip.ts';
-import { Ipv4Packet, ipv4UnfragmentedPayload } from '../wire/ipv4.ts';
-import { ipv6DirectPayload, Ipv6Packet } from '../wire/ipv6.ts';
+import { IPV4_SRC, Ipv4Packet, ipv4UnfragmentedPayload } from '../wire/ipv4.ts';
+import { ipv6DirectPayload, IPV6_SRC, Ipv6Packet } from '../wire/ipv6.ts';
 import { TCP_HEADER_LEN, TcpPacket } from '../wire/tcp.ts';
 import type { IcmpSender } from './icmp-sender.ts';
 import type { Peer } from './peer.ts';
@@ -60,8 +61,8 @@ export interface PipelineEvents {
 export interface PipelineOptions {
   pools: PacketPools;
   router: Router;
-  /** Source check: each peer's prefixes routed to dev = peer name. */
-  allowed: Router;
+  /** Source check: each peer's prefixes, the peer index as the value. */
+  allowed: AllowedSources;
   peers: readonly Peer[];
   /** MTU of the device (TUN): locally originated packets are fragmented to fit it. */
   deviceMtu: number;
@@ -90,13 +91,11 @@ export class Pipeline {
 
   private readonly o: PipelineOptions;
   private readonly router: Router;
-  private readonly allowed: Router;
+  private readonly allowed: AllowedSources;
   private readonly peers: readonly Peer[];
   private readonly drops: DropCounters;
   /** Router dev index -> target (peer index, TARGET_*). */
   private readonly devTarget: Int32Array;
-  /** Allowed-router dev index -> peer index. */
-  private readonly allowedPeer: Int32Array;
   /** Control messages in: replay windows, reflection check, what each type means. */
   private readonly controlIn: ControlReceiver;
   private readonly v4 = new Ipv4Packet();
@@ -130,13 +129,10 @@ export class Pipeline {
     // the device, the stack and the names config routes use.
     const devs = opts.peers.length + 64;
     this.devTarget = new Int32Array(devs).fill(TARGET_NONE);
-    this.allowedPeer = new Int32Array(devs).fill(-1);
     this.setTarget(this.router.devIndex(opts.deviceName), TARGET_DEVICE);
     this.setTarget(this.router.devIndex(opts.stackName), TARGET_LOCAL);
     for (const p of opts.peers) {
       this.setTarget(this.router.devIndex(p.name), p.index);
-      const a = this.allowed.devIndex(p.name);
-      if (a < this.allowedPeer.length) this.allowedPeer[a] = p.index;
     }
   }
 
@@ -220,20 +216,15 @@ export class Pipeline {
       peer.drops++;
       return;
     }
-    // Source check: the inner source must be inside the sending peer's prefixes.
-    const a = this.allowed.lookupTable('main', p.buf, p.offset + (fam === 4 ? 12 : 8), fam);
-    if (a < 0 || this.peerOfAllowed(a) !== idx) {
+    // Source check: the inner source must be inside the sending peer's prefixes (the longest
+    // match among all peers' prefixes names the sending peer).
+    if (this.allowed.lookup(p.buf, p.offset + (fam === 4 ? IPV4_SRC : IPV6_SRC), fam) !== idx) {
       this.dropPeer(p, peer, DropReason.SourceNotAllowed);
       return;
     }
     this.heard(peer);
     if (burst) this.queue(p, fam, idx);
     else this.route(p, fam, idx);
-  }
-
-  private peerOfAllowed(routeId: number): number {
-    const nh = this.allowed.nexthopsOf(routeId)[0];
-    return nh === undefined || nh.devIndex < 0 || nh.devIndex >= this.allowedPeer.length ? -1 : this.allowedPeer[nh.devIndex]!;
   }
 
   private heard(peer: Peer): void {

@@ -25,6 +25,7 @@ export const IP_PROTO_IGMP = 2;
 export const IP_PROTO_IPIP = 4;
 export const IP_PROTO_TCP = 6;
 export const IP_PROTO_UDP = 17;
+export const IP_PROTO_DCCP = 33;
 /** IPv6 inside IP (6in4 / 6in6). */
 export const IP_PROTO_IPV6 = 41;
 export const IP_PROTO_ROUTING = 43;
@@ -36,7 +37,9 @@ export const IP_PROTO_ICMPV6 = 58;
 /** IPv6 "No Next Header". */
 export const IP_PROTO_NONE = 59;
 export const IP_PROTO_DEST_OPTS = 60;
+export const IP_PROTO_SCTP = 132;
 export const IP_PROTO_MOBILITY = 135;
+export const IP_PROTO_UDPLITE = 136;
 export const IP_PROTO_HIP = 139;
 export const IP_PROTO_SHIM6 = 140;
 /** RFC 3692 / RFC 4727: for experimentation and testing. */

@@ -19,8 +19,9 @@ import { IP_PROTO_UDP } from './ip.ts';
 
 export const UDP_HEADER_LEN = 8;
 
-const F_SRC_PORT = 0;
-const F_DST_PORT = 2;
+/** Port offsets (the same in TCP, SCTP, DCCP and UDP-Lite headers). */
+export const F_SRC_PORT = 0;
+export const F_DST_PORT = 2;
 const F_LENGTH = 4;
 const F_CHECKSUM = 6;
 

@@ -41,7 +41,7 @@
  */
 import { copyBytes } from '../base/bytes.ts';
 import { DropReason } from '../base/drop-reason.ts';
-import { fold16, sumShort, sumWordsWide } from '../wire/checksum-wide.ts';
+import { fold16, sumShort, sumWordsWide } from '../wire/checksum.ts';
 import { IP_PROTO_TCP } from '../wire/ip.ts';
 import { IPV4_HEADER_LEN, IPV4_SRC, Ipv4Packet } from '../wire/ipv4.ts';
 import { IPV6_HEADER_LEN, IPV6_SRC, Ipv6Packet } from '../wire/ipv6.ts';

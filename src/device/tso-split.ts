@@ -39,7 +39,7 @@ import { IP_PROTO_TCP } from '../wire/ip.ts';
 import { IPV4_HEADER_LEN, IPV4_SRC, Ipv4Packet } from '../wire/ipv4.ts';
 import { IPV6_HEADER_LEN, IPV6_SRC, Ipv6Packet } from '../wire/ipv6.ts';
 import { TCP_CWR, TCP_FIN, TCP_HEADER_LEN, TCP_PSH, TcpPacket } from '../wire/tcp.ts';
-import { fold16, sumShort, sumWordsWide } from '../wire/checksum-wide.ts';
+import { fold16, sumShort, sumWordsWide } from '../wire/checksum.ts';
 import { EMPTY_BYTES } from '../wire/view.ts';
 import {
   VIRTIO_NET_HDR_GSO_ECN, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6, VNET_TCP_CSUM_OFFSET,

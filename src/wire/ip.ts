@@ -24,6 +24,7 @@ export const IP_PROTO_IGMP = 2;
 /** IPv4 inside IP (IPIP, 4in4 / 4in6). */
 export const IP_PROTO_IPIP = 4;
 export const IP_PROTO_TCP = 6;
+export const IP_PROTO_EGP = 8;
 export const IP_PROTO_UDP = 17;
 export const IP_PROTO_DCCP = 33;
 /** IPv6 inside IP (6in4 / 6in6). */
@@ -37,6 +38,7 @@ export const IP_PROTO_ICMPV6 = 58;
 /** IPv6 "No Next Header". */
 export const IP_PROTO_NONE = 59;
 export const IP_PROTO_DEST_OPTS = 60;
+export const IP_PROTO_OSPF = 89;
 export const IP_PROTO_SCTP = 132;
 export const IP_PROTO_MOBILITY = 135;
 export const IP_PROTO_UDPLITE = 136;

@@ -25,8 +25,7 @@ import { sysLibc, sysUnavailableReason } from '../src/sys/libc.ts';
 import { SysMemory } from '../src/sys/memory.ts';
 import { EventFd } from '../src/sys/poll.ts';
 import { VnetHdr, VNET_HDR_LEN } from '../src/sys/virtio-net-hdr.ts';
-import { sumWords } from '../src/wire/checksum.ts';
-import { fold16, sumShort, sumWordsWide } from '../src/wire/checksum-wide.ts';
+import { fold16, sumShort, sumWords, sumWordsWide } from '../src/wire/checksum.ts';
 import { TCP_ACK, TCP_PSH } from '../src/wire/tcp.ts';
 import { pattern, tsOption, writeSuper } from '../test/device/tcp-super.ts';
 

@@ -20,11 +20,12 @@ import { Address4 } from 'ip-address';
 import type { BenchSection } from './run.ts';
 import { DropReason } from '../src/base/drop-reason.ts';
 import { BufferPool, type PacketBuffer } from '../src/base/pool.ts';
-import { IP_PROTO_ICMP, IP_PROTO_TCP, IP_PROTO_UDP, Ipv4Packet } from '../src/wire/ipv4.ts';
+import { Ipv4Packet } from '../src/wire/ipv4.ts';
 import { Icmpv4Packet } from '../src/wire/icmpv4.ts';
 import { UdpPacket } from '../src/wire/udp.ts';
 import { TcpPacket } from '../src/wire/tcp.ts';
 import { kernelFixture } from '../test/support/pcap.ts';
+import { IP_PROTO_ICMP, IP_PROTO_TCP, IP_PROTO_UDP } from '../src/wire/ip.ts';
 
 const PACKETS = 10_000_000;
 const REPS = 3;

@@ -27,8 +27,7 @@ import { Endpoint } from '../src/endpoint/endpoint.ts';
 import { UserspaceHost } from '../src/endpoint/userspace-host.ts';
 import { DEFAULT_PORT } from '../src/transport/udp-transport.ts';
 import { describeGue, gueClassify, gueHeaderLength, GueKind } from '../src/wire/gue.ts';
-import { Ipv4Packet } from '../src/wire/ipv4.ts';
-import { describeIpv6 } from '../src/wire/ipv6.ts';
+import { describeIp } from '../src/wire/describe.ts';
 import {
   EndpointProcess,
   haveCommand,
@@ -176,7 +175,7 @@ function describeInner(ip: Buffer): string {
   const kind = gueClassify(payload, 0, payload.length);
   if (kind === GueKind.Control || kind === GueKind.Bad) return describeGue(payload);
   const inner = payload.subarray(gueHeaderLength(payload, 0));
-  const text = kind === GueKind.Ipv4 ? new Ipv4Packet(inner, 0, inner.length).describe() : describeIpv6(inner, 0, inner.length);
+  const text = describeIp(inner, 0, inner.length);
   // Keep tcpdump's short form: the verbose "(tos .., ttl .., ...)" tail of our IPv4 view goes.
   return `inner ${text.replace(/\s+\(tos 0x.*\)$/, '')}`;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { adjust16, adjust32, checksum, fold, sumWords, verify } from '../src/wire/checksum.ts';
+import { adjust16, adjust32, checksum, fold, ipv4HeaderChecksum, ipv4HeaderSum, sumWords, verify } from '../src/wire/checksum.ts';
 
 /** Reference: RFC 1071 byte-pair loop with end-around carry after every add. */
 function reference(buf: Uint8Array): number {
@@ -33,6 +33,29 @@ describe('checksum (RFC 1071)', () => {
         const b = new Uint8Array(data.length + pad);
         b.set(data, pad);
         expect(checksum(b, pad, data.length)).toBe(reference(data));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
+
+describe('IPv4 header entry point (ipv4HeaderSum / ipv4HeaderChecksum)', () => {
+  it('equals the general routine and the byte-pair reference for every IHL, offset and content', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 5, max: 15 }), fc.uint8Array({ minLength: 60, maxLength: 60 }), fc.nat(7), (ihl, data, pad) => {
+        const hl = ihl * 4;
+        const b = new Uint8Array(pad + 64).fill(0xa5); // bytes after the header must not count
+        b.set(data.subarray(0, hl), pad);
+        b[pad] = 0x40 | ihl;
+        expect(ipv4HeaderSum(b, pad)).toBe(fold(sumWords(b, pad, hl)));
+        b[pad + 10] = 0;
+        b[pad + 11] = 0;
+        const c = ipv4HeaderChecksum(b, pad);
+        expect(c).toBe(checksum(b, pad, hl));
+        expect(c).toBe(reference(b.subarray(pad, pad + hl)));
+        b[pad + 10] = c >> 8;
+        b[pad + 11] = c & 0xff;
+        expect(ipv4HeaderSum(b, pad)).toBe(0xffff);
       }),
       { numRuns: 2000 },
     );

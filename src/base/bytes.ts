@@ -110,18 +110,3 @@ export function copyBytes(src: Uint8Array, srcOff: number, dst: Uint8Array, dstO
   const du = u8Of(db);
   for (; i < n; i++) du[d + i] = su[s + i]!;
 }
-
-/**
- * Internet checksum of a short range (an IPv4 header, <= 60 bytes), stored-field value. Small
- * integer arithmetic only: the general checksum() accumulates in a double, which V8 boxes when
- * it crosses a call boundary (an allocation per packet).
- */
-export function shortChecksum(b: Uint8Array, off: number, len: number): number {
-  let s = 0;
-  const end = off + (len & ~1);
-  for (let i = off; i < end; i += 2) s += (b[i]! << 8) | b[i + 1]!;
-  if (len & 1) s += b[off + len - 1]! << 8;
-  s = (s & 0xffff) + (s >>> 16);
-  s = (s & 0xffff) + (s >>> 16);
-  return ~s & 0xffff;
-}

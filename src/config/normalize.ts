@@ -12,6 +12,17 @@ import {
   prefixContains,
   type Family,
 } from '../wire/address-text.ts';
+import {
+  ipv6IsLoopback,
+  ipv6IsMulticast,
+  ipv6IsUnspecified,
+  ipv6IsV4Mapped,
+  isClassEV4,
+  isLoopbackV4,
+  isMulticastV4,
+  isThisNetworkV4,
+  readV4,
+} from '../wire/ip.ts';
 import { fail } from './errors.ts';
 import { decodeKey } from './key.ts';
 import { checkRouteLine, checkRuleLine, type ParsedRouteLine } from './route-lines.ts';
@@ -66,20 +77,17 @@ function parseRoutePrefix(text: string, path: string): ConfigPrefix {
 
 /** IPv4-mapped IPv6 addresses compare (and send) as IPv4. */
 function unmap(family: Family, bytes: Uint8Array): { family: Family; bytes: Uint8Array } {
-  if (family === 6 && bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) {
-    return { family: 4, bytes: bytes.slice(12) };
-  }
+  if (family === 6 && ipv6IsV4Mapped(bytes, 0)) return { family: 4, bytes: bytes.slice(12) };
   return { family, bytes };
 }
 
+/** A unicast address a peer can have: not 0/8, multicast, class E or broadcast; not :: or ff00::/8. */
 function isUnicast(family: Family, b: Uint8Array): boolean {
   if (family === 4) {
-    if (b[0] === 0 || b[0]! >= 224) return false; // 0/8, multicast, class E, broadcast
-    return true;
+    const a = readV4(b, 0);
+    return !isThisNetworkV4(a) && !isMulticastV4(a) && !isClassEV4(a);
   }
-  if (b.every((x) => x === 0)) return false; // ::
-  if (b[0] === 0xff) return false; // multicast
-  return true;
+  return !ipv6IsUnspecified(b, 0) && !ipv6IsMulticast(b, 0);
 }
 
 /** The address family of a parsed route line (a `default` line carries it; else its prefix tells). */
@@ -94,9 +102,9 @@ function routePrefixText(spec: ParsedRouteLine): string {
   return prefixKey(spec.prefix.family, spec.prefix.bytes, spec.prefix.length);
 }
 
+/** A loopback address (127/8, ::1): with listen on all addresses, our own socket answers there. */
 function isLoopback(family: Family, b: Uint8Array): boolean {
-  if (family === 4) return b[0] === 127;
-  return b.subarray(0, 15).every((x) => x === 0) && b[15] === 1;
+  return family === 4 ? isLoopbackV4(readV4(b, 0)) : ipv6IsLoopback(b, 0);
 }
 
 /** A DNS name: LDH labels, the last one not all digits (so "1.2.3" stays an invalid address). */
@@ -192,7 +200,7 @@ function parseListen(raw: string | number | undefined, path = 'listen', defaultP
     return fail(path, addrErr(e));
   }
   const u = unmap(ep.family, ep.bytes);
-  if (u.family === 4 ? u.bytes[0]! >= 224 : u.bytes[0] === 0xff) {
+  if (u.family === 4 ? readV4(u.bytes, 0) >>> 0 >= 0xe0000000 : ipv6IsMulticast(u.bytes, 0)) {
     fail(path, `${formatAddress(u.bytes, 0, u.family)} is a multicast address`);
   }
   return { text, family: u.family, bytes: u.bytes, host: formatAddress(u.bytes, 0, u.family), port: ep.port };

@@ -5,6 +5,7 @@
  */
 import { DEFAULT_HEADROOM, DEFAULT_SLOT_SIZE } from '../base/pool.ts';
 import type { Family } from '../wire/address-text.ts';
+import { IPV4_MIN_DATAGRAM, IPV6_MIN_MTU } from '../wire/ip.ts';
 import { DEFAULT_PORT } from '../transport/udp-transport.ts';
 import type { ParsedRouteLine, ParsedRuleLine } from './route-lines.ts';
 
@@ -137,8 +138,8 @@ export const DEFAULTS = Object.freeze({
   metricsPort: 9587,
 });
 
-export const MTU_MIN_V4 = 576;
-export const MTU_MIN_V6 = 1280;
+export const MTU_MIN_V4 = IPV4_MIN_DATAGRAM;
+export const MTU_MIN_V6 = IPV6_MIN_MTU;
 export const MTU_MAX = 65535;
 /** Largest interface MTU: a packet read from the device must fit one pool slot. */
 export const MTU_MAX_DEVICE = DEFAULT_SLOT_SIZE - DEFAULT_HEADROOM;

@@ -41,11 +41,12 @@
  */
 import { copyBytes } from '../base/bytes.ts';
 import { DropReason } from '../base/drop-reason.ts';
-import { fold16, sumShort, sumWordsWide } from '../wire/checksum-wide.ts';
-import { F_SRC, IPV4_HEADER_LEN, Ipv4Packet } from '../wire/ipv4.ts';
+import { fold16, sumShort, sumWordsWide } from '../wire/checksum.ts';
+import { IP_PROTO_TCP } from '../wire/ip.ts';
+import { IPV4_HEADER_LEN, IPV4_SRC, Ipv4Packet } from '../wire/ipv4.ts';
 import { IPV6_HEADER_LEN, IPV6_SRC, Ipv6Packet } from '../wire/ipv6.ts';
 import {
-  TCP_ACK, TCP_CWR, TCP_ECE, TCP_HEADER_LEN, TCP_OPT_EOL, TCP_OPT_NOP, TCP_OPT_TIMESTAMP, TCP_PROTOCOL, TCP_PSH,
+  TCP_ACK, TCP_CWR, TCP_ECE, TCP_HEADER_LEN, TCP_OPT_EOL, TCP_OPT_NOP, TCP_OPT_TIMESTAMP, TCP_PSH,
   TcpPacket,
 } from '../wire/tcp.ts';
 import { EMPTY_BYTES } from '../wire/view.ts';
@@ -183,14 +184,14 @@ export class GroCoalescer {
     let v6: boolean;
     if (version === 4) {
       const ip = this.v4.wrap(b, off, len);
-      if (len < IPV4_HEADER_LEN + TCP_HEADER_LEN || ip.protocol !== TCP_PROTOCOL) return this.passThrough(off, len, 0, -1);
+      if (len < IPV4_HEADER_LEN + TCP_HEADER_LEN || ip.protocol !== IP_PROTO_TCP) return this.passThrough(off, len, 0, -1);
       if (ip.check() !== R_NONE || ip.totalLength !== len || ip.isFragment) return this.passThrough(off, len, 0, -1);
       ihl = ip.headerLength;
       v6 = false;
     } else if (version === 6) {
       if (len < IPV6_HEADER_LEN + TCP_HEADER_LEN) return this.passThrough(off, len, 0, -1);
       const ip = this.v6.wrap(b, off, len);
-      if (ip.nextHeader !== TCP_PROTOCOL || ip.payloadLength !== len - IPV6_HEADER_LEN) return this.passThrough(off, len, 0, -1);
+      if (ip.nextHeader !== IP_PROTO_TCP || ip.payloadLength !== len - IPV6_HEADER_LEN) return this.passThrough(off, len, 0, -1);
       ihl = IPV6_HEADER_LEN;
       v6 = true;
     } else {
@@ -247,13 +248,13 @@ export class GroCoalescer {
       let addrSum: number;
       if (st & ST_V6) {
         this.v6.wrap(b, off, this.headLen[e]!).payloadLength = tcpLen;
-        addrSum = sumShort(b, off + IPV6_SRC, 32, TCP_PROTOCOL);
+        addrSum = sumShort(b, off + IPV6_SRC, 32, IP_PROTO_TCP);
       } else {
         const ip = this.v4.wrap(b, off, this.headLen[e]!);
         ip.totalLength = total;
         ip.checksum = 0;
         ip.checksum = ~fold16(sumShort(b, off, ihl)) & 0xffff; // small integers: nothing boxed
-        addrSum = sumShort(b, off + F_SRC, 8, TCP_PROTOCOL);
+        addrSum = sumShort(b, off + IPV4_SRC, 8, IP_PROTO_TCP);
       }
       const t = this.tcp.wrap(b, off + ihl, this.headLen[e]! - ihl);
       if (st & ST_PSH) t.flags = t.flags | TCP_PSH;
@@ -379,14 +380,14 @@ export class GroCoalescer {
   private checksumsValid(off: number, len: number, ihl: number, v6: boolean): boolean {
     const b = this.buf;
     if (!v6 && fold16(sumShort(b, off, ihl)) !== 0xffff) return false;
-    const addrSum = v6 ? sumShort(b, off + IPV6_SRC, 32, TCP_PROTOCOL) : sumShort(b, off + F_SRC, 8, TCP_PROTOCOL);
+    const addrSum = v6 ? sumShort(b, off + IPV6_SRC, 32, IP_PROTO_TCP) : sumShort(b, off + IPV4_SRC, 8, IP_PROTO_TCP);
     return fold16(sumWordsWide(b, off + ihl, len - ihl, fold16(addrSum + len - ihl))) === 0xffff;
   }
 
   private flowHash(off: number, v6: boolean, ihl: number): number {
     const b = this.buf;
     let h = v6 ? 0x6b43a9b5 : 0x2545f491;
-    const a = off + (v6 ? IPV6_SRC : F_SRC);
+    const a = off + (v6 ? IPV6_SRC : IPV4_SRC);
     const n = v6 ? 32 : 8;
     for (let i = 0; i < n; i += 4) {
       h = Math.imul(h ^ ((b[a + i]! << 24) | (b[a + i + 1]! << 16) | (b[a + i + 2]! << 8) | b[a + i + 3]!), 0x9e3779b1);
@@ -433,7 +434,7 @@ export class GroCoalescer {
     const b = this.buf;
     const h = this.headOff[e]!;
     if (b[h]! >> 4 !== (v6 ? 6 : 4) || this.ipHl[e] !== ihl) return false;
-    const a = v6 ? IPV6_SRC : F_SRC;
+    const a = v6 ? IPV6_SRC : IPV4_SRC;
     const n = v6 ? 32 : 8;
     for (let i = 0; i < n; i++) if (b[h + a + i] !== b[off + a + i]) return false;
     for (let i = 0; i < 4; i++) if (b[h + ihl + i] !== b[off + ihl + i]) return false;

@@ -13,6 +13,7 @@
  * default written-queue copies each packet (it is for tests).
  */
 import { BufferPool, type PacketBuffer } from '../base/pool.ts';
+import { ipVersion } from '../wire/ip.ts';
 import { newDeviceStats, type BatchHandler, type DeviceStats, type DownHandler, type PacketDevice } from './device.ts';
 
 /** Receives written packets; the bytes are valid only during the call. */
@@ -158,7 +159,7 @@ export class MemoryDevice implements PacketDevice {
     // As the kernel's tun_get_user() with IFF_NO_PI: an empty packet or an IP version other
     // than 4 or 6 is EINVAL.
     if (length <= 0 || length > 65535 || offset < 0 || offset + length > buf.length) return this.txError('EINVAL');
-    const v = buf[offset]! >> 4;
+    const v = ipVersion(buf, offset);
     if (v !== 4 && v !== 6) return this.txError('EINVAL');
     this.stats.txPackets++;
     this.stats.txBytes += length;

@@ -35,10 +35,11 @@
  */
 import { copyBytes } from '../base/bytes.ts';
 import { DropReason } from '../base/drop-reason.ts';
-import { F_SRC, IPV4_HEADER_LEN, Ipv4Packet } from '../wire/ipv4.ts';
+import { IP_PROTO_TCP } from '../wire/ip.ts';
+import { IPV4_HEADER_LEN, IPV4_SRC, Ipv4Packet } from '../wire/ipv4.ts';
 import { IPV6_HEADER_LEN, IPV6_SRC, Ipv6Packet } from '../wire/ipv6.ts';
-import { TCP_CWR, TCP_FIN, TCP_HEADER_LEN, TCP_PROTOCOL, TCP_PSH, TcpPacket } from '../wire/tcp.ts';
-import { fold16, sumShort, sumWordsWide } from '../wire/checksum-wide.ts';
+import { TCP_CWR, TCP_FIN, TCP_HEADER_LEN, TCP_PSH, TcpPacket } from '../wire/tcp.ts';
+import { fold16, sumShort, sumWordsWide } from '../wire/checksum.ts';
 import { EMPTY_BYTES } from '../wire/view.ts';
 import {
   VIRTIO_NET_HDR_GSO_ECN, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6, VNET_TCP_CSUM_OFFSET,
@@ -134,14 +135,14 @@ export class TsoSplitter {
     let v6: boolean;
     if (type === VIRTIO_NET_HDR_GSO_TCPV4 && version === 4) {
       const ip = this.inV4.wrap(buf, ipOff, ipLen);
-      if (ip.check() !== R_NONE || ip.totalLength !== ipLen || ip.protocol !== TCP_PROTOCOL) return SPLIT_BAD_HEADER;
+      if (ip.check() !== R_NONE || ip.totalLength !== ipLen || ip.protocol !== IP_PROTO_TCP) return SPLIT_BAD_HEADER;
       if (ip.headerLength !== cs || ip.isFragment) return SPLIT_BAD_HEADER;
       v6 = false;
     } else if (type === VIRTIO_NET_HDR_GSO_TCPV6 && version === 6) {
       if (ipLen < IPV6_HEADER_LEN) return SPLIT_BAD_HEADER;
       const ip = this.inV6.wrap(buf, ipOff, ipLen);
       if (ip.payloadLength !== ipLen - IPV6_HEADER_LEN) return SPLIT_BAD_HEADER;
-      if (ip.nextHeader !== TCP_PROTOCOL || cs !== IPV6_HEADER_LEN) return SPLIT_UNSUPPORTED;
+      if (ip.nextHeader !== IP_PROTO_TCP || cs !== IPV6_HEADER_LEN) return SPLIT_UNSUPPORTED;
       v6 = true;
     } else {
       return SPLIT_BAD_GSO;
@@ -162,8 +163,8 @@ export class TsoSplitter {
     const id0 = v6 ? 0 : this.inV4.ident;
     // pseudo-header without its length: addresses (contiguous src, dst) + protocol
     const addrSum = v6
-      ? sumShort(buf, ipOff + IPV6_SRC, 32, TCP_PROTOCOL)
-      : sumShort(buf, ipOff + F_SRC, 8, TCP_PROTOCOL);
+      ? sumShort(buf, ipOff + IPV6_SRC, 32, IP_PROTO_TCP)
+      : sumShort(buf, ipOff + IPV4_SRC, 8, IP_PROTO_TCP);
     const arena = out.hdr;
     out.src = buf;
     out.hdrLen = hl;

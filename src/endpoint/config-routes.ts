@@ -3,11 +3,13 @@
  * - the endpoint's router: each peer's prefixes (dev = peer name), the own stack's addresses
  *   (type local), the TUN's connected subnets (dev = the interface: the kernel side), then the
  *   config's extra `routes` lines and policy `rules`;
- * - the source-check router (AllowedIPs): each peer's prefixes, looked up by inner source;
+ * - the source check (AllowedIPs): each peer's prefixes, the peer index as the value, looked up
+ *   by inner source;
  * - the kernel routes through the TUN: peer prefixes, stack addresses, and extra main-table
  *   unicast routes whose nexthops all lead to peers.
  */
 import { STACK_DEV, type Config } from '../config/config.ts';
+import { AllowedSources } from '../route/allowed.ts';
 import { Router } from '../route/router.ts';
 import { formatPrefix, maskInPlace, type Prefix } from '../wire/address-text.ts';
 
@@ -22,18 +24,18 @@ function hostPrefix(a: { family: 4 | 6; bytes: Uint8Array }): Prefix {
   return { family: a.family, bytes: a.bytes, length: a.family === 4 ? 32 : 128 };
 }
 
-/** The endpoint's router and the source-check (AllowedIPs) router for a config. */
-export function buildRouters(config: Config): { router: Router; allowed: Router } {
+/** The endpoint's router and source check (AllowedIPs; peer index = position in config.peers). */
+export function buildRouters(config: Config): { router: Router; allowed: AllowedSources } {
   const router = new Router({ keepText: true });
-  const allowed = new Router();
+  const allowed = new AllowedSources();
   const ifName = config.interface.name;
-  for (const peer of config.peers) {
+  config.peers.forEach((peer, index) => {
     for (const r of peer.routes) {
       const prefix = toPrefix(r);
       router.add({ prefix, dev: peer.name, text: `${formatPrefix(prefix)} dev ${peer.name}` });
-      allowed.add({ prefix, dev: peer.name });
+      allowed.add(prefix, index);
     }
-  }
+  });
   for (const a of config.stack.address) {
     const prefix = hostPrefix(a);
     router.add({ prefix, type: 'local', dev: STACK_DEV, text: `local ${formatPrefix(prefix)} dev ${STACK_DEV}` });

@@ -15,12 +15,15 @@ import { openTun } from '../device/tun.ts';
 import { DROP_REASON_NAMES, DropCounters } from '../base/drop-reason.ts';
 import { Fragmenter } from '../frag/fragment.ts';
 import { PacketPools } from '../base/pool.ts';
+import type { AllowedSources } from '../route/allowed.ts';
 import type { Router } from '../route/router.ts';
 import { formatRoute, routeJson } from '../route/text/show.ts';
+import { PeerEndpoints } from '../transport/peer-endpoints.ts';
 import { UdpTransport } from '../transport/udp-transport.ts';
+import { ControlSender } from '../tunnel/control.ts';
 import type { AddressBytes } from '../wire/address-text.ts';
-import { emitKeepalive, senderIdFromName, ControlCounter, controlLength } from '../wire/gue.ts';
-import { readV4 } from '../wire/ipv4.ts';
+import { controlLength, KEEPALIVE_BODY_LEN, senderIdFromName } from '../wire/gue.ts';
+import { readV4, v4Text } from '../wire/ip.ts';
 import { IcmpSender } from './icmp-sender.ts';
 import { KernelRoutes } from './kernel-routes.ts';
 import { LocalStack, type StackUdpSocket } from './local-stack.ts';
@@ -70,7 +73,9 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   readonly config: Config;
   readonly pools: PacketPools;
   readonly router: Router;
-  readonly allowed: Router;
+  readonly allowed: AllowedSources;
+  /** Each peer's underlay endpoint, the one record (shared with the transport; mobility moves peers here). */
+  readonly endpoints = new PeerEndpoints();
   readonly peers: Peer[];
   readonly drops = new DropCounters();
   readonly stack: LocalStack;
@@ -84,7 +89,8 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   private readonly icmp: IcmpSender;
   private readonly fragmenter: Fragmenter;
   private readonly senderId: number;
-  private readonly counter = new ControlCounter();
+  /** Our sender id and counter on the control messages (keepalives) we send. */
+  private readonly control: ControlSender;
   private kernelRoutes: KernelRoutes | null = null;
   private timer: NodeJS.Timeout | null = null;
   private running = false;
@@ -100,23 +106,22 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     ({ router: this.router, allowed: this.allowed } = buildRouters(config));
     const ifName = config.interface.name;
 
-    this.peers = config.peers.map(
-      (pc, index) =>
-        new Peer({
-          index,
-          name: pc.name,
-          address: pc.endpoint.host,
-          port: pc.endpoint.port,
-          family: pc.endpoint.family,
-          routes: pc.routes,
-          mtu: pc.mtu,
-          keepalive: pc.keepalive,
-          key: pc.key,
-          mss: pc.mss,
-        }),
-    );
+    this.peers = config.peers.map((pc, index) => {
+      this.endpoints.set(index, pc.endpoint.family, pc.endpoint.bytes, pc.endpoint.port);
+      return new Peer({
+        index,
+        name: pc.name,
+        endpoints: this.endpoints,
+        routes: pc.routes,
+        mtu: pc.mtu,
+        keepalive: pc.keepalive,
+        key: pc.key,
+        mss: pc.mss,
+      });
+    });
 
     this.senderId = senderIdFromName(`${ifName}/${process.pid}/${Math.random()}`);
+    this.control = new ControlSender(this.senderId);
     const rl = config.icmpRateLimit;
     const icmpBucket = new TokenBucket(rl.rate, rl.burst, performance.now());
     this.icmp = new IcmpSender(this.pools, icmpBucket, this.drops, () => performance.now());
@@ -178,13 +183,13 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
         port: listen.port,
         ipv6Only: !(anyV4 && anyV6 && listen.host === null),
         pools: this.pools,
+        endpoints: this.endpoints,
         onBatch: this.pipeline.fromTransport,
         onError: (e) => this.log(`warning: udp: ${e.message}`),
       });
-      await t.start();
+      await t.start(); // throws when a peer's endpoint is of a family the socket cannot carry
       this.transport = t;
       this.pipeline.transport = t;
-      for (const p of this.peers) t.setPeer(p.index, p.address, p.port);
       dev.start(this.pipeline.fromDevice, (why) => {
         this.log(`device ${dev.name} went down: ${why}`);
         this.emit('error', new Error(`device ${dev.name} went down: ${why}`));
@@ -192,7 +197,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       if (c.kernelRoutes && this.opts.device === undefined && this.opts.tun !== false) {
         this.kernelRoutes = new KernelRoutes(c.interface.name, this.log);
         const prefixes = kernelPrefixes(c);
-        const endpoints: AddressBytes[] = c.peers.map((p) => ({ family: p.endpoint.family, bytes: p.endpoint.bytes }));
+        const endpoints: AddressBytes[] = this.endpoints.entries().map(([, e]) => ({ family: e.family, bytes: e.bytes }));
         this.kernelRoutes.install(prefixes, endpoints);
       }
     } catch (e) {
@@ -259,10 +264,10 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     this.stack.poll();
     this.emitDrops();
     for (const p of this.peers) {
-      if (p.keepaliveMs > 0 && now - p.lastTx >= p.keepaliveMs) this.sendKeepalive(p);
-      if (p.up && now - p.lastRx > p.deadAfterMs) {
-        p.up = false;
-        this.log(`peer ${p.name} down (nothing heard for ${Math.round((now - p.lastRx) / 1000)} s)`);
+      const l = p.liveness;
+      if (l.keepaliveDue(now)) this.sendKeepalive(p);
+      if (l.expire(now)) {
+        this.log(`peer ${p.name} down (nothing heard for ${Math.round((now - l.lastRx) / 1000)} s)`);
         this.emit('peer-down', p);
       }
     }
@@ -284,15 +289,10 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   private sendKeepalive(p: Peer): void {
     const t = this.transport;
     if (t === null) return;
-    const q = this.pools.acquire(controlLength(12, true));
+    const q = this.pools.acquire(controlLength(KEEPALIVE_BODY_LEN, true));
     if (q === null) return;
-    q.length = emitKeepalive(
-      q.buf,
-      q.offset,
-      { senderId: this.senderId, counter: this.counter.next(), timestampMs: Date.now(), interval: p.keepaliveMs / 1000 },
-      p.key,
-    );
-    p.lastTx = Date.now();
+    q.length = this.control.keepalive(q.buf, q.offset, p.keepaliveMs / 1000, p.key);
+    p.liveness.sent(Date.now());
     p.txPackets++;
     p.txBytes += q.length;
     t.send(q, p.index);
@@ -383,7 +383,7 @@ function icmpSourceV4(config: Config, log: (line: string) => void): number {
     const net = hostBits === 32 ? 0 : (own >>> hostBits) << hostBits;
     const first = (net + 1) >>> 0;
     const pick = own === first ? (first + 1) >>> 0 : first;
-    const text = `${pick >>> 24}.${(pick >>> 16) & 255}.${(pick >>> 8) & 255}.${pick & 255}`;
+    const text = v4Text(pick);
     log(`warning: no IPv4 stack.address: ICMP errors (fragmentation needed) are sent from ${text}, not the kernel's own ${ifa.text}; add a stack address to choose`);
     return pick;
   }

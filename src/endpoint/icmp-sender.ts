@@ -8,10 +8,11 @@ import { DropReason, type DropCounters } from '../base/drop-reason.ts';
 import type { PacketBuffer, PacketPools } from '../base/pool.ts';
 import { buildIcmpv4Error, mayReplyWithIcmpError } from '../wire/icmpv4.ts';
 import { buildIcmpv6Error } from '../wire/icmpv6-error.ts';
+import { IPV6_MIN_MTU } from '../wire/ip.ts';
 import type { TokenBucket } from './token-bucket.ts';
 
 /** Largest ICMP error either family builds: IPv6 minimum MTU. */
-const ERROR_ROOM = 1280;
+const ERROR_ROOM = IPV6_MIN_MTU;
 
 export class IcmpSender {
   /** Errors built (handed back for sending). */

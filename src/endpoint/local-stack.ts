@@ -14,25 +14,45 @@ import { DropReason, type DropCounters } from '../base/drop-reason.ts';
 import { Reassembler, ReassemblyStatus } from '../frag/reassembly.ts';
 import type { PacketBuffer, PacketPools } from '../base/pool.ts';
 import { formatAddress, parseAddress, type AddressBytes } from '../wire/address-text.ts';
-import { checksum, pseudoHeaderSumV6 } from '../wire/checksum.ts';
 import {
   buildEchoReply,
   buildIcmpv4Error,
   ICMP_DEST_UNREACHABLE,
   ICMP_ECHO_REPLY,
   ICMP_ECHO_REQUEST,
+  ICMP_EXC_FRAGTIME,
+  ICMP_TIME_EXCEEDED,
   ICMP_UNREACH_PORT,
   ICMP_UNREACH_PROTOCOL,
+  ICMPV4_HEADER_LEN,
   Icmpv4Packet,
   mayReplyWithIcmpError,
 } from '../wire/icmpv4.ts';
 import { buildIcmpv6Error, echoReplyInPlace } from '../wire/icmpv6-error.ts';
-import { ICMPV6_DEST_UNREACHABLE, ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, ICMPV6_PARAM_PROBLEM } from '../wire/icmpv6.ts';
+import {
+  ICMPV6_DEST_UNREACHABLE,
+  ICMPV6_ECHO_REPLY,
+  ICMPV6_ECHO_REQUEST,
+  ICMPV6_HEADER_LEN,
+  ICMPV6_PARAM_PROBLEM,
+  ICMPV6_TIME_EXCEEDED,
+  Icmpv6Packet,
+  PARAM_PROBLEM_NEXT_HEADER,
+  TIME_EXCEEDED_REASSEMBLY,
+  UNREACH_PORT,
+} from '../wire/icmpv6.ts';
+import { IP_PROTO_ICMP, IP_PROTO_ICMPV6, IP_PROTO_TCP, IP_PROTO_UDP, ipVersion, IPV6_MIN_MTU, readV4 } from '../wire/ip.ts';
 import { Ipv6Chain, walkIpv6Chain } from '../wire/ipv6-chain.ts';
-import { IP_PROTO_ICMP, IP_PROTO_ICMPV6, IP_PROTO_TCP, IP_PROTO_UDP, readV4 } from '../wire/ipv4.ts';
-import { IPV6_HEADER_LEN, writeIpv6Header } from '../wire/ipv6.ts';
-import { UdpPacket } from '../wire/udp.ts';
+import { IPV4_DST, IPV4_HEADER_LEN, IPV4_SRC, Ipv4Packet } from '../wire/ipv4.ts';
+import { IPV6_DST, IPV6_HEADER_LEN, IPV6_SRC, Ipv6Packet, writeIpv6Header } from '../wire/ipv6.ts';
+import { UDP_HEADER_LEN, UdpPacket } from '../wire/udp.ts';
+import { EMPTY_BYTES } from '../wire/view.ts';
 import type { TokenBucket } from './token-bucket.ts';
+
+/** Room for an ICMP error of either family: the IPv6 minimum MTU. */
+const ERROR_ROOM = IPV6_MIN_MTU;
+/** Largest UDP payload in one IPv4 datagram: 65535 - 20 (IPv4) - 8 (UDP). */
+const UDP_MAX_PAYLOAD = 65535 - IPV4_HEADER_LEN - UDP_HEADER_LEN;
 
 export interface LocalStackOptions {
   pools: PacketPools;
@@ -98,6 +118,9 @@ export class LocalStack {
   private readonly chain = new Ipv6Chain();
   private readonly udp = new UdpPacket();
   private readonly icmp4 = new Icmpv4Packet();
+  private readonly icmp6 = new Icmpv6Packet();
+  private readonly ip4 = new Ipv4Packet();
+  private readonly ip6 = new Ipv6Packet();
   private nextEphemeral = 49152;
   private pingId = (process.pid & 0x7fff) + 1;
   private pingSeq = 0;
@@ -129,8 +152,8 @@ export class LocalStack {
 
   /** Is the destination of the packet at buf[off] one of ours? */
   isLocal(buf: Uint8Array, off: number): boolean {
-    const v4 = buf[off]! >> 4 === 4;
-    const d = off + (v4 ? 16 : 24);
+    const v4 = ipVersion(buf, off) === 4;
+    const d = off + (v4 ? IPV4_DST : IPV6_DST);
     const n = v4 ? 4 : 16;
     outer: for (const a of this.addrs) {
       if (a.bytes.length !== n) continue;
@@ -149,7 +172,7 @@ export class LocalStack {
 
   /** A packet addressed to us (already header-checked). Takes ownership. */
   input(p: PacketBuffer): void {
-    const v4 = p.buf[p.offset]! >> 4 === 4;
+    const v4 = ipVersion(p.buf, p.offset) === 4;
     const whole = v4 ? this.reassembler.submitV4(p.buf, p.offset, p.length) : this.reassembler.submitV6(p.buf, p.offset, p.length);
     const st = this.reassembler.lastStatus;
     if (st !== ReassemblyStatus.NotFragment) {
@@ -164,8 +187,9 @@ export class LocalStack {
   private inputV4(p: PacketBuffer): void {
     const b = p.buf;
     const off = p.offset;
-    const hl = (b[off]! & 15) << 2;
-    const proto = b[off + 9]!;
+    const ip = this.ip4.wrap(b, off, p.length);
+    const hl = ip.headerLength;
+    const proto = ip.protocol;
     if (proto === IP_PROTO_ICMP) {
       const ic = this.icmp4.wrap(b, off + hl, p.length - hl);
       const r = ic.check();
@@ -184,11 +208,11 @@ export class LocalStack {
     if (proto === IP_PROTO_UDP) {
       const u = this.udp.wrap(b, off + hl, p.length - hl);
       let r = u.check();
-      if (r === DropReason.None && !u.verifyChecksumV4(b, off + 12, off + 16)) r = DropReason.BadUdpChecksum;
+      if (r === DropReason.None && !u.verifyChecksumV4(b, ip.srcOffset, ip.dstOffset)) r = DropReason.BadUdpChecksum;
       if (r !== DropReason.None) return this.drop(p, r);
       const sock = this.sockets.get(u.dstPort);
       if (sock === undefined) return this.unreachable(p, 4, ICMP_DEST_UNREACHABLE, ICMP_UNREACH_PORT);
-      this.deliverUdp(sock, b, u.payloadOffset, u.payloadLength, formatAddress(b, off + 12, 4), u.srcPort, 4);
+      this.deliverUdp(sock, b, u.payloadOffset, u.payloadLength, formatAddress(b, ip.srcOffset, 4), u.srcPort, 4);
       p.release();
       return;
     }
@@ -208,33 +232,34 @@ export class LocalStack {
     const u = c.upperOffset;
     const proto = c.upperProtocol;
     if (proto === IP_PROTO_ICMPV6) {
-      const type = c.end - u >= 8 ? b[u]! : -1;
+      const m = this.icmp6.wrap(b, u, c.end - u);
+      const type = c.end - u >= ICMPV6_HEADER_LEN ? m.msgType : -1;
       if (type === ICMPV6_ECHO_REQUEST) {
         const src = this.source(6);
         const rr = echoReplyInPlace(b, off, p.length, this.ttl, src ? src.bytes : null, 0);
         if (rr !== DropReason.None) return this.drop(p, rr);
-        p.length = IPV6_HEADER_LEN + ((b[off + 4]! << 8) | b[off + 5]!);
+        p.length = this.ip6.wrap(b, off, p.length).totalLength;
         this.echoReplies++;
         return this.output(p);
       }
-      if (type === ICMPV6_ECHO_REPLY) this.pingReply((b[u + 4]! << 8) | b[u + 5]!, (b[u + 6]! << 8) | b[u + 7]!);
+      if (type === ICMPV6_ECHO_REPLY) this.pingReply(m.identifier, m.sequence);
       p.release();
       return;
     }
     if (proto === IP_PROTO_UDP) {
       const ul = this.udp.wrap(b, u, c.end - u);
       let rr = ul.check();
-      if (rr === DropReason.None && !ul.verifyChecksumV6(b, off + 8, off + 24)) rr = DropReason.BadUdpChecksum;
+      if (rr === DropReason.None && !ul.verifyChecksumV6(b, off + IPV6_SRC, off + IPV6_DST)) rr = DropReason.BadUdpChecksum;
       if (rr !== DropReason.None) return this.drop(p, rr);
       const sock = this.sockets.get(ul.dstPort);
-      if (sock === undefined) return this.unreachable(p, 6, ICMPV6_DEST_UNREACHABLE, 4);
-      this.deliverUdp(sock, b, ul.payloadOffset, ul.payloadLength, formatAddress(b, off + 8, 6), ul.srcPort, 6);
+      if (sock === undefined) return this.unreachable(p, 6, ICMPV6_DEST_UNREACHABLE, UNREACH_PORT);
+      this.deliverUdp(sock, b, ul.payloadOffset, ul.payloadLength, formatAddress(b, off + IPV6_SRC, 6), ul.srcPort, 6);
       p.release();
       return;
     }
-    if (proto === IP_PROTO_TCP) return this.unreachable(p, 6, ICMPV6_DEST_UNREACHABLE, 4);
+    if (proto === IP_PROTO_TCP) return this.unreachable(p, 6, ICMPV6_DEST_UNREACHABLE, UNREACH_PORT);
     // Unknown upper layer: parameter problem, unrecognized next header, pointing at it.
-    this.unreachable(p, 6, ICMPV6_PARAM_PROBLEM, 1, c.upperNextHeaderOffset - off);
+    this.unreachable(p, 6, ICMPV6_PARAM_PROBLEM, PARAM_PROBLEM_NEXT_HEADER, c.upperNextHeaderOffset - off);
   }
 
   private deliverUdp(sock: StackUdpSocket, b: Uint8Array, off: number, len: number, address: string, port: number, family: 4 | 6): void {
@@ -251,10 +276,11 @@ export class LocalStack {
     }
     const b = p.buf;
     const off = p.offset;
-    const ours = fam === 4 ? b.subarray(off + 16, off + 20) : b.subarray(off + 24, off + 40);
-    const q = this.pools.acquire(1280);
+    // We answer from the address the packet was sent to.
+    const ours = fam === 4 ? b.subarray(off + IPV4_DST, off + IPV4_DST + 4) : b.subarray(off + IPV6_DST, off + IPV6_DST + 16);
+    const q = this.pools.acquire(ERROR_ROOM);
     if (q !== null) {
-      const out = q.buf.subarray(0, q.offset + 1280);
+      const out = q.buf.subarray(0, q.offset + ERROR_ROOM);
       let n = 0;
       if (fam === 4) {
         if (mayReplyWithIcmpError(b, off, p.length)) n = buildIcmpv4Error(out, q.offset, type, code, param, b, off, p.length, readV4(ours, 0), this.ttl);
@@ -273,15 +299,16 @@ export class LocalStack {
   }
 
   private timeExceeded(fam: 4 | 6, buf: Buffer, off: number, len: number): void {
-    const q = this.pools.acquire(1280);
+    const q = this.pools.acquire(ERROR_ROOM);
     if (q === null) return;
-    const out = q.buf.subarray(0, q.offset + 1280);
+    const out = q.buf.subarray(0, q.offset + ERROR_ROOM);
+    // From the address the fragments were sent to (ours).
     const n =
       fam === 4
         ? mayReplyWithIcmpError(buf, off, len)
-          ? buildIcmpv4Error(out, q.offset, 11, 1, 0, buf, off, len, readV4(buf, off + 16), this.ttl)
+          ? buildIcmpv4Error(out, q.offset, ICMP_TIME_EXCEEDED, ICMP_EXC_FRAGTIME, 0, buf, off, len, readV4(buf, off + IPV4_DST), this.ttl)
           : 0
-        : buildIcmpv6Error(out, q.offset, 3, 1, 0, buf, off, len, buf, off + 24, this.ttl);
+        : buildIcmpv6Error(out, q.offset, ICMPV6_TIME_EXCEEDED, TIME_EXCEEDED_REASSEMBLY, 0, buf, off, len, buf, off + IPV6_DST, this.ttl);
     if (n === 0) return q.release();
     q.length = n;
     this.errorsSent++;
@@ -316,9 +343,10 @@ export class LocalStack {
   sendUdp(srcPort: number, data: Uint8Array, dstPort: number, address: string): boolean {
     const dst = parseAddress(address);
     const src = this.source(dst.family);
-    if (src === undefined || data.length > 65507) return false;
-    const ipLen = dst.family === 4 ? 20 : IPV6_HEADER_LEN;
-    const p = this.pools.acquire(ipLen + 8 + data.length);
+    if (src === undefined || data.length > UDP_MAX_PAYLOAD) return false;
+    const ipLen = dst.family === 4 ? IPV4_HEADER_LEN : IPV6_HEADER_LEN;
+    const udpLen = UDP_HEADER_LEN + data.length;
+    const p = this.pools.acquire(ipLen + udpLen);
     if (p === null) {
       this.drops.count(DropReason.PoolExhausted);
       return false;
@@ -326,19 +354,19 @@ export class LocalStack {
     const b = p.buf;
     const o = p.offset;
     const u = o + ipLen;
-    b.set(data, u + 8);
-    const udp = this.udp.wrap(b, u, 8 + data.length);
+    b.set(data, u + UDP_HEADER_LEN);
+    const udp = this.udp.wrap(b, u, udpLen);
     udp.srcPort = srcPort;
     udp.dstPort = dstPort;
-    udp.length = 8 + data.length;
+    udp.length = udpLen;
     if (dst.family === 4) {
-      this.ipv4Header(b, o, 20 + 8 + data.length, IP_PROTO_UDP, src.bytes, dst.bytes);
-      udp.fillChecksumV4(b, o + 12, o + 16);
+      this.ipv4Header(b, o, ipLen + udpLen, IP_PROTO_UDP, src.bytes, dst.bytes);
+      udp.fillChecksumV4(b, o + IPV4_SRC, o + IPV4_DST);
     } else {
-      writeIpv6Header(b, o, 8 + data.length, IP_PROTO_UDP, this.ttl, src.bytes, 0, dst.bytes, 0);
-      udp.fillChecksumV6(b, o + 8, o + 24);
+      writeIpv6Header(b, o, udpLen, IP_PROTO_UDP, this.ttl, src.bytes, 0, dst.bytes, 0);
+      udp.fillChecksumV6(b, o + IPV6_SRC, o + IPV6_DST);
     }
-    p.length = ipLen + 8 + data.length;
+    p.length = ipLen + udpLen;
     this.output(p);
     return true;
   }
@@ -358,35 +386,30 @@ export class LocalStack {
       if (f.family !== dst.family) return Promise.reject(new Error(`cannot ping IPv${dst.family} ${address} from IPv${f.family} ${from}`));
     }
     if (src === undefined) return Promise.reject(new Error(`no IPv${dst.family} address to ping ${address} from`));
-    const ipLen = dst.family === 4 ? 20 : IPV6_HEADER_LEN;
-    const p = this.pools.acquire(ipLen + 8 + size);
+    const v4 = dst.family === 4;
+    const ipLen = v4 ? IPV4_HEADER_LEN : IPV6_HEADER_LEN;
+    const icmpLen = (v4 ? ICMPV4_HEADER_LEN : ICMPV6_HEADER_LEN) + size;
+    const p = this.pools.acquire(ipLen + icmpLen);
     if (p === null) return Promise.reject(new Error('buffer pool exhausted'));
     const seq = (this.pingSeq = (this.pingSeq + 1) & 0xffff);
     const id = this.pingId;
     const b = p.buf;
     const o = p.offset;
     const ic = o + ipLen;
-    b[ic] = dst.family === 4 ? ICMP_ECHO_REQUEST : ICMPV6_ECHO_REQUEST;
-    b[ic + 1] = 0;
-    b[ic + 2] = 0;
-    b[ic + 3] = 0;
-    b[ic + 4] = id >> 8;
-    b[ic + 5] = id & 255;
-    b[ic + 6] = seq >> 8;
-    b[ic + 7] = seq & 255;
-    for (let i = 0; i < size; i++) b[ic + 8 + i] = (i + 8) & 255;
-    if (dst.family === 4) {
-      this.ipv4Header(b, o, 20 + 8 + size, IP_PROTO_ICMP, src.bytes, dst.bytes);
-      const c = checksum(b, ic, 8 + size);
-      b[ic + 2] = c >> 8;
-      b[ic + 3] = c & 255;
+    const data = ic + icmpLen - size;
+    // ping's pattern: each data byte is its offset in the ICMP message
+    for (let i = 0; i < size; i++) b[data + i] = (data - ic + i) & 255;
+    if (v4) {
+      Icmpv4Packet.emit({ type: ICMP_ECHO_REQUEST, code: 0, rest: 0, ident: id, seq, mtu: 0, pointer: 0, payloadLength: size }, b, ic);
+      this.ipv4Header(b, o, ipLen + icmpLen, IP_PROTO_ICMP, src.bytes, dst.bytes);
+      this.icmp4.wrap(b, ic, icmpLen).fillChecksum();
     } else {
-      writeIpv6Header(b, o, 8 + size, IP_PROTO_ICMPV6, this.ttl, src.bytes, 0, dst.bytes, 0);
-      const c = checksum(b, ic, 8 + size, pseudoHeaderSumV6(b, o + 8, o + 24, IP_PROTO_ICMPV6, 8 + size));
-      b[ic + 2] = c >> 8;
-      b[ic + 3] = c & 255;
+      const m = this.icmp6.wrap(b, ic, icmpLen);
+      m.emit({ type: ICMPV6_ECHO_REQUEST, code: 0, identifier: id, sequence: seq, bodyLength: size });
+      writeIpv6Header(b, o, icmpLen, IP_PROTO_ICMPV6, this.ttl, src.bytes, 0, dst.bytes, 0);
+      m.fillChecksum(o + IPV6_SRC, o + IPV6_DST, b);
     }
-    p.length = ipLen + 8 + size;
+    p.length = ipLen + icmpLen;
     const key = (id << 16) | seq;
     return new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -407,25 +430,26 @@ export class LocalStack {
     w.resolve(performance.now() - w.sent);
   }
 
+  /** An IPv4 header at b[o] from us: no options, DF clear (big datagrams get fragmented on the way). */
   private ipv4Header(b: Uint8Array, o: number, total: number, proto: number, src: Uint8Array, dst: Uint8Array): void {
-    b[o] = 0x45;
-    b[o + 1] = 0;
-    b[o + 2] = total >> 8;
-    b[o + 3] = total & 255;
-    const id = (Math.random() * 65536) | 0;
-    b[o + 4] = id >> 8;
-    b[o + 5] = id & 255;
-    b[o + 6] = 0; // DF clear: big datagrams get fragmented on the way
-    b[o + 7] = 0;
-    b[o + 8] = this.ttl;
-    b[o + 9] = proto;
-    b[o + 10] = 0;
-    b[o + 11] = 0;
-    b.set(src, o + 12);
-    b.set(dst, o + 16);
-    const c = checksum(b, o, 20);
-    b[o + 10] = c >> 8;
-    b[o + 11] = c & 255;
+    Ipv4Packet.emit(
+      {
+        src: readV4(src, 0),
+        dst: readV4(dst, 0),
+        protocol: proto,
+        ttl: this.ttl,
+        dscp: 0,
+        ecn: 0,
+        ident: (Math.random() * 65536) | 0,
+        dontFragment: false,
+        moreFragments: false,
+        fragOffset: 0,
+        payloadLength: total - IPV4_HEADER_LEN,
+        options: EMPTY_BYTES,
+      },
+      b,
+      o,
+    );
   }
 
   /** Close sockets, fail pending pings, drop reassembly state. */

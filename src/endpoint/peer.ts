@@ -1,17 +1,20 @@
 /**
- * One tunnel peer's runtime state: where it is on the underlay, what it may send from (its
- * prefixes, like WireGuard's AllowedIPs), the tunnel MTU toward it, keepalive and key, and its
- * counters. Plain numbers updated in place by the pipeline; no allocation per packet.
+ * One tunnel peer as the endpoint sees it: its name and index, what it may send from (its
+ * prefixes, like WireGuard's AllowedIPs), the tunnel MTU toward it, MSS clamp and key, its
+ * counters, and views of the state kept elsewhere: its underlay endpoint (the one record,
+ * src/transport/peer-endpoints.ts, shared with the transport) and its liveness
+ * (src/tunnel/liveness.ts). Plain numbers updated in place by the pipeline; no allocation per
+ * packet.
  */
 import type { ConfigPrefix } from '../config/config.ts';
+import type { PeerEndpoint, PeerEndpoints } from '../transport/peer-endpoints.ts';
+import { PeerLiveness } from '../tunnel/liveness.ts';
 
 export interface PeerInit {
   index: number;
   name: string;
-  /** Underlay endpoint: address literal and port. */
-  address: string;
-  port: number;
-  family: 4 | 6;
+  /** The endpoints record; this peer's underlay endpoint is entry `index` there. */
+  endpoints: PeerEndpoints;
   routes: readonly ConfigPrefix[];
   mtu: number;
   /** Seconds; null = no keepalives. */
@@ -24,47 +27,72 @@ export interface PeerInit {
 export class Peer {
   readonly index: number;
   readonly name: string;
-  address: string;
-  port: number;
-  readonly family: 4 | 6;
   readonly routes: readonly ConfigPrefix[];
   readonly mtu: number;
-  readonly keepaliveMs: number;
   readonly key: Uint8Array | null;
   /** MSS clamp for SYNs through this peer; 0 = off. */
   readonly mssV4: number;
   readonly mssV6: number;
+  /** Up/down, last heard from and sent to, keepalive timing. */
+  readonly liveness: PeerLiveness;
 
-  /** Epoch ms of the last datagram received from / sent to the peer; 0 = never. */
-  lastRx = 0;
-  lastTx = 0;
   rxPackets = 0;
   rxBytes = 0;
   txPackets = 0;
   txBytes = 0;
   drops = 0;
-  up = false;
+
+  private readonly endpoints: PeerEndpoints;
 
   constructor(init: PeerInit) {
     this.index = init.index;
     this.name = init.name;
-    this.address = init.address;
-    this.port = init.port;
-    this.family = init.family;
+    this.endpoints = init.endpoints;
     this.routes = init.routes;
     this.mtu = init.mtu;
-    this.keepaliveMs = init.keepalive === null ? 0 : init.keepalive * 1000;
+    this.liveness = new PeerLiveness(init.keepalive);
     this.key = init.key;
     this.mssV4 = init.mss?.v4 ?? 0;
     this.mssV6 = init.mss?.v6 ?? 0;
   }
 
-  /** How long without hearing from the peer before it counts as down. */
-  get deadAfterMs(): number {
-    return this.keepaliveMs > 0 ? Math.max(3 * this.keepaliveMs, 5000) : 180_000;
+  /** The underlay endpoint now (it moves only through PeerEndpoints.set). */
+  get endpoint(): PeerEndpoint | undefined {
+    return this.endpoints.get(this.index);
+  }
+  /** Underlay address literal ('' when the peer has no endpoint). */
+  get address(): string {
+    return this.endpoint?.host ?? '';
+  }
+  get port(): number {
+    return this.endpoint?.port ?? 0;
+  }
+  get family(): 4 | 6 {
+    return this.endpoint?.family ?? 4;
+  }
+  /** "192.0.2.1:6080" / "[fd00::2]:6080". */
+  get endpointText(): string {
+    return this.endpoint?.text ?? '';
   }
 
-  get endpointText(): string {
-    return this.family === 6 ? `[${this.address}]:${this.port}` : `${this.address}:${this.port}`;
+  get keepaliveMs(): number {
+    return this.liveness.keepaliveMs;
+  }
+  /** How long without hearing from the peer before it counts as down. */
+  get deadAfterMs(): number {
+    return this.liveness.deadAfterMs;
+  }
+  /** Epoch ms of the last datagram received from / sent to the peer; 0 = never. */
+  get lastRx(): number {
+    return this.liveness.lastRx;
+  }
+  get lastTx(): number {
+    return this.liveness.lastTx;
+  }
+  get up(): boolean {
+    return this.liveness.up;
+  }
+  set up(v: boolean) {
+    this.liveness.up = v;
   }
 }

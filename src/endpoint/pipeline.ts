@@ -22,16 +22,19 @@ import { DropReason, type DropCounters } from '../base/drop-reason.ts';
 import type { PacketDevice } from '../device/device.ts';
 import type { Fragmenter } from '../frag/fragment.ts';
 import type { PacketBuffer, PacketPools } from '../base/pool.ts';
+import type { AllowedSources } from '../route/allowed.ts';
 import { BATCH_MAX, type Router } from '../route/router.ts';
 import type { Nexthop } from '../route/types.ts';
 import { icmpForRouteType, RouteType } from '../route/types.ts';
 import type { Transport } from '../transport/transport.ts';
-import { CTYPE_KEEPALIVE, ControlMessage, gueClassify, gueHeaderLength, GueKind, ReplayWindow, verifyControl } from '../wire/gue.ts';
+import { ControlReceiver } from '../tunnel/control.ts';
+import { gueClassify, gueHeaderLength, GueKind } from '../wire/gue.ts';
 import { ICMP_DEST_UNREACHABLE, ICMP_EXC_TTL, ICMP_TIME_EXCEEDED, ICMP_UNREACH_FRAG_NEEDED } from '../wire/icmpv4.ts';
 import { ICMPV6_PACKET_TOO_BIG, ICMPV6_TIME_EXCEEDED } from '../wire/icmpv6.ts';
-import { IPV4_FLAG_DF, Ipv4Packet, IP_PROTO_TCP } from '../wire/ipv4.ts';
-import { IPV6_HEADER_LEN, IPV6_MIN_MTU, Ipv6Packet } from '../wire/ipv6.ts';
-import { TcpPacket } from '../wire/tcp.ts';
+import { IP_PROTO_TCP, ipVersion, IPV6_MIN_MTU } from '../wire/ip.ts';
+import { IPV4_SRC, Ipv4Packet, ipv4UnfragmentedPayload } from '../wire/ipv4.ts';
+import { ipv6DirectPayload, IPV6_SRC, Ipv6Packet } from '../wire/ipv6.ts';
+import { TCP_HEADER_LEN, TcpPacket } from '../wire/tcp.ts';
 import type { IcmpSender } from './icmp-sender.ts';
 import type { Peer } from './peer.ts';
 
@@ -58,8 +61,8 @@ export interface PipelineEvents {
 export interface PipelineOptions {
   pools: PacketPools;
   router: Router;
-  /** Source check: each peer's prefixes routed to dev = peer name. */
-  allowed: Router;
+  /** Source check: each peer's prefixes, the peer index as the value. */
+  allowed: AllowedSources;
   peers: readonly Peer[];
   /** MTU of the device (TUN): locally originated packets are fragmented to fit it. */
   deviceMtu: number;
@@ -88,18 +91,16 @@ export class Pipeline {
 
   private readonly o: PipelineOptions;
   private readonly router: Router;
-  private readonly allowed: Router;
+  private readonly allowed: AllowedSources;
   private readonly peers: readonly Peer[];
   private readonly drops: DropCounters;
   /** Router dev index -> target (peer index, TARGET_*). */
   private readonly devTarget: Int32Array;
-  /** Allowed-router dev index -> peer index. */
-  private readonly allowedPeer: Int32Array;
-  private readonly replay: ReplayWindow;
+  /** Control messages in: replay windows, reflection check, what each type means. */
+  private readonly controlIn: ControlReceiver;
   private readonly v4 = new Ipv4Packet();
   private readonly v6 = new Ipv6Packet();
   private readonly tcp = new TcpPacket();
-  private readonly ctl = new ControlMessage(Buffer.alloc(0), 0, 0);
   /** Clock sampled once per batch. */
   private nowMs = 0;
   // ---- one burst of packets routed with Router.lookupBatch (the LPM misses of a burst overlap) ----
@@ -123,18 +124,15 @@ export class Pipeline {
     this.allowed = opts.allowed;
     this.peers = opts.peers;
     this.drops = opts.drops;
-    this.replay = new ReplayWindow(Math.max(1, opts.peers.length));
+    this.controlIn = new ControlReceiver(opts.peers.length, opts.senderId);
     // Dev indices are small integers handed out as routes name devices: room for every peer,
     // the device, the stack and the names config routes use.
     const devs = opts.peers.length + 64;
     this.devTarget = new Int32Array(devs).fill(TARGET_NONE);
-    this.allowedPeer = new Int32Array(devs).fill(-1);
     this.setTarget(this.router.devIndex(opts.deviceName), TARGET_DEVICE);
     this.setTarget(this.router.devIndex(opts.stackName), TARGET_LOCAL);
     for (const p of opts.peers) {
       this.setTarget(this.router.devIndex(p.name), p.index);
-      const a = this.allowed.devIndex(p.name);
-      if (a < this.allowedPeer.length) this.allowedPeer[a] = p.index;
     }
   }
 
@@ -218,9 +216,9 @@ export class Pipeline {
       peer.drops++;
       return;
     }
-    // Source check: the inner source must be inside the sending peer's prefixes.
-    const a = this.allowed.lookupTable('main', p.buf, p.offset + (fam === 4 ? 12 : 8), fam);
-    if (a < 0 || this.peerOfAllowed(a) !== idx) {
+    // Source check: the inner source must be inside the sending peer's prefixes (the longest
+    // match among all peers' prefixes names the sending peer).
+    if (this.allowed.lookup(p.buf, p.offset + (fam === 4 ? IPV4_SRC : IPV6_SRC), fam) !== idx) {
       this.dropPeer(p, peer, DropReason.SourceNotAllowed);
       return;
     }
@@ -229,29 +227,14 @@ export class Pipeline {
     else this.route(p, fam, idx);
   }
 
-  private peerOfAllowed(routeId: number): number {
-    const nh = this.allowed.nexthopsOf(routeId)[0];
-    return nh === undefined || nh.devIndex < 0 || nh.devIndex >= this.allowedPeer.length ? -1 : this.allowedPeer[nh.devIndex]!;
-  }
-
   private heard(peer: Peer): void {
-    peer.lastRx = this.nowMs;
-    if (!peer.up) {
-      peer.up = true;
-      this.o.events.onPeerUp(peer);
-    }
+    if (peer.liveness.heard(this.nowMs)) this.o.events.onPeerUp(peer);
   }
 
   private control(p: PacketBuffer, peer: Peer): void {
-    const r = verifyControl(p.buf, p.offset, p.length, peer.key, this.replay, peer.index, this.o.senderId);
+    const r = this.controlIn.receive(p.buf, p.offset, p.length, peer.index, peer.key);
     if (r !== DropReason.None) {
       this.dropPeer(p, peer, r);
-      return;
-    }
-    const m = this.ctl.wrap(p.buf, p.offset, p.length);
-    if (m.ctype !== CTYPE_KEEPALIVE) {
-      // Binding updates belong to the mobility layer (not part of this endpoint yet).
-      this.dropPeer(p, peer, DropReason.BadControlMessage);
       return;
     }
     this.heard(peer);
@@ -270,7 +253,7 @@ export class Pipeline {
 
   /** Forget replay state of a peer (e.g. after its key changed). */
   resetPeer(index: number): void {
-    this.replay.reset(index);
+    this.controlIn.reset(index);
   }
 
   // ---------------------------------------------------------------- common
@@ -279,7 +262,7 @@ export class Pipeline {
   private validate(p: PacketBuffer): 0 | 4 | 6 {
     const b = p.buf;
     const off = p.offset;
-    const ver = p.length > 0 ? b[off]! >> 4 : 0;
+    const ver = p.length > 0 ? ipVersion(b, off) : 0;
     if (ver === 4) {
       const v4 = this.v4.wrap(b, off, p.length);
       const r = v4.validate();
@@ -297,7 +280,7 @@ export class Pipeline {
         this.drop(p, r);
         return 0;
       }
-      p.length = IPV6_HEADER_LEN + v6.payloadLength;
+      p.length = v6.totalLength;
       return 6;
     }
     this.drop(p, p.length === 0 ? DropReason.Truncated : DropReason.BadVersion);
@@ -402,7 +385,7 @@ export class Pipeline {
   private toPeer(p: PacketBuffer, fam: 4 | 6, peer: Peer, ingress: number): void {
     const mtu = peer.mtu;
     if (p.length > mtu) {
-      const df = fam === 6 || (((p.buf[p.offset + 6]! << 8) | p.buf[p.offset + 7]!) & IPV4_FLAG_DF) !== 0;
+      const df = fam === 6 || this.v4.wrap(p.buf, p.offset, p.length).dontFragment;
       if (ingress === FROM_LOCAL || !df) {
         this.sendFragments(p, fam, mtu, peer.index);
         return;
@@ -425,7 +408,7 @@ export class Pipeline {
     const t = this.transport;
     peer.txPackets++;
     peer.txBytes += p.length;
-    peer.lastTx = this.nowMs;
+    peer.liveness.sent(this.nowMs);
     if (t === null) return this.drop(p, DropReason.NoSocket);
     const r = t.send(p, peer.index);
     if (r !== DropReason.None) {
@@ -500,16 +483,10 @@ export class Pipeline {
     if (maxMss === 0) return;
     const b = p.buf;
     const off = p.offset;
-    let tcpOff: number;
-    if (fam === 4) {
-      if (b[off + 9] !== IP_PROTO_TCP || ((b[off + 6]! << 8) | b[off + 7]!) & 0x3fff) return;
-      tcpOff = off + ((b[off]! & 15) << 2);
-    } else {
-      if (b[off + 6] !== IP_PROTO_TCP) return;
-      tcpOff = off + IPV6_HEADER_LEN;
-    }
+    // Unfragmented TCP right behind the IP header (no IPv6 extension headers).
+    const tcpOff = fam === 4 ? ipv4UnfragmentedPayload(b, off, IP_PROTO_TCP) : ipv6DirectPayload(b, off, IP_PROTO_TCP);
     const end = off + p.length;
-    if (tcpOff + 20 > end) return;
+    if (tcpOff < 0 || tcpOff + TCP_HEADER_LEN > end) return;
     this.tcp.wrap(b, tcpOff, end - tcpOff).clampMss(maxMss);
   }
 

@@ -9,6 +9,7 @@ import { DropCounters, DropReason } from '../base/drop-reason.ts';
 import { Fragmenter } from '../frag/fragment.ts';
 import { PacketPools, type PacketBuffer } from '../base/pool.ts';
 import { parseAddress } from '../wire/address-text.ts';
+import { ipVersion } from '../wire/ip.ts';
 import { LocalStack } from './local-stack.ts';
 
 export interface UserspaceHostOptions {
@@ -62,7 +63,7 @@ export class UserspaceHost {
       p.release();
       return;
     }
-    const v4 = p.buf[p.offset]! >> 4 === 4;
+    const v4 = ipVersion(p.buf, p.offset) === 4;
     const f = this.fragmenter;
     const r = v4 ? f.fragmentV4(p.buf, p.offset, p.length, mtu) : f.fragmentV6(p.buf, p.offset, p.length, mtu);
     p.release();

@@ -12,65 +12,98 @@ import { DropReason } from '../base/drop-reason.ts';
 import type { PacketBuffer, PacketPools } from '../base/pool.ts';
 import type { Transport } from '../transport/transport.ts';
 import type { PacketDevice } from '../device/device.ts';
-import { checksum, pseudoHeaderSumV4, pseudoHeaderSumV6 } from '../wire/checksum.ts';
+import { ICMP_ECHO_REQUEST, ICMPV4_HEADER_LEN, Icmpv4Packet } from '../wire/icmpv4.ts';
+import { ICMPV6_ECHO_REQUEST, Icmpv6Packet } from '../wire/icmpv6.ts';
+import { IP_PROTO_ICMP, IP_PROTO_ICMPV6, IP_PROTO_TCP, IP_PROTO_UDP, readV4 } from '../wire/ip.ts';
+import { IPV4_DST, IPV4_HEADER_LEN, IPV4_SRC, Ipv4Packet } from '../wire/ipv4.ts';
+import { IPV6_DST, IPV6_HEADER_LEN, IPV6_SRC, writeIpv6Header } from '../wire/ipv6.ts';
+import { TCP_HEADER_LEN, TCP_OPT_MSS, TCP_SYN, TcpPacket } from '../wire/tcp.ts';
+import { UDP_HEADER_LEN, UdpPacket } from '../wire/udp.ts';
+import { EMPTY_BYTES } from '../wire/view.ts';
 import type { Pipeline } from './pipeline.ts';
 
 const PAYLOAD = 64;
+const TTL = 64;
+const SRC_PORT = 40000;
+const DST_PORT = 5201;
 
 /** Kinds of packets per family: UDP, ICMP echo request, TCP SYN with an MSS option. */
+const UDP = 0;
+const ECHO = 1;
+const SYN = 2;
+/** MSS option: kind, length 4, 1460. */
+const MSS_1460 = Uint8Array.from([TCP_OPT_MSS, 4, 1460 >> 8, 1460 & 0xff]);
+
+function upperLength(kind: number): number {
+  if (kind === UDP) return UDP_HEADER_LEN + PAYLOAD;
+  if (kind === ECHO) return ICMPV4_HEADER_LEN + PAYLOAD; // ICMPv6's echo header is as long
+  return TCP_HEADER_LEN + MSS_1460.length;
+}
+
+function protocolOf(kind: number, family: 4 | 6): number {
+  if (kind === UDP) return IP_PROTO_UDP;
+  if (kind === ECHO) return family === 4 ? IP_PROTO_ICMP : IP_PROTO_ICMPV6;
+  return IP_PROTO_TCP;
+}
+
 function buildV4(kind: number, src: Uint8Array, dst: Uint8Array): Buffer {
-  const upper = kind === 0 ? 8 + PAYLOAD : kind === 1 ? 8 + PAYLOAD : 24;
-  const b = Buffer.alloc(20 + upper);
-  b[0] = 0x45;
-  b.writeUInt16BE(b.length, 2);
-  b.writeUInt16BE(0x4000, 6); // DF
-  b[8] = 64;
-  b[9] = kind === 0 ? 17 : kind === 1 ? 1 : 6;
-  b.set(src, 12);
-  b.set(dst, 16);
-  b.writeUInt16BE(checksum(b, 0, 20), 10);
-  fillUpper(b, 20, kind, 4);
+  const upper = upperLength(kind);
+  const b = Buffer.alloc(IPV4_HEADER_LEN + upper);
+  Ipv4Packet.emit(
+    {
+      src: readV4(src, 0),
+      dst: readV4(dst, 0),
+      protocol: protocolOf(kind, 4),
+      ttl: TTL,
+      dscp: 0,
+      ecn: 0,
+      ident: 0,
+      dontFragment: true,
+      moreFragments: false,
+      fragOffset: 0,
+      payloadLength: upper,
+      options: EMPTY_BYTES,
+    },
+    b,
+    0,
+  );
+  fillUpper(b, IPV4_HEADER_LEN, kind, 4);
   return b;
 }
 
 function buildV6(kind: number, src: Uint8Array, dst: Uint8Array): Buffer {
-  const upper = kind === 2 ? 24 : 8 + PAYLOAD;
-  const b = Buffer.alloc(40 + upper);
-  b[0] = 0x60;
-  b.writeUInt16BE(upper, 4);
-  b[6] = kind === 0 ? 17 : kind === 1 ? 58 : 6;
-  b[7] = 64;
-  b.set(src, 8);
-  b.set(dst, 24);
-  fillUpper(b, 40, kind, 6);
+  const upper = upperLength(kind);
+  const b = Buffer.alloc(IPV6_HEADER_LEN + upper);
+  writeIpv6Header(b, 0, upper, protocolOf(kind, 6), TTL, src, 0, dst, 0);
+  fillUpper(b, IPV6_HEADER_LEN, kind, 6);
   return b;
 }
 
+/** The upper-layer header at b[u] (payload zeros), checksum filled for the addresses in b. */
 function fillUpper(b: Buffer, u: number, kind: number, family: 4 | 6): void {
   const len = b.length - u;
-  const proto = kind === 0 ? 17 : kind === 1 ? (family === 4 ? 1 : 58) : 6;
-  if (kind === 0) {
-    b.writeUInt16BE(40000, u);
-    b.writeUInt16BE(5201, u + 2);
-    b.writeUInt16BE(len, u + 4);
-  } else if (kind === 1) {
-    b[u] = family === 4 ? 8 : 128;
-    b.writeUInt16BE(0x7777, u + 4);
-    b.writeUInt16BE(1, u + 6);
+  const srcOff = family === 4 ? IPV4_SRC : IPV6_SRC;
+  const dstOff = family === 4 ? IPV4_DST : IPV6_DST;
+  if (kind === UDP) {
+    const udp = new UdpPacket(b, u, len);
+    udp.srcPort = SRC_PORT;
+    udp.dstPort = DST_PORT;
+    udp.length = len;
+    if (family === 4) udp.fillChecksumV4(b, srcOff, dstOff);
+    else udp.fillChecksumV6(b, srcOff, dstOff);
+  } else if (kind === ECHO && family === 4) {
+    Icmpv4Packet.emit({ type: ICMP_ECHO_REQUEST, code: 0, rest: 0, ident: 0x7777, seq: 1, mtu: 0, pointer: 0, payloadLength: PAYLOAD }, b, u);
+    new Icmpv4Packet(b, u, len).fillChecksum();
+  } else if (kind === ECHO) {
+    const m = new Icmpv6Packet(b, u, len);
+    m.emit({ type: ICMPV6_ECHO_REQUEST, code: 0, identifier: 0x7777, sequence: 1, bodyLength: PAYLOAD });
+    m.fillChecksum(srcOff, dstOff, b);
   } else {
-    b.writeUInt16BE(40000, u);
-    b.writeUInt16BE(5201, u + 2);
-    b.writeUInt32BE(1, u + 4);
-    b[u + 12] = 6 << 4; // 24-byte header
-    b[u + 13] = 0x02; // SYN
-    b.writeUInt16BE(64240, u + 14);
-    b[u + 20] = 2; // MSS option
-    b[u + 21] = 4;
-    b.writeUInt16BE(1460, u + 22);
+    TcpPacket.emit({ srcPort: SRC_PORT, dstPort: DST_PORT, seq: 1, ack: 0, flags: TCP_SYN, window: 64240, urgent: 0, options: MSS_1460, payloadLength: 0 }, b, u);
+    const tcp = new TcpPacket(b, u, len);
+    if (family === 4) tcp.fillChecksumV4(b, srcOff, dstOff);
+    else tcp.fillChecksumV6(b, srcOff, dstOff);
   }
-  const ph = kind === 1 && family === 4 ? 0 : family === 4 ? pseudoHeaderSumV4(b, 12, 16, proto, len) : pseudoHeaderSumV6(b, 8, 24, proto, len);
-  const sumOff = kind === 0 ? 6 : kind === 1 ? 2 : 16;
-  b.writeUInt16BE(checksum(b, u, len, ph), u + sumOff);
 }
 
 /** An address inside a prefix: its first host (the network address + 1). */

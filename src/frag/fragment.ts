@@ -21,13 +21,15 @@
 import { randomFillSync } from 'node:crypto';
 import { DropCounters, DropReason } from '../base/drop-reason.ts';
 import { BufferPool, type PacketBuffer, type PacketPools } from '../base/pool.ts';
-import { copyBytes, shortChecksum } from '../base/bytes.ts';
+import { copyBytes } from '../base/bytes.ts';
+import { ipv4HeaderChecksum } from '../wire/checksum.ts';
+import { IP_PROTO_FRAGMENT, ipVersion, IPV4_MIN_MTU, IPV6_MIN_MTU } from '../wire/ip.ts';
 import { copiedOptionsLength, copyOptionsForFragment } from '../wire/ipv4-options.ts';
+import { IPV4_FLAG_MF, IPV4_HEADER_LEN, Ipv4Packet } from '../wire/ipv4.ts';
 import { Ipv6Chain, walkIpv6Chain } from '../wire/ipv6-chain.ts';
+import { FRAG_HEADER_LEN, writeFragmentHeader } from '../wire/ipv6-ext.ts';
+import { IPV6_HEADER_LEN, Ipv6Packet } from '../wire/ipv6.ts';
 
-export const IPV4_MIN_MTU = 68;
-export const IPV6_MIN_MTU = 1280;
-const IPV6_FRAG_HDR = 44;
 
 export interface FragmenterOptions {
   /** Where fragment buffers come from: PacketPools (smallest class that fits) or one BufferPool. */
@@ -49,6 +51,11 @@ export class Fragmenter {
   private readonly pools: PacketPools | null;
   private readonly rnd = Buffer.alloc(4096);
   private readonly chain = new Ipv6Chain();
+  /** Views over the packet being fragmented and the fragment being written. */
+  private readonly in4 = new Ipv4Packet();
+  private readonly out4 = new Ipv4Packet();
+  private readonly in6 = new Ipv6Packet();
+  private readonly out6 = new Ipv6Packet();
   private rndPos = 4096;
 
   constructor(opts: FragmenterOptions) {
@@ -90,24 +97,24 @@ export class Fragmenter {
   fragmentV4(buf: Uint8Array, off: number, len: number, mtu: number): DropReason {
     this.count = 0;
     this.mtu = mtu;
-    if (len < 20 || off < 0 || off + len > buf.length) return this.fail(DropReason.Truncated);
-    const vihl = buf[off]!;
-    if (vihl >> 4 !== 4) return this.fail(DropReason.BadVersion);
-    const ihl = (vihl & 15) << 2;
-    if (ihl < 20) return this.fail(DropReason.BadIhl);
-    const total = (buf[off + 2]! << 8) | buf[off + 3]!;
+    if (len < IPV4_HEADER_LEN || off < 0 || off + len > buf.length) return this.fail(DropReason.Truncated);
+    const ip = this.in4.wrap(buf, off, len);
+    if (ip.version !== 4) return this.fail(DropReason.BadVersion);
+    const ihl = ip.headerLength;
+    if (ihl < IPV4_HEADER_LEN) return this.fail(DropReason.BadIhl);
+    const total = ip.totalLength;
     if (total < ihl || total > len) return this.fail(DropReason.BadTotalLength);
     if (!(mtu >= IPV4_MIN_MTU)) return this.fail(DropReason.MtuTooSmall);
     if (total <= mtu) {
       this.lastReason = DropReason.None;
       return DropReason.None;
     }
-    const fo = (buf[off + 6]! << 8) | buf[off + 7]!;
-    if (fo & 0x4000) return this.fail(DropReason.DontFragment);
-    const baseOffset = (fo & 0x1fff) << 3;
-    const origMore = (fo & 0x2000) !== 0;
-    const optLen = ihl - 20;
-    const laterHdr = 20 + (optLen > 0 ? copiedOptionsLength(buf, off + 20, optLen) : 0);
+    if (ip.dontFragment) return this.fail(DropReason.DontFragment);
+    const baseOffset = ip.fragOffset;
+    const origMore = ip.moreFragments;
+    const optLen = ihl - IPV4_HEADER_LEN;
+    const optOff = off + IPV4_HEADER_LEN;
+    const laterHdr = IPV4_HEADER_LEN + (optLen > 0 ? copiedOptionsLength(buf, optOff, optLen) : 0);
     const firstData = (mtu - ihl) & ~7;
     const laterData = (mtu - laterHdr) & ~7;
     const dataLen = total - ihl;
@@ -126,25 +133,20 @@ export class Fragmenter {
       }
       const b = p.buf;
       const o = p.offset;
-      copyBytes(buf, off, b, o, 20);
+      copyBytes(buf, off, b, o, IPV4_HEADER_LEN);
       if (first) {
-        copyBytes(buf, off + 20, b, o + 20, optLen);
-      } else if (laterHdr > 20) {
-        hl = 20 + copyOptionsForFragment(buf, off + 20, optLen, b, o + 20);
+        copyBytes(buf, optOff, b, o + IPV4_HEADER_LEN, optLen);
+      } else if (laterHdr > IPV4_HEADER_LEN) {
+        hl = IPV4_HEADER_LEN + copyOptionsForFragment(buf, optOff, optLen, b, o + IPV4_HEADER_LEN);
       }
       const more = pos + chunk < dataLen || origMore;
-      const flagsOff = (more ? 0x2000 : 0) | ((baseOffset + pos) >>> 3);
       const tl = hl + chunk;
-      b[o] = 0x40 | (hl >>> 2);
-      b[o + 2] = tl >>> 8;
-      b[o + 3] = tl & 0xff;
-      b[o + 6] = flagsOff >>> 8;
-      b[o + 7] = flagsOff & 0xff;
-      b[o + 10] = 0;
-      b[o + 11] = 0;
-      const c = shortChecksum(b, o, hl);
-      b[o + 10] = c >>> 8;
-      b[o + 11] = c & 0xff;
+      const f = this.out4.wrap(b, o, tl);
+      f.ihl = hl >>> 2; // version 4 came with the copied header
+      f.totalLength = tl;
+      f.flagsFragWord = (more ? IPV4_FLAG_MF : 0) | ((baseOffset + pos) >>> 3);
+      f.checksum = 0;
+      f.checksum = ipv4HeaderChecksum(b, o);
       copyBytes(buf, dataOff + pos, b, o + hl, chunk);
       p.length = tl;
       this.push(p);
@@ -165,10 +167,9 @@ export class Fragmenter {
   fragmentV6(buf: Uint8Array, off: number, len: number, mtu: number, allowSmallMtu = false): DropReason {
     this.count = 0;
     this.mtu = mtu;
-    if (len < 40 || off < 0 || off + len > buf.length) return this.fail(DropReason.Truncated);
-    if (buf[off]! >> 4 !== 6) return this.fail(DropReason.BadVersion);
-    const plen = (buf[off + 4]! << 8) | buf[off + 5]!;
-    const total = 40 + plen;
+    if (len < IPV6_HEADER_LEN || off < 0 || off + len > buf.length) return this.fail(DropReason.Truncated);
+    if (ipVersion(buf, off) !== 6) return this.fail(DropReason.BadVersion);
+    const total = this.in6.wrap(buf, off, len).totalLength;
     if (total > len) return this.fail(DropReason.BadPayloadLength);
     if (!(mtu >= IPV6_MIN_MTU) && !(allowSmallMtu && mtu > 0)) return this.fail(DropReason.MtuTooSmall);
     if (total <= mtu) {
@@ -187,16 +188,17 @@ export class Fragmenter {
     const unfragNhAt = c.unfragmentableNextHeaderOffset;
     const unfrag = unfragEnd - off;
     const fnh = buf[unfragNhAt]!;
-    const per = (mtu - unfrag - 8) & ~7;
+    const per = (mtu - unfrag - FRAG_HEADER_LEN) & ~7;
     if (per < 8) return this.fail(DropReason.MtuTooSmall);
     const fragLen = end - unfragEnd;
-    const id = this.nextIdentification();
+    // As an int32 (same bits): a uint32 above 2^31 passed to writeFragmentHeader would be boxed per call.
+    const id = this.nextIdentification() | 0;
     const nhRel = unfragNhAt - off;
 
     let at = 0;
     while (at < fragLen) {
       const chunk = fragLen - at < per ? fragLen - at : per;
-      const tl = unfrag + 8 + chunk;
+      const tl = unfrag + FRAG_HEADER_LEN + chunk;
       const p = this.acquire(tl);
       if (p === null) {
         this.releaseAll();
@@ -205,21 +207,11 @@ export class Fragmenter {
       const b = p.buf;
       const o = p.offset;
       copyBytes(buf, off, b, o, unfrag);
-      b[o + nhRel] = IPV6_FRAG_HDR;
-      const pl = tl - 40;
-      b[o + 4] = pl >>> 8;
-      b[o + 5] = pl & 0xff;
+      b[o + nhRel] = IP_PROTO_FRAGMENT;
+      this.out6.wrap(b, o, tl).payloadLength = tl - IPV6_HEADER_LEN;
       const f = o + unfrag;
-      const offM = at | (at + chunk < fragLen ? 1 : 0);
-      b[f] = fnh;
-      b[f + 1] = 0;
-      b[f + 2] = offM >>> 8;
-      b[f + 3] = offM & 0xff;
-      b[f + 4] = id >>> 24;
-      b[f + 5] = (id >>> 16) & 0xff;
-      b[f + 6] = (id >>> 8) & 0xff;
-      b[f + 7] = id & 0xff;
-      copyBytes(buf, unfragEnd + at, b, f + 8, chunk);
+      writeFragmentHeader(b, f, fnh, at, at + chunk < fragLen, id);
+      copyBytes(buf, unfragEnd + at, b, f + FRAG_HEADER_LEN, chunk);
       p.length = tl;
       this.push(p);
       at += chunk;

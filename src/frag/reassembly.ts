@@ -1,10 +1,10 @@
 /**
  * IPv4 and IPv6 fragment reassembly.
  *
- * One engine for both families. Datagrams in progress live in a fixed table of preallocated
- * entries, found through an open-addressing hash table over typed arrays (keys are compared as
- * bytes: IPv4 (src, dst, protocol, id), IPv6 (src, dst, id); the hash is keyed with a random seed so
- * outsiders cannot aim collisions). Fragment payload is copied straight into one large pool slot
+ * One engine for both families. Datagrams in progress live in a DatagramTable
+ * (datagram-table.ts: preallocated entries, a seeded hash over the key bytes, the caps and
+ * eviction; keys: IPv4 (src, dst, protocol, id), IPv6 (src, dst, id)); this file reads the
+ * headers and applies the RFC rules. Fragment payload is copied straight into one large pool slot
  * per datagram at REASM_DATA_BASE + fragment offset; the offset-0 fragment's header is kept right in
  * front of the data, so the finished datagram is rebuilt in place and handed back as ONE
  * PacketBuffer without a second copy.
@@ -34,10 +34,49 @@
  * Ownership: the engine never owns the caller's fragment buffers (it copies), and a completed
  * datagram is returned as a PacketBuffer the caller now owns and must release.
  */
-import { randomBytes } from 'node:crypto';
 import { DropCounters, DropReason } from '../base/drop-reason.ts';
-import type { BufferPool, PacketBuffer, PacketPools } from '../base/pool.ts';
-import { copyBytes, shortChecksum } from '../base/bytes.ts';
+import type { PacketBuffer, PacketPools } from '../base/pool.ts';
+import { copyBytes } from '../base/bytes.ts';
+import { ipv4HeaderChecksum } from '../wire/checksum.ts';
+import { ICMPV6_HEADER_LEN, PARAM_PROBLEM_HEADER_FIELD, PARAM_PROBLEM_INCOMPLETE_CHAIN } from '../wire/icmpv6.ts';
+import {
+  IP_PROTO_AH,
+  IP_PROTO_DEST_OPTS,
+  IP_PROTO_EXPERIMENT1,
+  IP_PROTO_EXPERIMENT2,
+  IP_PROTO_FRAGMENT,
+  IP_PROTO_HIP,
+  IP_PROTO_HOP_BY_HOP,
+  IP_PROTO_ICMPV6,
+  IP_PROTO_MOBILITY,
+  IP_PROTO_ROUTING,
+  IP_PROTO_SHIM6,
+  IP_PROTO_TCP,
+  IP_PROTO_UDP,
+  ipVersion,
+} from '../wire/ip.ts';
+import { IPV4_DST, IPV4_FLAG_DF, IPV4_HEADER_LEN, IPV4_IDENT, IPV4_SRC, Ipv4Packet } from '../wire/ipv4.ts';
+import {
+  ahHeaderLength,
+  extHeaderLength,
+  FRAG_HEADER_LEN,
+  FRAG_IDENT,
+  FRAG_OFFSET_FLAGS,
+  Ipv6FragmentHeader,
+} from '../wire/ipv6-ext.ts';
+import { IPV6_HEADER_LEN, IPV6_NEXT_HEADER, IPV6_PAYLOAD_LENGTH, IPV6_SRC, Ipv6Packet } from '../wire/ipv6.ts';
+import { TCP_HEADER_LEN } from '../wire/tcp.ts';
+import { UDP_HEADER_LEN } from '../wire/udp.ts';
+import {
+  type Datagram,
+  DatagramTable,
+  NO,
+  RANGE_CONFLICTING_END,
+  RANGE_DUPLICATE,
+  RANGE_EMPTY,
+  RANGE_HELD,
+  RANGE_OVERLAP,
+} from './datagram-table.ts';
 
 /** Where fragment offset 0 lands inside the reassembly slot (room for the header in front). */
 export const REASM_DATA_BASE = 256;
@@ -48,6 +87,8 @@ export const DEFAULT_REASM_MEMORY = 4 * 1024 * 1024;
 export const DEFAULT_REASM_DATAGRAMS = 1024;
 /** RFC 1858: a TCP first fragment must reach past the flags byte (offset 13). */
 export const TCP_TINY_FIRST_FRAGMENT = 14;
+/** Largest IPv4 total length / IPv6 payload length. */
+const MAX_LENGTH = 65535;
 
 export enum ReassemblyStatus {
   /** Not a fragment (IPv4 MF = 0 and offset 0; IPv6 without a fragment header): use it as is. */
@@ -83,38 +124,6 @@ export interface ReassemblyOptions {
   onTimeExceeded?: (family: 4 | 6, buf: Buffer, offset: number, length: number) => void;
 }
 
-const NO = -1;
-const KEY_WORDS = 10; // 40 bytes: family, proto, 0, 0, id(4), src(16), dst(16)
-
-class Datagram {
-  slot: PacketBuffer | null = null;
-  family = 4;
-  created = 0;
-  deadline = 0;
-  /** Data length once the last fragment arrived, else -1. */
-  finalLen = -1;
-  /** Data bytes held (no overlaps are kept, so this is the coverage). */
-  received = 0;
-  maxEnd = 0;
-  hasFirst = false;
-  /** Data bytes of the offset-0 fragment. */
-  firstLen = 0;
-  /** v4: header length of the first fragment; v6: unfragmentable part length (40 + ext). */
-  hdrLen = 0;
-  /** v6: offset (from the packet start) of the next-header byte that names the fragment header. */
-  prevNh = 0;
-  /** v6: next header after the fragment header in the first fragment. */
-  nextHeader = 0;
-  /** Fragments held, sorted by start, non-overlapping. */
-  starts = new Int32Array(16);
-  ends = new Int32Array(16);
-  n = 0;
-  prev = NO;
-  next = NO;
-  hash = 0;
-  tablePos = NO;
-}
-
 export class Reassembler {
   readonly drops: DropCounters;
   /** Last submit's outcome and reason (None unless Dropped). */
@@ -127,64 +136,51 @@ export class Reassembler {
    */
   icmpCode = -1;
   icmpPointer = -1;
-  /** Bytes of pool slots held right now. */
-  memory = 0;
-  inProgress = 0;
   completed = 0;
   duplicates = 0;
   timedOut = 0;
-  evicted = 0;
   timeExceededDue = 0;
 
   private readonly pools: PacketPools;
-  private readonly large: BufferPool;
   private readonly clock: () => number;
   private readonly timeoutV4: number;
   private readonly timeoutV6: number;
-  private readonly memoryLimit: number;
-  private readonly maxDatagrams: number;
   private readonly onTimeExceeded: ReassemblyOptions['onTimeExceeded'];
   private readonly slotBytes: number;
-
-  private readonly entries: Datagram[];
-  private readonly freeList: Int32Array;
-  private freeTop: number;
-  private readonly keys: Int32Array;
-  private readonly table: Int32Array;
-  private readonly mask: number;
-  private readonly seed: number;
-  private readonly keyBytes = new Uint8Array(KEY_WORDS * 4);
-  private readonly keyWords = new Int32Array(this.keyBytes.buffer);
-  /** Oldest-first lists per family (index 0: v4, 1: v6): creation order == deadline order. */
-  private readonly head = new Int32Array([NO, NO]);
-  private readonly tail = new Int32Array([NO, NO]);
+  private readonly table: DatagramTable;
+  private readonly v4 = new Ipv4Packet();
+  private readonly out4 = new Ipv4Packet();
+  private readonly v6 = new Ipv6Packet();
+  private readonly out6 = new Ipv6Packet();
+  private readonly frag = new Ipv6FragmentHeader();
 
   constructor(opts: ReassemblyOptions) {
     this.pools = opts.pools;
-    this.large = opts.pools.large;
     this.clock = opts.now ?? (() => performance.now());
     this.timeoutV4 = opts.timeoutV4Ms ?? IPV4_REASM_TIMEOUT_MS;
     this.timeoutV6 = opts.timeoutV6Ms ?? IPV6_REASM_TIMEOUT_MS;
-    this.memoryLimit = opts.memoryLimit ?? DEFAULT_REASM_MEMORY;
-    this.maxDatagrams = Math.max(1, opts.maxDatagrams ?? DEFAULT_REASM_DATAGRAMS);
     this.drops = opts.drops ?? new DropCounters();
     this.onTimeExceeded = opts.onTimeExceeded;
-    this.slotBytes = this.large.slotSize;
+    this.slotBytes = opts.pools.large.slotSize;
+    this.table = new DatagramTable({
+      large: opts.pools.large,
+      maxDatagrams: Math.max(1, opts.maxDatagrams ?? DEFAULT_REASM_DATAGRAMS),
+      memoryLimit: opts.memoryLimit ?? DEFAULT_REASM_MEMORY,
+      drops: this.drops,
+    });
+  }
 
-    const n = this.maxDatagrams;
-    this.entries = new Array<Datagram>(n);
-    this.freeList = new Int32Array(n);
-    for (let i = 0; i < n; i++) {
-      this.entries[i] = new Datagram();
-      this.freeList[i] = n - 1 - i;
-    }
-    this.freeTop = n;
-    this.keys = new Int32Array(n * KEY_WORDS);
-    let size = 16;
-    while (size < n * 2) size *= 2;
-    this.table = new Int32Array(size).fill(NO);
-    this.mask = size - 1;
-    this.seed = randomBytes(4).readInt32LE(0);
+  /** Bytes of pool slots held right now. */
+  get memory(): number {
+    return this.table.memory;
+  }
+  /** Datagrams in progress. */
+  get inProgress(): number {
+    return this.table.inProgress;
+  }
+  /** Datagrams given up to make room (table full, memory limit, pool empty). */
+  get evicted(): number {
+    return this.table.evicted;
   }
 
   // ------------------------------------------------------------------ IPv4
@@ -196,16 +192,15 @@ export class Reassembler {
    */
   submitV4(buf: Uint8Array, off: number, len: number): PacketBuffer | null {
     this.lastReason = DropReason.None;
-    if (len < 20 || off < 0 || off + len > buf.length) return this.reject(DropReason.Truncated);
-    const vihl = buf[off]!;
-    if (vihl >> 4 !== 4) return this.reject(DropReason.BadVersion);
-    const ihl = (vihl & 15) << 2;
-    if (ihl < 20) return this.reject(DropReason.BadIhl);
-    const total = (buf[off + 2]! << 8) | buf[off + 3]!;
+    if (len < IPV4_HEADER_LEN || off < 0 || off + len > buf.length) return this.reject(DropReason.Truncated);
+    const ip = this.v4.wrap(buf, off, len);
+    if (ip.version !== 4) return this.reject(DropReason.BadVersion);
+    const ihl = ip.headerLength;
+    if (ihl < IPV4_HEADER_LEN) return this.reject(DropReason.BadIhl);
+    const total = ip.totalLength;
     if (total < ihl || total > len) return this.reject(DropReason.BadTotalLength);
-    const fo = (buf[off + 6]! << 8) | buf[off + 7]!;
-    const mf = (fo & 0x2000) !== 0;
-    const offset8 = fo & 0x1fff;
+    const mf = ip.moreFragments;
+    const offset8 = ip.fragOffsetRaw;
     if (!mf && offset8 === 0) {
       this.lastStatus = ReassemblyStatus.NotFragment;
       return null;
@@ -213,8 +208,8 @@ export class Reassembler {
     const start = offset8 << 3;
     const dataLen = total - ihl;
     const end = start + dataLen;
-    const proto = buf[off + 9]!;
-    if (proto === 6) {
+    const proto = ip.protocol;
+    if (proto === IP_PROTO_TCP) {
       // RFC 1858: offset 1 could rewrite the TCP flags; a first fragment must hold them.
       if (offset8 === 1) return this.reject(DropReason.FragmentTiny);
       if (start === 0 && dataLen < TCP_TINY_FIRST_FRAGMENT) return this.reject(DropReason.FragmentTiny);
@@ -224,35 +219,36 @@ export class Reassembler {
     const now = this.clock();
     this.expireDue(now);
 
-    const kb = this.keyBytes;
+    const t = this.table;
+    const kb = t.keyBytes;
     kb.fill(0);
     kb[0] = 4;
     kb[1] = proto;
-    kb[6] = buf[off + 4]!;
-    kb[7] = buf[off + 5]!;
+    kb[6] = buf[off + IPV4_IDENT]!;
+    kb[7] = buf[off + IPV4_IDENT + 1]!;
     for (let i = 0; i < 4; i++) {
-      kb[8 + i] = buf[off + 12 + i]!;
-      kb[24 + i] = buf[off + 16 + i]!;
+      kb[8 + i] = buf[off + IPV4_SRC + i]!;
+      kb[24 + i] = buf[off + IPV4_DST + i]!;
     }
-    const hash = this.hashKey();
-    let e = this.find(hash);
+    const hash = t.hashKey();
+    let e = t.find(hash);
 
     // Ping of death: the reassembled total length would pass 65535 (or the slot).
-    if (ihl + end > 65535 || REASM_DATA_BASE + end > this.slotBytes) {
-      if (e !== NO) this.free(e);
+    if (ihl + end > MAX_LENGTH || REASM_DATA_BASE + end > this.slotBytes) {
+      if (e !== NO) t.free(e);
       return this.reject(DropReason.FragmentTooBig);
     }
     if (e === NO) {
-      e = this.create(hash, 4, now);
-      if (e === NO) return null; // reason set by create()
+      e = t.create(hash, 4, now, this.timeoutV4);
+      if (e === NO) return this.reject(t.failReason);
     }
-    const d = this.entries[e]!;
+    const d = t.entry(e);
     const st = this.insert(e, d, buf, off + ihl, dataLen, start, end, !mf);
     if (st !== ReassemblyStatus.Held) return null;
     if (start === 0) {
       // Keep the first fragment's header right in front of the data (rebuilt on completion).
       if (ihl > REASM_DATA_BASE) {
-        this.free(e);
+        t.free(e);
         return this.reject(DropReason.FragmentTooBig);
       }
       d.hasFirst = true;
@@ -260,34 +256,28 @@ export class Reassembler {
       d.firstLen = dataLen;
       copyBytes(buf, off, d.slot!.buf, REASM_DATA_BASE - ihl, ihl);
     }
-    if (d.finalLen >= 0 && d.received === d.finalLen && d.hasFirst) return this.completeV4(e, d);
+    if (d.complete) return this.completeV4(e, d);
     return null;
   }
 
   private completeV4(e: number, d: Datagram): PacketBuffer | null {
     const hdr = d.hdrLen;
     const total = hdr + d.finalLen;
-    if (total > 65535) {
-      this.free(e);
+    if (total > MAX_LENGTH) {
+      this.table.free(e);
       return this.reject(DropReason.FragmentTooBig);
     }
-    const p = d.slot!;
+    const p = this.table.takeSlot(e);
     const b = p.buf;
     const hs = REASM_DATA_BASE - hdr;
-    b[hs + 2] = total >>> 8;
-    b[hs + 3] = total & 0xff;
-    b[hs + 6] &= 0x40; // keep DF, clear MF and the offset
-    b[hs + 7] = 0;
-    b[hs + 10] = 0;
-    b[hs + 11] = 0;
-    const c = shortChecksum(b, hs, hdr);
-    b[hs + 10] = c >>> 8;
-    b[hs + 11] = c & 0xff;
+    const ip = this.out4.wrap(b, hs, total);
+    ip.totalLength = total;
+    ip.flagsFragWord &= IPV4_FLAG_DF; // keep DF, clear MF and the offset
+    ip.checksum = 0;
+    ip.checksum = ipv4HeaderChecksum(b, hs);
     p.offset = hs;
     p.length = total;
-    d.slot = null;
-    this.memory -= this.slotBytes;
-    this.free(e);
+    this.table.free(e);
     this.completed++;
     this.lastStatus = ReassemblyStatus.Complete;
     return p;
@@ -305,38 +295,37 @@ export class Reassembler {
     this.lastReason = DropReason.None;
     this.icmpCode = -1;
     this.icmpPointer = -1;
-    if (len < 40 || off < 0 || off + len > buf.length) return this.reject(DropReason.Truncated);
-    if (buf[off]! >> 4 !== 6) return this.reject(DropReason.BadVersion);
-    const plen = (buf[off + 4]! << 8) | buf[off + 5]!;
-    const pktEnd = off + 40 + plen;
+    if (len < IPV6_HEADER_LEN || off < 0 || off + len > buf.length) return this.reject(DropReason.Truncated);
+    if (ipVersion(buf, off) !== 6) return this.reject(DropReason.BadVersion);
+    const pktEnd = off + this.v6.wrap(buf, off, len).totalLength;
     if (pktEnd > off + len) return this.reject(DropReason.BadPayloadLength);
 
     // Walk the unfragmentable part to the fragment header.
-    let nh = buf[off + 6]!;
-    let prevNh = off + 6;
-    let pos = off + 40;
+    let nh = buf[off + IPV6_NEXT_HEADER]!;
+    let prevNh = off + IPV6_NEXT_HEADER;
+    let pos = off + IPV6_HEADER_LEN;
     let hops = 0;
-    while (nh !== 44) {
-      if (nh !== 0 && nh !== 43 && nh !== 60) {
+    while (nh !== IP_PROTO_FRAGMENT) {
+      if (nh !== IP_PROTO_HOP_BY_HOP && nh !== IP_PROTO_ROUTING && nh !== IP_PROTO_DEST_OPTS) {
         this.lastStatus = ReassemblyStatus.NotFragment;
         return null;
       }
-      if (nh === 0 && hops !== 0) return this.reject(DropReason.BadExtHeaderOrder);
+      if (nh === IP_PROTO_HOP_BY_HOP && hops !== 0) return this.reject(DropReason.BadExtHeaderOrder);
       if (++hops > MAX_EXT_HEADERS) return this.reject(DropReason.ExtHeaderChainTooLong);
       if (pos + 2 > pktEnd) return this.reject(DropReason.Truncated);
-      const hl = (buf[pos + 1]! + 1) << 3;
+      const hl = extHeaderLength(buf, pos);
       if (pos + hl > pktEnd) return this.reject(DropReason.BadExtHeaderLength);
       prevNh = pos;
       nh = buf[pos]!;
       pos += hl;
     }
-    if (pos + 8 > pktEnd) return this.reject(DropReason.Truncated);
+    if (pos + FRAG_HEADER_LEN > pktEnd) return this.reject(DropReason.Truncated);
     const unfrag = pos - off;
-    const fnh = buf[pos]!;
-    const fo = (buf[pos + 2]! << 8) | buf[pos + 3]!;
-    const start = fo & 0xfff8;
-    const more = (fo & 1) !== 0;
-    const dataOff = pos + 8;
+    const fh = this.frag.wrap(buf, pos, FRAG_HEADER_LEN);
+    const fnh = fh.nextHeader;
+    const start = fh.fragmentOffset;
+    const more = fh.moreFragments;
+    const dataOff = pos + FRAG_HEADER_LEN;
     const dataLen = pktEnd - dataOff;
     const end = start + dataLen;
 
@@ -345,7 +334,7 @@ export class Reassembler {
       const r = chainComplete(buf, dataOff, pktEnd, fnh);
       if (r !== DropReason.None) {
         if (r === DropReason.FragmentIncompleteChain) {
-          this.icmpCode = 3;
+          this.icmpCode = PARAM_PROBLEM_INCOMPLETE_CHAIN;
           this.icmpPointer = 0;
         }
         return this.reject(r);
@@ -353,40 +342,41 @@ export class Reassembler {
       if (!more) return this.atomic(buf, off, prevNh - off, unfrag, fnh, dataOff, dataLen);
     }
     if (more && (dataLen === 0 || (dataLen & 7) !== 0)) {
-      this.icmpCode = 0;
-      this.icmpPointer = 4; // Payload Length
+      this.icmpCode = PARAM_PROBLEM_HEADER_FIELD;
+      this.icmpPointer = IPV6_PAYLOAD_LENGTH;
       return this.reject(DropReason.FragmentBadLength);
     }
 
     const now = this.clock();
     this.expireDue(now);
 
-    const kb = this.keyBytes;
+    const t = this.table;
+    const kb = t.keyBytes;
     kb[0] = 6;
     kb[1] = 0;
     kb[2] = 0;
     kb[3] = 0;
-    for (let i = 0; i < 4; i++) kb[4 + i] = buf[pos + 4 + i]!;
-    for (let i = 0; i < 32; i++) kb[8 + i] = buf[off + 8 + i]!;
-    const hash = this.hashKey();
-    let e = this.find(hash);
+    for (let i = 0; i < 4; i++) kb[4 + i] = buf[pos + FRAG_IDENT + i]!;
+    for (let i = 0; i < 32; i++) kb[8 + i] = buf[off + IPV6_SRC + i]!; // source and destination
+    const hash = t.hashKey();
+    let e = t.find(hash);
 
-    if (unfrag - 40 + end > 65535 || REASM_DATA_BASE + end > this.slotBytes) {
-      if (e !== NO) this.free(e);
-      this.icmpCode = 0;
-      this.icmpPointer = unfrag + 2; // Fragment Offset
+    if (unfrag - IPV6_HEADER_LEN + end > MAX_LENGTH || REASM_DATA_BASE + end > this.slotBytes) {
+      if (e !== NO) t.free(e);
+      this.icmpCode = PARAM_PROBLEM_HEADER_FIELD;
+      this.icmpPointer = unfrag + FRAG_OFFSET_FLAGS; // the Fragment Offset field
       return this.reject(DropReason.FragmentTooBig);
     }
     if (e === NO) {
-      e = this.create(hash, 6, now);
-      if (e === NO) return null;
+      e = t.create(hash, 6, now, this.timeoutV6);
+      if (e === NO) return this.reject(t.failReason);
     }
-    const d = this.entries[e]!;
+    const d = t.entry(e);
     const st = this.insert(e, d, buf, dataOff, dataLen, start, end, !more);
     if (st !== ReassemblyStatus.Held) return null;
     if (start === 0) {
-      if (unfrag + 8 > REASM_DATA_BASE) {
-        this.free(e);
+      if (unfrag + FRAG_HEADER_LEN > REASM_DATA_BASE) {
+        t.free(e);
         return this.reject(DropReason.FragmentTooBig);
       }
       d.hasFirst = true;
@@ -394,32 +384,31 @@ export class Reassembler {
       d.prevNh = prevNh - off;
       d.nextHeader = fnh;
       d.firstLen = dataLen;
-      copyBytes(buf, off, d.slot!.buf, REASM_DATA_BASE - unfrag - 8, unfrag + 8);
+      copyBytes(buf, off, d.slot!.buf, REASM_DATA_BASE - unfrag - FRAG_HEADER_LEN, unfrag + FRAG_HEADER_LEN);
     }
-    if (d.finalLen >= 0 && d.received === d.finalLen && d.hasFirst) return this.completeV6(e, d);
+    if (d.complete) return this.completeV6(e, d);
     return null;
   }
 
   private completeV6(e: number, d: Datagram): PacketBuffer | null {
     const unfrag = d.hdrLen;
-    const plen = unfrag - 40 + d.finalLen;
-    if (plen > 65535) {
-      this.free(e);
+    const plen = unfrag - IPV6_HEADER_LEN + d.finalLen;
+    if (plen > MAX_LENGTH) {
+      this.table.free(e);
       return this.reject(DropReason.FragmentTooBig);
     }
-    const p = d.slot!;
+    const p = this.table.takeSlot(e);
     const b = p.buf;
-    const hs = REASM_DATA_BASE - unfrag - 8;
+    // The first fragment's headers and its fragment header sit in front of the data: drop the
+    // fragment header by moving the unfragmentable part up over it.
+    const hs = REASM_DATA_BASE - unfrag - FRAG_HEADER_LEN;
     b[hs + d.prevNh] = d.nextHeader;
-    b.copyWithin(hs + 8, hs, hs + unfrag);
-    const ns = hs + 8;
-    b[ns + 4] = plen >>> 8;
-    b[ns + 5] = plen & 0xff;
+    b.copyWithin(hs + FRAG_HEADER_LEN, hs, hs + unfrag);
+    const ns = hs + FRAG_HEADER_LEN;
+    this.out6.wrap(b, ns, unfrag + d.finalLen).payloadLength = plen;
     p.offset = ns;
     p.length = unfrag + d.finalLen;
-    d.slot = null;
-    this.memory -= this.slotBytes;
-    this.free(e);
+    this.table.free(e);
     this.completed++;
     this.lastStatus = ReassemblyStatus.Complete;
     return p;
@@ -447,9 +436,7 @@ export class Reassembler {
     copyBytes(buf, off, b, o, unfrag);
     copyBytes(buf, dataOff, b, o + unfrag, dataLen);
     b[o + prevNhRel] = fnh;
-    const plen = total - 40;
-    b[o + 4] = plen >>> 8;
-    b[o + 5] = plen & 0xff;
+    this.out6.wrap(b, o, total).payloadLength = total - IPV6_HEADER_LEN;
     p.length = total;
     this.completed++;
     this.lastStatus = ReassemblyStatus.Complete;
@@ -459,8 +446,9 @@ export class Reassembler {
   // ------------------------------------------------------------------ shared
 
   /**
-   * Insert one fragment's data [start, end) into datagram e. Returns Held when accepted (the
-   * caller then records first-fragment facts), Duplicate, or Dropped (entry freed).
+   * Add one fragment's data [start, end) to datagram e. Returns Held when accepted (data copied
+   * in; the caller then records first-fragment facts), Duplicate, or Dropped (the datagram freed
+   * for an overlap or conflicting ends; kept for an empty non-last fragment).
    */
   private insert(
     e: number,
@@ -472,76 +460,29 @@ export class Reassembler {
     end: number,
     last: boolean,
   ): ReassemblyStatus {
-    if (last) {
-      if ((d.finalLen >= 0 && d.finalLen !== end) || d.maxEnd > end) {
-        // An exact duplicate of the last fragment is fine; anything else conflicts.
-        this.free(e);
+    switch (d.addRange(start, end, last)) {
+      case RANGE_HELD:
+        if (dataLen > 0) copyBytes(src, dataOff, d.slot!.buf, REASM_DATA_BASE + start, dataLen);
+        this.lastStatus = ReassemblyStatus.Held;
+        return ReassemblyStatus.Held;
+      case RANGE_DUPLICATE:
+        this.duplicates++;
+        this.drops.count(DropReason.FragmentDuplicate);
+        this.lastStatus = ReassemblyStatus.Duplicate;
+        return ReassemblyStatus.Duplicate;
+      case RANGE_OVERLAP:
+        this.table.free(e);
+        this.reject(DropReason.FragmentOverlap);
+        return ReassemblyStatus.Dropped;
+      case RANGE_CONFLICTING_END:
+        this.table.free(e);
         this.reject(DropReason.FragmentConflictingEnd);
         return ReassemblyStatus.Dropped;
-      }
-    } else if (d.finalLen >= 0 && end > d.finalLen) {
-      this.free(e);
-      this.reject(DropReason.FragmentConflictingEnd);
-      return ReassemblyStatus.Dropped;
+      case RANGE_EMPTY:
+      default:
+        this.reject(DropReason.FragmentBadLength);
+        return ReassemblyStatus.Dropped;
     }
-
-    if (dataLen > 0) {
-      const n = d.n;
-      let at = n;
-      if (n > 0 && start < d.ends[n - 1]!) {
-        // Binary search: the first held fragment that ends after `start`.
-        let lo = 0;
-        let hi = n - 1;
-        while (lo < hi) {
-          const mid = (lo + hi) >>> 1;
-          if (d.ends[mid]! > start) hi = mid;
-          else lo = mid + 1;
-        }
-        at = lo;
-        if (d.starts[at]! < end) {
-          if (d.starts[at] === start && d.ends[at] === end) {
-            this.duplicates++;
-            this.drops.count(DropReason.FragmentDuplicate);
-            this.lastStatus = ReassemblyStatus.Duplicate;
-            return ReassemblyStatus.Duplicate;
-          }
-          this.free(e);
-          this.reject(DropReason.FragmentOverlap);
-          return ReassemblyStatus.Dropped;
-        }
-      }
-      if (n === d.starts.length) {
-        // Grows once per entry (entries are recycled): not in steady state.
-        const s = new Int32Array(n * 2);
-        const t = new Int32Array(n * 2);
-        s.set(d.starts);
-        t.set(d.ends);
-        d.starts = s;
-        d.ends = t;
-      }
-      if (at < n) {
-        d.starts.copyWithin(at + 1, at, n);
-        d.ends.copyWithin(at + 1, at, n);
-      }
-      d.starts[at] = start;
-      d.ends[at] = end;
-      d.n = n + 1;
-      copyBytes(src, dataOff, d.slot!.buf, REASM_DATA_BASE + start, dataLen);
-      d.received += dataLen;
-      if (end > d.maxEnd) d.maxEnd = end;
-    } else if (!last) {
-      this.reject(DropReason.FragmentBadLength);
-      return ReassemblyStatus.Dropped;
-    } else if (d.finalLen === end) {
-      // A repeated empty last fragment.
-      this.duplicates++;
-      this.drops.count(DropReason.FragmentDuplicate);
-      this.lastStatus = ReassemblyStatus.Duplicate;
-      return ReassemblyStatus.Duplicate;
-    }
-    if (last) d.finalLen = end;
-    this.lastStatus = ReassemblyStatus.Held;
-    return ReassemblyStatus.Held;
   }
 
   private reject(reason: DropReason): null {
@@ -551,183 +492,28 @@ export class Reassembler {
     return null;
   }
 
-  private hashKey(): number {
-    const w = this.keyWords;
-    let h = this.seed;
-    for (let i = 0; i < KEY_WORDS; i++) {
-      h = Math.imul(h ^ w[i]!, 0x9e3779b1);
-      h ^= h >>> 15;
-    }
-    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-    return (h ^ (h >>> 16)) | 0;
-  }
-
-  private find(hash: number): number {
-    const t = this.table;
-    const w = this.keyWords;
-    const keys = this.keys;
-    let pos = hash & this.mask;
-    for (;;) {
-      const e = t[pos]!;
-      if (e === NO) return NO;
-      if (this.entries[e]!.hash === hash) {
-        const k = e * KEY_WORDS;
-        let same = true;
-        for (let i = 0; i < KEY_WORDS; i++) {
-          if (keys[k + i] !== w[i]) {
-            same = false;
-            break;
-          }
-        }
-        if (same) return e;
-      }
-      pos = (pos + 1) & this.mask;
-    }
-  }
-
-  /** A new datagram for the key in keyWords, evicting the oldest if a limit is reached. */
-  private create(hash: number, family: 4 | 6, now: number): number {
-    while (this.inProgress >= this.maxDatagrams) {
-      if (!this.evictOldest(DropReason.FragmentTableFull)) break;
-    }
-    while (this.memory + this.slotBytes > this.memoryLimit) {
-      if (!this.evictOldest(DropReason.FragmentMemoryLimit)) {
-        this.reject(DropReason.FragmentMemoryLimit);
-        return NO;
-      }
-    }
-    let slot = this.large.acquire();
-    while (slot === null) {
-      // The pipeline holds the rest of the large pool: give up our oldest datagram.
-      if (!this.evictOldest(DropReason.PoolExhausted)) {
-        this.reject(DropReason.PoolExhausted);
-        return NO;
-      }
-      slot = this.large.acquire();
-    }
-    if (this.freeTop === 0) {
-      slot.release();
-      this.reject(DropReason.FragmentTableFull);
-      return NO;
-    }
-    const e = this.freeList[--this.freeTop]!;
-    const d = this.entries[e]!;
-    d.slot = slot;
-    d.family = family;
-    d.created = now;
-    d.deadline = now + (family === 4 ? this.timeoutV4 : this.timeoutV6);
-    d.finalLen = -1;
-    d.received = 0;
-    d.maxEnd = 0;
-    d.hasFirst = false;
-    d.firstLen = 0;
-    d.hdrLen = 0;
-    d.prevNh = 0;
-    d.nextHeader = 0;
-    d.n = 0;
-    d.hash = hash;
-    this.keys.set(this.keyWords, e * KEY_WORDS);
-    // Table insert (linear probing).
-    let pos = hash & this.mask;
-    while (this.table[pos] !== NO) pos = (pos + 1) & this.mask;
-    this.table[pos] = e;
-    d.tablePos = pos;
-    // Append to the family's oldest-first list.
-    const f = family === 4 ? 0 : 1;
-    d.prev = this.tail[f]!;
-    d.next = NO;
-    if (d.prev !== NO) this.entries[d.prev]!.next = e;
-    else this.head[f] = e;
-    this.tail[f] = e;
-    this.memory += this.slotBytes;
-    this.inProgress++;
-    return e;
-  }
-
-  /** Forget datagram e and release its slot (if it still has one). */
-  private free(e: number): void {
-    const d = this.entries[e]!;
-    if (d.slot !== null) {
-      d.slot.release();
-      d.slot = null;
-      this.memory -= this.slotBytes;
-    }
-    const f = d.family === 4 ? 0 : 1;
-    if (d.prev !== NO) this.entries[d.prev]!.next = d.next;
-    else this.head[f] = d.next;
-    if (d.next !== NO) this.entries[d.next]!.prev = d.prev;
-    else this.tail[f] = d.prev;
-    d.prev = d.next = NO;
-    this.tableRemove(d.tablePos);
-    d.tablePos = NO;
-    this.freeList[this.freeTop++] = e;
-    this.inProgress--;
-  }
-
-  /** Backward-shift deletion for linear probing: no tombstones. */
-  private tableRemove(pos: number): void {
-    const t = this.table;
-    const mask = this.mask;
-    let i = pos;
-    t[i] = NO;
-    let j = i;
-    for (;;) {
-      j = (j + 1) & mask;
-      const e = t[j]!;
-      if (e === NO) return;
-      const k = this.entries[e]!.hash & mask;
-      // Move e back to i unless its home k lies cyclically in (i, j].
-      const inRange = i <= j ? k > i && k <= j : k > i || k <= j;
-      if (!inRange) {
-        t[i] = e;
-        this.entries[e]!.tablePos = i;
-        t[j] = NO;
-        i = j;
-      }
-    }
-  }
-
-  private evictOldest(reason: DropReason): boolean {
-    const a = this.head[0]!;
-    const b = this.head[1]!;
-    let e: number;
-    if (a === NO) e = b;
-    else if (b === NO) e = a;
-    else e = this.entries[a]!.created <= this.entries[b]!.created ? a : b;
-    if (e === NO) return false;
-    this.free(e);
-    this.evicted++;
-    this.drops.count(reason);
-    return true;
-  }
-
   private expireDue(now: number): number {
     let n = 0;
-    for (let f = 0; f < 2; f++) {
-      for (;;) {
-        const e = this.head[f]!;
-        if (e === NO || this.entries[e]!.deadline > now) break;
-        this.expire(e);
-        n++;
-      }
+    for (let e = this.table.oldestDue(now); e !== NO; e = this.table.oldestDue(now)) {
+      this.expire(e);
+      n++;
     }
     return n;
   }
 
   private expire(e: number): void {
-    const d = this.entries[e]!;
+    const d = this.table.entry(e);
     this.timedOut++;
     this.drops.count(DropReason.FragmentTimeout);
     if (d.hasFirst && d.slot !== null) {
       this.timeExceededDue++;
       if (this.onTimeExceeded !== undefined) {
-        const hs = REASM_DATA_BASE - d.hdrLen - (d.family === 6 ? 8 : 0);
+        const hs = REASM_DATA_BASE - d.hdrLen - (d.family === 6 ? FRAG_HEADER_LEN : 0);
         const len = REASM_DATA_BASE + d.firstLen - hs;
         this.onTimeExceeded(d.family === 4 ? 4 : 6, d.slot.buf, hs, len);
       }
     }
-    this.free(e);
+    this.table.free(e);
   }
 
   /**
@@ -741,7 +527,7 @@ export class Reassembler {
   /** Drop every datagram in progress (shutdown, tests); no ICMP. */
   clear(): void {
     for (let f = 0; f < 2; f++) {
-      while (this.head[f] !== NO) this.free(this.head[f]!);
+      for (let e = this.table.oldest(f); e !== NO; e = this.table.oldest(f)) this.table.free(e);
     }
   }
 }
@@ -758,38 +544,39 @@ function chainComplete(buf: Uint8Array, pos: number, end: number, nh: number): D
   for (let hops = 0; ; hops++) {
     if (hops > MAX_EXT_HEADERS) return DropReason.ExtHeaderChainTooLong;
     switch (nh) {
-      case 0:
-      case 43:
-      case 60:
-      case 135:
-      case 139:
-      case 140:
-      case 253:
-      case 254: {
+      case IP_PROTO_HOP_BY_HOP:
+      case IP_PROTO_ROUTING:
+      case IP_PROTO_DEST_OPTS:
+      case IP_PROTO_MOBILITY:
+      case IP_PROTO_HIP:
+      case IP_PROTO_SHIM6:
+      case IP_PROTO_EXPERIMENT1:
+      case IP_PROTO_EXPERIMENT2: {
         if (pos + 2 > end) return DropReason.FragmentIncompleteChain;
-        const hl = (buf[pos + 1]! + 1) << 3;
+        const hl = extHeaderLength(buf, pos);
         if (pos + hl > end) return DropReason.FragmentIncompleteChain;
         nh = buf[pos]!;
         pos += hl;
         continue;
       }
-      case 51: {
+      case IP_PROTO_AH: {
         // AH: length in 4-byte units minus 2.
         if (pos + 2 > end) return DropReason.FragmentIncompleteChain;
-        const hl = (buf[pos + 1]! + 2) << 2;
+        const hl = ahHeaderLength(buf, pos);
         if (pos + hl > end) return DropReason.FragmentIncompleteChain;
         nh = buf[pos]!;
         pos += hl;
         continue;
       }
-      case 44:
+      case IP_PROTO_FRAGMENT:
         // A second fragment header inside a fragment: never legitimate.
         return DropReason.BadExtHeaderOrder;
-      case 6:
-        return pos + 20 <= end ? DropReason.None : DropReason.FragmentIncompleteChain;
-      case 17:
-      case 58:
-        return pos + 8 <= end ? DropReason.None : DropReason.FragmentIncompleteChain;
+      case IP_PROTO_TCP:
+        return pos + TCP_HEADER_LEN <= end ? DropReason.None : DropReason.FragmentIncompleteChain;
+      case IP_PROTO_UDP:
+        return pos + UDP_HEADER_LEN <= end ? DropReason.None : DropReason.FragmentIncompleteChain;
+      case IP_PROTO_ICMPV6:
+        return pos + ICMPV6_HEADER_LEN <= end ? DropReason.None : DropReason.FragmentIncompleteChain;
       default:
         return DropReason.None;
     }

@@ -38,7 +38,8 @@ import {
   type BindingUpdateRepr,
   type SocketAddress,
 } from '../wire/binding.ts';
-import { ControlMessage, senderIdFromName, verifyControl } from '../wire/gue.ts';
+import { ControlMessage, senderIdFromName } from '../wire/gue.ts';
+import { verifyControl } from '../tunnel/control.ts';
 import { RFC6275_BACKOFF, backoffBound, backoffDelay, refreshDelay, retryAfterDelay, type BackoffPolicy } from './backoff.ts';
 import { MessageCounter } from './clock.ts';
 import { MobilityVerdict, sameSocketAddress, type MobilityIo } from './io.ts';

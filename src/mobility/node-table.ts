@@ -9,7 +9,8 @@
  */
 import { DropReason } from '../base/drop-reason.ts';
 import type { AddressBytes } from '../wire/address-text.ts';
-import { senderIdFromName, verifyControl } from '../wire/gue.ts';
+import { senderIdFromName } from '../wire/gue.ts';
+import { verifyControl } from '../tunnel/control.ts';
 import { AddressTable } from './address-table.ts';
 
 export interface NodeSpec {

@@ -4,6 +4,24 @@
  * (blackhole/unreachable/prohibit). Text in and out in `ip rule` syntax.
  */
 import { formatPrefix, parsePrefix, AddressTextError } from '../wire/address-text.ts';
+import {
+  IP_PROTO_AH,
+  IP_PROTO_DCCP,
+  IP_PROTO_EGP,
+  IP_PROTO_ESP,
+  IP_PROTO_GRE,
+  IP_PROTO_HOP_BY_HOP,
+  IP_PROTO_ICMP,
+  IP_PROTO_ICMPV6,
+  IP_PROTO_IGMP,
+  IP_PROTO_IPIP,
+  IP_PROTO_IPV6,
+  IP_PROTO_OSPF,
+  IP_PROTO_SCTP,
+  IP_PROTO_TCP,
+  IP_PROTO_UDP,
+  IP_PROTO_UDPLITE,
+} from '../wire/ip.ts';
 import type { Family, Prefix } from '../wire/address-text.ts';
 import type { FlowKey } from './flow.ts';
 
@@ -26,38 +44,39 @@ export interface RuleSpec {
   table?: string | number;
 }
 
+/** Protocol names as `ip rule` and /etc/protocols spell them. */
 const PROTOCOLS: Record<string, number> = {
-  ip: 0,
-  hopopt: 0,
-  icmp: 1,
-  igmp: 2,
-  ipip: 4,
-  tcp: 6,
-  egp: 8,
-  udp: 17,
-  ipv6: 41,
-  gre: 47,
-  esp: 50,
-  ah: 51,
-  icmpv6: 58,
-  'ipv6-icmp': 58,
-  'icmp6': 58,
-  ospf: 89,
-  sctp: 132,
-  udplite: 136,
-  dccp: 33,
+  ip: IP_PROTO_HOP_BY_HOP,
+  hopopt: IP_PROTO_HOP_BY_HOP,
+  icmp: IP_PROTO_ICMP,
+  igmp: IP_PROTO_IGMP,
+  ipip: IP_PROTO_IPIP,
+  tcp: IP_PROTO_TCP,
+  egp: IP_PROTO_EGP,
+  udp: IP_PROTO_UDP,
+  ipv6: IP_PROTO_IPV6,
+  gre: IP_PROTO_GRE,
+  esp: IP_PROTO_ESP,
+  ah: IP_PROTO_AH,
+  icmpv6: IP_PROTO_ICMPV6,
+  'ipv6-icmp': IP_PROTO_ICMPV6,
+  icmp6: IP_PROTO_ICMPV6,
+  ospf: IP_PROTO_OSPF,
+  sctp: IP_PROTO_SCTP,
+  udplite: IP_PROTO_UDPLITE,
+  dccp: IP_PROTO_DCCP,
 };
 const PROTOCOL_NAMES = new Map<number, string>([
-  [1, 'icmp'],
-  [6, 'tcp'],
-  [17, 'udp'],
-  [58, 'ipv6-icmp'],
-  [132, 'sctp'],
-  [33, 'dccp'],
-  [136, 'udplite'],
-  [47, 'gre'],
-  [50, 'esp'],
-  [51, 'ah'],
+  [IP_PROTO_ICMP, 'icmp'],
+  [IP_PROTO_TCP, 'tcp'],
+  [IP_PROTO_UDP, 'udp'],
+  [IP_PROTO_ICMPV6, 'ipv6-icmp'],
+  [IP_PROTO_SCTP, 'sctp'],
+  [IP_PROTO_DCCP, 'dccp'],
+  [IP_PROTO_UDPLITE, 'udplite'],
+  [IP_PROTO_GRE, 'gre'],
+  [IP_PROTO_ESP, 'esp'],
+  [IP_PROTO_AH, 'ah'],
 ]);
 
 export function parseProtocol(text: string): number {

@@ -3,6 +3,11 @@
  */
 import type { AddressBytes, Family, Prefix } from '../wire/address-text.ts';
 
+/** A route, rule, table or nexthop the router refuses (one line naming the cause). */
+export class RouteError extends Error {
+  override name = 'RouteError';
+}
+
 /** Route type codes (the kernel's RTN_* numbers). NONE is "no route matched". */
 export const RouteType = {
   NONE: 0,

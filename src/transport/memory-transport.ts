@@ -12,6 +12,7 @@
 import { SocketAddress } from 'node:net';
 import { DropReason } from '../base/drop-reason.ts';
 import type { PacketBuffer, PacketPools } from '../base/pool.ts';
+import type { PeerEndpoint, PeerEndpoints } from './peer-endpoints.ts';
 import {
   DEFAULT_MAX_BATCH,
   DEFAULT_PORT,
@@ -90,6 +91,8 @@ export interface MemoryTransportOptions {
   port?: number;
   pools: PacketPools;
   onBatch: TransportBatchHandler;
+  /** The peers' endpoints to follow; a private record when absent. */
+  endpoints?: PeerEndpoints;
   onError?: (err: Error) => void;
   maxBatch?: number;
 }
@@ -104,13 +107,14 @@ export class MemoryTransport extends PeerTransport implements Transport {
   private readonly self: MemoryEndpoint;
 
   constructor(opts: MemoryTransportOptions) {
-    super();
+    super(opts.endpoints, opts.onError);
     this.network = opts.network;
     this.address = canonical(opts.address);
     this.family = this.address.includes(':') ? 6 : 4;
     this.port = opts.port ?? DEFAULT_PORT;
     this.rx = new RxBatcher(opts.pools, this.peers, this.stats, opts.onBatch, opts.onError, opts.maxBatch ?? DEFAULT_MAX_BATCH);
     this.self = { address: this.address, port: this.port };
+    this.follow();
   }
 
   get isRunning(): boolean {
@@ -128,7 +132,13 @@ export class MemoryTransport extends PeerTransport implements Transport {
 
   async start(): Promise<void> {
     if (this.running) throw new TransportError(`listen ${this.listenText}: already started`);
-    this.port = this.network.attach(this, this.address, this.port);
+    this.follow();
+    try {
+      this.port = this.network.attach(this, this.address, this.port);
+    } catch (e) {
+      this.unfollow();
+      throw e;
+    }
     this.self.port = this.port;
     this.running = true;
   }
@@ -136,19 +146,14 @@ export class MemoryTransport extends PeerTransport implements Transport {
   async close(): Promise<void> {
     if (!this.running) return;
     this.running = false;
+    this.unfollow();
     this.network.detach(this.address, this.port);
     this.rx.discard();
   }
 
-  setPeer(index: number, address: string, port: number): void {
-    if (!Number.isInteger(port) || port < 1 || port > 65535) {
-      throw new TransportError(`peer endpoint ${formatHostPort(address, port)}: port out of range (1-65535)`);
-    }
-    this.peers.set(index, canonical(address), port);
-  }
-
-  removePeer(index: number): void {
-    this.peers.remove(index);
+  /** Any family reaches any address on the memory network: the canonical text. */
+  protected socketAddress(ep: PeerEndpoint): string {
+    return canonical(ep.host);
   }
 
   sendTo(p: PacketBuffer, address: string, port: number): DropReason {

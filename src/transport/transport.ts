@@ -11,13 +11,15 @@
  *   once and the DropReason returned for the caller to count; on success the transport releases
  *   it when the bytes are gone. Never touch `p` after handing it over.
  *
- * `PacketBuffer.tag` of a received packet is the sender's peer index (as registered with
- * `setPeer`), or -1 for an address:port that is no peer's endpoint: the caller drops it and counts
+ * `PacketBuffer.tag` of a received packet is the sender's peer index (its endpoint as the
+ * PeerEndpoints record has it: src/transport/peer-endpoints.ts), or -1 for an address:port that is no peer's endpoint: the caller drops it and counts
  * DropReason.UnknownPeer, or hands it to mobility (a binding update from a new care-of address),
  * which is why the sender's address and port travel along in `RecvInfo`.
  */
 import { DropReason } from '../base/drop-reason.ts';
 import type { PacketBuffer, PacketPools } from '../base/pool.ts';
+import { parseAddress, type AddressBytes } from '../wire/address-text.ts';
+import { peerEndpoint, PeerEndpoints, type PeerEndpoint } from './peer-endpoints.ts';
 
 /**
  * Default UDP port: 6080, the port IANA registered for GUE (service name "gue", the port
@@ -87,7 +89,9 @@ export interface Transport {
   start(): Promise<void>;
   /** Stop, and release every slot the transport itself still holds. Idempotent. */
   close(): Promise<void>;
-  /** Set or move peer `index`'s endpoint (control plane). Throws TransportError for an unusable one. */
+  /** The peers' underlay endpoints this transport follows (the one record; see peer-endpoints.ts). */
+  readonly endpoints: PeerEndpoints;
+  /** Set or move peer `index`'s endpoint in `endpoints` (control plane). Throws TransportError for an unusable one. */
   setPeer(index: number, address: string, port: number): void;
   removePeer(index: number): void;
   /** Peer endpoint in the form received packets report it (canonical text). */
@@ -105,8 +109,12 @@ export function formatHostPort(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
-/** Peer endpoints, both ways: index -> endpoint, and address -> port -> index (no string building). */
-export class PeerTable {
+/**
+ * What a transport's socket needs of the peers, derived from the PeerEndpoints record and never
+ * set on its own: per peer index the address text the socket sends to, and address -> port ->
+ * index for received datagrams (no string building per packet).
+ */
+export class EndpointIndex {
   private readonly peers: ({ address: string; port: number } | undefined)[] = [];
   private readonly byAddress = new Map<string, Map<number, number>>();
 
@@ -141,29 +149,95 @@ export class PeerTable {
     const i = ports.get(port);
     return i === undefined ? -1 : i;
   }
-
-  /** [index, endpoint] of every peer (control plane). */
-  entries(): [number, { address: string; port: number }][] {
-    const out: [number, { address: string; port: number }][] = [];
-    this.peers.forEach((p, i) => p && out.push([i, p]));
-    return out;
-  }
 }
 
 /**
- * Receive side shared by the transports: copy a datagram into a pool slot, tag it with the
- * sender's peer index, collect a batch, deliver it from one setImmediate per batch (or at once when
- * `maxBatch` fill up). Everything preallocated; `push` allocates nothing.
- */
-/**
- * What both transports share: the stats, the peer table, and sending to a peer by index through
- * the implementation's `sendTo` (same ownership rule: `send` always takes `p`).
+ * What both transports share: the stats, the peers' endpoints (the PeerEndpoints record, given
+ * or private, followed into an EndpointIndex), setPeer/removePeer as writes to that record, and
+ * sending to a peer by index through the implementation's `sendTo` (same ownership rule: `send`
+ * always takes `p`).
  */
 export abstract class PeerTransport {
   readonly stats = new TransportStats();
-  protected readonly peers = new PeerTable();
+  /** The peers' underlay endpoints: shared with whoever owns the transport (set one there, or setPeer). */
+  readonly endpoints: PeerEndpoints;
+  protected readonly peers = new EndpointIndex();
+  private unsubscribe: (() => void) | null = null;
+
+  constructor(
+    endpoints: PeerEndpoints | undefined,
+    /** Told when a peer's endpoint changed to one this socket cannot reach (the peer is left out). */
+    protected readonly onError: ((err: Error) => void) | undefined,
+  ) {
+    this.endpoints = endpoints ?? new PeerEndpoints();
+  }
 
   abstract sendTo(p: PacketBuffer, address: string, port: number): DropReason;
+
+  /** The address text this socket sends `ep` to and receives it from; TransportError when it cannot reach it. */
+  protected abstract socketAddress(ep: PeerEndpoint): string;
+
+  /** Follow the record: index every endpoint now (leaving out unreachable ones) and every change from now on. */
+  protected follow(): void {
+    if (this.unsubscribe === null) this.unsubscribe = this.endpoints.subscribe(this.onEndpoint);
+    this.reindex(false);
+  }
+
+  /** Stop following the record (close). */
+  protected unfollow(): void {
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+  }
+
+  /** Index every endpoint of the record again; `strict`: throw the first TransportError. */
+  protected reindex(strict: boolean): void {
+    for (const [index, ep] of this.endpoints.entries()) {
+      let address: string;
+      try {
+        address = this.socketAddress(ep);
+      } catch (e) {
+        this.peers.remove(index);
+        if (strict) throw e;
+        continue;
+      }
+      this.peers.set(index, address, ep.port);
+    }
+  }
+
+  private readonly onEndpoint = (index: number, ep: PeerEndpoint | undefined): void => {
+    if (ep === undefined) return this.peers.remove(index);
+    let address: string;
+    try {
+      address = this.socketAddress(ep);
+    } catch (e) {
+      this.peers.remove(index);
+      this.onError?.(e as Error);
+      return;
+    }
+    this.peers.set(index, address, ep.port);
+  };
+
+  /**
+   * Set or move peer `index`'s endpoint (control plane): a write to the PeerEndpoints record,
+   * after checking that this socket can reach it. Throws TransportError for an unusable one.
+   */
+  setPeer(index: number, address: string, port: number): void {
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new TransportError(`peer endpoint ${formatHostPort(address, port)}: port out of range (1-65535)`);
+    }
+    let a: AddressBytes;
+    try {
+      a = parseAddress(address);
+    } catch {
+      throw new TransportError(`peer endpoint ${address}: not an IPv4 or IPv6 address`);
+    }
+    this.socketAddress(peerEndpoint(a.family, a.bytes, port)); // throws before anything is set
+    this.endpoints.set(index, a.family, a.bytes, port);
+  }
+
+  removePeer(index: number): void {
+    this.endpoints.remove(index);
+  }
 
   peerEndpoint(index: number): { address: string; port: number } | undefined {
     const p = this.peers.get(index);
@@ -185,6 +259,11 @@ export abstract class PeerTransport {
   }
 }
 
+/**
+ * Receive side shared by the transports: copy a datagram into a pool slot, tag it with the
+ * sender's peer index, collect a batch, deliver it from one setImmediate per batch (or at once when
+ * `maxBatch` fill up). Everything preallocated; `push` allocates nothing.
+ */
 export class RxBatcher {
   private readonly batch: PacketBuffer[];
   private readonly info: RecvInfo;
@@ -193,7 +272,7 @@ export class RxBatcher {
 
   constructor(
     private readonly pools: PacketPools,
-    private readonly peers: PeerTable,
+    private readonly peers: EndpointIndex,
     private readonly stats: TransportStats,
     private readonly onBatch: TransportBatchHandler,
     private readonly onError: ((err: Error) => void) | undefined,

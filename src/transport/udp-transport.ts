@@ -11,7 +11,8 @@
  * fill up.
  *
  * Send: `send(p, peer)` hands buf[offset, offset+length) to the kernel without a copy, to the
- * peer's address string cached by `setPeer` (never rebuilt per packet). The socket is created
+ * peer's address string derived from its PeerEndpoints record when that was set (never rebuilt
+ * per packet). The socket is created
  * with a synchronous `lookup` (our addresses are literals), so the datagram reaches the kernel
  * inside the `send()` call instead of one dns.lookup tick later. Node's dgram has no sendmmsg: an
  * array of buffers given to `socket.send` is gathered into ONE datagram, and UDP has no cork, so
@@ -28,6 +29,7 @@ import dgram from 'node:dgram';
 import { SocketAddress } from 'node:net';
 import { DropReason } from '../base/drop-reason.ts';
 import type { PacketBuffer, PacketPools } from '../base/pool.ts';
+import type { PeerEndpoint, PeerEndpoints } from './peer-endpoints.ts';
 import {
   DEFAULT_MAX_BATCH,
   DEFAULT_PORT,
@@ -68,7 +70,12 @@ export interface UdpTransportOptions {
   ipv6Only?: boolean;
   pools: PacketPools;
   onBatch: TransportBatchHandler;
-  /** Socket errors after start (rare on UDP) and handler exceptions; counted either way. */
+  /** The peers' endpoints to follow (an Endpoint shares its own); a private record when absent. */
+  endpoints?: PeerEndpoints;
+  /**
+   * Socket errors after start (rare on UDP), handler exceptions (counted either way), and a
+   * peer endpoint changed to one this socket cannot reach.
+   */
   onError?: (err: Error) => void;
   maxBatch?: number;
   maxInFlight?: number;
@@ -145,11 +152,8 @@ export class UdpTransport extends PeerTransport implements Transport {
   private readonly anyAddress: boolean;
   private readonly recvBufferSize: number;
   private readonly sendBufferSize: number;
-  private readonly onError?: (err: Error) => void;
   private socket: dgram.Socket | null = null;
   private running = false;
-  /** Endpoints as configured (re-canonicalized if the family changes at start). */
-  private readonly configured = new Map<number, { address: string; port: number }>();
   private readonly rx: RxBatcher;
 
   // in-flight sends, released in order by the shared completion callback
@@ -158,7 +162,7 @@ export class UdpTransport extends PeerTransport implements Transport {
   private ringCount = 0;
 
   constructor(opts: UdpTransportOptions) {
-    super();
+    super(opts.endpoints, opts.onError);
     this.anyAddress = opts.address === undefined;
     const address = opts.address ?? '::';
     const fam = familyOf(address);
@@ -171,11 +175,11 @@ export class UdpTransport extends PeerTransport implements Transport {
     this.bindAddress = canonical(address, fam);
     this.bindPort = port;
     this.ipv6Only = fam === 6 ? (opts.ipv6Only ?? this.bindAddress !== '::') : false;
-    this.onError = opts.onError;
     this.recvBufferSize = opts.recvBufferSize ?? DEFAULT_SOCKET_BUFFER;
     this.sendBufferSize = opts.sendBufferSize ?? DEFAULT_SOCKET_BUFFER;
     this.rx = new RxBatcher(opts.pools, this.peers, this.stats, opts.onBatch, opts.onError, opts.maxBatch ?? DEFAULT_MAX_BATCH);
     this.ring = new Array<PacketBuffer | null>(opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT).fill(null);
+    this.follow();
   }
 
   get family(): 4 | 6 {
@@ -210,6 +214,16 @@ export class UdpTransport extends PeerTransport implements Transport {
 
   async start(): Promise<void> {
     if (this.socket) throw new TransportError(`listen ${this.listenText}: already started`);
+    this.follow();
+    try {
+      await this.open();
+    } catch (e) {
+      this.unfollow(); // a transport that did not start holds nothing, not even a subscription
+      throw e;
+    }
+  }
+
+  private async open(): Promise<void> {
     let socket: dgram.Socket;
     try {
       socket = await bindSocket(this.fam === 4 ? 'udp4' : 'udp6', this.bindAddress, this.bindPort, this.ipv6Only);
@@ -229,12 +243,6 @@ export class UdpTransport extends PeerTransport implements Transport {
       this.fam = 4;
       this.bindAddress = '0.0.0.0';
       this.ipv6Only = false;
-      try {
-        for (const [i, ep] of this.configured) this.setPeer(i, ep.address, ep.port);
-      } catch (perr) {
-        socket.close();
-        throw perr;
-      }
     }
     try {
       socket.setRecvBufferSize(this.recvBufferSize);
@@ -242,37 +250,30 @@ export class UdpTransport extends PeerTransport implements Transport {
     } catch {
       // best effort: the kernel caps or refuses; the defaults still work
     }
-    socket.on('message', this.onMessage);
-    socket.on('error', this.onSocketError);
     this.socket = socket;
     this.running = true;
+    try {
+      // The socket's family is final now: every peer endpoint must be reachable through it.
+      this.reindex(true);
+    } catch (perr) {
+      this.running = false;
+      this.socket = null;
+      socket.close();
+      throw perr;
+    }
+    socket.on('message', this.onMessage);
+    socket.on('error', this.onSocketError);
   }
 
-  setPeer(index: number, address: string, port: number): void {
-    if (!Number.isInteger(port) || port < 1 || port > 65535) {
-      throw new TransportError(`peer endpoint ${formatHostPort(address, port)}: port out of range (1-65535)`);
-    }
-    const fam = familyOf(address);
-    if (fam === 0) throw new TransportError(`peer endpoint ${address}: not an IPv4 or IPv6 address`);
-    let text: string;
-    if (fam === this.fam) {
-      text = canonical(address, fam);
-      // an IPv4-mapped peer on an IPv6-only socket can never be reached
-    } else if (fam === 4 && this.dualStack) {
-      text = canonical(`::ffff:${address}`, 6);
-    } else {
-      throw new TransportError(
-        `peer endpoint ${formatHostPort(address, port)}: IPv${fam} peer but listen ${this.listenText} is IPv${this.fam}` +
-          (fam === 4 ? ' only (listen on :: to carry both)' : ''),
-      );
-    }
-    this.peers.set(index, text, port);
-    this.configured.set(index, { address, port });
-  }
-
-  removePeer(index: number): void {
-    this.peers.remove(index);
-    this.configured.delete(index);
+  /** The socket's text for `ep`: canonical, IPv4 as ::ffff:a.b.c.d on a dual-stack socket. */
+  protected socketAddress(ep: PeerEndpoint): string {
+    if (ep.family === this.fam) return canonical(ep.host, ep.family);
+    // an IPv4-mapped peer on an IPv6-only socket can never be reached
+    if (ep.family === 4 && this.dualStack) return canonical(`::ffff:${ep.host}`, 6);
+    throw new TransportError(
+      `peer endpoint ${ep.text}: IPv${ep.family} peer but listen ${this.listenText} is IPv${this.fam}` +
+        (ep.family === 4 ? ' only (listen on :: to carry both)' : ''),
+    );
   }
 
   sendTo(p: PacketBuffer, address: string, port: number): DropReason {
@@ -307,6 +308,7 @@ export class UdpTransport extends PeerTransport implements Transport {
   async close(): Promise<void> {
     const socket = this.socket;
     if (!socket) return;
+    this.unfollow();
     this.running = false;
     socket.off('message', this.onMessage);
     await new Promise<void>((resolve) => socket.close(() => resolve()));

@@ -5,6 +5,7 @@
  * offending text, so config and CLI code can prefix it with a path or line number.
  */
 import { Address4, Address6 } from 'ip-address';
+import { readV4 } from './ip.ts';
 
 export type Family = 4 | 6;
 
@@ -132,7 +133,7 @@ export function formatPrefix(p: Prefix): string {
 
 /** An IPv4 address as an unsigned 32-bit number (the dataplane's representation). */
 export function v4ToNumber(bytes: Uint8Array, off = 0): number {
-  return ((bytes[off]! << 24) | (bytes[off + 1]! << 16) | (bytes[off + 2]! << 8) | bytes[off + 3]!) >>> 0;
+  return readV4(bytes, off);
 }
 
 /**

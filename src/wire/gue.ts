@@ -68,6 +68,8 @@
  * The counter starts at the sender's clock in microseconds since 1970 and counts up by one per
  * message, so a restarted sender is still ahead of what its peer saw last (below 2^53: exact in a
  * JS number). Receivers keep the last accepted counter per peer and drop anything not greater.
+ * (This file is the codec; the counter, the replay window and the checks that need per-peer state
+ * are in src/tunnel/control.ts and src/tunnel/replay.ts.)
  *
  * KEEPALIVE body (12 bytes):
  *
@@ -85,6 +87,7 @@
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { DropReason } from '../base/drop-reason.ts';
+import { IP_PROTO_IPIP, IP_PROTO_IPV6 } from './ip.ts';
 
 // --- variant 0 header field offsets and masks
 export const GUE_HEADER_LEN = 4;
@@ -93,10 +96,6 @@ const FIELD_PROTO_CTYPE = 1;
 const FIELD_FLAGS = 2;
 const MASK_C = 0x20;
 const MASK_HLEN = 0x1f;
-
-/** IP protocol numbers used in Proto/ctype of variant-0 data. */
-export const IPPROTO_IPIP = 4;
-export const IPPROTO_IPV6 = 41;
 
 /** Control message types (user-defined range of draft-ietf-intarea-gue). */
 export const CTYPE_KEEPALIVE = 128;
@@ -159,8 +158,8 @@ export function gueClassify(buf: Uint8Array, off: number, len: number): GueKind 
       if (hdrLen === len) return GueKind.Bad;
       const proto = buf[off + FIELD_PROTO_CTYPE]!;
       const v = buf[off + hdrLen]! >> 4;
-      if (proto === IPPROTO_IPIP && v === 4) return GueKind.Ipv4;
-      if (proto === IPPROTO_IPV6 && v === 6) return GueKind.Ipv6;
+      if (proto === IP_PROTO_IPIP && v === 4) return GueKind.Ipv4;
+      if (proto === IP_PROTO_IPV6 && v === 6) return GueKind.Ipv6;
       return GueKind.Bad;
     }
     default:
@@ -470,88 +469,15 @@ export function senderIdFromName(name: string): number {
   return createHash('sha256').update(name).digest().readUInt32BE(0);
 }
 
-/** The sender's side of the counter: starts at the clock in microseconds, +1 per message. */
-export class ControlCounter {
-  private value: number;
-  constructor(start = Date.now() * 1000) {
-    this.value = start;
-  }
-  next(): number {
-    // never fall behind the clock either (a long-idle sender stays ahead after a restart)
-    const now = Date.now() * 1000;
-    this.value = this.value + 1 > now ? this.value + 1 : now;
-    return this.value;
-  }
-}
-
-/**
- * Per-peer replay state for control messages: the last accepted counter per peer index, as two
- * uint32 halves (exact for the full 64 bits, no BigInt). Grows on demand.
- */
-export class ReplayWindow {
-  private hi: Uint32Array;
-  private lo: Uint32Array;
-  private seen: Uint8Array;
-
-  constructor(peers = 64) {
-    this.hi = new Uint32Array(peers);
-    this.lo = new Uint32Array(peers);
-    this.seen = new Uint8Array(peers);
-  }
-
-  /** True when (hi, lo) is greater than the last accepted counter of `peer` (or none yet). */
-  isFresh(peer: number, hi: number, lo: number): boolean {
-    if (peer < 0 || peer >= this.seen.length || this.seen[peer] === 0) return true;
-    const h = this.hi[peer]!;
-    return hi > h || (hi === h && lo > this.lo[peer]!);
-  }
-
-  /** Record an accepted counter (call only after the message authenticated). */
-  accept(peer: number, hi: number, lo: number): void {
-    if (peer < 0) return; // not a peer: nothing to remember
-    if (peer >= this.seen.length) this.grow(peer + 1);
-    this.hi[peer] = hi;
-    this.lo[peer] = lo;
-    this.seen[peer] = 1;
-  }
-
-  /** Forget a peer (removed, or its key changed). */
-  reset(peer: number): void {
-    if (peer < this.seen.length) this.seen[peer] = 0;
-  }
-
-  private grow(n: number): void {
-    const size = Math.max(n, this.seen.length * 2);
-    const hi = new Uint32Array(size);
-    const lo = new Uint32Array(size);
-    const seen = new Uint8Array(size);
-    hi.set(this.hi);
-    lo.set(this.lo);
-    seen.set(this.seen);
-    this.hi = hi;
-    this.lo = lo;
-    this.seen = seen;
-  }
-}
-
 const scratch = new ControlMessage(Buffer.alloc(0), 0, 0);
 
 /**
- * Check a received control datagram (the UDP payload buf[off, off+len)): structure, then the HMAC
- * when `key` is set (missing or wrong -> BadAuthentication), then our own sender id coming back
- * (`ownSenderId`, a reflection -> BadAuthentication), then the counter against `replay` for
- * `peer` (not greater than the last accepted -> ReplayedMessage). Only a message that passes
- * everything advances the replay state. Without a key a MAC, if present, is not checked.
+ * Check a received control datagram on its own (the UDP payload buf[off, off+len)): structure,
+ * then the HMAC trailer when `key` is set (missing or wrong -> BadAuthentication). Without a key
+ * a MAC, if present, is not checked. Who sent it and whether its counter is fresh are the
+ * tunnel's questions (src/tunnel/control.ts verifyControl).
  */
-export function verifyControl(
-  buf: Buffer,
-  off: number,
-  len: number,
-  key: Uint8Array | null,
-  replay: ReplayWindow | null = null,
-  peer = 0,
-  ownSenderId = -1,
-): DropReason {
+export function authenticateControl(buf: Buffer, off: number, len: number, key: Uint8Array | null): DropReason {
   const m = scratch.wrap(buf, off, len);
   const r = m.check();
   if (r !== DropReason.None) return r;
@@ -560,13 +486,6 @@ export function verifyControl(
     const macOff = m.macOffset;
     const want = mac(key, buf, off, macOff);
     if (!timingSafeEqual(want, buf.subarray(macOff, macOff + HMAC_LEN))) return DropReason.BadAuthentication;
-  }
-  if (ownSenderId >= 0 && m.senderId === ownSenderId >>> 0) return DropReason.BadAuthentication;
-  if (replay) {
-    const hi = m.counterHi;
-    const lo = m.counterLo;
-    if (!replay.isFresh(peer, hi, lo)) return DropReason.ReplayedMessage;
-    replay.accept(peer, hi, lo);
   }
   return DropReason.None;
 }

@@ -8,18 +8,16 @@
  * Building: error messages per RFC 792 and RFC 1812 section 4.3.2.3 (quote the offending IP
  * header and as much of its payload as fits in a 576-byte datagram), the RFC 1812 4.3.2.7
  * "never send an error about ..." decision as mayReplyWithIcmpError(), and echo replies in place.
- *
- * Note: this module and ipv4.ts import each other (ipv4's describe() prints ICMP bodies); every
- * cross use is inside a function, never at module top level, so either may be imported first.
  */
 import { WireView } from './view.ts';
 import { DropReason } from '../base/drop-reason.ts';
 import { adjust16, checksum, fold, sumWords } from './checksum.ts';
+import { IPV4_HEADER_LEN } from './ipv4.ts';
 import {
   IP_PROTO_ICMP,
   IP_PROTO_TCP,
   IP_PROTO_UDP,
-  IPV4_HEADER_LEN,
+  IPV4_MIN_DATAGRAM,
   isClassEV4,
   isLoopbackV4,
   isMulticastV4,
@@ -27,11 +25,11 @@ import {
   readV4,
   v4Text,
   writeV4,
-} from './ipv4.ts';
+} from './ip.ts';
 
 export const ICMPV4_HEADER_LEN = 8;
 /** RFC 1812 4.3.2.3: an ICMP error datagram (IP header included) is at most 576 bytes. */
-export const ICMPV4_ERROR_MAX_LEN = 576;
+export const ICMPV4_ERROR_MAX_LEN = IPV4_MIN_DATAGRAM;
 
 export const ICMP_ECHO_REPLY = 0;
 export const ICMP_DEST_UNREACHABLE = 3;

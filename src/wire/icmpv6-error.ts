@@ -23,15 +23,9 @@ import {
   ICMPV6_REDIRECT,
 } from './icmpv6.ts';
 import { Ipv6Chain, PARAM_PROBLEM_OPTION, walkIpv6Chain } from './ipv6-chain.ts';
-import { NH_ICMPV6, OPTION_ACTION_DISCARD_ICMP } from './ipv6-ext.ts';
-import {
-  IPV6_DST,
-  IPV6_HEADER_LEN,
-  IPV6_MIN_MTU,
-  IPV6_SRC,
-  ipv6IsMulticast,
-  ipv6IsUnspecified,
-} from './ipv6.ts';
+import { OPTION_ACTION_DISCARD_ICMP } from './ipv6-ext.ts';
+import { IPV6_DST, IPV6_HEADER_LEN, IPV6_SRC } from './ipv6.ts';
+import { IP_PROTO_ICMPV6, IPV6_MIN_MTU, ipv6IsMulticast, ipv6IsUnspecified } from './ip.ts';
 
 /** Largest quote: 1280 - 40 (IPv6) - 8 (ICMPv6 header) = 1232 bytes. */
 export const ICMPV6_ERROR_MAX_QUOTE = IPV6_MIN_MTU - IPV6_HEADER_LEN - ICMPV6_HEADER_LEN;
@@ -84,12 +78,12 @@ export function mayReplyWithIcmpv6Error(
   walkIpv6Chain(buf, off, len, c);
   let proto = c.upperProtocol;
   let u = c.upperOffset;
-  if (proto < 0 && buf[off + 6] === NH_ICMPV6) {
+  if (proto < 0 && buf[off + 6] === IP_PROTO_ICMPV6) {
     // The walk stopped early (say, a payload length beyond `len`): look right behind the header.
-    proto = NH_ICMPV6;
+    proto = IP_PROTO_ICMPV6;
     u = off + IPV6_HEADER_LEN;
   }
-  if (proto === NH_ICMPV6 && !(c.isFragment && c.fragmentOffset !== 0)) {
+  if (proto === IP_PROTO_ICMPV6 && !(c.isFragment && c.fragmentOffset !== 0)) {
     if (u >= off + len || u >= c.end) return false;
     const t = buf[u]!;
     if (t < 128 || t === ICMPV6_REDIRECT) return false;
@@ -147,7 +141,7 @@ export function buildIcmpv6Error(
   out[o + 3] = 0;
   out[o + 4] = icmpLen >>> 8;
   out[o + 5] = icmpLen & 0xff;
-  out[o + 6] = NH_ICMPV6;
+  out[o + 6] = IP_PROTO_ICMPV6;
   out[o + 7] = hopLimit;
   for (let i = 0; i < 16; i++) out[o + IPV6_SRC + i] = srcAddr[srcAddrOff + i]!;
   for (let i = 0; i < 16; i++) out[o + IPV6_DST + i] = addrScratch[i]!;
@@ -161,7 +155,7 @@ export function buildIcmpv6Error(
   out[m + 5] = (p >>> 16) & 0xff;
   out[m + 6] = (p >>> 8) & 0xff;
   out[m + 7] = p & 0xff;
-  const sum = sumWords(out, m, icmpLen, pseudoHeaderSumV6(out, o + IPV6_SRC, o + IPV6_DST, NH_ICMPV6, icmpLen));
+  const sum = sumWords(out, m, icmpLen, pseudoHeaderSumV6(out, o + IPV6_SRC, o + IPV6_DST, IP_PROTO_ICMPV6, icmpLen));
   const cs = ~fold(sum) & 0xffff;
   out[m + 2] = cs >>> 8;
   out[m + 3] = cs & 0xff;
@@ -190,7 +184,7 @@ export function echoReplyInPlace(
   const c = scratchChain();
   const r = walkIpv6Chain(buf, off, len, c);
   if (r !== DropReason.None) return r;
-  if (c.upperProtocol !== NH_ICMPV6 || (c.isFragment && !c.isAtomicFragment)) return DropReason.BadIcmpType;
+  if (c.upperProtocol !== IP_PROTO_ICMPV6 || (c.isFragment && !c.isAtomicFragment)) return DropReason.BadIcmpType;
   let u = c.upperOffset;
   const icmpLen = c.end - u;
   if (icmpLen < ICMPV6_HEADER_LEN) return DropReason.BadIcmpLength;
@@ -200,7 +194,7 @@ export function echoReplyInPlace(
   if (ipv6IsUnspecified(buf, sa) || ipv6IsMulticast(buf, sa)) return DropReason.BadSourceAddress;
   const toMulticast = ipv6IsMulticast(buf, da);
   if (toMulticast && srcAddr === null) return DropReason.BadSourceAddress;
-  const pseudo = pseudoHeaderSumV6(buf, sa, da, NH_ICMPV6, icmpLen);
+  const pseudo = pseudoHeaderSumV6(buf, sa, da, IP_PROTO_ICMPV6, icmpLen);
   if (fold(sumWords(buf, u, icmpLen, pseudo)) !== 0xffff) return DropReason.BadIcmpChecksum;
 
   if (u !== off + IPV6_HEADER_LEN) {
@@ -208,7 +202,7 @@ export function echoReplyInPlace(
     u = off + IPV6_HEADER_LEN;
     buf[off + 4] = icmpLen >>> 8;
     buf[off + 5] = icmpLen & 0xff;
-    buf[off + 6] = NH_ICMPV6;
+    buf[off + 6] = IP_PROTO_ICMPV6;
   }
   // Swapping the addresses leaves the pseudo-header sum unchanged.
   for (let i = 0; i < 16; i++) {

@@ -14,15 +14,15 @@ import { DropReason } from '../base/drop-reason.ts';
 import { formatAddress } from './address-text.ts';
 import { fold, pseudoHeaderSumV6, sumWords } from './checksum.ts';
 import {
-  NH_AH,
-  NH_DEST_OPTS,
-  NH_FRAGMENT,
-  NH_HOP_BY_HOP,
-  NH_ICMPV6,
-  NH_ROUTING,
-  NH_TCP,
-  NH_UDP,
-} from './ipv6-ext.ts';
+  IP_PROTO_AH,
+  IP_PROTO_DEST_OPTS,
+  IP_PROTO_FRAGMENT,
+  IP_PROTO_HOP_BY_HOP,
+  IP_PROTO_ICMPV6,
+  IP_PROTO_ROUTING,
+  IP_PROTO_TCP,
+  IP_PROTO_UDP,
+} from './ip.ts';
 
 /** DropReason.None read once (an imported enum can cost a getter call per use under tsx/CJS). */
 const R_NONE: DropReason = DropReason.None;
@@ -37,8 +37,6 @@ export {
   PARAM_PROBLEM_TOO_MANY_HEADERS,
   PARAM_PROBLEM_TOO_MANY_OPTIONS,
 } from './ipv6-chain.ts';
-
-export const ICMPV6_PROTOCOL = NH_ICMPV6;
 
 // --- field offsets
 export const ICMPV6_TYPE = 0;
@@ -189,7 +187,7 @@ export class Icmpv6Packet extends WireView {
 
   /** Unfolded pseudo-header + message sum; addresses at srcOff/dstOff in `addrBuf`. */
   private sum(srcOff: number, dstOff: number, addrBuf: Uint8Array): number {
-    return sumWords(this.buf, this.off, this.len, pseudoHeaderSumV6(addrBuf, srcOff, dstOff, NH_ICMPV6, this.len));
+    return sumWords(this.buf, this.off, this.len, pseudoHeaderSumV6(addrBuf, srcOff, dstOff, IP_PROTO_ICMPV6, this.len));
   }
 
   /** True when the checksum is right for source/destination addresses at srcOff/dstOff. */
@@ -278,17 +276,17 @@ function quotedUpper(buf: Uint8Array, off: number, end: number, proto: Int32Arra
   let nh = buf[off + 6]!;
   let p = off + 40;
   for (let n = 0; n < 16 && p < end; n++) {
-    if (nh === NH_HOP_BY_HOP || nh === NH_DEST_OPTS || nh === NH_ROUTING) {
+    if (nh === IP_PROTO_HOP_BY_HOP || nh === IP_PROTO_DEST_OPTS || nh === IP_PROTO_ROUTING) {
       if (p + 2 > end) return -1;
       const l = (buf[p + 1]! + 1) << 3;
       nh = buf[p]!;
       p += l;
-    } else if (nh === NH_FRAGMENT) {
+    } else if (nh === IP_PROTO_FRAGMENT) {
       if (p + 4 > end) return -1;
       if ((((buf[p + 2]! << 8) | buf[p + 3]!) & 0xfff8) !== 0) return -1;
       nh = buf[p]!;
       p += 8;
-    } else if (nh === NH_AH) {
+    } else if (nh === IP_PROTO_AH) {
       if (p + 2 > end) return -1;
       const l = (buf[p + 1]! + 2) << 2;
       nh = buf[p]!;
@@ -341,8 +339,8 @@ export function describeIcmpv6Body(buf: Uint8Array, off: number, len: number): s
           const dport = (buf[u + 2]! << 8) | buf[u + 3]!;
           const p = quotedProto[0]!;
           const dst = addr(buf, q + 24, end);
-          if (p === NH_UDP) s += `, ${dst} udp port ${dport}`;
-          else if (p === NH_TCP) s += `, ${dst} tcp port ${dport}`;
+          if (p === IP_PROTO_UDP) s += `, ${dst} udp port ${dport}`;
+          else if (p === IP_PROTO_TCP) s += `, ${dst} tcp port ${dport}`;
           else s += `, ${dst} protocol ${p} port ${dport} unreachable`;
         }
       } else if (code === UNREACH_BEYOND_SCOPE) {

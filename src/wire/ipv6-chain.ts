@@ -27,29 +27,47 @@
  * Headers may otherwise repeat and appear in any order (RFC 8200 4.1 "should", not "must").
  */
 import { DropReason } from '../base/drop-reason.ts';
-import { hasHomeAddressOption } from './ipv6-ext.ts';
+import { FRAG_HEADER_LEN as EXT_FRAG_HEADER_LEN, hasHomeAddressOption, ROUTING_TYPE_0 as EXT_ROUTING_TYPE_0 } from './ipv6-ext.ts';
+import {
+  IP_PROTO_AH,
+  IP_PROTO_DEST_OPTS,
+  IP_PROTO_ESP,
+  IP_PROTO_FRAGMENT,
+  IP_PROTO_HIP,
+  IP_PROTO_HOP_BY_HOP,
+  IP_PROTO_ICMPV6,
+  IP_PROTO_MOBILITY,
+  IP_PROTO_NONE,
+  IP_PROTO_ROUTING,
+  IP_PROTO_SHIM6,
+  IP_PROTO_TCP,
+  IP_PROTO_UDP,
+  IP_PROTO_EXPERIMENT1,
+  IP_PROTO_EXPERIMENT2,
+  IPV6_MIN_MTU,
+} from './ip.ts';
+import { IPV6_DST, IPV6_HEADER_LEN, IPV6_NEXT_HEADER, IPV6_PAYLOAD_LENGTH } from './ipv6.ts';
 
-// Wire constants as module-local literals, not imports: when this module is loaded through
-// tsx from CommonJS code every imported binding becomes a getter call (measured: 3-4x slower
-// walk), and even as ESM live bindings local literals measured ~15% faster. The fixed-header
-// constants here also avoid an import cycle with ipv6.ts, whose describe() uses this module.
-// Same values as ipv6.ts / ipv6-ext.ts; test/wire/ipv6-chain.test.ts checks they agree.
-const HDR_LEN = 40;
-const OFF_PAYLOAD_LENGTH = 4;
-const OFF_NEXT_HEADER = 6;
-const OFF_DST = 24;
-const NH_HOP_BY_HOP = 0;
-const NH_TCP = 6;
-const NH_UDP = 17;
-const NH_ROUTING = 43;
-const NH_FRAGMENT = 44;
-const NH_ESP = 50;
-const NH_AH = 51;
-const NH_ICMPV6 = 58;
-const NH_NONE = 59;
-const NH_DEST_OPTS = 60;
-const FRAG_HEADER_LEN = 8;
-const ROUTING_TYPE_0 = 0;
+// Wire constants copied into module-local consts once, at load: when this module is loaded
+// through tsx from CommonJS code every imported binding becomes a getter call (measured: 3-4x
+// slower walk), and even as ESM live bindings local consts measured ~15% faster. The values
+// themselves come from ipv6.ts, ipv6-ext.ts and ip.ts.
+const HDR_LEN = IPV6_HEADER_LEN;
+const OFF_PAYLOAD_LENGTH = IPV6_PAYLOAD_LENGTH;
+const OFF_NEXT_HEADER = IPV6_NEXT_HEADER;
+const OFF_DST = IPV6_DST;
+const NH_HOP_BY_HOP = IP_PROTO_HOP_BY_HOP;
+const NH_TCP = IP_PROTO_TCP;
+const NH_UDP = IP_PROTO_UDP;
+const NH_ROUTING = IP_PROTO_ROUTING;
+const NH_FRAGMENT = IP_PROTO_FRAGMENT;
+const NH_ESP = IP_PROTO_ESP;
+const NH_AH = IP_PROTO_AH;
+const NH_ICMPV6 = IP_PROTO_ICMPV6;
+const NH_NONE = IP_PROTO_NONE;
+const NH_DEST_OPTS = IP_PROTO_DEST_OPTS;
+const FRAG_HEADER_LEN = EXT_FRAG_HEADER_LEN;
+const ROUTING_TYPE_0 = EXT_ROUTING_TYPE_0;
 // The hot-path DropReason, read once (an imported enum is a getter too).
 const R_NONE: DropReason = DropReason.None;
 
@@ -65,7 +83,7 @@ export const PARAM_PROBLEM_TOO_MANY_OPTIONS = 9;
 
 export const DEFAULT_MAX_EXT_HEADERS = 8;
 /** Extension-header bytes allowed: the fixed header plus the chain fit in the IPv6 minimum MTU. */
-export const DEFAULT_MAX_EXT_BYTES = 1280 - HDR_LEN;
+export const DEFAULT_MAX_EXT_BYTES = IPV6_MIN_MTU - HDR_LEN;
 
 // What each Next Header value is to the walker.
 const K_UPPER = 0;
@@ -81,16 +99,16 @@ for (let i = 146; i <= 252; i++) KIND[i] = K_UNASSIGNED;
 KIND[255] = K_UNASSIGNED;
 KIND[NH_HOP_BY_HOP] = K_OPTS;
 KIND[NH_DEST_OPTS] = K_OPTS;
-KIND[140] = K_OPTS; // Shim6 (RFC 5533): generic length
-KIND[253] = K_OPTS; // experimentation (RFC 4727): generic length per RFC 7045
-KIND[254] = K_OPTS;
+KIND[IP_PROTO_SHIM6] = K_OPTS; // Shim6 (RFC 5533): generic length
+KIND[IP_PROTO_EXPERIMENT1] = K_OPTS; // experimentation (RFC 4727): generic length per RFC 7045
+KIND[IP_PROTO_EXPERIMENT2] = K_OPTS;
 KIND[NH_ROUTING] = K_ROUTING;
 KIND[NH_FRAGMENT] = K_FRAGMENT;
 KIND[NH_AH] = K_AH;
 KIND[NH_ESP] = K_END;
 KIND[NH_NONE] = K_END;
-KIND[135] = K_END; // Mobility (RFC 6275): its Payload Proto is always 59
-KIND[139] = K_END; // HIP (RFC 7401): same
+KIND[IP_PROTO_MOBILITY] = K_END; // Mobility (RFC 6275): its Payload Proto is always 59
+KIND[IP_PROTO_HIP] = K_END; // HIP (RFC 7401): same
 
 /** Smallest upper-layer header a first fragment must carry (as Linux's ipv6_frag_thdr_truncated). */
 function upperMinLength(proto: number): number {

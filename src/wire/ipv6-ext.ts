@@ -1,6 +1,6 @@
 /**
- * IPv6 extension headers (RFC 8200 section 4): Next Header numbers, views over the individual
- * headers, and the option TLV scan for Hop-by-Hop / Destination Options.
+ * IPv6 extension headers (RFC 8200 section 4): views over the individual headers, and the option
+ * TLV scan for Hop-by-Hop / Destination Options. (Next Header numbers are in ip.ts, IP_PROTO_*.)
  *
  * The chain walker that goes from the fixed header to the upper layer is in ipv6-chain.ts; this
  * file only knows single headers. Everything here reads straight out of the packet buffer and
@@ -15,64 +15,64 @@
  */
 import { WireView } from './view.ts';
 import { DropReason } from '../base/drop-reason.ts';
+import {
+  IP_PROTO_AH,
+  IP_PROTO_DEST_OPTS,
+  IP_PROTO_ESP,
+  IP_PROTO_EXPERIMENT1,
+  IP_PROTO_EXPERIMENT2,
+  IP_PROTO_FRAGMENT,
+  IP_PROTO_GRE,
+  IP_PROTO_HIP,
+  IP_PROTO_HOP_BY_HOP,
+  IP_PROTO_ICMPV6,
+  IP_PROTO_IPIP,
+  IP_PROTO_IPV6,
+  IP_PROTO_MOBILITY,
+  IP_PROTO_NONE,
+  IP_PROTO_ROUTING,
+  IP_PROTO_SHIM6,
+  IP_PROTO_TCP,
+  IP_PROTO_UDP,
+} from './ip.ts';
 
 /** DropReason.None read once (an imported enum can cost a getter call per use under tsx/CJS). */
 const R_NONE: DropReason = DropReason.None;
 
-// ---------------------------------------------------------------- Next Header numbers
-export const NH_HOP_BY_HOP = 0;
-export const NH_IPV4 = 4;
-export const NH_TCP = 6;
-export const NH_UDP = 17;
-export const NH_IPV6 = 41;
-export const NH_ROUTING = 43;
-export const NH_FRAGMENT = 44;
-export const NH_GRE = 47;
-export const NH_ESP = 50;
-export const NH_AH = 51;
-export const NH_ICMPV6 = 58;
-export const NH_NONE = 59;
-export const NH_DEST_OPTS = 60;
-export const NH_MOBILITY = 135;
-export const NH_HIP = 139;
-export const NH_SHIM6 = 140;
-export const NH_EXPERIMENT1 = 253;
-export const NH_EXPERIMENT2 = 254;
-
 /** True for the Next Header values IANA lists as IPv6 extension headers (RFC 7045). */
 export function isIpv6ExtensionHeader(nh: number): boolean {
   return (
-    nh === NH_HOP_BY_HOP ||
-    nh === NH_ROUTING ||
-    nh === NH_FRAGMENT ||
-    nh === NH_ESP ||
-    nh === NH_AH ||
-    nh === NH_DEST_OPTS ||
-    nh === NH_MOBILITY ||
-    nh === NH_HIP ||
-    nh === NH_SHIM6 ||
-    nh === NH_EXPERIMENT1 ||
-    nh === NH_EXPERIMENT2
+    nh === IP_PROTO_HOP_BY_HOP ||
+    nh === IP_PROTO_ROUTING ||
+    nh === IP_PROTO_FRAGMENT ||
+    nh === IP_PROTO_ESP ||
+    nh === IP_PROTO_AH ||
+    nh === IP_PROTO_DEST_OPTS ||
+    nh === IP_PROTO_MOBILITY ||
+    nh === IP_PROTO_HIP ||
+    nh === IP_PROTO_SHIM6 ||
+    nh === IP_PROTO_EXPERIMENT1 ||
+    nh === IP_PROTO_EXPERIMENT2
   );
 }
 
 /** Short name of a Next Header value for describe() output. */
 export function nextHeaderName(nh: number): string {
   switch (nh) {
-    case NH_HOP_BY_HOP: return 'HBH';
-    case NH_IPV4: return 'IPIP';
-    case NH_TCP: return 'TCP';
-    case NH_UDP: return 'UDP';
-    case NH_IPV6: return 'IP6';
-    case NH_ROUTING: return 'srcrt';
-    case NH_FRAGMENT: return 'frag';
-    case NH_GRE: return 'GRE';
-    case NH_ESP: return 'ESP';
-    case NH_AH: return 'AH';
-    case NH_ICMPV6: return 'ICMP6';
-    case NH_NONE: return 'no next header';
-    case NH_DEST_OPTS: return 'DSTOPT';
-    case NH_MOBILITY: return 'mobility';
+    case IP_PROTO_HOP_BY_HOP: return 'HBH';
+    case IP_PROTO_IPIP: return 'IPIP';
+    case IP_PROTO_TCP: return 'TCP';
+    case IP_PROTO_UDP: return 'UDP';
+    case IP_PROTO_IPV6: return 'IP6';
+    case IP_PROTO_ROUTING: return 'srcrt';
+    case IP_PROTO_FRAGMENT: return 'frag';
+    case IP_PROTO_GRE: return 'GRE';
+    case IP_PROTO_ESP: return 'ESP';
+    case IP_PROTO_AH: return 'AH';
+    case IP_PROTO_ICMPV6: return 'ICMP6';
+    case IP_PROTO_NONE: return 'no next header';
+    case IP_PROTO_DEST_OPTS: return 'DSTOPT';
+    case IP_PROTO_MOBILITY: return 'mobility';
     default: return `ip-proto-${nh}`;
   }
 }

@@ -16,30 +16,12 @@
 import { WireView } from './view.ts';
 import { DropReason } from '../base/drop-reason.ts';
 import { formatAddress } from './address-text.ts';
-import { describeIcmpv6Body } from './icmpv6.ts';
-import { Ipv6Chain, walkIpv6Chain } from './ipv6-chain.ts';
-import {
-  NH_AH,
-  NH_DEST_OPTS,
-  NH_ESP,
-  NH_FRAGMENT,
-  NH_HOP_BY_HOP,
-  NH_ICMPV6,
-  NH_NONE,
-  NH_ROUTING,
-  NH_TCP,
-  NH_UDP,
-  nextHeaderName,
-} from './ipv6-ext.ts';
-import { describeTcpSegment } from './tcp.ts';
-import { describeUdpBody } from './udp.ts';
+import { nextHeaderName } from './ipv6-ext.ts';
 
 /** DropReason.None read once (an imported enum can cost a getter call per use under tsx/CJS). */
 const R_NONE: DropReason = DropReason.None;
 
 export const IPV6_HEADER_LEN = 40;
-/** RFC 8200 section 5: every link carries 1280-byte packets. */
-export const IPV6_MIN_MTU = 1280;
 /** Largest packet without a jumbogram: 40 + 65535. */
 export const IPV6_MAX_LEN = 40 + 65535;
 export const IPV6_ADDR_LEN = 16;
@@ -73,43 +55,22 @@ export function ipv6AddrCopy(src: Uint8Array, srcOff: number, dst: Uint8Array, d
   for (let i = 0; i < 16; i++) dst[dstOff + i] = src[srcOff + i]!;
 }
 
-/** :: */
-export function ipv6IsUnspecified(b: Uint8Array, o: number): boolean {
-  for (let i = 0; i < 16; i++) if (b[o + i] !== 0) return false;
-  return true;
+/**
+ * Hot-path shortcut for the checked IPv6 header at b[off]: the offset of its payload when the
+ * fixed header's Next Header is `protocol` (no extension headers in between), else -1. The same
+ * answer as `v.nextHeader === protocol ? v.payloadOff : -1` on a view, without re-pointing one
+ * (see ipv4UnfragmentedPayload).
+ */
+export function ipv6DirectPayload(b: Uint8Array, off: number, protocol: number): number {
+  return b[off + IPV6_NEXT_HEADER] === protocol ? off + IPV6_HEADER_LEN : -1;
 }
 
-/** ::1 */
-export function ipv6IsLoopback(b: Uint8Array, o: number): boolean {
-  for (let i = 0; i < 15; i++) if (b[o + i] !== 0) return false;
-  return b[o + 15] === 1;
-}
-
-/** ff00::/8 */
-export function ipv6IsMulticast(b: Uint8Array, o: number): boolean {
-  return b[o] === 0xff;
-}
-
-/** fe80::/10 */
-export function ipv6IsLinkLocal(b: Uint8Array, o: number): boolean {
-  return b[o] === 0xfe && (b[o + 1]! & 0xc0) === 0x80;
-}
-
-/** fc00::/7 (RFC 4193 unique local). */
-export function ipv6IsUniqueLocal(b: Uint8Array, o: number): boolean {
-  return (b[o]! & 0xfe) === 0xfc;
-}
-
-/** ::ffff:0:0/96 (IPv4-mapped). */
-export function ipv6IsV4Mapped(b: Uint8Array, o: number): boolean {
-  for (let i = 0; i < 10; i++) if (b[o + i] !== 0) return false;
-  return b[o + 10] === 0xff && b[o + 11] === 0xff;
-}
-
-/** Multicast scope (RFC 4291 2.7): 1 interface, 2 link, 5 site, 8 organisation, 14 global; -1 if not multicast. */
-export function ipv6MulticastScope(b: Uint8Array, o: number): number {
-  return b[o] === 0xff ? b[o + 1]! & 0x0f : -1;
-}
+/**
+ * Text for what follows the fixed header of the (length-checked) IPv6 packet at buf[off, off+len):
+ * everything after "IP6 ", addresses included (`src`/`dst` are formatted). describe.ts passes one
+ * that walks the extension headers and knows ICMPv6, UDP and TCP.
+ */
+export type Ipv6PayloadText = (buf: Uint8Array, off: number, len: number, src: string, dst: string) => string;
 
 // ---------------------------------------------------------------- representation
 export interface Ipv6Repr {
@@ -269,13 +230,26 @@ export class Ipv6Packet extends WireView {
   }
 
   /**
-   * tcpdump-like one-liner:
-   * "IP6 fd00:10::1 > fd00:20::20: ICMP6, echo request, id 1, seq 1, length 64",
-   * "IP6 fd00:10::1.39908 > fd00:20::20.5555: UDP, length 34",
-   * "IP6 fd00:10::1 > fd00:20::20: frag (1352|1352)". Never throws (allocates: not for the hot path).
+   * tcpdump-like one-liner: the fixed header, and what `payload` makes of the rest:
+   * "IP6 fd00:10::1 > fd00:20::20: ICMP6 64" on its own; with describe.ts's payload text
+   * (describeIpv6) "IP6 fd00:10::1 > fd00:20::20: ICMP6, echo request, id 1, seq 1, length 64".
+   * Never throws (allocates: not for the hot path).
    */
-  describe(): string {
-    return describeIpv6(this.buf, this.off, this.len);
+  describe(payload: Ipv6PayloadText | null = null): string {
+    const buf = this.buf;
+    const off = this.off;
+    const len = this.len;
+    const avail = Math.max(0, Math.min(len, buf.length - off));
+    if (off < 0 || avail < IPV6_HEADER_LEN) return `IP6 [|ip6] length ${len}`;
+    if (buf[off]! >>> 4 !== 6) return `IP6 bad version ${buf[off]! >>> 4}, length ${len}`;
+    const src = formatAddress(buf, off + IPV6_SRC, 6);
+    const dst = formatAddress(buf, off + IPV6_DST, 6);
+    const plen = this.payloadLength;
+    if (IPV6_HEADER_LEN + plen > avail) {
+      return `IP6 ${src} > ${dst}: [payload length ${plen} > ${avail - IPV6_HEADER_LEN}]`;
+    }
+    const text = payload === null ? null : payload(buf, off, avail, src, dst);
+    return `IP6 ${text ?? `${src} > ${dst}: ${nextHeaderName(this.nextHeader)} ${plen}`}`;
   }
 }
 
@@ -305,105 +279,3 @@ export function writeIpv6Header(
   for (let i = 0; i < 16; i++) buf[off + IPV6_SRC + i] = src[srcOff + i]!;
   for (let i = 0; i < 16; i++) buf[off + IPV6_DST + i] = dst[dstOff + i]!;
 }
-
-let describeChain: Ipv6Chain | null = null;
-
-/** See Ipv6Packet.describe(). */
-export function describeIpv6(buf: Uint8Array, off: number, len: number): string {
-  const avail = Math.max(0, Math.min(len, buf.length - off));
-  if (off < 0 || avail < IPV6_HEADER_LEN) return `IP6 [|ip6] length ${len}`;
-  if (buf[off]! >>> 4 !== 6) return `IP6 bad version ${buf[off]! >>> 4}, length ${len}`;
-  const src = formatAddress(buf, off + IPV6_SRC, 6);
-  const dst = formatAddress(buf, off + IPV6_DST, 6);
-  const plen = (buf[off + 4]! << 8) | buf[off + 5]!;
-  if (IPV6_HEADER_LEN + plen > avail) {
-    return `IP6 ${src} > ${dst}: [payload length ${plen} > ${avail - IPV6_HEADER_LEN}]`;
-  }
-  const c = (describeChain ??= new Ipv6Chain());
-  c.maxHeaders = 64;
-  c.maxBytes = 65535;
-  c.acceptUnknownNextHeader = true;
-  c.acceptRoutingType0 = true;
-  const reason = walkIpv6Chain(buf, off, avail, c);
-  let prefix = '';
-  // Name the extension headers in order, as tcpdump prints them (HBH, DSTOPT, srcrt, frag, AH).
-  let nh = buf[off + IPV6_NEXT_HEADER]!;
-  let p = off + IPV6_HEADER_LEN;
-  const end = c.end;
-  for (let n = 0; n < 64 && p + 2 <= end; n++) {
-    if (nh === NH_HOP_BY_HOP || nh === NH_DEST_OPTS) {
-      prefix += nh === NH_HOP_BY_HOP ? 'HBH ' : 'DSTOPT ';
-      const l = (buf[p + 1]! + 1) << 3;
-      nh = buf[p]!;
-      p += l;
-    } else if (nh === NH_ROUTING) {
-      const l = (buf[p + 1]! + 1) << 3;
-      if (p + 8 > end || p + l > end) break;
-      prefix += `${describeRouting(buf, p, l)} `;
-      nh = buf[p]!;
-      p += l;
-    } else if (nh === NH_AH) {
-      const l = (buf[p + 1]! + 2) << 2;
-      if (p + 12 > end || p + l > end || l < 12) break;
-      const spi = ((buf[p + 4]! << 24) | (buf[p + 5]! << 16) | (buf[p + 6]! << 8) | buf[p + 7]!) >>> 0;
-      const seq = ((buf[p + 8]! << 24) | (buf[p + 9]! << 16) | (buf[p + 10]! << 8) | buf[p + 11]!) >>> 0;
-      let icv = '';
-      for (let i = p + 12; i < p + l; i++) icv += buf[i]!.toString(16).padStart(2, '0');
-      prefix += `AH(spi=0x${spi.toString(16).padStart(8, '0')},seq=0x${seq.toString(16)},icv=0x${icv}): `;
-      nh = buf[p]!;
-      p += l;
-    } else if (nh === NH_FRAGMENT) {
-      if (p + 8 > end) break;
-      const fo = ((buf[p + 2]! << 8) | buf[p + 3]!) & 0xfff8;
-      prefix += `frag (${fo}|${end - p - 8})`;
-      if (fo !== 0) return `IP6 ${src} > ${dst}: ${prefix}`;
-      prefix += ' ';
-      nh = buf[p]!;
-      p += 8;
-    } else break;
-  }
-  if (reason !== DropReason.None) {
-    return `IP6 ${src} > ${dst}: ${prefix}[bad header chain: ${DropReason[reason] ?? reason}]`;
-  }
-  const u = c.upperOffset;
-  const ul = end - u;
-  switch (c.upperProtocol) {
-    case NH_ICMPV6:
-      return `IP6 ${src} > ${dst}: ${prefix}${describeIcmpv6Body(buf, u, ul)}`;
-    // After extension headers tcpdump prints the ports without the addresses: "HBH 1 > 2: UDP".
-    case NH_UDP:
-      if (prefix === '') return `IP6 ${describeUdpBody(buf, u, ul, src, dst)}`; // (no frag header)
-      if (ul < 8) return `IP6 ${src} > ${dst}: ${prefix}UDP [truncated]`;
-      {
-        let t = describeUdpBody(buf, u, ul, '', '').replace(/^\.(\d+) > \.(\d+)/, '$1 > $2');
-        // A first fragment holds only part of the datagram its UDP length announces.
-        if (c.isFirstFragment) t = t.replace(/ \[bad udp length \d+\]$/, '');
-        return `IP6 ${src} > ${dst}: ${prefix}${t}`;
-      }
-    case NH_TCP:
-      if (prefix === '') return `IP6 ${describeTcpSegment(buf, u, ul, src, dst)}`;
-      return `IP6 ${src} > ${dst}: ${prefix}${describeTcpSegment(buf, u, ul, '', '')}`;
-    case NH_NONE:
-      return `IP6 ${src} > ${dst}: ${prefix}no next header`;
-    case NH_ESP: {
-      if (ul < 8) return `IP6 ${src} > ${dst}: ${prefix}ESP [|esp]`;
-      const spi = ((buf[u]! << 24) | (buf[u + 1]! << 16) | (buf[u + 2]! << 8) | buf[u + 3]!) >>> 0;
-      const seq = ((buf[u + 4]! << 24) | (buf[u + 5]! << 16) | (buf[u + 6]! << 8) | buf[u + 7]!) >>> 0;
-      return `IP6 ${src} > ${dst}: ${prefix}ESP(spi=0x${spi.toString(16).padStart(8, '0')},seq=0x${seq.toString(16)}), length ${ul}`;
-    }
-    default:
-      return `IP6 ${src} > ${dst}: ${prefix}${nextHeaderName(c.upperProtocol)} ${ul}`;
-  }
-}
-
-/** tcpdump's "RT6 (len=2, type=2, segleft=1, [0]fd00:99::1)" for a Routing header inside the packet. */
-function describeRouting(buf: Uint8Array, p: number, l: number): string {
-  const type = buf[p + 2]!;
-  let s = `RT6 (len=${buf[p + 1]}, type=${type}${type === 0 ? ' [Deprecated]' : ''}, segleft=${buf[p + 3]}`;
-  if (type === 4) s += `, last-entry=${buf[p + 4]}, tag=${((buf[p + 6]! << 8) | buf[p + 7]!).toString(16)}`;
-  if (type === 0 || type === 2 || type === 4) {
-    for (let a = p + 8, i = 0; a + 16 <= p + l; a += 16, i++) s += `, [${i}]${formatAddress(buf, a, 6)}`;
-  }
-  return `${s})`;
-}
-

@@ -16,9 +16,9 @@
 import { WireView } from './view.ts';
 import { DropReason } from '../base/drop-reason.ts';
 import { adjust16, fold, pseudoHeaderSumV4, pseudoHeaderSumV6, sumWords } from './checksum.ts';
+import { IP_PROTO_TCP } from './ip.ts';
 
 export const TCP_HEADER_LEN = 20;
-export const TCP_PROTOCOL = 6;
 
 const F_SRC_PORT = 0;
 const F_DST_PORT = 2;
@@ -288,10 +288,10 @@ export class TcpPacket extends WireView {
   }
 
   private sumV4(addrBuf: Uint8Array, srcOff: number, dstOff: number): number {
-    return sumWords(this.buf, this.off, this.len, pseudoHeaderSumV4(addrBuf, srcOff, dstOff, TCP_PROTOCOL, this.len));
+    return sumWords(this.buf, this.off, this.len, pseudoHeaderSumV4(addrBuf, srcOff, dstOff, IP_PROTO_TCP, this.len));
   }
   private sumV6(addrBuf: Uint8Array, srcOff: number, dstOff: number): number {
-    return sumWords(this.buf, this.off, this.len, pseudoHeaderSumV6(addrBuf, srcOff, dstOff, TCP_PROTOCOL, this.len));
+    return sumWords(this.buf, this.off, this.len, pseudoHeaderSumV6(addrBuf, srcOff, dstOff, IP_PROTO_TCP, this.len));
   }
   /** Verify over the whole segment (this.len bytes) with the IPv4 pseudo-header. */
   verifyChecksumV4(addrBuf: Uint8Array, srcOff: number, dstOff: number): boolean {

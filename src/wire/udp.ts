@@ -15,12 +15,13 @@
 import { WireView } from './view.ts';
 import { DropReason } from '../base/drop-reason.ts';
 import { fold, pseudoHeaderSumV4, pseudoHeaderSumV6, sumWords } from './checksum.ts';
+import { IP_PROTO_UDP } from './ip.ts';
 
 export const UDP_HEADER_LEN = 8;
-export const UDP_PROTOCOL = 17;
 
-const F_SRC_PORT = 0;
-const F_DST_PORT = 2;
+/** Port offsets (the same in TCP, SCTP, DCCP and UDP-Lite headers). */
+export const F_SRC_PORT = 0;
+export const F_DST_PORT = 2;
 const F_LENGTH = 4;
 const F_CHECKSUM = 6;
 
@@ -84,11 +85,11 @@ export class UdpPacket extends WireView {
   /** Sum for the checksum over header + payload with the IPv4 pseudo-header (addresses in addrBuf). */
   private sumV4(addrBuf: Uint8Array, srcOff: number, dstOff: number): number {
     const l = this.length;
-    return sumWords(this.buf, this.off, l, pseudoHeaderSumV4(addrBuf, srcOff, dstOff, UDP_PROTOCOL, l));
+    return sumWords(this.buf, this.off, l, pseudoHeaderSumV4(addrBuf, srcOff, dstOff, IP_PROTO_UDP, l));
   }
   private sumV6(addrBuf: Uint8Array, srcOff: number, dstOff: number): number {
     const l = this.length;
-    return sumWords(this.buf, this.off, l, pseudoHeaderSumV6(addrBuf, srcOff, dstOff, UDP_PROTOCOL, l));
+    return sumWords(this.buf, this.off, l, pseudoHeaderSumV6(addrBuf, srcOff, dstOff, IP_PROTO_UDP, l));
   }
 
   /** IPv4: true when the checksum is absent (0) or correct. Call after check(). */

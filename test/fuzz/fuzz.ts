@@ -30,6 +30,7 @@ import { TcpPacket } from '../../src/wire/tcp.ts';
 import { UdpPacket } from '../../src/wire/udp.ts';
 import { KERNEL_FIXTURE_DIR, readPcap } from '../support/pcap.ts';
 import { udpLike, v4, v6 } from '../frag/packets.ts';
+import { describeIp } from '../../src/wire/describe.ts';
 
 export interface FuzzOptions {
   /** Packets to run (fragment series count one per fragment). */
@@ -186,7 +187,7 @@ class Harness {
       ip.validate();
       ip.verifyChecksum();
       ip.parse();
-      if (wantDescribe) ip.describe();
+      if (wantDescribe) describeIp(buf, off, len);
       if (ip.isFragment && ip.fragOffset !== 0) return;
       const po = ip.payloadOffset;
       const pl = ip.payloadLength;
@@ -195,7 +196,7 @@ class Harness {
       const ip = this.ip6.wrap(buf, off, len);
       if (ip.check() !== DropReason.None) return;
       ip.parse();
-      if (wantDescribe) ip.describe();
+      if (wantDescribe) describeIp(buf, off, len);
       const c = this.chain;
       if (walkIpv6Chain(buf, off, len, c) !== DropReason.None) return;
       if (c.isFragment && !c.isAtomicFragment && c.fragmentOffset !== 0) return;

@@ -12,7 +12,8 @@ import {
   type BindingUpdateRepr,
   type SocketAddress,
 } from '../../src/wire/binding.ts';
-import { ControlMessage, senderIdFromName, verifyControl } from '../../src/wire/gue.ts';
+import { ControlMessage, senderIdFromName } from '../../src/wire/gue.ts';
+import { verifyControl } from '../../src/tunnel/control.ts';
 import { DropReason } from '../../src/base/drop-reason.ts';
 import { FakeClock, fakeIo, key, sock4, v4, T0 } from './harness.ts';
 

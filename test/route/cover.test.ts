@@ -5,7 +5,7 @@ import { maskBytes, matches, rng } from './helpers.ts';
 
 /**
  * IPv6 removal restores the covering prefix found through the sibling half's longest match
- * (router.ts removeId), falling back to the search by length when the sibling holds something
+ * (table.ts removePrefix), falling back to the search by length when the sibling holds something
  * longer. Tables here are dense around a few bases so siblings, host routes next to host routes,
  * /127s and prefixes on both sides of every length are common; every removal is followed by
  * lookups of the removed prefix's own address and its sibling (single == batch == brute force).

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Poptrie } from '../../src/route/lpm/poptrie.ts';
+import { CORE_LAYOUT, Poptrie } from '../../src/route/lpm/poptrie.ts';
+import * as core from '../../src/route/lpm/poptrie-core.ts';
 import { StrideTrie, V4_STRIDES_LARGE, V4_STRIDES_SMALL, V6_STRIDES } from '../../src/route/lpm/trie.ts';
 import type { Family, Prefix } from '../../src/wire/address-text.ts';
 import { addressGen, cover, keyOf, matches, randomPrefix, refLookup, rng, words } from './helpers.ts';
@@ -167,6 +168,19 @@ describe('Poptrie', () => {
       for (let k = 0; k < count; k++) {
         expect(out[k]).toBe(family === 4 ? trie.lookup4(buf, offs[k]!) : trie.lookupBytes(buf, offs[k]!));
       }
+    }
+  });
+});
+
+describe('Poptrie lookups (poptrie.ts) and core (poptrie-core.ts) share one layout', () => {
+  it('the lookups\' local copies of the layout constants and popcount equal the core\'s', () => {
+    expect([CORE_LAYOUT.PTR, CORE_LAYOUT.VALUE_MASK, CORE_LAYOUT.LEN_SHIFT]).toEqual([core.PTR, core.VALUE_MASK, core.LEN_SHIFT]);
+    const rand = rng(77);
+    for (let i = 0; i < 5000; i++) {
+      const x = i < 64 ? (i < 32 ? 1 << i : -1 >>> (i - 32)) | 0 : (Math.floor(rand() * 2 ** 32) | 0);
+      let bits = 0;
+      for (let b = 0; b < 32; b++) bits += (x >>> b) & 1;
+      expect([x, CORE_LAYOUT.pop(x), core.pop(x)]).toEqual([x, bits, bits]);
     }
   });
 });

@@ -9,9 +9,9 @@ import {
   emitKeepalive,
   gueClassify,
   GueKind,
-  ReplayWindow,
-  verifyControl,
 } from '../../src/wire/gue.ts';
+import { verifyControl } from '../../src/tunnel/control.ts';
+import { ReplayWindow } from '../../src/tunnel/replay.ts';
 
 const ipv4 = Buffer.from('4500001c1c46400040010000c0a80a0ac0a814140800f7ff00000000', 'hex');
 const ipv6 = Buffer.from(

@@ -29,7 +29,8 @@ import {
   type BindingUpdateRepr,
   type PathProbeRepr,
 } from '../../src/wire/binding.ts';
-import { ControlMessage, HMAC_LEN, verifyControl } from '../../src/wire/gue.ts';
+import { ControlMessage, HMAC_LEN } from '../../src/wire/gue.ts';
+import { verifyControl } from '../../src/tunnel/control.ts';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 const KEY = hex('000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f');

@@ -6,12 +6,10 @@ import {
   CONTROL_HEADER_LEN,
   CTYPE_BINDING_UPDATE,
   CTYPE_KEEPALIVE,
-  ControlCounter,
   ControlMessage,
   GueHeader,
   GueKind,
   HMAC_LEN,
-  ReplayWindow,
   controlLength,
   describeGue,
   emitControl,
@@ -19,8 +17,9 @@ import {
   gueClassify,
   gueHeaderLength,
   senderIdFromName,
-  verifyControl,
 } from '../../src/wire/gue.ts';
+import { ControlCounter, verifyControl } from '../../src/tunnel/control.ts';
+import { ReplayWindow } from '../../src/tunnel/replay.ts';
 
 // An ICMP echo request 192.168.10.10 -> 192.168.20.20 (IPv4, 28 bytes, valid checksums).
 const ipv4 = Buffer.from('4500001c1c4640004001' + '0000' + 'c0a80a0ac0a81414' + '0800f7ff00000000', 'hex');

@@ -22,10 +22,12 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { DropReason } from '../../src/base/drop-reason.ts';
 import { checksum, verify } from '../../src/wire/checksum.ts';
-import { IP_PROTO_ICMP, IP_PROTO_UDP, Ipv4Packet, v4Text } from '../../src/wire/ipv4.ts';
+import { Ipv4Packet } from '../../src/wire/ipv4.ts';
 import { UdpPacket } from '../../src/wire/udp.ts';
 import { kernelFixture } from '../support/pcap.ts';
 import { tsharkAvailable, tsharkCheckPackets, TSHARK_MISSING } from '../support/tshark.ts';
+import { IP_PROTO_ICMP, IP_PROTO_UDP, v4Text } from '../../src/wire/ip.ts';
+import { describeIp } from '../../src/wire/describe.ts';
 
 const A = (s: string) => s.split('.').reduce((a, b) => a * 256 + Number(b), 0);
 const ip = (b: Uint8Array, off = 0) => new Ipv4Packet(b, off, b.length - off);
@@ -89,7 +91,7 @@ describe('Icmpv4Packet on kernel fixtures', () => {
     expect(u.srcPort).toBe(40000);
     expect(u.dstPort).toBe(9);
     expect(u.verifyChecksumV4(b!, q.srcOffset, q.dstOffset)).toBe(true);
-    expect(p.describe()).toMatch(/^IP 192\.168\.10\.1 > 192\.168\.20\.20: ICMP 192\.168\.10\.1 udp port 9 unreachable, length 53 /);
+    expect(describeIp(p.buf, p.off, p.len)).toMatch(/^IP 192\.168\.10\.1 > 192\.168\.20\.20: ICMP 192\.168\.10\.1 udp port 9 unreachable, length 53 /);
   });
 
   it('time exceeded in transit: code 0, quoted TTL 1', () => {
@@ -102,7 +104,7 @@ describe('Icmpv4Packet on kernel fixtures', () => {
     expect(q.validate()).toBe(DropReason.None);
     expect(q.ttl).toBe(1);
     expect(v4Text(q.dstAddr)).toBe('192.168.30.30');
-    expect(ip(b!).describe()).toContain('ICMP time exceeded in-transit, length 43');
+    expect(describeIp(b!)).toContain('ICMP time exceeded in-transit, length 43');
   });
 
   it('fragmentation needed: next-hop MTU 1280, 576-byte datagram', () => {
@@ -119,7 +121,7 @@ describe('Icmpv4Packet on kernel fixtures', () => {
     expect(q.dontFragment).toBe(true);
     expect(q.check()).toBe(DropReason.Truncated); // the quote is cut, as it must be
     expect(m.quotedLength).toBe(548);
-    expect(ip(b!).describe()).toContain('ICMP 192.168.40.40 unreachable - need to frag (mtu 1280), length 556');
+    expect(describeIp(b!)).toContain('ICMP 192.168.40.40 unreachable - need to frag (mtu 1280), length 556');
   });
 });
 

@@ -40,6 +40,7 @@ import {
   udp,
   v6,
 } from './ipv6-build.ts';
+import { describeIp } from '../../src/wire/describe.ts';
 
 const S = 'fd00:10::1';
 const D = 'fd00:20::20';
@@ -204,7 +205,7 @@ describe('buildIcmpv6Error (RFC 4443)', () => {
     expect(hex(e.subarray(44, 48))).toBe('00000000');
     expect(hex(e.subarray(48))).toBe(hex(off));
     expect(icmpSumOk(e)).toBe(true);
-    expect(new Ipv6Packet(e).describe()).toBe(
+    expect(describeIp(e)).toBe(
       `IP6 fd00:99::1 > fd00:10::1: ICMP6, destination unreachable, unreachable port, fd00:20::20 udp port 9, length ${icmpLen}`,
     );
   });
@@ -341,7 +342,7 @@ describe('echoReplyInPlace', () => {
     const off = v6(17, udp(D, 'fd00:30::30', 1, 2, seqBytes(13)), { src: D, dst: 'fd00:30::30', hopLimit: 1 });
     const out = new Uint8Array(200);
     const n = buildIcmpv6Error(out, 0, ICMPV6_TIME_EXCEEDED, TIME_EXCEEDED_HOP_LIMIT, 0, off, 0, off.length, A(S), 0);
-    expect(new Ipv6Packet(out, 0, n).describe()).toBe(
+    expect(describeIp(out, 0, n)).toBe(
       'IP6 fd00:10::1 > fd00:20::20: ICMP6, time exceeded in-transit for fd00:30::30, length 69',
     );
   });

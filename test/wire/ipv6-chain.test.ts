@@ -377,27 +377,28 @@ describe('Ipv6Chain reuse', () => {
 describe('walker constants agree with ipv6.ts / ipv6-ext.ts', () => {
   it('is checked through behaviour: every named Next Header walks as its kind', async () => {
     const ext = await import('../../src/wire/ipv6-ext.ts');
+    const num = await import('../../src/wire/ip.ts');
     const ip = await import('../../src/wire/ipv6.ts');
     expect([ip.IPV6_HEADER_LEN, ip.IPV6_PAYLOAD_LENGTH, ip.IPV6_NEXT_HEADER, ip.IPV6_DST]).toEqual([40, 4, 6, 24]);
     expect(ext.FRAG_HEADER_LEN).toBe(8);
     expect(ext.ROUTING_TYPE_0).toBe(0);
     const c = new Ipv6Chain();
     for (const [nh, ext1] of [
-      [ext.NH_HOP_BY_HOP, hbh()],
-      [ext.NH_DEST_OPTS, dstOpts()],
-      [ext.NH_ROUTING, routing(2, 0, 4)],
-      [ext.NH_FRAGMENT, frag(0, false, 1)],
-      [ext.NH_AH, ah(1, 1, 4)],
+      [num.IP_PROTO_HOP_BY_HOP, hbh()],
+      [num.IP_PROTO_DEST_OPTS, dstOpts()],
+      [num.IP_PROTO_ROUTING, routing(2, 0, 4)],
+      [num.IP_PROTO_FRAGMENT, frag(0, false, 1)],
+      [num.IP_PROTO_AH, ah(1, 1, 4)],
     ] as const) {
       expect(ext1.type).toBe(nh);
-      walk(v6(ext.NH_UDP, UDP(), { exts: [ext1] }), c);
+      walk(v6(num.IP_PROTO_UDP, UDP(), { exts: [ext1] }), c);
       expect([nh, c.reason, c.headerCount, c.upperProtocol]).toEqual([nh, DropReason.None, 1, 17]);
     }
-    for (const nh of [ext.NH_ESP, ext.NH_NONE, ext.NH_MOBILITY, ext.NH_HIP]) {
+    for (const nh of [num.IP_PROTO_ESP, num.IP_PROTO_NONE, num.IP_PROTO_MOBILITY, num.IP_PROTO_HIP]) {
       walk(v6(nh, seqBytes(16)), c);
       expect([nh, c.upperProtocol, c.headerCount]).toEqual([nh, nh, 0]);
     }
-    for (const nh of [ext.NH_TCP, ext.NH_UDP, ext.NH_ICMPV6]) {
+    for (const nh of [num.IP_PROTO_TCP, num.IP_PROTO_UDP, num.IP_PROTO_ICMPV6]) {
       walk(v6(nh, seqBytes(20)), c);
       expect([nh, c.upperProtocol, c.headerChainComplete]).toEqual([nh, nh, true]);
     }

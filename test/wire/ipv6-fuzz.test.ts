@@ -9,9 +9,10 @@ import { buildIcmpv6Error, echoReplyInPlace, mayReplyWithIcmpv6Error } from '../
 import { Icmpv6Packet } from '../../src/wire/icmpv6.ts';
 import { Ipv6Chain, walkIpv6Chain } from '../../src/wire/ipv6-chain.ts';
 import { Ipv6OptionScan, extHeaderLength, scanIpv6Options } from '../../src/wire/ipv6-ext.ts';
-import { Ipv6Packet, describeIpv6 } from '../../src/wire/ipv6.ts';
+import { Ipv6Packet } from '../../src/wire/ipv6.ts';
 import { kernelFixture, kernelManifest } from '../support/pcap.ts';
 import { A, ah, dstOpts, echoRequest, frag, hbh, icmp6, routing, seqBytes, udp, v6 } from './ipv6-build.ts';
+import { describeIpv6 } from '../../src/wire/describe.ts';
 
 /** xorshift32: deterministic, so a failure names a reproducible iteration. */
 function rng(seed: number): () => number {

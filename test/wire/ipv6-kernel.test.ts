@@ -17,9 +17,11 @@ import {
   Ipv6RoutingHeader,
   OPTION_ACTION_SKIP,
 } from '../../src/wire/ipv6-ext.ts';
-import { Ipv6Packet, describeIpv6, ipv6IsLinkLocal } from '../../src/wire/ipv6.ts';
+import { Ipv6Packet } from '../../src/wire/ipv6.ts';
 import { KERNEL_FIXTURE_DIR, kernelFixture, kernelManifest } from '../support/pcap.ts';
 import { A, concat, hex, pseudo, refChecksum, seqBytes } from './ipv6-build.ts';
+import { ipv6IsLinkLocal } from '../../src/wire/ip.ts';
+import { describeIpv6 } from '../../src/wire/describe.ts';
 
 const ME = A('fd00:10::1');
 const HOST = A('fd00:20::20');
@@ -401,7 +403,7 @@ describe('describe() vs tcpdump on the kernel fixtures', () => {
       'IP6 fd00:10::1 > fd00:20::20: ICMP6, destination unreachable, unreachable port, fd00:10::1 udp port 9, length 73',
     );
     const [t] = kernelFixture('icmp6-packet-too-big');
-    expect(new Ipv6Packet(t!).describe()).toBe('IP6 fd00:10::1 > fd00:20::20: ICMP6, packet too big, mtu 1280, length 1240');
+    expect(describeIpv6(t!, 0, t!.length)).toBe('IP6 fd00:10::1 > fd00:20::20: ICMP6, packet too big, mtu 1280, length 1240');
     const fr = kernelFixture('ping6-frag');
     expect(describeIpv6(fr[1]!, 0, fr[1]!.length)).toBe('IP6 fd00:10::1 > fd00:20::20: frag (1352|1352)');
   });

@@ -21,6 +21,7 @@ import {
 } from '../../src/wire/tcp.ts';
 import { kernelFixture } from '../support/pcap.ts';
 import { tsharkAvailable, tsharkCheckPackets, TSHARK_MISSING } from '../support/tshark.ts';
+import { describeIp } from '../../src/wire/describe.ts';
 
 const V6_SRC = 8;
 const V6_DST = 24;
@@ -71,7 +72,7 @@ describe('TcpPacket on kernel fixtures', () => {
     TcpPacket.emit(r, out, 20);
     new TcpPacket(out, 20, 40).fillChecksumV4(out, 12, 16);
     expect(out.equals(b!)).toBe(true);
-    expect(new Ipv4Packet(b!).describe()).toMatch(
+    expect(describeIp(b!)).toMatch(
       /^IP 192\.168\.10\.1\.\d+ > 192\.168\.20\.20\.8080: Flags \[S\], seq \d+, win \d+, options \[mss 1360,sackOK,TS val \d+ ecr 0,nop,wscale \d+\], length 0 /,
     );
   });
@@ -92,7 +93,7 @@ describe('TcpPacket on kernel fixtures', () => {
     expect(rst.t.window).toBe(0);
     expect(rst.t.mss).toBe(-1);
     expect(verifyAny(rst)).toBe(true);
-    expect(new Ipv4Packet(rst.t.buf).describe()).toContain('Flags [R.], seq 0, ack 8, win 0, length 0');
+    expect(describeIp(rst.t.buf)).toContain('Flags [R.], seq 0, ack 8, win 0, length 0');
     for (const [n, mss] of [['tcp-syn6', 1340], ['tcp-synack6', 1340], ['tcp-rst6', -1]] as const) {
       const x = tcpOf(kernelFixture(n)[0]!);
       expect(x.v6).toBe(true);

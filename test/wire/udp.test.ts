@@ -6,6 +6,7 @@ import { Ipv4Packet } from '../../src/wire/ipv4.ts';
 import { UDP_HEADER_LEN, UdpPacket, type UdpRepr } from '../../src/wire/udp.ts';
 import { kernelFixture } from '../support/pcap.ts';
 import { tsharkAvailable, tsharkCheckPackets, TSHARK_MISSING } from '../support/tshark.ts';
+import { describeIp } from '../../src/wire/describe.ts';
 
 const V6_SRC = 8;
 const V6_DST = 24;
@@ -67,7 +68,7 @@ describe('UdpPacket on kernel fixtures', () => {
       expect(u.fillChecksumV4(b, ip.srcOffset, ip.dstOffset)).toBe(kernel);
       expect(referenceV4(b)).toBe(kernel);
       expect(u.parse()).toEqual({ srcPort: u.srcPort, dstPort: expected[i]!.dstPort, payloadLength: expected[i]!.payload });
-      expect(ip.describe()).toMatch(new RegExp(`^IP 192\\.168\\.10\\.1\\.${u.srcPort} > 192\\.168\\.20\\.20\\.${expected[i]!.dstPort}: UDP, length ${expected[i]!.payload} `));
+      expect(describeIp(ip.buf, ip.off, ip.len)).toMatch(new RegExp(`^IP 192\\.168\\.10\\.1\\.${u.srcPort} > 192\\.168\\.20\\.20\\.${expected[i]!.dstPort}: UDP, length ${expected[i]!.payload} `));
     });
     expect(pkts[0]!.subarray(28).toString()).toBe('ipferry kernel fixture udp payload');
   });

@@ -2,32 +2,12 @@
  * Poptrie (Asai & Ohara, SIGCOMM 2015): a compressed multibit trie for longest-prefix match over
  * IPv4 or IPv6 keys, in typed arrays, with incremental add/remove and allocation-free lookup
  * straight out of a packet buffer. Why it is used, with measured figures: see the note in trie.ts.
- *
- * Layout
- * - A direct-pointing top level of 2^T Int32 entries (T = `topBits`, e.g. 16 or 18) indexed by the
- *   first T bits of the key. An entry is a leaf (sign bit clear) or PTR | record index.
- * - Below it, 6-bit strides: a node covers 64 entries but stores only
- *     vec      64-bit bitmap: which entries are child nodes,
- *     leafvec  64-bit bitmap: where a new run of equal leaves starts (leaf entries only, in order;
- *              children in between do not break a run),
- *   the children of a node contiguous in `nodes` (one block, in entry order) and its distinct leaf
- *   runs contiguous in `leaves`. The child for entry i is base1 + popcount(vec below i); the leaf
- *   is base0 + popcount(leafvec up to i) - 1. 64-bit maps are two Int32 halves (A = entries
- *   0..31, B = 32..63); the base of the B half is stored pre-added so a lookup needs one popcount
- *   (the classic SWAR bit trick, no BigInt).
- * - A node record is 8 Int32 (32 bytes): [vecA, vecB, leafA, leafB, base1A, base1B, base0A,
- *   base0B] with base1B = base1A + popcount(vecA) and base0B = base0A + popcount(leafA).
- * - Key bits past the end of the address (the last stride may overhang: 18 + 6*19 = 132 for IPv6)
- *   read as anything: a prefix always expands over all of them.
- * - A leaf is (prefix length << 23) | (value + 1), 0 = no prefix: the length is what lets an
- *   update overwrite exactly the entries a prefix owns (a longer prefix survives a shorter one
- *   arriving later) without a second, uncompressed copy of the trie.
- *
- * Updates work on the compressed nodes directly: the affected node is decoded into a 64-entry
- * scratch row, changed, and encoded back (its leaf block is rewritten in place when the run count
- * is unchanged, else moved; its children block is reallocated only when a child is created or
- * folded, which copies the 32-byte child records, not their subtrees). Blocks come from exact-size
- * free lists (1..64). Removal folds nodes that became uniform (no children, one leaf run).
+ * Split along the line between writing and reading the trie:
+ *   poptrie-core.ts  the layout (top level, node records, leaf runs; described there) and the
+ *                    update walks
+ *   poptrie.ts       (this file) the lookups, one address or many, which read the core's arrays
+ *                    directly, and the fast paths in front of the walk with their upkeep on
+ *                    insert/remove: the /32 buckets (v6-bucket.ts) and the /48 hash (hash48.ts)
  *
  * IPv6 fast path: /32 buckets (v6-bucket.ts; on with `buckets`, as the Router's IPv6 tables
  * have it). Every /32 holding prefixes of length >= 32 has a bucket: a bit in a presence filter,
@@ -118,14 +98,25 @@
  * placement, the line hint) as the only copy, updated in place, not a shadow of this trie.
  */
 
+import { Hash48, hash48, H_OCC, probe48 } from './hash48.ts';
+import { PoptrieCore } from './poptrie-core.ts';
 import { V6Buckets } from './v6-bucket.ts';
 
+// The core's layout constants and popcount (poptrie-core.ts) as local copies for the lookups:
+// imported, the split measured 3-10% slower lookups (in-table, random and hot, two quiet rounds
+// each against the one-file version); test/route/trie.test.ts checks the copies agree.
 const PTR = 0x80000000 | 0;
-/** shrinkEntries results. */
-const SHRUNK = 1;
-const SHRUNK_FOLDED = 2;
 const VALUE_MASK = 0x7fffff;
 const LEN_SHIFT = 23;
+/** Population count of a 32-bit integer (the core's pop). */
+function pop(x: number): number {
+  x = x - ((x >>> 1) & 0x55555555);
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  x = (x + (x >>> 4)) & 0x0f0f0f0f;
+  return Math.imul(x, 0x01010101) >>> 24;
+}
+/** The copies above (tests). */
+export const CORE_LAYOUT = { PTR, VALUE_MASK, LEN_SHIFT, pop };
 /** Lookups walked in lock-step by lookupMany. */
 const LANES = 64;
 // The /32 bucket layout (v6-bucket.ts) as local constants: an imported binding costs a call per
@@ -142,9 +133,6 @@ const BK_BASE = 2;
 const BK_ENTRIES = 3;
 /** The layout constants this file copies from v6-bucket.ts (tests). */
 export const BUCKET_LAYOUT = { BK_SHIFT, BK_MARK, BK_SCAN_MAX, BK_COUNT, BK_OFFSET, BK_HASH, BK_CNT, BK_BASE, BK_ENTRIES };
-/** Hash slot layout (Int32 each): [key bits 0-31, key bits 32-47 | H_OCC, value + 1, deeper]. */
-const H_OCC = 0x10000;
-const H_MIN = 1024;
 /** Largest value a trie can store. */
 export const MAX_POPTRIE_VALUE = VALUE_MASK - 1;
 /** Prefix length of a `matchKey` result (0 also for no match). */
@@ -154,35 +142,6 @@ export function matchLength(m: number): number {
 /** Value of a `matchKey` result, -1 for no match. */
 export function matchValue(m: number): number {
   return (m & VALUE_MASK) - 1;
-}
-
-/** Population count of a 32-bit integer. */
-function pop(x: number): number {
-  x = x - ((x >>> 1) & 0x55555555);
-  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
-  x = (x + (x >>> 4)) & 0x0f0f0f0f;
-  return Math.imul(x, 0x01010101) >>> 24;
-}
-
-/** Slot hash of a /48 key (bits 0-31, bits 32-47 | H_OCC). */
-function hash48(w0: number, w1: number): number {
-  let h = Math.imul(w0 ^ 0x2545f491, 0x9e3779b1) ^ Math.imul(w1, 0x85ebca6b);
-  h ^= h >>> 15;
-  h = Math.imul(h, 0x2c1b3c6d);
-  return h ^ (h >>> 13);
-}
-
-/** Value of the /48 hash entry for the address at buf[off] when it answers alone, else -1. */
-function probe48(H: Int32Array, buf: Uint8Array, off: number): number {
-  const w0 = (buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!;
-  const w1 = (buf[off + 4]! << 8) | buf[off + 5]! | H_OCC;
-  const mask = (H.length >>> 2) - 1;
-  for (let j = hash48(w0, w1) & mask; ; j = (j + 1) & mask) {
-    const q = j << 2;
-    const w = H[q + 1]!;
-    if (w === 0) return -1;
-    if (w === w1 && H[q] === w0) return H[q + 3] === 0 ? H[q + 2]! - 1 : -1;
-  }
 }
 
 /** probe32: no bucket (nothing of length >= 32 under this /32: the walk ends above bit 36). */
@@ -221,35 +180,15 @@ function probe32(F: Int32Array, fshift: number, I: Int32Array, shift: number, P:
   }
 }
 
-export class Poptrie {
-  readonly bits: 32 | 128;
-  readonly topBits: number;
-  /** Number of prefixes inserted (maintained by the caller's add/remove pairing). */
-  prefixes = 0;
-  private readonly top: Int32Array;
-  private nodes: Int32Array;
-  private leaves: Int32Array;
-  private nodeHigh = 0;
-  private leafHigh = 0;
-  private readonly nodeFree: number[][] = [];
-  private readonly leafFree: number[][] = [];
-  private live = 0;
-  /** Scratch rows, one per depth, for decoding nodes during updates. */
-  private readonly rows: Int32Array[] = [];
-  private readonly runs = new Int32Array(64);
+export class Poptrie extends PoptrieCore {
   private readonly laneRec = new Int32Array(LANES);
   private readonly laneIdx = new Int32Array(LANES);
   private readonly laneVec = new Int32Array(LANES);
   private readonly laneBit = new Int32Array(LANES);
   private readonly leafAt = new Int32Array(LANES);
   private readonly leafLane = new Int32Array(LANES);
-  /**
-   * The /48 fast path (IPv6 only, see `fast48`): an open-addressing hash (linear probing, 4 Int32
-   * per slot) with one slot per /48 prefix present, holding its value and whether prefixes
-   * longer than /48 exist below it. null when off.
-   */
-  private hash: Int32Array | null = null;
-  private hashUsed = 0;
+  /** The /48 fast path (IPv6 only, see `fast48` and hash48.ts). null when off. */
+  private hash: Hash48 | null = null;
   /** The /32 bucket fast path (IPv6 only, see `buckets` and v6-bucket.ts). null when off. */
   private bk: V6Buckets | null = null;
   /**
@@ -260,10 +199,6 @@ export class Poptrie {
   private short: Poptrie | null = null;
 
   private readonly coverKey = new Uint32Array(4);
-  /** Set by removeTrie for a prefix longer than /64: whether longer ones remain under its /64. */
-  private deeperLeft = false;
-  /** A standalone record created for a new child, copied into its parent's block by encode(). */
-  private temp = -1;
   /** Bit position below which two address bytes can be read for a stride (else one). */
   private readonly twoByteLimit: number;
 
@@ -277,33 +212,22 @@ export class Poptrie {
    * hash is then not kept (the buckets answer everything it would, its upkeep slowed updates).
    */
   constructor(bits: 32 | 128, topBits: number, fast48 = false, buckets = fast48) {
-    if (topBits < 8 || topBits > 24) throw new Error(`unsupported top level of ${topBits} bits`);
+    super(bits, topBits);
     if (fast48 && !buckets) {
       if (bits !== 128 || (48 - topBits) % 6 !== 0) throw new Error(`no /48 fast path for ${bits} bits with a ${topBits}-bit top`);
-      this.hash = new Int32Array(H_MIN * 4);
+      this.hash = new Hash48();
     }
     if (buckets) {
       if (bits !== 128) throw new Error('/32 buckets are for IPv6 tries only');
       this.bk = new V6Buckets((w0) => this.cover32(w0));
       this.short = new Poptrie(128, 18);
     }
-    this.bits = bits;
-    this.topBits = topBits;
-    this.top = new Int32Array(1 << topBits);
-    this.nodes = new Int32Array(8 * 1024);
-    this.leaves = new Int32Array(4096);
-    for (let n = 0; n <= 64; n++) {
-      this.nodeFree.push([]);
-      this.leafFree.push([]);
-    }
-    const levels = Math.ceil((bits - topBits) / 6);
-    for (let d = 0; d <= levels + 1; d++) this.rows.push(new Int32Array(64));
     this.twoByteLimit = bits - 8;
   }
 
   /** Bytes held by the typed arrays. */
   byteSize(): number {
-    return this.top.byteLength + this.nodes.byteLength + this.leaves.byteLength + (this.hash?.byteLength ?? 0) + (this.bk?.byteSize() ?? 0) + (this.short?.byteSize() ?? 0);
+    return this.coreByteSize() + (this.hash?.slots.byteLength ?? 0) + (this.bk?.byteSize() ?? 0) + (this.short?.byteSize() ?? 0);
   }
 
   /** The /32 buckets' figures (diagnostics, tests, benches); null without buckets. */
@@ -359,7 +283,7 @@ export class Poptrie {
 
   /** The trie walk of lookupBytes (with the /48 hash when on), without the buckets. */
   private walkBytes(buf: Uint8Array, off: number): number {
-    let H = this.hash;
+    let H = this.hash === null ? null : this.hash.slots;
     let s = this.topBits;
     const e = this.top[((buf[off]! << 16) | (buf[off + 1]! << 8) | buf[off + 2]!) >>> (24 - s)]!;
     if (e >= 0) return (e & VALUE_MASK) - 1;
@@ -402,7 +326,7 @@ export class Poptrie {
     const top = this.top;
     const nodes = this.nodes;
     const leaves = this.leaves;
-    const H = this.hash;
+    const H = this.hash === null ? null : this.hash.slots;
     const hmask = H === null ? 0 : (H.length >>> 2) - 1;
     const bk = this.bk;
     const lim = this.twoByteLimit;
@@ -528,16 +452,7 @@ export class Poptrie {
     }
   }
 
-  // ---------------------------------------------------------------- updates
-
-  /** The 6 key bits at bit position s (bits past the key read as 0). */
-  private index(key: Uint32Array, s: number): number {
-    const w = s >>> 5;
-    const o = s & 31;
-    if (o <= 26) return (key[w]! >>> (26 - o)) & 63;
-    const lo = (w + 1) * 32 < this.bits ? key[w + 1]! >>> (58 - o) : 0;
-    return ((key[w]! << (o - 26)) | lo) & 63;
-  }
+  // ---------------------------------------------------------------- updates (the core's walks, then the fast paths' upkeep)
 
   /**
    * Set `key/len` to `value` (0 <= value <= MAX_POPTRIE_VALUE). Setting an existing prefix again
@@ -555,10 +470,10 @@ export class Poptrie {
     }
     if (this.hash !== null && len >= 48) {
       const w1 = (key[1]! >>> 16) | H_OCC;
-      if (len === 48) this.hashPut(key[0]! | 0, w1, value + 1, this.deeper48(key));
+      if (len === 48) this.hash.put(key[0]! | 0, w1, value + 1, this.deeper48(key));
       else {
-        const q = this.hashFind(key[0]! | 0, w1);
-        if (q >= 0) this.hash[q + 3] = 1;
+        const q = this.hash.find(key[0]! | 0, w1);
+        if (q >= 0) this.hash.slots[q + 3] = 1;
       }
     }
   }
@@ -583,14 +498,14 @@ export class Poptrie {
     }
     if (this.hash !== null && len >= 48) {
       const w1 = (key[1]! >>> 16) | H_OCC;
-      const q = this.hashFind(key[0]! | 0, w1);
+      const q = this.hash.find(key[0]! | 0, w1);
       if (q < 0) return;
-      if (len === 48) this.hashDelete(q >>> 2);
-      else this.hash[q + 3] = this.deeper48(key);
+      if (len === 48) this.hash.delete(q >>> 2);
+      else this.hash.slots[q + 3] = this.deeper48(key);
     }
   }
 
-  // ---------------------------------------------------------------- /48 hash
+  // ---------------------------------------------------------------- fast-path upkeep (walks of the core's trie)
 
   /** 1 when the trie has a node at bit 48 under key's /48 (prefixes longer than /48 there). */
   private deeper48(key: Uint32Array): number {
@@ -641,488 +556,9 @@ export class Poptrie {
     return 0;
   }
 
-  /** The leaf at entry i of the node at `rec` (which must be a leaf entry). */
-  private leafOf(rec: number, i: number): number {
-    const n = this.nodes;
-    const r = rec << 3;
-    const h = i >>> 5;
-    return this.leaves[n[r + 6 + h]! + pop(n[r + 2 + h]! & (((1 << i) << 1) - 1)) - 1]!;
-  }
-
   /** The buckets outgrew their offsets: lookups go back to the trie walk (and the /48 hash). */
   private dropBuckets(): void {
     this.bk = null;
     this.short = null;
-  }
-
-  /**
-   * For the node at `rec` covering bits s..s+5 with s < 64 <= s + 6 on key's path: true when it
-   * holds a prefix longer than /64 under key's /64 (among the entries of that /64: a child, or a
-   * leaf of a longer prefix).
-   */
-  private deeperAt(rec: number, key: Uint32Array, s: number): boolean {
-    const span = 1 << (s + 6 - 64);
-    const first = this.index(key, s) & ~(span - 1);
-    const n = this.nodes;
-    const r = rec << 3;
-    for (let i = first; i < first + span; i++) {
-      const h = i >>> 5;
-      const bit = 1 << i;
-      if ((n[r + h]! & bit) !== 0) return true;
-      const leaf = this.leaves[n[r + 6 + h]! + pop(n[r + 2 + h]! & ((bit << 1) - 1)) - 1]!;
-      if (leaf >>> LEN_SHIFT > 64) return true;
-    }
-    return false;
-  }
-
-  /** Index (in Int32s) of the slot holding the /48 key, or -1. */
-  private hashFind(w0: number, w1: number): number {
-    const H = this.hash!;
-    const mask = (H.length >>> 2) - 1;
-    for (let j = hash48(w0, w1) & mask; ; j = (j + 1) & mask) {
-      const q = j << 2;
-      const w = H[q + 1]!;
-      if (w === 0) return -1;
-      if (w === w1 && H[q] === w0) return q;
-    }
-  }
-
-  private hashPut(w0: number, w1: number, val: number, deeper: number): void {
-    let q = this.hashFind(w0, w1);
-    if (q < 0) {
-      if ((this.hashUsed + 1) * 2 > this.hash!.length >>> 2) this.hashResize((this.hash!.length >>> 2) * 2);
-      const H = this.hash!;
-      const mask = (H.length >>> 2) - 1;
-      let j = hash48(w0, w1) & mask;
-      while (H[(j << 2) + 1] !== 0) j = (j + 1) & mask;
-      q = j << 2;
-      H[q] = w0;
-      H[q + 1] = w1;
-      this.hashUsed++;
-    }
-    this.hash![q + 2] = val;
-    this.hash![q + 3] = deeper;
-  }
-
-  private hashResize(slots: number): void {
-    const old = this.hash!;
-    const H = new Int32Array(slots * 4);
-    const mask = slots - 1;
-    for (let q = 0; q < old.length; q += 4) {
-      if (old[q + 1] === 0) continue;
-      let j = hash48(old[q]!, old[q + 1]!) & mask;
-      while (H[(j << 2) + 1] !== 0) j = (j + 1) & mask;
-      H.set(old.subarray(q, q + 4), j << 2);
-    }
-    this.hash = H;
-  }
-
-  /** Delete slot j (backward shift: linear probing without tombstones). */
-  private hashDelete(j: number): void {
-    const H = this.hash!;
-    const mask = (H.length >>> 2) - 1;
-    let hole = j;
-    for (let i = (j + 1) & mask; ; i = (i + 1) & mask) {
-      const q = i << 2;
-      if (H[q + 1] === 0) break;
-      const home = hash48(H[q]!, H[q + 1]!) & mask;
-      const inRange = hole <= i ? home > hole && home <= i : home > hole || home <= i;
-      if (!inRange) {
-        H.copyWithin(hole << 2, q, q + 4);
-        hole = i;
-      }
-    }
-    H.fill(0, hole << 2, (hole << 2) + 4);
-    this.hashUsed--;
-    if (this.hashUsed * 8 < H.length >>> 2 && H.length >>> 2 > H_MIN) this.hashResize((H.length >>> 2) >>> 1);
-  }
-
-  private insertTrie(key: Uint32Array, len: number, value: number): void {
-    const leaf = (len << LEN_SHIFT) | (value + 1);
-    const T = this.topBits;
-    const ti = key[0]! >>> (32 - T);
-    const top = this.top;
-    if (len <= T) {
-      const span = 1 << (T - len);
-      const first = ti & ~(span - 1);
-      for (let j = first; j < first + span; j++) {
-        const e = top[j]!;
-        if (e < 0) this.overwrite(e & ~PTR, 1, len, leaf);
-        else if (e >>> LEN_SHIFT <= len) top[j] = leaf;
-      }
-      return;
-    }
-    let e = top[ti]!;
-    if (e >= 0) {
-      const rec = this.standalone(e);
-      this.temp = -1; // a top-level node keeps its own one-record block
-      top[ti] = e = PTR | rec;
-    }
-    this.insertAt(e & ~PTR, 1, T, key, len, leaf);
-  }
-
-  private insertAt(rec: number, d: number, s: number, key: Uint32Array, len: number, leaf: number): void {
-    // Leaf of a node created by this insert (all 64 entries equal: no need to decode it), or -1.
-    let fresh = -1;
-    for (;;) {
-      const E = this.rows[d]!;
-      const i = this.index(key, s);
-      const end = s + 6;
-      if (len > end && fresh >= 0) {
-        // A node this insert just created (all 64 entries `fresh`, one-run leaf block) gets its
-        // only child at i: written straight into the record, the child keeping its own
-        // one-record block as the children block (no decode/encode of 64 entries per level of
-        // a host route's fresh chain, no copy).
-        const child = this.standalone(fresh);
-        this.temp = -1;
-        const n = this.nodes;
-        const r = rec << 3;
-        const vecA = i < 32 ? 1 << i : 0;
-        n[r] = vecA;
-        n[r + 1] = i < 32 ? 0 : 1 << i;
-        n[r + 2] = i === 0 ? 2 : 1; // the one leaf run starts at the first leaf entry
-        n[r + 3] = 0;
-        n[r + 4] = child;
-        n[r + 5] = child + pop(vecA);
-        n[r + 7] = n[r + 6]! + 1;
-        rec = child;
-        d++;
-        s = end;
-        continue;
-      }
-      if (len > end && fresh < 0) {
-        const c = this.childAt(rec, i);
-        if (c >= 0) {
-          rec = c;
-          d++;
-          s = end;
-          continue;
-        }
-      }
-      if (fresh >= 0) E.fill(fresh);
-      else this.decode(rec, E);
-      if (len <= end) {
-        const span = 1 << (end - len);
-        const first = i & ~(span - 1);
-        let changed = false;
-        for (let j = first; j < first + span; j++) {
-          const e = E[j]!;
-          if (e < 0) this.overwrite(e & ~PTR, d + 1, len, leaf);
-          else if (e >>> LEN_SHIFT <= len && e !== leaf) {
-            E[j] = leaf;
-            changed = true;
-          }
-        }
-        if (changed) this.encode(rec, E, false);
-        return;
-      }
-      // E[i] is a leaf: push it down into a new child.
-      fresh = E[i]!;
-      E[i] = PTR | this.standalone(fresh);
-      this.encode(rec, E, true);
-      rec = E[i]! & ~PTR;
-      d++;
-      s = end;
-    }
-  }
-
-  /** Record index of the child at entry i of the node at `rec`, or -1 when the entry is a leaf. */
-  private childAt(rec: number, i: number): number {
-    const r = rec << 3;
-    const h = i >>> 5;
-    const bit = 1 << i;
-    const v = this.nodes[r + h]!;
-    return (v & bit) === 0 ? -1 : this.nodes[r + 4 + h]! + pop(v & (bit - 1));
-  }
-
-  /** Give every entry of the subtree at `rec` owned by a prefix no longer than `len` the leaf. */
-  private overwrite(rec: number, d: number, len: number, leaf: number): void {
-    const E = this.rows[d]!;
-    this.decode(rec, E);
-    let changed = false;
-    for (let j = 0; j < 64; j++) {
-      const e = E[j]!;
-      if (e < 0) this.overwrite(e & ~PTR, d + 1, len, leaf);
-      else if (e >>> LEN_SHIFT <= len && e !== leaf) {
-        E[j] = leaf;
-        changed = true;
-      }
-    }
-    if (changed) this.encode(rec, E, false);
-  }
-
-  private removeTrie(key: Uint32Array, len: number, coverLen: number, coverValue: number): void {
-    const cover = coverValue < 0 ? 0 : (coverLen << LEN_SHIFT) | (coverValue + 1);
-    this.deeperLeft = false;
-    const T = this.topBits;
-    const ti = key[0]! >>> (32 - T);
-    const top = this.top;
-    if (len <= T) {
-      const span = 1 << (T - len);
-      const first = ti & ~(span - 1);
-      for (let j = first; j < first + span; j++) {
-        const e = top[j]!;
-        if (e < 0) {
-          const rec = e & ~PTR;
-          this.shrink(rec, 1, len, cover);
-          if (this.uniform(rec)) top[j] = this.foldTop(rec);
-        } else if (e >>> LEN_SHIFT === len) top[j] = cover;
-      }
-      return;
-    }
-    const e = top[ti]!;
-    if (e >= 0) return;
-    const rec = e & ~PTR;
-    if (this.removeAt(rec, 1, T, key, len, cover)) top[ti] = this.foldTop(rec);
-  }
-
-  /** Returns true when the node at `rec` is now uniform. */
-  private removeAt(rec: number, d: number, s: number, key: Uint32Array, len: number, cover: number): boolean {
-    const E = this.rows[d]!;
-    const i = this.index(key, s);
-    const end = s + 6;
-    if (len <= end) {
-      this.decode(rec, E);
-      const span = 1 << (end - len);
-      const first = i & ~(span - 1);
-      const r = this.shrinkEntries(E, first, first + span, d, len, cover);
-      if (r !== 0) this.encode(rec, E, r === SHRUNK_FOLDED);
-    } else {
-      const c = this.childAt(rec, i);
-      if (c >= 0 && this.removeAt(c, d + 1, end, key, len, cover)) {
-        const n = this.nodes;
-        const r = rec << 3;
-        if (
-          pop(n[r]!) + pop(n[r + 1]!) === 1 &&
-          pop(n[r + 2]!) + pop(n[r + 3]!) === 1 &&
-          this.leaves[n[r + 6]!] === this.leaves[n[(c << 3) + 6]!]
-        ) {
-          // Its only child folded into the node's only leaf run: the node is uniform now (the
-          // usual case when a host route's chain folds), written straight into the record.
-          this.release(c);
-          this.nodeFree[1]!.push(c);
-          n[r] = 0;
-          n[r + 1] = 0;
-          n[r + 2] = 1;
-          n[r + 3] = 0;
-          n[r + 4] = 0;
-          n[r + 5] = 0;
-          n[r + 7] = n[r + 6]! + 1;
-        } else {
-          this.decode(rec, E);
-          E[i] = this.release(c);
-          this.encode(rec, E, true);
-        }
-      }
-    }
-    if (len > 64 && s < 64 && end >= 64) this.deeperLeft = this.deeperAt(rec, key, s);
-    return this.uniform(rec);
-  }
-
-  /** Entries of the subtree at `rec` owned by a prefix of exactly `len` get `cover`. */
-  private shrink(rec: number, d: number, len: number, cover: number): void {
-    const E = this.rows[d]!;
-    this.decode(rec, E);
-    const r = this.shrinkEntries(E, 0, 64, d, len, cover);
-    if (r !== 0) this.encode(rec, E, r === SHRUNK_FOLDED);
-  }
-
-  /**
-   * Decoded entries E[from..to) of a node at depth d: those owned by a prefix of exactly `len`
-   * get `cover`, children are shrunk the same way and folded when uniform. Returns 0 (nothing
-   * changed), SHRUNK (leaves changed) or SHRUNK_FOLDED (a child folded too).
-   */
-  private shrinkEntries(E: Int32Array, from: number, to: number, d: number, len: number, cover: number): number {
-    let r = 0;
-    for (let j = from; j < to; j++) {
-      const e = E[j]!;
-      if (e < 0) {
-        const c = e & ~PTR;
-        this.shrink(c, d + 1, len, cover);
-        if (this.uniform(c)) {
-          E[j] = this.release(c);
-          r = SHRUNK_FOLDED;
-        }
-      } else if (e >>> LEN_SHIFT === len) {
-        E[j] = cover;
-        if (r === 0) r = SHRUNK;
-      }
-    }
-    return r;
-  }
-
-  private uniform(rec: number): boolean {
-    const r = rec << 3;
-    const n = this.nodes;
-    return n[r] === 0 && n[r + 1] === 0 && pop(n[r + 2]!) + pop(n[r + 3]!) === 1;
-  }
-
-  /** Free a uniform node's leaf block (its record lives in its parent's block); returns its leaf. */
-  private release(rec: number): number {
-    const r = rec << 3;
-    const leaf = this.leaves[this.nodes[r + 6]!]!;
-    this.freeLeaves(this.nodes[r + 6]!, 1);
-    this.live--;
-    return leaf;
-  }
-
-  private foldTop(rec: number): number {
-    const leaf = this.release(rec);
-    this.nodeFree[1]!.push(rec);
-    return leaf;
-  }
-
-  /** A new node (own one-record block) whose 64 entries are all `leaf`. */
-  private standalone(leaf: number): number {
-    const rec = this.allocNodes(1);
-    const lb = this.allocLeaves(1);
-    this.leaves[lb] = leaf;
-    const r = rec << 3;
-    const n = this.nodes;
-    n[r] = 0;
-    n[r + 1] = 0;
-    n[r + 2] = 1;
-    n[r + 3] = 0;
-    n[r + 4] = 0;
-    n[r + 5] = 0;
-    n[r + 6] = lb;
-    n[r + 7] = lb + 1;
-    this.live++;
-    this.temp = rec;
-    return rec;
-  }
-
-  /** Expand the node at `rec` into E: PTR | child record, or the leaf. */
-  private decode(rec: number, E: Int32Array): void {
-    const n = this.nodes;
-    const leaves = this.leaves;
-    const r = rec << 3;
-    // Leaf runs first (a run starts at each leafvec bit and lasts to the next one; children
-    // inside a run are written over it next), then the children (few) in bit order.
-    let li = n[r + 6]!;
-    // Before the first run start there are only children: any value will do.
-    let cur = n[r + 2]! === 0 && n[r + 3]! === 0 ? 0 : leaves[li]!;
-    let start = 0;
-    for (let h = 0; h < 2; h++) {
-      let lv = n[r + 2 + h]!;
-      while (lv !== 0) {
-        const low = lv & -lv;
-        const at = (h << 5) | (31 - Math.clz32(low));
-        if (at > start) E.fill(cur, start, at);
-        cur = leaves[li++]!;
-        start = at;
-        lv ^= low;
-      }
-    }
-    E.fill(cur, start, 64);
-    let child = n[r + 4]!;
-    for (let h = 0; h < 2; h++) {
-      let v = n[r + h]!;
-      while (v !== 0) {
-        const low = v & -v;
-        E[(h << 5) | (31 - Math.clz32(low))] = PTR | child++;
-        v ^= low;
-      }
-    }
-  }
-
-  /**
-   * Write E back as the node at `rec`. With `childrenChanged`, the children block is rebuilt from
-   * the records E points at (E is updated to the new positions).
-   */
-  private encode(rec: number, E: Int32Array, childrenChanged: boolean): void {
-    const runs = this.runs;
-    let vecA = 0;
-    let vecB = 0;
-    let leafA = 0;
-    let leafB = 0;
-    let nc = 0;
-    let nl = 0;
-    let prev = -1;
-    for (let i = 0; i < 64; i++) {
-      const e = E[i]!;
-      if (e < 0) {
-        if (i < 32) vecA |= 1 << i;
-        else vecB |= 1 << i;
-        nc++;
-      } else if (e !== prev) {
-        if (i < 32) leafA |= 1 << i;
-        else leafB |= 1 << i;
-        runs[nl++] = e;
-        prev = e;
-      }
-    }
-    let r = rec << 3;
-    let n = this.nodes;
-    let lb = n[r + 6]!;
-    const oldNl = pop(n[r + 2]!) + pop(n[r + 3]!);
-    if (nl !== oldNl) {
-      const nb = this.allocLeaves(nl);
-      this.freeLeaves(lb, oldNl);
-      lb = nb;
-    }
-    const leaves = this.leaves;
-    for (let k = 0; k < nl; k++) leaves[lb + k] = runs[k]!;
-    n = this.nodes;
-    let cb = n[r + 4]!;
-    if (childrenChanged) {
-      const oldNc = pop(n[r]!) + pop(n[r + 1]!);
-      const oldCb = cb;
-      cb = nc > 0 ? this.allocNodes(nc) : 0;
-      n = this.nodes;
-      let k = cb;
-      for (let i = 0; i < 64; i++) {
-        const e = E[i]!;
-        if (e >= 0) continue;
-        const src = e & ~PTR;
-        n.copyWithin(k << 3, src << 3, (src << 3) + 8);
-        E[i] = PTR | k;
-        if (src === this.temp) {
-          this.nodeFree[1]!.push(src);
-          this.temp = -1;
-        }
-        k++;
-      }
-      if (oldNc > 0) this.nodeFree[oldNc]!.push(oldCb);
-    }
-    r = rec << 3;
-    n[r] = vecA;
-    n[r + 1] = vecB;
-    n[r + 2] = leafA;
-    n[r + 3] = leafB;
-    n[r + 4] = cb;
-    n[r + 5] = cb + pop(vecA);
-    n[r + 6] = lb;
-    n[r + 7] = lb + pop(leafA);
-  }
-
-  private allocNodes(count: number): number {
-    const f = this.nodeFree[count]!;
-    if (f.length > 0) return f.pop()!;
-    const at = this.nodeHigh;
-    this.nodeHigh += count;
-    if (this.nodeHigh * 8 > this.nodes.length) {
-      const bigger = new Int32Array(Math.max(this.nodes.length * 2, this.nodeHigh * 8));
-      bigger.set(this.nodes);
-      this.nodes = bigger;
-    }
-    return at;
-  }
-
-  private allocLeaves(count: number): number {
-    const f = this.leafFree[count]!;
-    if (f.length > 0) return f.pop()!;
-    const at = this.leafHigh;
-    this.leafHigh += count;
-    if (this.leafHigh > this.leaves.length) {
-      const bigger = new Int32Array(Math.max(this.leaves.length * 2, this.leafHigh));
-      bigger.set(this.leaves);
-      this.leaves = bigger;
-    }
-    return at;
-  }
-
-  private freeLeaves(at: number, count: number): void {
-    if (count > 0) this.leafFree[count]!.push(at);
   }
 }

@@ -69,7 +69,7 @@
  * - Batch lookups (RouteTable.lookupBatch4/6, Router.lookupBatch; bursts of 32, as DPDK/VPP
  *   route a burst of packets), same runs, figures swinging up to 2x with the load of the shared
  *   machine (the calibration row itself ranged 12-43 M/s between runs):
- *   IPv4: the DIR-24-8 walk inlined in router.ts in three passes (indices; a tight gather of the
+ *   IPv4: the DIR-24-8 walk inlined in table.ts in three passes (indices; a tight gather of the
  *   first-level entries; the rare second level): 39-40 M/s random, 23 M/s in-table in the bench
  *   (30-45 both in a process holding only the IPv4 table) vs 16-25 one by one. Eight lookups
  *   written side by side per iteration: 28-32 M/s; four: 25-29 (more code per load, fewer loads
@@ -161,7 +161,7 @@ export class StrideTrie {
   readonly dir24: boolean;
   /**
    * DIR-24-8 only: the two pools as direct fields (one load less per lookup than pools[i]). Read
-   * by batch lookups that inline the walk (router.ts); d1 is replaced when it grows, so read it
+   * by batch lookups that inline the walk (table.ts); d1 is replaced when it grows, so read it
    * again per batch, never keep it.
    */
   d0: Int32Array;

@@ -1,0 +1,108 @@
+/**
+ * Control messages (GUE variant 0, C = 1; the format is src/wire/gue.ts) with the state they need
+ * per tunnel: our sender id and counter on the way out, the replay window and the reflection
+ * check on the way in.
+ *
+ * - ControlCounter: the sender's counter (clock in microseconds at start, +1 per message).
+ * - ControlSender: sender id + counter; writes keepalives.
+ * - verifyControl: one received message checked in full (structure, HMAC, reflection, replay).
+ * - ControlReceiver: verifyControl with the replay window and our sender id it owns, and what
+ *   each accepted message type means to the tunnel (a keepalive: the peer is alive).
+ */
+import { DropReason } from '../base/drop-reason.ts';
+import { authenticateControl, ControlMessage, CTYPE_KEEPALIVE, emitKeepalive } from '../wire/gue.ts';
+import { ReplayWindow } from './replay.ts';
+
+/** The sender's side of the counter: starts at the clock in microseconds, +1 per message. */
+export class ControlCounter {
+  private value: number;
+  constructor(start = Date.now() * 1000) {
+    this.value = start;
+  }
+  next(): number {
+    // never fall behind the clock either (a long-idle sender stays ahead after a restart)
+    const now = Date.now() * 1000;
+    this.value = this.value + 1 > now ? this.value + 1 : now;
+    return this.value;
+  }
+}
+
+/** Our side of the control messages we originate: the sender id and the counter they carry. */
+export class ControlSender {
+  constructor(
+    readonly senderId: number,
+    private readonly counter = new ControlCounter(),
+  ) {}
+
+  /**
+   * Write a KEEPALIVE at buf[off] (size it with controlLength(KEEPALIVE_BODY_LEN, true)):
+   * `intervalSec` is our keepalive interval toward that peer, `key` its pre-shared key (HMAC
+   * trailer) or null. Returns the bytes written.
+   */
+  keepalive(buf: Buffer, off: number, intervalSec: number, key: Uint8Array | null, nowMs = Date.now()): number {
+    return emitKeepalive(buf, off, { senderId: this.senderId, counter: this.counter.next(), timestampMs: nowMs, interval: intervalSec }, key);
+  }
+}
+
+const scratch = new ControlMessage(Buffer.alloc(0), 0, 0);
+
+/**
+ * Check a received control datagram (the UDP payload buf[off, off+len)): structure, then the HMAC
+ * when `key` is set (missing or wrong -> BadAuthentication), then our own sender id coming back
+ * (`ownSenderId`, a reflection -> BadAuthentication), then the counter against `replay` for
+ * `peer` (not greater than the last accepted -> ReplayedMessage). Only a message that passes
+ * everything advances the replay state. Without a key a MAC, if present, is not checked.
+ */
+export function verifyControl(
+  buf: Buffer,
+  off: number,
+  len: number,
+  key: Uint8Array | null,
+  replay: ReplayWindow | null = null,
+  peer = 0,
+  ownSenderId = -1,
+): DropReason {
+  const r = authenticateControl(buf, off, len, key);
+  if (r !== DropReason.None) return r;
+  const m = scratch.wrap(buf, off, len);
+  if (ownSenderId >= 0 && m.senderId === ownSenderId >>> 0) return DropReason.BadAuthentication;
+  if (replay) {
+    const hi = m.counterHi;
+    const lo = m.counterLo;
+    if (!replay.isFresh(peer, hi, lo)) return DropReason.ReplayedMessage;
+    replay.accept(peer, hi, lo);
+  }
+  return DropReason.None;
+}
+
+/** The receiving side of control messages for all peers of one endpoint. */
+export class ControlReceiver {
+  private readonly replay: ReplayWindow;
+  private readonly msg = new ControlMessage(Buffer.alloc(0), 0, 0);
+
+  /** `ownSenderId`: ours, so that a reflected message of our own is rejected. */
+  constructor(
+    peers: number,
+    private readonly ownSenderId: number,
+  ) {
+    this.replay = new ReplayWindow(Math.max(1, peers));
+  }
+
+  /**
+   * A control datagram from peer `peer` (keyed with `key`, or null): None when it is a fresh,
+   * authentic keepalive (the peer is alive), else why it is to be dropped: verifyControl's
+   * reasons, or BadControlMessage for a type this endpoint does not take (binding updates
+   * belong to the mobility layer, not part of this endpoint yet).
+   */
+  receive(buf: Buffer, off: number, len: number, peer: number, key: Uint8Array | null): DropReason {
+    const r = verifyControl(buf, off, len, key, this.replay, peer, this.ownSenderId);
+    if (r !== DropReason.None) return r;
+    if (this.msg.wrap(buf, off, len).ctype !== CTYPE_KEEPALIVE) return DropReason.BadControlMessage;
+    return DropReason.None;
+  }
+
+  /** Forget a peer's replay state (removed, or its key changed). */
+  reset(peer: number): void {
+    this.replay.reset(peer);
+  }
+}

@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest';
+import { DropReason } from '../../src/base/drop-reason.ts';
+import { ControlReceiver, ControlSender } from '../../src/tunnel/control.ts';
+import { PeerLiveness } from '../../src/tunnel/liveness.ts';
+import { controlLength, CTYPE_BINDING_UPDATE, emitControl, KEEPALIVE_BODY_LEN, ControlMessage } from '../../src/wire/gue.ts';
+
+describe('PeerLiveness', () => {
+  it('up on the first datagram heard, down after 3 keepalive intervals (at least 5 s) of silence', () => {
+    const l = new PeerLiveness(2);
+    expect([l.keepaliveMs, l.deadAfterMs, l.up]).toEqual([2000, 6000, false]);
+    expect(l.heard(1000)).toBe(true);
+    expect(l.heard(1500)).toBe(false); // already up: no second event
+    expect(l.lastRx).toBe(1500);
+    expect(l.expire(1500 + 6000)).toBe(false); // not more than deadAfterMs yet
+    expect(l.expire(1500 + 6001)).toBe(true);
+    expect(l.up).toBe(false);
+    expect(l.expire(99_999)).toBe(false); // already down: no second event
+    expect(new PeerLiveness(1).deadAfterMs).toBe(5000);
+    expect(new PeerLiveness(null).deadAfterMs).toBe(180_000);
+  });
+
+  it('a keepalive is due when nothing at all was sent for an interval, never without keepalives', () => {
+    const l = new PeerLiveness(25);
+    expect(l.keepaliveDue(25_000)).toBe(true); // never sent
+    l.sent(10_000);
+    expect(l.keepaliveDue(34_999)).toBe(false);
+    expect(l.keepaliveDue(35_000)).toBe(true);
+    const none = new PeerLiveness(null);
+    none.sent(0);
+    expect(none.keepaliveDue(1e12)).toBe(false);
+  });
+});
+
+describe('ControlReceiver', () => {
+  const key = Buffer.from('a pre-shared key');
+
+  it('takes a fresh authentic keepalive once; replays, reflections and other types are refused', () => {
+    const sender = new ControlSender(0x1234);
+    const rx = new ControlReceiver(2, 0x9999);
+    const b = Buffer.alloc(controlLength(KEEPALIVE_BODY_LEN, true));
+    const n = sender.keepalive(b, 0, 25, key, 1_700_000_000_000);
+    expect(new ControlMessage(b, 0, n).parseKeepalive()).toMatchObject({ senderId: 0x1234, timestampMs: 1_700_000_000_000, interval: 25 });
+    expect(rx.receive(b, 0, n, 1, key)).toBe(DropReason.None);
+    expect(rx.receive(b, 0, n, 1, key)).toBe(DropReason.ReplayedMessage);
+    expect(rx.receive(b, 0, n, 0, key)).toBe(DropReason.None); // another peer's window
+    rx.reset(1);
+    expect(rx.receive(b, 0, n, 1, key)).toBe(DropReason.None);
+    expect(rx.receive(b, 0, n, 1, Buffer.from('wrong'))).toBe(DropReason.BadAuthentication);
+
+    const own = new ControlSender(0x9999);
+    const m = own.keepalive(b, 0, 25, key);
+    expect(rx.receive(b, 0, m, 1, key)).toBe(DropReason.BadAuthentication); // our own, reflected
+
+    const u = Buffer.alloc(controlLength(4, true));
+    const un = emitControl(u, 0, { ctype: CTYPE_BINDING_UPDATE, senderId: 0x1234, counter: Date.now() * 1000 + 5e9, body: Buffer.alloc(4) }, key);
+    expect(rx.receive(u, 0, un, 1, key)).toBe(DropReason.BadControlMessage);
+  });
+
+  it("each sender's counter goes up message by message", () => {
+    const s = new ControlSender(1);
+    const b = Buffer.alloc(64);
+    const counters = [0, 1, 2].map(() => new ControlMessage(b, 0, s.keepalive(b, 0, 0, null)).counter);
+    expect(counters[1]).toBeGreaterThan(counters[0]!);
+    expect(counters[2]).toBeGreaterThan(counters[1]!);
+  });
+});

@@ -151,7 +151,7 @@ export function buildProgram(deps: CliDeps, done: (code: number) => void): Comma
     .command('route')
     .summary('look addresses up in an iproute2 route table')
     .description(
-      'Load an iproute2 route table (ip route show / ip -6 route show output or ip route add lines, v4 and v6 ' +
+      'Load an iproute2 route table (ip route show / ip -6 route show output, ip route add lines, or ip -j route JSON; v4 and v6 ' +
         'mixed) and look addresses up in it, or print it back.',
     )
     .addHelpCommand(false)
@@ -162,18 +162,41 @@ export function buildProgram(deps: CliDeps, done: (code: number) => void): Comma
     route
       .command('get')
       .summary('look addresses up, like ip route get fibmatch')
-      .description('Answer each ADDR (or each line of standard input when none is given) the way `ip route get fibmatch ADDR` does.')
-      .argument('[ADDR...]', 'addresses to look up'),
+      .description(
+        'Answer like `ip route get`: the chosen nexthop for ADDR (from, iif, ipproto, sport and dport as the policy rules see them), or with fibmatch the whole matching route. Without ADDR: one query per line of standard input.',
+      )
+      .argument('[QUERY...]', '[fibmatch] ADDR [from ADDR] [iif DEV] [ipproto PROTO] [sport N] [dport N]'),
   )
-    .addHelpText('after', examples('ipferry route get --routes routes.txt 10.20.30.41 fd00:20:1::78', 'printf "8.8.8.8\\n::1\\n" | ipferry route get --routes routes.txt --json') + '\nexit codes: 0 all answered, 1 some address had no route, 2 usage or input error')
+    .addHelpText(
+      'after',
+      examples(
+        'ipferry route get --routes routes.txt 10.20.30.41',
+        'ipferry route get --routes routes.txt 10.20.1.1 from 10.0.1.9 ipproto tcp dport 80',
+        'ipferry route get --routes routes.txt fibmatch 192.168.20.9',
+        'ip -j route | ipferry route get --routes /dev/stdin 8.8.8.8',
+        'printf "8.8.8.8\\n::1\\n" | ipferry route get --routes routes.txt --json',
+      ) + '\nexit codes: 0 all answered, 1 some address had no route, 2 usage or input error',
+    )
     .action(run(async (addrs: string[], o: Record<string, string | boolean | undefined>) => (await import('./route-cli.ts')).routeGetCommand(addrs, o as object)));
-  tableOptions(route.command('show').summary('print the table, like ip route show').description('Print the table as ip route show does, or in the route -n layout.'))
+  tableOptions(
+    route
+      .command('show')
+      .summary('print the table, like ip route show')
+      .description(
+        'Print the table as ip route show does, every attribute read (proto, scope, src, metric, mtu, advmss, pref) in its order, or in the route -n layout. A PREFIX selects like ip: the route for exactly it, root PREFIX the routes inside it, match PREFIX the routes covering it.',
+      )
+      .argument('[SELECTOR...]', '[to] [root|match|exact] PREFIX'),
+  )
     .option('-n, --numeric', 'the route -n / route -6 -n layout')
     .option('--table <TABLE>', 'the table to print (default main; all for every table)')
     .option('-4', 'IPv4 routes only')
     .option('-6', 'IPv6 routes only')
-    .addHelpText('after', examples('ipferry route show --routes routes.txt -6', 'ipferry route show --routes routes.txt -n --table all') + EXIT_CODES)
-    .action(run(async (o: Record<string, string | boolean | undefined>) => (await import('./route-cli.ts')).routeShowCommand(o as object)));
+    .addHelpText(
+      'after',
+      examples('ipferry route show --routes routes.txt -6', 'ipferry route show --routes routes.txt root 10.0.0.0/8', 'ipferry route show --routes routes.txt -n --table all', 'ip -j route | ipferry route show --routes /dev/stdin') +
+        EXIT_CODES,
+    )
+    .action(run(async (words: string[], o: Record<string, string | boolean | undefined>) => (await import('./route-cli.ts')).routeShowCommand(words, o as object)));
 
   configure(program);
   return program;

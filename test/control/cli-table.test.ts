@@ -43,8 +43,8 @@ const COMMANDS: [string, string, string[]][] = [
   ['ping', 'usage: ipferry ping [options] <ADDR> [IFACE]', ['--from <STACKADDR>', '-c, --count <N>', '-s, --size <SIZE>', '--interval <MS>', '-W, --wait <MS>', '--socket <PATH>']],
   ['check', 'usage: ipferry check [options] <CONFIG...>', []],
   ['genkey', 'usage: ipferry genkey [options]', []],
-  ['route get', 'usage: ipferry route get [options] [ADDR...]', ['--routes <FILE>', '--rules <FILE>', '--json']],
-  ['route show', 'usage: ipferry route show [options]', ['--routes <FILE>', '-n, --numeric', '--table <TABLE>', '-4', '-6']],
+  ['route get', 'usage: ipferry route get [options] [QUERY...]', ['--routes <FILE>', '--rules <FILE>', '--json']],
+  ['route show', 'usage: ipferry route show [options] [SELECTOR...]', ['--routes <FILE>', '-n, --numeric', '--table <TABLE>', '-4', '-6']],
 ];
 
 describe('help', () => {
@@ -86,7 +86,7 @@ describe('help', () => {
     const r = await run(['route']);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/^usage: ipferry route \[options\] \[command\]\n/);
-    expect(r.err).toContain('  get [options] [ADDR...]');
+    expect(r.err).toContain('  get [options] [QUERY...]');
   });
 
   it.each([['--version'], ['-V']])('%s', async (flag) => {
@@ -138,7 +138,11 @@ const ERRORS: [string[], number, string][] = [
   [['route', 'get', '--routes'], 2, 'route get: option --routes needs a value (FILE)'],
   [['route', 'get', '1.1.1.1'], 2, 'route get: --routes FILE is required'],
   [['route', 'show'], 2, 'route show: --routes FILE is required'],
-  [['route', 'show', '--routes', routes, 'extra'], 2, 'route show: unexpected argument extra (usage: ipferry route show)'],
+  [['route', 'show', '--routes', routes, '10.0.0.0/8', 'extra'], 2, 'route show: unexpected argument extra'],
+  [['route', 'show', '--routes', routes, 'root'], 2, 'route show: root needs a prefix'],
+  [['route', 'show', '--routes', routes, '-n', '10.0.0.0/8'], 2, 'route show: -n prints whole tables: no PREFIX with it'],
+  [['route', 'get', '--routes', routes, '10.0.0.1', 'dport', 'x'], 2, 'route get: address: invalid dport x (0-65535)'],
+  [['route', 'get', '--routes', routes, '10.0.0.1', 'oif', 'eth0'], 2, 'route get: address: oif is not supported (from, iif, ipproto, sport, dport, fibmatch)'],
   [['route', 'show', '--routes', routes, '-4', '-6'], 2, 'route show: give -4 or -6, not both'],
   [['route', 'show', '-7'], 2, 'route show: unknown option -7 (see ipferry route show --help)'],
 ];

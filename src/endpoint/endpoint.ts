@@ -7,8 +7,8 @@
  * at most once a second), 'error' (the device went away).
  */
 import { EventEmitter } from 'node:events';
-import type { Config } from '../config/config.ts';
-import type { PeerSnapshot, RouteSnapshot, Snapshot, StatsSnapshot } from './snapshot.ts';
+import { assertResolved, type Config } from '../config/config.ts';
+import type { PeerSnapshot, RouteSnapshot, ShowWhat, Snapshot, StatsSnapshot } from './snapshot.ts';
 import type { PacketDevice } from '../device/device.ts';
 import { MemoryDevice } from '../device/memory-device.ts';
 import { openTun } from '../device/tun.ts';
@@ -98,6 +98,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
 
   constructor(config: Config, opts: EndpointOptions = {}) {
     super();
+    assertResolved(config); // peer endpoints given as DNS names: resolveConfig first
     this.config = config;
     this.opts = opts;
     this.log = opts.log ?? (() => {});
@@ -253,9 +254,9 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     return this.stack.udpBind(port);
   }
 
-  /** Ping from the endpoint's own stack. */
-  ping(address: string, size = 56, timeoutMs = 2000): Promise<number> {
-    return this.stack.ping(address, size, timeoutMs);
+  /** Ping from the endpoint's own stack (from its first address of the family, or `from`). */
+  ping(address: string, size = 56, timeoutMs = 2000, from?: string): Promise<number> {
+    return this.stack.ping(address, size, timeoutMs, from);
   }
 
   private tick(): void {
@@ -304,11 +305,14 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
 
   /** Counters: device and UDP traffic, ICMP errors sent, drops per reason, pool slots. */
   stats(): StatsSnapshot {
-    return this.snapshot().stats;
+    return this.snapshot('stats').stats;
   }
 
-  /** Everything `ipferry show` prints. */
-  snapshot(): Snapshot {
+  /**
+   * Everything `ipferry show` prints. The route list (the one part whose cost grows with the
+   * table) only for 'all' and 'routes'; other parts leave `routes` empty.
+   */
+  snapshot(what: ShowWhat = 'all'): Snapshot {
     const c = this.config;
     const peers: PeerSnapshot[] = this.peers.map((p) => ({
       name: p.name,
@@ -325,7 +329,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       keepalive: p.keepaliveMs ? p.keepaliveMs / 1000 : null,
       up: p.up,
     }));
-    const routes: RouteSnapshot[] = this.router.list({ table: 'all' }).map((id) => ({
+    const routes: RouteSnapshot[] = (what === 'all' || what === 'routes' ? this.router.list({ table: 'all' }) : []).map((id) => ({
       text: formatRoute(this.router, id),
       uses: this.router.packetsOf(id),
       bytes: this.router.bytesOf(id),
@@ -356,7 +360,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
         poolLive: this.pools.live,
         poolCapacity: this.pools.small.slots + this.pools.large.slots,
         poolExhausted: this.pools.small.exhausted + this.pools.large.exhausted,
-        extra: { echoReplies: this.stack.echoReplies, udpDelivered: this.stack.udpDelivered },
+        extra: { echoReplies: this.stack.echoReplies, udpDelivered: this.stack.udpDelivered, reassemblyBytes: this.stack.reassembler.memory },
       },
     };
   }

@@ -89,5 +89,9 @@ export interface Snapshot {
 
 export type ShowWhat = 'all' | 'peers' | 'routes' | 'stats';
 
-/** A snapshot provider (the endpoint's `snapshot()`); may be async. */
-export type SnapshotProvider = () => Snapshot | Promise<Snapshot>;
+/**
+ * A snapshot provider (the endpoint's `snapshot(what)`); may be async. `what` says which parts the
+ * caller will read: a provider may leave `routes` empty unless it is 'all' or 'routes' (the route
+ * list is the one part whose cost grows with the table).
+ */
+export type SnapshotProvider = (what?: ShowWhat) => Snapshot | Promise<Snapshot>;

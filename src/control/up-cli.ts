@@ -38,6 +38,8 @@ export interface EndpointHandle {
   start(): Promise<void>;
   stop(): Promise<void>;
   snapshot(): Snapshot | Promise<Snapshot>;
+  /** When present, the control socket serves this instead (counters of this moment). */
+  snapshotAsync?(): Promise<Snapshot>;
   /** Optional event source: 'error' (fatal) stops the endpoint. */
   on?(event: string, listener: (...args: unknown[]) => void): unknown;
 }
@@ -174,7 +176,8 @@ export async function upCommand(args: string[], opts: UpOptions = {}): Promise<n
     if (controlPath !== null && !stopping) {
       try {
         const handle = ep;
-        server = await ControlServer.start({ path: controlPath, snapshot: () => handle.snapshot(), log });
+        const snap = handle.snapshotAsync !== undefined ? () => handle.snapshotAsync!() : () => handle.snapshot();
+        server = await ControlServer.start({ path: controlPath, snapshot: snap, log });
         log.info(`control socket ${controlPath}`);
       } catch (e) {
         log.error(`control socket: ${errLine(e)}`);

@@ -28,6 +28,8 @@ export interface EndpointHandle {
   stop(): Promise<void>;
   /** The parts `what` names (see SnapshotProvider: routes only for 'all' and 'routes'). */
   snapshot(what?: ShowWhat): Snapshot | Promise<Snapshot>;
+  /** When present, the control socket serves this instead (counters of this moment). */
+  snapshotAsync?(what?: ShowWhat): Promise<Snapshot>;
   /** Ping from the endpoint's own stack: resolves with the RTT in ms (`ipferry ping`). */
   ping?(address: string, size?: number, timeoutMs?: number, from?: string): Promise<number>;
   /** Optional event source: 'error' (fatal) stops the endpoint. */
@@ -175,7 +177,7 @@ export async function upCommand(configArg: string, flags: UpFlags, opts: UpOptio
       try {
         server = await ControlServer.start({
           path: controlPath,
-          snapshot: (what) => handle.snapshot(what),
+          snapshot: (what) => (handle.snapshotAsync !== undefined ? handle.snapshotAsync(what) : handle.snapshot(what)),
           handlers: { echo: (req) => echo(handle, req) },
           onStop: () => onSignal('stop request'),
           mode: config.controlMode,

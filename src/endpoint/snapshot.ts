@@ -77,6 +77,11 @@ export interface Snapshot {
   pid: number;
   /** Kernel TUN ('tun') or in-memory/userspace device ('memory'). */
   device?: 'tun' | 'memory';
+  /**
+   * Which data path moves the packets: "fast (vnet TUN, UDP GSO/GRO, worker)", "portable
+   * (<why the fast path does not run>)" or "memory (...)" (src/endpoint/dataplane.ts).
+   */
+  dataplane?: string;
   mtu?: number;
   /** Interface and stack addresses (CIDR text). */
   addresses?: string[];

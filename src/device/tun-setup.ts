@@ -27,7 +27,8 @@ export type TunErrorCode =
   | 'EEXIST' // interface name in use
   | 'EINVAL' // bad option (name, MTU, address)
   | 'ENOIP' // iproute2 missing
-  | 'ESETUP'; // a configuration step failed
+  | 'ESETUP' // a configuration step failed
+  | 'ENOOFFLOAD'; // the kernel refused IFF_VNET_HDR or the offloads (the fast path cannot run; the portable one can)
 
 /** A TUN setup failure with a one-line `message` the CLI can print as it is. */
 export class TunError extends Error {
@@ -73,6 +74,13 @@ interface TuntapAddon {
   tuntapGetIfIndex(name: string): number;
   tuntapSetIpv6(ifIndex: number, addr: string, prefix: number): void;
 }
+
+/**
+ * Creates the TUN interface instead of the tuntap2 addon (the fast path: TUNSETIFF with
+ * IFF_VNET_HDR and offloads through the FFI, device/tun-vnet.ts). Returns the open fd and the
+ * name the kernel gave it; throws a TunError.
+ */
+export type TunOpener = (name: string | undefined) => { fd: number; name: string };
 
 let addon: TuntapAddon | undefined;
 function loadAddon(): TuntapAddon {
@@ -148,7 +156,7 @@ function parseAddresses(list: readonly string[]): ParsedAddress[] {
  * slot holds (the MTU must fit). Rejects with a TunError (one-line message) when the interface
  * cannot be created or configured; nothing is left behind in that case.
  */
-export async function createTunInterface(opts: TunInterfaceOptions, slotCapacity: number): Promise<TunInterface> {
+export async function createTunInterface(opts: TunInterfaceOptions, slotCapacity: number, opener?: TunOpener): Promise<TunInterface> {
   if (process.platform !== 'linux') {
     throw new TunError('ENOTSUP', `TUN devices are supported on Linux only (this is ${process.platform})`);
   }
@@ -179,6 +187,11 @@ export async function createTunInterface(opts: TunInterfaceOptions, slotCapacity
     if (inUse) throw new TunError('EEXIST', `interface name ${name} is already in use`);
   }
 
+  if (opener !== undefined) {
+    // the caller creates the device (its errors are TunErrors); configuration goes through iproute2
+    const t = opener(name);
+    return configureCreated(null, t.fd, t.name, opts, netns, mtu, addresses);
+  }
   const lib = loadAddon();
   let fd: number;
   try {
@@ -206,6 +219,20 @@ export async function createTunInterface(opts: TunInterfaceOptions, slotCapacity
     throw new TunError('ESETUP', `cannot create a TUN device: ${oneLine(e)}`);
   }
 
+  return configureCreated(lib, fd, kernelName, opts, netns, mtu, addresses);
+}
+
+/** Name, move and configure a freshly created interface; on failure close and delete it. */
+async function configureCreated(
+  lib: TuntapAddon | null,
+  fd: number,
+  kernelName: string,
+  opts: TunInterfaceOptions,
+  netns: string | undefined,
+  mtu: number,
+  addresses: ParsedAddress[],
+): Promise<TunInterface> {
+  const name = opts.name;
   // From here on a failure closes the fd, which removes the (non-persistent) interface; but once
   // it has moved or been renamed we also delete it explicitly, so nothing is left behind.
   let current = kernelName;
@@ -245,14 +272,14 @@ export async function createTunInterface(opts: TunInterfaceOptions, slotCapacity
 }
 
 async function configure(
-  lib: TuntapAddon,
+  lib: TuntapAddon | null,
   name: string,
   netns: string | undefined,
   mtu: number,
   addresses: ParsedAddress[],
   up: boolean,
 ): Promise<void> {
-  const local = netns === undefined;
+  const local = netns === undefined && lib !== null;
   const ns = nsArgs(netns);
   const step = async (what: string, viaLib: (() => void) | null, ipArgs: string[]): Promise<void> => {
     if (local && viaLib) {
@@ -270,24 +297,24 @@ async function configure(
       throw new TunError('ESETUP', `${what} on ${name}: ${(e as Error).message}`);
     }
   };
-  await step(`cannot set MTU ${mtu}`, () => lib.tuntapSetMtu(name, mtu), ['link', 'set', 'dev', name, 'mtu', String(mtu)]);
+  await step(`cannot set MTU ${mtu}`, () => lib!.tuntapSetMtu(name, mtu), ['link', 'set', 'dev', name, 'mtu', String(mtu)]);
   let v4Done = false;
   for (const a of addresses) {
     const len = a.prefix.length;
     let viaLib: (() => void) | null = null;
     if (a.prefix.family === 4 && !v4Done) {
       // SIOCSIFADDR sets the (one) primary IPv4 address; further ones need `ip addr add`.
-      viaLib = () => lib.tuntapSetIpv4(name, a.addr, len);
+      viaLib = () => lib!.tuntapSetIpv4(name, a.addr, len);
       v4Done = true;
     } else if (a.prefix.family === 6) {
-      viaLib = () => lib.tuntapSetIpv6(lib.tuntapGetIfIndex(name), a.addr, len);
+      viaLib = () => lib!.tuntapSetIpv6(lib!.tuntapGetIfIndex(name), a.addr, len);
     }
     const ipArgs = a.prefix.family === 6
       ? ['-6', 'addr', 'add', `${a.addr}/${len}`, 'dev', name, 'nodad']
       : ['addr', 'add', `${a.addr}/${len}`, 'dev', name];
     await step(`cannot add address ${a.text}`, viaLib, ipArgs);
   }
-  if (up) await step('cannot bring the link up', () => lib.tuntapSetUp(name), ['link', 'set', 'dev', name, 'up']);
+  if (up) await step('cannot bring the link up', () => lib!.tuntapSetUp(name), ['link', 'set', 'dev', name, 'up']);
 }
 
 /** Delete the interface (rejects when `ip` fails, e.g. the interface is already gone). */

@@ -44,6 +44,10 @@ export interface Libc {
   recvmmsg(fd: number, vecAddr: number, vlen: number, flags: number, timeoutAddr: number): number;
   poll(fdsAddr: number, nfds: number, timeoutMs: number): number;
   eventfd(initval: number, flags: number): number;
+  /** socketpair(2): the two fds are written at svAddr (two ints); 0 or -1. */
+  socketpair(domain: number, type: number, protocol: number, svAddr: number): number;
+  /** clock_gettime(2): a struct timespec (two 64-bit fields: seconds, nanoseconds) at tsAddr; 0 or -1. */
+  clock_gettime(clock: number, tsAddr: number): number;
   /** errno of the last FFI call on this thread. */
   errno(): number;
   /**
@@ -149,6 +153,8 @@ function bind(koffi: KoffiLike, lib: LibraryHandle): Libc {
     recvmmsg: f('int recvmmsg(int, uintptr_t, unsigned int, int, uintptr_t)'),
     poll: f('int poll(uintptr_t, unsigned long, int)'),
     eventfd: f('int eventfd(unsigned int, int)'),
+    socketpair: f('int socketpair(int, int, int, uintptr_t)'),
+    clock_gettime: f('int clock_gettime(int, uintptr_t)'),
     errno: () => koffi.errno(),
     address,
   };

@@ -36,6 +36,7 @@ export const TUN_F_TSO_ECN = 0x08;
 export const IFNAMSIZ = 16;
 
 // --- sockets ---
+export const AF_UNIX = 1;
 export const AF_INET = 2;
 export const AF_INET6 = 10;
 export const SOCK_DGRAM = 2;
@@ -96,7 +97,9 @@ export const EINVAL = 22;
 export const EMSGSIZE = 90;
 export const ENOPROTOOPT = 92;
 export const EOPNOTSUPP = 95;
+export const EAFNOSUPPORT = 97;
 export const EADDRINUSE = 98;
+export const EADDRNOTAVAIL = 99;
 export const ENETUNREACH = 101;
 export const ENOBUFS = 105;
 export const ECONNREFUSED = 111;

@@ -81,3 +81,66 @@ export class SysMemory {
     return this.dv.getUint16(off, true);
   }
 }
+
+/**
+ * Addresses to pass to FFI calls, kept as V8 heap numbers. An address (a ~47-bit number, never
+ * a small integer) computed right before a call, or read from a class field, is boxed into a new
+ * HeapNumber for every call: 16 bytes of garbage per call, per packet on the hot path. One read
+ * out of an array whose elements are tagged (it also holds a non-number) is passed as the
+ * object it already is. Measured on Node 20 (read(2) on a bad fd, 2M calls, 1 MiB semi-space):
+ * computed address 31 scavenges, class field 32, double array 31, AddressTable 0 (and 18% faster).
+ */
+export class AddressTable {
+  /** [null, address 0, address 1, ...]: the null keeps the elements tagged. */
+  private readonly a: (number | null)[];
+
+  constructor(n: number) {
+    this.a = [null];
+    for (let i = 0; i < n; i++) this.a.push(0.5); // a heap number, never a small integer
+  }
+
+  get size(): number {
+    return this.a.length - 1;
+  }
+
+  /** Set entry i (setup time: boxes the number once). */
+  set(i: number, address: number): void {
+    this.a[i + 1] = address;
+  }
+
+  /** Entry i, as the heap number it is (pass it straight to the call; do no arithmetic on it). */
+  get(i: number): number {
+    return this.a[i + 1] as number;
+  }
+}
+
+/** CLOCK_REALTIME for clock_gettime(2). */
+export const CLOCK_REALTIME = 0;
+
+/**
+ * The wall clock in epoch milliseconds written into a Float64Array, with no allocation:
+ * Date.now() returns a fresh heap number on every call (its value is no small integer), so a
+ * dataplane sampling the time once per batch would allocate once per batch. clock_gettime(2)
+ * through the FFI (vDSO: no system call) writes a timespec into SysMemory; the milliseconds are
+ * computed and stored without the double ever crossing a call.
+ */
+export class SysClock {
+  private readonly ts: number;
+  private readonly at = new AddressTable(1);
+
+  constructor(
+    private readonly libc: Libc,
+    private readonly mem: SysMemory,
+  ) {
+    this.ts = mem.alloc(16);
+    this.at.set(0, mem.addr(this.ts));
+  }
+
+  /** out[0] = now, epoch ms (fractional). */
+  sample(out: Float64Array): void {
+    this.libc.clock_gettime(CLOCK_REALTIME, this.at.get(0));
+    const dv = this.mem.dv;
+    const o = this.ts;
+    out[0] = (dv.getUint32(o, true) + dv.getUint32(o + 4, true) * TWO32) * 1000 + dv.getUint32(o + 8, true) / 1e6;
+  }
+}

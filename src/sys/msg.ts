@@ -13,7 +13,7 @@
  * segment size as a u16 on send; UDP_GRO (type 104) carries it as an int on receive.
  */
 import { SOL_UDP, UDP_GRO, UDP_SEGMENT } from './linux.ts';
-import type { SysMemory } from './memory.ts';
+import { AddressTable, type SysMemory } from './memory.ts';
 
 export const IOVEC_SIZE = 16;
 export const IOV_BASE = 0;
@@ -59,6 +59,22 @@ export const NAME_SPACE = 28;
 export function writeIovec(mem: SysMemory, off: number, addr: number, len: number): void {
   mem.putU64(off + IOV_BASE, addr);
   mem.putU64(off + IOV_LEN, len);
+}
+
+const TWO32 = 4294967296;
+
+/**
+ * An iovec at dv[off] for base + rel, len bytes: for the hot path, where `base` comes boxed out
+ * of an AddressTable and rel/len are small integers, so no call passes a computed address
+ * (which V8 would box: an allocation per call).
+ */
+export function writeIovecAt(dv: DataView, off: number, base: number, rel: number, len: number): void {
+  const a = base + rel;
+  const lo = a >>> 0;
+  dv.setUint32(off, lo, true);
+  dv.setUint32(off + 4, (a - lo) / TWO32, true);
+  dv.setUint32(off + IOV_LEN, len, true);
+  dv.setUint32(off + IOV_LEN + 4, 0, true);
 }
 
 /** Write a whole msghdr (addresses absolute; 0 for NULL). msg_flags is cleared. */
@@ -129,6 +145,8 @@ export class MmsgVector {
   readonly iovOff: number;
   readonly nameOff: number;
   readonly ctlOff: number;
+  /** Each message's address, boxed once (AddressTable: no garbage per call). */
+  private readonly msgAddrs: AddressTable;
 
   constructor(
     readonly mem: SysMemory,
@@ -143,6 +161,8 @@ export class MmsgVector {
     this.iovOff = mem.alloc(count * iovPerMsg * IOVEC_SIZE);
     this.nameOff = mem.alloc(count * NAME_SPACE);
     this.ctlOff = this.ctlSpace > 0 ? mem.alloc(count * this.ctlSpace) : 0;
+    this.msgAddrs = new AddressTable(count);
+    for (let i = 0; i < count; i++) this.msgAddrs.set(i, mem.addr(this.vecOff + i * MMSGHDR_SIZE));
     for (let i = 0; i < count; i++) {
       writeMsghdr(
         mem,
@@ -159,11 +179,11 @@ export class MmsgVector {
 
   /** Address of the mmsghdr array (for sendmmsg/recvmmsg) */
   get addr(): number {
-    return this.mem.addr(this.vecOff);
+    return this.msgAddrs.get(0);
   }
-  /** Address of message i's msghdr (for sendmsg/recvmsg). */
+  /** Address of message i's msghdr (for sendmsg/recvmsg; sendmmsg from message i on). */
   msgAddr(i: number): number {
-    return this.mem.addr(this.vecOff + i * MMSGHDR_SIZE);
+    return this.msgAddrs.get(i);
   }
   msgOff(i: number): number {
     return this.vecOff + i * MMSGHDR_SIZE;

@@ -10,7 +10,7 @@
 import { writeSync } from 'node:fs';
 import { EFD_CLOEXEC, EFD_NONBLOCK } from './linux.ts';
 import type { Libc } from './libc.ts';
-import type { SysMemory } from './memory.ts';
+import { AddressTable, type SysMemory } from './memory.ts';
 
 export const POLLFD_SIZE = 8;
 export const POLLFD_FD = 0;
@@ -20,6 +20,8 @@ export const POLLFD_REVENTS = 6;
 export class PollSet {
   readonly off: number;
   private n = 0;
+  /** The pollfd array's address, kept boxed (AddressTable: no garbage per wait). */
+  private readonly at = new AddressTable(1);
 
   constructor(
     readonly libc: Libc,
@@ -27,6 +29,7 @@ export class PollSet {
     readonly capacity: number,
   ) {
     this.off = mem.alloc(capacity * POLLFD_SIZE);
+    this.at.set(0, mem.addr(this.off));
   }
 
   get size(): number {
@@ -50,7 +53,7 @@ export class PollSet {
 
   /** poll(2) over the set: number of fds ready, 0 on timeout, -1 on error (see libc.errno()). */
   wait(timeoutMs: number): number {
-    return this.libc.poll(this.mem.addr(this.off), this.n, timeoutMs);
+    return this.libc.poll(this.at.get(0), this.n, timeoutMs);
   }
 
   revents(i: number): number {
@@ -73,26 +76,29 @@ export function wakeEventFd(fd: number): void {
 export class EventFd {
   readonly fd: number;
   private readonly scratch: number;
+  private readonly at = new AddressTable(1);
 
-  /** Throws Error with errno when eventfd(2) fails (setup time). */
+  /** Throws Error with errno when eventfd(2) fails (setup time). `fd`: use an eventfd made elsewhere in this process. */
   constructor(
     readonly libc: Libc,
     readonly mem: SysMemory,
+    fd = -1,
   ) {
-    this.fd = libc.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    this.fd = fd >= 0 ? fd : libc.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (this.fd < 0) throw new Error(`eventfd failed: errno ${libc.errno()}`);
     this.scratch = mem.alloc(8);
+    this.at.set(0, mem.addr(this.scratch));
   }
 
   /** Add 1 to the counter (from this thread). */
   wake(): void {
     this.mem.putU64(this.scratch, 1);
-    this.libc.write(this.fd, this.mem.addr(this.scratch), 8);
+    this.libc.write(this.fd, this.at.get(0), 8);
   }
 
   /** Read and reset the counter: how many wakes arrived (0 when none). */
   drain(): number {
-    const n = this.libc.read(this.fd, this.mem.addr(this.scratch), 8);
+    const n = this.libc.read(this.fd, this.at.get(0), 8);
     return n === 8 ? this.mem.getU64(this.scratch) : 0;
   }
 

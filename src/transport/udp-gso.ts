@@ -45,9 +45,11 @@ export interface GsoUdpOptions {
   /** SO_SNDBUFFORCE / SO_RCVBUFFORCE in bytes (needs CAP_NET_ADMIN; ignored when refused). */
   sendBuffer?: number;
   receiveBuffer?: number;
+  /** IPv6 only: false = also carry IPv4 (peers as ::ffff:a.b.c.d). Default true. */
+  v6only?: boolean;
 }
 
-export type GsoUdpResult = { ok: true; sock: GsoUdpSocket } | { ok: false; reason: string };
+export type GsoUdpResult = { ok: true; sock: GsoUdpSocket } | { ok: false; reason: string; errno?: number };
 
 export class GsoUdpSocket {
   /** errno of the last failed call (EAGAIN is reported too: the caller decides). */
@@ -71,6 +73,11 @@ export class GsoUdpSocket {
     this.scratch = scratch;
   }
 
+  /** Wrap a socket opened by open() in another thread of this process (fds are process-wide). */
+  static adopt(libc: Libc, mem: SysMemory, fd: number, family: 4 | 6, port: number, gso: boolean, gro: boolean): GsoUdpSocket {
+    return new GsoUdpSocket(libc, mem, fd, family, port, gso, gro, mem.alloc(NAME_SPACE + 8));
+  }
+
   static open(libc: Libc, mem: SysMemory, opts: GsoUdpOptions): GsoUdpResult {
     const want = opts.family === 4 ? 4 : 16;
     if (opts.address.length !== want) return { ok: false, reason: `IPv${opts.family} address must be ${want} bytes` };
@@ -80,13 +87,13 @@ export class GsoUdpSocket {
     const fail = (what: string): GsoUdpResult => {
       const e = libc.errno();
       libc.close(fd);
-      return { ok: false, reason: `${what}: ${errnoName(e)}` };
+      return { ok: false, reason: `${what}: ${errnoName(e)}`, errno: e };
     };
     const setInt = (level: number, name: number, v: number): boolean => {
       mem.putI32(scratch, v);
       return libc.setsockopt(fd, level, name, mem.addr(scratch), 4) === 0;
     };
-    if (opts.family === 6 && !setInt(IPPROTO_IPV6, IPV6_V6ONLY, 1)) return fail('IPV6_V6ONLY');
+    if (opts.family === 6 && !setInt(IPPROTO_IPV6, IPV6_V6ONLY, opts.v6only === false ? 0 : 1)) return fail('IPV6_V6ONLY');
     if (opts.sendBuffer) setInt(SOL_SOCKET, SO_SNDBUFFORCE, opts.sendBuffer);
     if (opts.receiveBuffer) setInt(SOL_SOCKET, SO_RCVBUFFORCE, opts.receiveBuffer);
     const len =

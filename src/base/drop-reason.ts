@@ -60,6 +60,14 @@ export enum DropReason {
   PoolExhausted = 120,
   PacketTooBig = 121,
   DeviceWriteFailed = 122,
+  /** Fast path, a TUN read with offloads: virtio gso_type not TCP or not the IP version, gso_size 0 (tso-split SPLIT_BAD_GSO). */
+  OffloadBadGso = 123,
+  /** ... lengths, csum_start/offset or the TCP header inconsistent (SPLIT_BAD_HEADER; a NEEDS_CSUM packet whose offsets do not fit). */
+  OffloadBadHeader = 124,
+  /** ... a header layout the splitter does not cut (IPv6 extension headers under TSO: SPLIT_UNSUPPORTED). */
+  OffloadUnsupported = 125,
+  /** ... more segments than one super-packet may have (SPLIT_TOO_MANY). */
+  OffloadTooManySegments = 126,
 
   // --- endpoint / tunnel (140..199)
   NoRoute = 140,

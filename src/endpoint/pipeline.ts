@@ -136,8 +136,18 @@ export class Pipeline {
   private srcIndex = 0;
   /** Peers with a bicast copy configured (mobility handover); 0 = skip the check. */
   private bicasting = 0;
-  /** Clock sampled once per batch. */
-  private nowMs = 0;
+  /** The route of the last super-packet superTarget() approved. */
+  private superRoute = -1;
+  /**
+   * Clock (epoch ms) sampled once per batch, in a typed array: liveness takes the array, never
+   * the number, so no call boxes the time (see PeerLiveness.heardAt).
+   */
+  private readonly clock = new Float64Array(1);
+  /**
+   * Where the clock comes from: null = the `now` option (Date.now(): a heap number per call);
+   * the fast path sets an allocation-free source (sys/memory.ts SysClock).
+   */
+  clockSource: { sample(out: Float64Array): void } | null = null;
   // ---- one burst of packets routed with Router.lookupBatch (the LPM misses of a burst overlap) ----
   /** Packets of the burst, their family and header offset / end in the slab view. */
   private readonly bPkt: (PacketBuffer | null)[] = new Array<PacketBuffer | null>(BATCH_MAX).fill(null);
@@ -169,6 +179,12 @@ export class Pipeline {
     for (const p of opts.peers) {
       if (p !== undefined) this.setTarget(this.router.devIndex(p.name), p.index);
     }
+  }
+
+  private sampleClock(): void {
+    const c = this.clockSource;
+    if (c !== null) c.sample(this.clock);
+    else this.clock[0] = this.o.now();
   }
 
   private setTarget(dev: number, target: number): void {
@@ -205,7 +221,7 @@ export class Pipeline {
 
   /** Batch handler for the device (TUN or memory). */
   readonly fromDevice = (batch: PacketBuffer[], count: number): void => {
-    this.nowMs = this.o.now();
+    this.sampleClock();
     if (this.bBusy) {
       for (let i = 0; i < count; i++) {
         const p = batch[i]!;
@@ -237,7 +253,7 @@ export class Pipeline {
    * given) names each datagram's underlay source, for control messages punted up (onControl).
    */
   readonly fromTransport = (batch: PacketBuffer[], count: number, sources: DatagramSources | null = null): void => {
-    this.nowMs = this.o.now();
+    this.sampleClock();
     const outer = this.sources;
     this.sources = sources;
     if (this.bBusy) {
@@ -310,7 +326,7 @@ export class Pipeline {
   }
 
   private heard(peer: Peer): void {
-    if (peer.liveness.heard(this.nowMs)) this.o.events.onPeerUp(peer);
+    if (peer.liveness.heardAt(this.clock)) this.o.events.onPeerUp(peer);
   }
 
   private control(p: PacketBuffer, peer: Peer): void {
@@ -338,7 +354,7 @@ export class Pipeline {
 
   /** A packet the endpoint itself originated (its stack, its ICMP errors). Takes ownership. */
   readonly fromLocal = (p: PacketBuffer): void => {
-    this.nowMs = this.o.now();
+    this.sampleClock();
     const fam = this.validate(p);
     if (fam === 0) return;
     this.route(p, fam, FROM_LOCAL);
@@ -347,6 +363,57 @@ export class Pipeline {
   /** Forget replay state of a peer (e.g. after its key changed). */
   resetPeer(index: number): void {
     this.controlIn.reset(index);
+  }
+
+  // ---------------------------------------------------------------- fast path: super-packets
+
+  /**
+   * TUN -> UDP, once per TCP super-packet (a device with offloads hands over many segments of
+   * one flow in one read). Decides for all its segments at once what the per-segment path would
+   * decide identically for each: the IP header is valid, the route leads to a peer, the segments
+   * (`segLen` bytes of IP each, the last one shorter) fit that peer's MTU, no bicast copy is to
+   * be made. Returns the peer, or null: then the caller cuts the super-packet and hands each
+   * segment to fromDevice, which decides per segment as for a device without offloads (no
+   * route, routes of type local/blackhole/..., ICMP errors, fragmentation, drops). Does not
+   * take p; changes nothing but the clock and the route remembered for sentSegments.
+   *
+   * Per super-packet: IP header validation, the route lookup (ECMP picks by flow: one nexthop
+   * for all), the MTU check. Per segment, by the caller after cutting: counters of the peer and
+   * the route (sentSegments). Never for a super-packet: the MSS clamp (it touches SYNs, and TSO
+   * runs on established connections: a super-packet is never a SYN) and the source check (it
+   * applies to packets from peers).
+   */
+  superTarget(p: PacketBuffer, fam: 4 | 6, segLen: number): Peer | null {
+    this.sampleClock();
+    const b = p.buf;
+    if (fam === 4) {
+      if (this.v4.wrap(b, p.offset, p.length).validate() !== DropReason.None) return null;
+    } else if (this.v6.wrap(b, p.offset, p.length).check() !== DropReason.None) {
+      return null;
+    }
+    const router = this.router;
+    const id = router.resolve(b, p.offset, fam, p.offset + p.length);
+    if (id < 0 || router.lastType !== RouteType.UNICAST) return null;
+    const nh = router.lastNexthop;
+    const target = nh === null || nh.devIndex < 0 || nh.devIndex >= this.devTarget.length ? TARGET_NONE : this.devTarget[nh.devIndex]!;
+    if (target < 0) return null;
+    const peer = this.peers[target];
+    if (peer === undefined || segLen > peer.mtu || peer.bicastTo !== null || this.transport === null) return null;
+    this.superRoute = id;
+    return peer;
+  }
+
+  /** The segments of the super-packet superTarget() approved went to `peer`: count them (IP bytes in all). */
+  sentSegments(peer: Peer, segments: number, bytes: number): void {
+    peer.txPackets += segments;
+    peer.txBytes += bytes;
+    peer.liveness.sentAt(this.clock);
+    this.router.countUse(this.superRoute, bytes, segments);
+  }
+
+  /** Drop a packet the caller (a fast-path device or transport) could not hand over; counts the reason. */
+  dropFromIo(p: PacketBuffer, reason: DropReason): void {
+    this.drop(p, reason);
   }
 
   // ---------------------------------------------------------------- common
@@ -506,7 +573,7 @@ export class Pipeline {
     const t = this.transport;
     peer.txPackets++;
     peer.txBytes += p.length;
-    peer.liveness.sent(this.nowMs);
+    peer.liveness.sentAt(this.clock);
     if (t === null) return this.drop(p, DropReason.NoSocket);
     if (this.bicasting > 0 && peer.bicastTo !== null) this.bicastCopy(p, peer, t);
     const r = t.send(p, peer.index);
@@ -518,7 +585,7 @@ export class Pipeline {
 
   /** Mobility handover: a copy of p to the peer's second endpoint while the bicast lasts. */
   private bicastCopy(p: PacketBuffer, peer: Peer, t: PacketSender): void {
-    if (this.nowMs >= peer.bicastUntil) {
+    if (this.clock[0]! >= peer.bicastUntil) {
       this.setBicast(peer, null, 0);
       return;
     }

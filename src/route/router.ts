@@ -402,9 +402,9 @@ export class Router {
   bytesOf(id: number): number {
     return this.store.count[2 * id + 1]!;
   }
-  /** Count use of a route (when the caller routed without lookup()). */
-  countUse(id: number, bytes: number): void {
-    this.store.count[2 * id]!++;
+  /** Count use of a route (when the caller routed without lookup()): `packets` packets of `bytes` bytes in all. */
+  countUse(id: number, bytes: number, packets = 1): void {
+    this.store.count[2 * id]! += packets;
     this.store.count[2 * id + 1]! += bytes;
   }
   resetCounters(): void {

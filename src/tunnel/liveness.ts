@@ -43,6 +43,22 @@ export class PeerLiveness {
     this.lastTx = now;
   }
 
+  /**
+   * heard() and sent() with the time in clock[0] (epoch ms): for the dataplane, which keeps its
+   * clock in a Float64Array so that no call takes the time as an argument (V8 boxes a double
+   * passed to a call it did not inline: an allocation per packet).
+   */
+  heardAt(clock: Float64Array): boolean {
+    this.lastRx = clock[0]!;
+    if (this.up) return false;
+    this.up = true;
+    return true;
+  }
+
+  sentAt(clock: Float64Array): void {
+    this.lastTx = clock[0]!;
+  }
+
   /** True when keepalives are configured and nothing was sent for a whole interval. */
   keepaliveDue(now: number): boolean {
     return this.keepaliveMs > 0 && now - this.lastTx >= this.keepaliveMs;

@@ -52,14 +52,16 @@ export class InThreadDataPlane implements DataPlane {
     this.path = opts.path;
     const hooks = opts.hooks;
     core.events.onPeerUp = (peer) => hooks.peerUp(peer.index);
-    if (hooks.control !== undefined) {
-      const control = hooks.control;
-      core.events.onControl = (p, peer, from) => {
-        const bytes = Uint8Array.from(p.bytes());
-        p.release();
-        control({ bytes, from, peer });
-      };
-    }
+  }
+
+  private readonly punt = (p: PacketBuffer, peer: number, from: UnderlayAddress): void => {
+    const bytes = Uint8Array.from(p.bytes());
+    p.release();
+    this.opts.hooks.control({ bytes, from, peer });
+  };
+
+  wantControl(on: boolean): void {
+    this.core.events.onControl = on ? this.punt : undefined;
   }
 
   get listen(): string {
@@ -114,6 +116,7 @@ export class InThreadDataPlane implements DataPlane {
   };
 
   async stop(): Promise<void> {
+    this.core.events.onControl = undefined;
     const t = this.transport;
     this.transport = null;
     this.core.pipeline.transport = null;

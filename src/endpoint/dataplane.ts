@@ -55,11 +55,12 @@ export interface DataPlaneHooks {
    */
   toLocal(p: PacketBuffer): void;
   /**
-   * GUE control messages the data plane does not handle itself: every type but a keepalive
-   * from a configured peer, and control messages from unknown underlay sources. When absent,
-   * they are dropped and counted as today (BadControlMessage, UnknownPeer).
+   * GUE control messages the data plane does not handle itself, while wantControl(true): every
+   * type but a keepalive from a configured peer, and control messages from unknown underlay
+   * sources. Otherwise they are dropped and counted as without a listener (BadControlMessage,
+   * UnknownPeer).
    */
-  control?(msg: ControlDatagram): void;
+  control(msg: ControlDatagram): void;
   /** The device stopped on its own (deleted interface, fatal read error). */
   down(reason: string): void;
   /** One log line (warnings start with "warning:"). */
@@ -157,6 +158,11 @@ export interface DataPlane {
   bicast(peer: number, to: UnderlayAddress | null, untilMs: number): void;
   /** A packet from the endpoint's own stack (takes ownership; the buffer is the control plane's). */
   localOutput(p: PacketBuffer): void;
+  /**
+   * Punt control messages up through hooks.control (true) or drop and count them in the data
+   * plane as without a listener (false, the initial state).
+   */
+  wantControl(on: boolean): void;
 
   /** Counters now (routes only with `withRoutes`). */
   report(withRoutes: boolean): Promise<DataPlaneReport>;

@@ -22,6 +22,8 @@ import { controlLength, KEEPALIVE_BODY_LEN, senderIdFromName } from '../wire/gue
 import { DataPlaneCore } from './dataplane-core.ts';
 import type { ControlDatagram, DataPlane, DataPlaneHooks, DataPlaneReport, PeerSpec, UnderlayAddress } from './dataplane.ts';
 import { InThreadDataPlane } from './dataplane-inthread.ts';
+import { FastPathUnavailable, WorkerDataPlane } from './dataplane-worker.ts';
+import { sysLibc, sysUnavailableReason } from '../sys/libc.ts';
 import { KernelRoutes } from './kernel-routes.ts';
 import { LocalStack, type StackUdpSocket } from './local-stack.ts';
 import type { Peer } from './peer.ts';
@@ -116,6 +118,14 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       errorLimit: this.core.icmpBucket,
     });
     this.core.pipeline.local = this.stack;
+    // control messages are punted up only while someone listens for them
+    const self = this as EventEmitter;
+    self.on('newListener', (event: string | symbol) => {
+      if (event === 'control') queueMicrotask(() => this.dataplane?.wantControl(this.listenerCount('control') > 0));
+    });
+    self.on('removeListener', (event: string | symbol) => {
+      if (event === 'control') this.dataplane?.wantControl(this.listenerCount('control') > 0);
+    });
   }
 
   // The data plane's state on this thread (see `core`).
@@ -178,10 +188,15 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     this.log(`up: ${c.interface.name} mtu ${c.interface.mtu}, listening on ${dp.listen}, ${this.peers.length} peer(s), data path: ${dp.path}`);
   }
 
-  /** The data plane for this endpoint's options (see dataplane.ts), started. */
+  /**
+   * The data plane for this endpoint's options (see dataplane.ts), started: a given device or
+   * userspace mode in-thread; a kernel TUN on the fast path (a worker) where it can run, else
+   * the portable path in-thread, saying why.
+   */
   private async openDataPlane(): Promise<DataPlane> {
     const hooks = this.hooks();
     const o = this.opts;
+    const warmUp = o.warmUp ?? (process.env.IPFERRY_WARMUP !== undefined ? Number(process.env.IPFERRY_WARMUP) || 0 : 24_000);
     let device: PacketDevice | 'memory' | 'tun';
     let path: string;
     if (o.device !== undefined) {
@@ -192,10 +207,25 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       path = 'memory (userspace)';
     } else {
       device = 'tun';
-      path = 'portable (fast path not built yet)';
+      let why = sysLibc() === null ? sysUnavailableReason() : '';
+      if (why === '') {
+        const dp = new WorkerDataPlane(this.core, { hooks, senderId: this.senderId, warmUp, poolSlots: o.poolSlots });
+        dp.wantControl(this.listenerCount('control') > 0);
+        try {
+          await dp.start();
+          this.log(`data plane worker ready (warm-up: ${dp.warmUp.packets} packets in ${Math.round(dp.warmUp.ms)} ms)`);
+          return dp;
+        } catch (e) {
+          if (!(e instanceof FastPathUnavailable)) throw e;
+          why = e.message;
+          this.log(`warning: fast path unavailable, running the portable path: ${why}`);
+        }
+      }
+      path = `portable (${why})`;
     }
-    this.warmUpJit(o.warmUp ?? (process.env.IPFERRY_WARMUP !== undefined ? Number(process.env.IPFERRY_WARMUP) || 0 : 24_000));
+    this.warmUpJit(warmUp);
     const dp = new InThreadDataPlane(this.core, { device, path, hooks });
+    dp.wantControl(this.listenerCount('control') > 0);
     await dp.start();
     return dp;
   }

@@ -1,0 +1,56 @@
+/**
+ * The messages between the control plane (main thread, WorkerDataPlane) and the data-plane
+ * worker (dataplane-worker-main.ts). Main -> worker: posted on a MessagePort, then the worker's
+ * eventfd is written; the worker, blocked in poll, wakes and takes them all in order with
+ * receiveMessageOnPort (it never returns to its event loop). Worker -> main: posted on the same
+ * channel, handled by main's event loop. Plain structured-clone data; control plane only (a
+ * few per second, or per packet for the endpoint's own stack and control messages).
+ */
+import type { Config } from '../config/config.ts';
+import type { RouteSpec } from '../route/types.ts';
+import type { DataPlaneReport, PeerSpec, UnderlayAddress } from './dataplane.ts';
+
+export interface WorkerInit {
+  config: Config;
+  senderId: number;
+  poolSlots: { small: number; large: number };
+  /** fds opened by the main thread (process-wide). */
+  tunFd: number;
+  udpFd: number;
+  udpFamily: 4 | 6;
+  udpPort: number;
+  gso: boolean;
+  gro: boolean;
+  wakeFd: number;
+  /** Punt control messages up (the Endpoint has a 'control' listener or wants them). */
+  control: boolean;
+  /** Packets through the warm-up (0 = none). */
+  warmUp: number;
+  /** Busy-poll after a round, microseconds (0 = block at once). */
+  spinUs: number;
+}
+
+export type ToWorker =
+  | { t: 'stop' }
+  | { t: 'route+'; spec: RouteSpec }
+  | { t: 'route-'; id: number }
+  | { t: 'endpoint'; index: number; to: UnderlayAddress }
+  | { t: 'peer+'; index: number; spec: PeerSpec }
+  | { t: 'peer-'; index: number }
+  | { t: 'peer-down'; index: number }
+  | { t: 'bicast'; peer: number; to: UnderlayAddress | null; until: number }
+  | { t: 'send'; bytes: Uint8Array; to: number | UnderlayAddress }
+  | { t: 'local'; bytes: Uint8Array }
+  | { t: 'report'; id: number; routes: boolean }
+  | { t: 'control'; on: boolean };
+
+export type FromWorker =
+  | { t: 'ready'; warmUpMs: number; warmUpPackets: number }
+  | { t: 'failed'; message: string }
+  | { t: 'peer-up'; index: number }
+  | { t: 'local'; bytes: Uint8Array }
+  | { t: 'control'; bytes: Uint8Array; from: UnderlayAddress; peer: number }
+  | { t: 'report'; id: number; report: DataPlaneReport }
+  | { t: 'log'; line: string }
+  | { t: 'down'; reason: string }
+  | { t: 'stopped'; report: DataPlaneReport };

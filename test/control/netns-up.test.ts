@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCli, startCli } from './cli-helper.ts';
+import { expectedDataPath } from '../support/data-path.ts';
 
 const isRoot = process.getuid?.() === 0;
 const hasTun = existsSync('/dev/net/tun');
@@ -65,6 +66,7 @@ describe.skipIf(!!why)('ipferry up in network namespaces (real endpoint, kernel 
       expect(show.stdout).toContain('interface: ferry0\n');
       expect(show.stdout).toContain(`peer: ${i === 0 ? 'shanghai' : 'beijing'}`);
       expect(show.stdout).toContain('device: kernel TUN');
+      expect(show.stdout.match(/^ {2}data path: (.+)$/m)?.[1]).toMatch(expectedDataPath());
       const routes = await runCli(['show', 'routes', '--interface', 'ferry0'], { prefix: ['ip', 'netns', 'exec', ns] });
       expect(routes.stdout).toMatch(new RegExp(`192\\.168\\.${i === 0 ? 20 : 10}\\.0/24 dev ${i === 0 ? 'shanghai' : 'beijing'}`));
       expect(ip('-n', ns, 'route')).toContain(`192.168.${i === 0 ? 20 : 10}.0/24 dev ferry0`);

@@ -29,6 +29,7 @@ import { DropReason } from '../../src/base/drop-reason.ts';
 import { checksum } from '../../src/wire/checksum.ts';
 import { Ipv4Packet } from '../../src/wire/ipv4.ts';
 import { netnsAvailable, NETNS_SKIP_REASON } from '../support/netns.ts';
+import { expectedDataPath } from '../support/data-path.ts';
 
 const PEER_MTU = 1300;
 
@@ -138,6 +139,15 @@ export function siteSuite(underlay: 4 | 6): void {
       expect(pingUntil(topo, topo.hostA, SITE.gwB.lan4, PEER_MTU - 28, 2, ['-M', 'do']).ok).toBe(true);
       const drops = (await epA.show('stats')).stats.drops as Record<string, number>;
       expect(drops.PacketTooBig).toBeGreaterThanOrEqual(2);
+    });
+
+    it('runs the expected data path and says which in show and in its start line', async () => {
+      const want = expectedDataPath();
+      for (const e of [epA, epB]) {
+        const path = (await e.show('all')).dataplane as string;
+        expect(path).toMatch(want);
+        expect(e.output).toContain(`data path: ${path}`);
+      }
     });
 
     it('pings host to host across the tunnel, v4 and v6', async () => {

@@ -122,6 +122,11 @@ export class FastRig {
     this.buildTraffic();
   }
 
+  /** The engine's UDP port on 127.0.0.1 (where a peer sends to). */
+  get enginePort(): number {
+    return this.engineUdp.port;
+  }
+
   /** Families with traffic (0 when the config has no peer prefix and interface address of one family). */
   get families(): number {
     return this.traffic.length;

@@ -5,7 +5,10 @@
  * bench/zero-alloc-run.ts); the pool's live slots come back to zero after every round and after
  * close, also when something throws inside a round. Skipped where the FFI does not load.
  */
+import dgram from 'node:dgram';
 import { describe, expect, it } from 'vitest';
+import { DropReason } from '../../src/base/drop-reason.ts';
+import { Ipv4Packet } from '../../src/wire/ipv4.ts';
 import { parseConfig } from '../../src/config/config.ts';
 import { DataPlaneCore } from '../../src/endpoint/dataplane-core.ts';
 import { FastRig } from '../../src/endpoint/fast-rig.ts';
@@ -111,4 +114,57 @@ describe.skipIf(skip !== null)('fast engine on stand-in fds', () => {
       expect(core.pools.live).toBe(0);
     });
   }
+});
+
+describe.skipIf(skip !== null)('fast engine: hub forwarding, peer to peer', () => {
+  async function hub(on: boolean) {
+    const config = parseConfig({
+      interface: { name: 'ferry0', address: ['10.0.0.1/24'], mtu: 1400 },
+      hub: on,
+      peers: [
+        { name: 'a', endpoint: '192.0.2.1:6080', routes: ['192.168.20.0/24'] },
+        { name: 'b', endpoint: '192.0.2.2:6080', routes: ['192.168.30.0/24'] },
+      ],
+    });
+    const core = new DataPlaneCore(config, { senderId: 1 });
+    const r = new FastRig(libc!, core);
+    const sa = dgram.createSocket('udp4');
+    const sb = dgram.createSocket('udp4');
+    const got: Buffer[] = [];
+    sb.on('message', (m) => got.push(m));
+    await Promise.all([sa, sb].map((s) => new Promise<void>((res) => s.bind(0, '127.0.0.1', () => res()))));
+    core.setPeerEndpoint(0, { family: 4, address: Uint8Array.of(127, 0, 0, 1), port: sa.address().port });
+    core.setPeerEndpoint(1, { family: 4, address: Uint8Array.of(127, 0, 0, 1), port: sb.address().port });
+    // a UDP packet from a's site to b's site, TTL 64
+    const pkt = Buffer.from('4500002000004000401100000a0000000a0000000fa00fa1000c00006869212121', 'hex').subarray(0, 32);
+    pkt.set([192, 168, 20, 5], 12);
+    pkt.set([192, 168, 30, 7], 16);
+    new Ipv4Packet(pkt, 0, pkt.length).fillChecksum();
+    await new Promise<void>((res) => sa.send(pkt, r.enginePort, '127.0.0.1', () => res()));
+    for (let i = 0; i < 50 && got.length === 0; i++) {
+      r.engine.runOnce(0);
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    const result = { got, forwarded: core.pipeline.forwarded, drops: core.drops.toJSON(), live: packetsLive(core, r) };
+    r.close();
+    sa.close();
+    sb.close();
+    expect(core.pools.live).toBe(0);
+    return result;
+  }
+
+  it('hub on: a packet from one peer to another peer\'s prefix goes out to that peer, TTL minus one', async () => {
+    const r = await hub(true);
+    expect(r.got.length).toBe(1);
+    expect(r.got[0]![8]).toBe(63);
+    expect(new Ipv4Packet(r.got[0]!, 0, r.got[0]!.length).validate()).toBe(DropReason.None);
+    expect(r.forwarded).toBe(1);
+    expect(r.live).toBe(0);
+  });
+
+  it('hub off: dropped as HubDisabled', async () => {
+    const r = await hub(false);
+    expect(r.got.length).toBe(0);
+    expect(r.drops).toEqual({ HubDisabled: 1 });
+  });
 });

@@ -79,6 +79,8 @@ export enum DropReason {
   ReplayedMessage = 154,
   TableFull = 155,
   HubDisabled = 156,
+  /** Released after an exception inside the dataplane (a bug or a throwing callback; counted, reported). */
+  InternalError = 157,
 }
 
 /** Every reason's name, indexed by its number (for stats output). */

@@ -4,7 +4,20 @@
  * TUN gone, every pool slot back). Control-plane code: it may allocate freely.
  *
  * Events (typed, see EndpointEvents): 'peer-up' / 'peer-down' (Peer), 'drop' (per-reason counts,
- * at most once a second), 'error' (the device went away).
+ * at most once a second), 'error' (the device went away), 'internal-error' (an exception the
+ * endpoint caught and survived).
+ *
+ * No event can crash the process or stop the dataplane:
+ * - A listener that throws is isolated: the other listeners and the packet that raised the event
+ *   carry on; the exception is counted (stats extra.listenerErrors) and reported as
+ *   'internal-error' (where: "listener 'peer-up'", ...). Likewise a 'message' listener of a stack
+ *   UDP socket.
+ * - An exception inside the dataplane (a bug; a checked accessor in a fuzz run) is caught per
+ *   batch: what the batch held is released and counted as InternalError drops, the exception is
+ *   counted (extra.internalErrors) and reported as 'internal-error'; the next batch runs.
+ * - Nobody listening: 'internal-error' becomes a warning line in the log (at most one a second,
+ *   with the count), and 'error' an "error:" line — never thrown. (Node's EventEmitter throws an
+ *   'error' nobody listens to, which would crash a library user's process from a dataplane event.)
  */
 import { EventEmitter } from 'node:events';
 import type { Config } from '../config/config.ts';
@@ -50,7 +63,10 @@ export interface EndpointEvents {
   'peer-up': [peer: Peer];
   'peer-down': [peer: Peer];
   drop: [event: DropEvent];
+  /** The endpoint cannot go on (the device went away): `ipferry up` stops on it. */
   error: [error: Error];
+  /** An exception caught and survived; `where` says whose: "pipeline", "stack", "device", "listener 'peer-up'", ... */
+  'internal-error': [error: Error, where: string];
 }
 
 export interface EndpointOptions {
@@ -95,6 +111,13 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   private timer: NodeJS.Timeout | null = null;
   private running = false;
   private readonly lastDrops = new Float64Array(256);
+  /** Exceptions caught inside the dataplane and the endpoint's own timers (see the header). */
+  internalErrors = 0;
+  /** Event listeners (ours and the stack sockets') that threw. */
+  listenerErrors = 0;
+  /** Unheard 'internal-error's: last log line (ms) and how many since. */
+  private lastErrorLog = -Infinity;
+  private unloggedErrors = 0;
 
   constructor(config: Config, opts: EndpointOptions = {}) {
     super();
@@ -143,7 +166,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       hub: config.hub,
       senderId: this.senderId,
       now: () => Date.now(),
-      events: { onPeerUp: (p) => this.peerUp(p) },
+      events: { onPeerUp: (p) => this.peerUp(p), onError: (e) => this.internalError(e, 'pipeline') },
     });
     this.stack = new LocalStack({
       pools: this.pools,
@@ -151,6 +174,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       output: this.pipeline.fromLocal,
       drops: this.drops,
       errorLimit: icmpBucket,
+      onError: (e, where) => this.internalError(e, where),
     });
     this.pipeline.local = this.stack;
   }
@@ -189,10 +213,14 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       await t.start(); // throws when a peer's endpoint is of a family the socket cannot carry
       this.transport = t;
       this.pipeline.transport = t;
-      dev.start(this.pipeline.fromDevice, (why) => {
-        this.log(`device ${dev.name} went down: ${why}`);
-        this.emit('error', new Error(`device ${dev.name} went down: ${why}`));
-      });
+      dev.start(
+        this.pipeline.fromDevice,
+        (why) => {
+          this.log(`device ${dev.name} went down: ${why}`);
+          this.fatal(new Error(`device ${dev.name} went down: ${why}`));
+        },
+        (e) => this.internalError(e, 'device'),
+      );
       if (c.kernelRoutes && this.opts.device === undefined && this.opts.tun !== false) {
         this.kernelRoutes = new KernelRoutes(c.interface.name, this.log);
         const prefixes = kernelPrefixes(c);
@@ -259,17 +287,22 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   }
 
   private tick(): void {
-    const now = Date.now();
-    this.stack.poll();
-    this.emitDrops();
-    for (const p of this.peers) {
-      const l = p.liveness;
-      if (l.keepaliveDue(now)) this.sendKeepalive(p);
-      if (l.expire(now)) {
-        this.log(`peer ${p.name} down (nothing heard for ${Math.round((now - l.lastRx) / 1000)} s)`);
-        this.emit('peer-down', p);
+    try {
+      const now = Date.now();
+      this.stack.poll();
+      this.emitDrops();
+      for (const p of this.peers) {
+        const l = p.liveness;
+        if (l.keepaliveDue(now)) this.sendKeepalive(p);
+        if (l.expire(now)) {
+          this.log(`peer ${p.name} down (nothing heard for ${Math.round((now - l.lastRx) / 1000)} s)`);
+          this.safeEmit('peer-down', p);
+        }
       }
+    } catch (e) {
+      this.internalError(e, 'timer');
     }
+    this.logUnheardErrors();
   }
 
   /** Per-reason 'drop' events for what changed since the last tick (only when someone listens). */
@@ -280,9 +313,68 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       const d = c[i]! - this.lastDrops[i]!;
       if (d > 0) {
         this.lastDrops[i] = c[i]!;
-        this.emit('drop', { reason: DROP_REASON_NAMES[i] ?? `reason${i}`, count: d, total: c[i]! });
+        this.safeEmit('drop', { reason: DROP_REASON_NAMES[i] ?? `reason${i}`, count: d, total: c[i]! });
       }
     }
+  }
+
+  /**
+   * Emit an event with every listener isolated: one that throws is counted and reported as
+   * 'internal-error', and the listeners after it still run.
+   */
+  private safeEmit<K extends 'peer-up' | 'peer-down' | 'drop'>(event: K, ...args: EndpointEvents[K]): void {
+    const listeners = this.listeners(event) as ((...a: EndpointEvents[K]) => void)[];
+    for (const l of listeners) {
+      try {
+        l.apply(this, args);
+      } catch (e) {
+        this.listenerErrors++;
+        this.internalError(e, `listener '${event}'`);
+      }
+    }
+  }
+
+  /** An exception caught and survived: counted; 'internal-error' if someone listens, else the log. Never throws. */
+  private internalError(e: unknown, where: string): void {
+    if (!where.startsWith('listener')) this.internalErrors++;
+    const err = e instanceof Error ? e : new Error(String(e));
+    if (this.listenerCount('internal-error') > 0) {
+      try {
+        this.emit('internal-error', err, where);
+        return;
+      } catch {
+        this.listenerErrors++; // an 'internal-error' listener that throws: to the log, no recursion
+      }
+    }
+    this.unloggedErrors++;
+    const now = performance.now();
+    if (now - this.lastErrorLog < 1000) return;
+    this.lastErrorLog = now;
+    this.log(`warning: ${where}: ${err.message.split('\n')[0]} (${this.unloggedErrors} unheard internal error(s))`);
+    this.unloggedErrors = 0;
+  }
+
+  /** Report what a tick found unlogged (errors suppressed by the once-a-second limit). */
+  private logUnheardErrors(): void {
+    if (this.unloggedErrors === 0 || performance.now() - this.lastErrorLog < 1000) return;
+    this.lastErrorLog = performance.now();
+    this.log(`warning: ${this.unloggedErrors} more unheard internal error(s)`);
+    this.unloggedErrors = 0;
+  }
+
+  /** The endpoint cannot go on: 'error' when someone listens, else an "error:" log line (never thrown). */
+  private fatal(err: Error): void {
+    if (this.listenerCount('error') > 0) {
+      try {
+        this.emit('error', err);
+        return;
+      } catch (e) {
+        this.listenerErrors++;
+        this.log(`warning: an 'error' listener threw: ${(e as Error)?.message ?? e}`);
+        return;
+      }
+    }
+    this.log(`error: ${err.message}`);
   }
 
   private sendKeepalive(p: Peer): void {
@@ -299,7 +391,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
 
   private peerUp(p: Peer): void {
     this.log(`peer ${p.name} up (${p.endpointText})`);
-    this.emit('peer-up', p);
+    this.safeEmit('peer-up', p);
   }
 
   /** Counters: device and UDP traffic, ICMP errors sent, drops per reason, pool slots. */
@@ -356,7 +448,12 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
         poolLive: this.pools.live,
         poolCapacity: this.pools.small.slots + this.pools.large.slots,
         poolExhausted: this.pools.small.exhausted + this.pools.large.exhausted,
-        extra: { echoReplies: this.stack.echoReplies, udpDelivered: this.stack.udpDelivered },
+        extra: {
+          echoReplies: this.stack.echoReplies,
+          udpDelivered: this.stack.udpDelivered,
+          internalErrors: this.internalErrors,
+          listenerErrors: this.listenerErrors + this.stack.listenerErrors,
+        },
       },
     };
   }

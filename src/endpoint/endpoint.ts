@@ -42,7 +42,7 @@ import { KernelRoutes } from './kernel-routes.ts';
 import { LocalStack, type StackUdpSocket } from './local-stack.ts';
 import { Peer } from './peer.ts';
 import { Pipeline } from './pipeline.ts';
-import { TokenBucket } from './token-bucket.ts';
+import { IcmpRateLimiter } from './icmp-rate-limit.ts';
 import { buildRouters, kernelPrefixes, STACK_DEV } from './config-routes.ts';
 import { exercisePipeline } from './warm-up.ts';
 
@@ -103,6 +103,8 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   private readonly log: (line: string) => void;
   private readonly opts: EndpointOptions;
   private readonly icmp: IcmpSender;
+  /** ICMP error rate limits: global and per destination (icmp-rate-limit.ts). */
+  readonly icmpLimit: IcmpRateLimiter;
   private readonly fragmenter: Fragmenter;
   private readonly senderId: number;
   /** Our sender id and counter on the control messages (keepalives) we send. */
@@ -145,8 +147,10 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     this.senderId = senderIdFromName(`${ifName}/${process.pid}/${Math.random()}`);
     this.control = new ControlSender(this.senderId);
     const rl = config.icmpRateLimit;
-    const icmpBucket = new TokenBucket(rl.rate, rl.burst, performance.now());
-    this.icmp = new IcmpSender(this.pools, icmpBucket, this.drops, () => performance.now());
+    // One limiter for the pipeline's errors and the stack's, as Linux has one per namespace.
+    const icmpLimit = new IcmpRateLimiter({ rate: rl.rate, burst: rl.burst, perDestinationMs: rl.perDestinationMs, now: performance.now() });
+    this.icmpLimit = icmpLimit;
+    this.icmp = new IcmpSender(this.pools, icmpLimit, this.drops, () => performance.now());
     this.icmp.srcV4 = icmpSourceV4(config, this.log);
     const v6 = config.stack.address.find((a) => a.family === 6) ?? config.interface.address.find((a) => a.family === 6);
     if (v6) this.icmp.srcV6 = v6.bytes;
@@ -173,7 +177,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       addresses: config.stack.address.map((a) => ({ family: a.family, bytes: a.bytes })),
       output: this.pipeline.fromLocal,
       drops: this.drops,
-      errorLimit: icmpBucket,
+      errorLimit: icmpLimit,
       onError: (e, where) => this.internalError(e, where),
     });
     this.pipeline.local = this.stack;

@@ -52,7 +52,7 @@ import { IPV4_DST, IPV4_HEADER_LEN, IPV4_SRC, Ipv4Packet } from '../wire/ipv4.ts
 import { IPV6_DST, IPV6_HEADER_LEN, IPV6_SRC, Ipv6Packet, writeIpv6Header } from '../wire/ipv6.ts';
 import { UDP_HEADER_LEN, UdpPacket } from '../wire/udp.ts';
 import { EMPTY_BYTES } from '../wire/view.ts';
-import type { TokenBucket } from './token-bucket.ts';
+import type { IcmpRateLimiter } from './icmp-rate-limit.ts';
 
 /** Room for an ICMP error of either family: the IPv6 minimum MTU. */
 const ERROR_ROOM = IPV6_MIN_MTU;
@@ -69,7 +69,7 @@ export interface LocalStackOptions {
   now?: () => number;
   ttl?: number;
   /** Rate limit for the ICMP errors the stack sends (port unreachable...); none when absent. */
-  errorLimit?: TokenBucket;
+  errorLimit?: IcmpRateLimiter;
   /** Told about exceptions caught in input (where "stack") and thrown by socket listeners ("listener 'message'"). Must not throw. */
   onError?: (err: unknown, where: string) => void;
 }
@@ -122,7 +122,7 @@ export class LocalStack {
   private readonly drops: DropCounters;
   private readonly now: () => number;
   private readonly ttl: number;
-  private readonly errorLimit: TokenBucket | null;
+  private readonly errorLimit: IcmpRateLimiter | null;
   private readonly sockets = new Map<number, StackUdpSocket>();
   private readonly pings = new Map<number, PendingPing>();
   private readonly chain = new Ipv6Chain();
@@ -324,13 +324,16 @@ export class LocalStack {
 
   private unreachable(p: PacketBuffer, fam: 4 | 6, type: number, code: number, param = 0): void {
     this.drop(p, DropReason.NotForUs, false);
-    if (this.errorLimit !== null && !this.errorLimit.take(this.now())) {
-      this.drops.count(DropReason.IcmpRateLimited);
-      this.release(p);
-      return;
-    }
     const b = p.buf;
     const off = p.offset;
+    if (this.errorLimit !== null) {
+      const r = this.errorLimit.check(fam, type, code, b, off + (fam === 4 ? IPV4_SRC : IPV6_SRC), this.now());
+      if (r !== DropReason.None) {
+        this.drops.count(r);
+        this.release(p);
+        return;
+      }
+    }
     // We answer from the address the packet was sent to.
     const ours = fam === 4 ? b.subarray(off + IPV4_DST, off + IPV4_DST + 4) : b.subarray(off + IPV6_DST, off + IPV6_DST + 16);
     const q = this.pools.acquire(ERROR_ROOM);
@@ -359,6 +362,11 @@ export class LocalStack {
   }
 
   private timeExceeded(fam: 4 | 6, buf: Buffer, off: number, len: number): void {
+    if (this.errorLimit !== null) {
+      const type = fam === 4 ? ICMP_TIME_EXCEEDED : ICMPV6_TIME_EXCEEDED;
+      const r = this.errorLimit.check(fam, type, fam === 4 ? ICMP_EXC_FRAGTIME : TIME_EXCEEDED_REASSEMBLY, buf, off + (fam === 4 ? IPV4_SRC : IPV6_SRC), this.now());
+      if (r !== DropReason.None) return this.drops.count(r);
+    }
     const q = this.pools.acquire(ERROR_ROOM);
     if (q === null) return;
     const out = q.buf.subarray(0, q.offset + ERROR_ROOM);

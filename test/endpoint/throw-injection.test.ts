@@ -32,7 +32,7 @@ const CONFIG = {
     { name: 'shanghai', endpoint: '127.0.0.1:6081', routes: ['192.168.20.0/24', 'fd00:20::/64'], mtu: 1300 },
     { name: 'hangzhou', endpoint: '127.0.0.1:6082', routes: ['192.168.30.0/24', 'fd00:30::/64'] },
   ],
-  icmpRateLimit: { rate: 1_000_000, burst: 1_000_000 },
+  icmpRateLimit: { rate: 1_000_000, burst: 1_000_000, perDestinationMs: 0 },
 };
 
 const ip4 = (s: string) => s.split('.').reduce((a, x) => a * 256 + Number(x), 0);

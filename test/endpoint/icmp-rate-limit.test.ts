@@ -137,7 +137,7 @@ function setup(extra: Record<string, unknown> = {}) {
     (p) => sent.push(Buffer.from(p.bytes())),
   );
   // The ICMP clock, frozen: what passes is decided by the buckets alone, not by how fast this runs.
-  (ep as unknown as { icmp: { now: () => number } }).icmp.now = () => 1000;
+  (ep.core.icmp as unknown as { now: () => number }).now = () => 1000;
   const pool = ep.pools.small;
   const batch = (bytes: Buffer[]) => {
     const ps: PacketBuffer[] = bytes.map((b) => {

@@ -11,6 +11,7 @@ import type { BatchHandler, DownHandler, PacketDevice } from '../../src/device/d
 import { MemoryDevice } from '../../src/device/memory-device.ts';
 import { Endpoint } from '../../src/endpoint/endpoint.ts';
 import type { InThreadDataPlane } from '../../src/endpoint/dataplane-inthread.ts';
+import { controlLength, emitControl } from '../../src/wire/gue.ts';
 import { Ipv4Packet } from '../../src/wire/ipv4.ts';
 import { kernelFixture } from '../support/pcap.ts';
 
@@ -145,6 +146,21 @@ describe('Endpoint errors nobody listens to', () => {
     };
     await sendAll(8);
     router.lookupBatch = orig;
+    // A control message for the control plane (not a keepalive): a throwing 'control' listener
+    // is isolated too, the next listener gets it.
+    const got: number[] = [];
+    ep.on('control', () => {
+      throw new Error('control listener bug');
+    });
+    ep.on('control', (m) => got.push(m.peer));
+    const ctl = Buffer.alloc(controlLength(4, false));
+    const n = emitControl(ctl, 0, { ctype: 131, senderId: 7, counter: 1, body: Buffer.alloc(4) });
+    const rx0 = transport().stats.rxPackets;
+    peer.send(ctl.subarray(0, n), transport().localAddress.port, '127.0.0.1');
+    for (let t = 0; t < 100 && got.length === 0; t++) await new Promise((r) => setTimeout(r, 10));
+    expect(transport().stats.rxPackets).toBe(rx0 + 1);
+    expect(got).toEqual([0]);
+    expect(ep.stats().extra!.listenerErrors).toBe(2);
     expect(ep.stats().extra!.internalErrors).toBeGreaterThanOrEqual(1);
     expect(transport().stats.rxErrors).toBe(0); // nothing reached the batcher's catch
     expect(ep.pools.live).toBe(0);

@@ -25,14 +25,14 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BenchSection } from './run.ts';
 import { benchDate, machineText } from './machine.ts';
-import { haveCommand, isRoot, SITE, SiteTopology } from '../examples/site-topology.ts';
+import { haveCommand, isRoot, SITE, SiteTopology, sleep } from '../examples/site-topology.ts';
 import { captureHops, hopDelays, type HopFilter } from './e2e/hops.ts';
-import { clockTicksPerSecond, irqTimeAccounting, readProcCpu, runIperf3, runPing, type Keep } from './e2e/measure.ts';
+import { clockTicksPerSecond, irqTimeAccounting, machineCpu, readProcCpu, runIperf3, runPing, type Keep } from './e2e/measure.ts';
 import type { Iperf3Run, Iperf3Tcp, Iperf3Udp } from './e2e/parse.ts';
 import { addLane, ipferryUp, lane, openvpnUp, routedUp, type IpferryPair, type OpenVpnPair, type PathProcess } from './e2e/paths.ts';
 import { renderReport, type HopRow, type PathResult, type RoundResult, type Transfer } from './e2e/report.ts';
@@ -123,6 +123,12 @@ export default async function e2eBench(): Promise<BenchSection> {
     keepDir ? (name, text) => writeFileSync(join(keepDir, `${prefix}-${name.replace(/[^\w.=-]+/g, '_')}.txt`), text) : undefined;
   const notes: string[] = [];
   const ticks = clockTicksPerSecond();
+  // how busy the machine is before we start (other work shares these cores)
+  const idleBefore = machineCpu();
+  await sleep(2000);
+  const idleAfter = machineCpu();
+  const busyBefore = idleBefore && idleAfter ? (idleAfter.busy - idleBefore.busy) / Math.max(1, idleAfter.total - idleBefore.total) : null;
+  const load0 = loadavg()[0]!;
 
   let cli: string;
   try {
@@ -317,6 +323,10 @@ export default async function e2eBench(): Promise<BenchSection> {
     removeDir();
     process.removeListener('exit', removeDir);
   }
+  notes.push(
+    `Machine before the run: ${busyBefore === null ? '?' : `${(100 * busyBefore).toFixed(0)}%`} of all ${cpus().length} CPUs busy with other work (2 s sample); ` +
+      `load average ${load0.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end.`,
+  );
   const left = topo.leftovers();
   if (left.length > 0) notes.push(`Namespaces left behind: ${left.join(', ')}.`);
 

@@ -86,7 +86,7 @@ export function barChartSvg(spec: ChartSpec): string {
       parts.push(`<g class="panel">`);
       parts.push(
         `<text x="${r1(x0)}" y="${r1(y + 15)}" font-size="13" font-weight="600">${escapeXml(p.title)}` +
-          `<tspan font-weight="400" fill="#555">&#160;— ${escapeXml(p.unit)}, ${p.better} is better</tspan></text>`,
+          `<tspan dx="6" font-weight="400" fill="#555">— ${escapeXml(p.unit)}, ${p.better} is better</tspan></text>`,
       );
       p.bars.forEach((b, j) => {
         const by = y + CHART.panelTitle + j * CHART.barPitch;

@@ -79,3 +79,16 @@ export function irqTimeAccounting(): boolean | null {
     return null;
   }
 }
+
+/** Busy and total jiffies of all CPUs so far (/proc/stat's first line: all but idle and iowait are busy). */
+export function machineCpu(): { busy: number; total: number } | null {
+  try {
+    const first = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
+    const f = first.trim().split(/\s+/).slice(1).map(Number);
+    const total = f.slice(0, 8).reduce((a, b) => a + b, 0); // user..steal (guest is inside user)
+    const idle = (f[3] ?? 0) + (f[4] ?? 0);
+    return { busy: total - idle, total };
+  } catch {
+    return null;
+  }
+}

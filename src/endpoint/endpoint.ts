@@ -7,34 +7,30 @@
  * at most once a second), 'error' (the device went away).
  */
 import { EventEmitter } from 'node:events';
-import type { Config } from '../config/config.ts';
-import type { PeerSnapshot, RouteSnapshot, Snapshot, StatsSnapshot } from './snapshot.ts';
+import { DROP_REASON_NAMES, DropCounters, DropReason } from '../base/drop-reason.ts';
+import type { PacketBuffer, PacketPools } from '../base/pool.ts';
+import { assertResolved, type Config } from '../config/config.ts';
 import type { PacketDevice } from '../device/device.ts';
-import { MemoryDevice } from '../device/memory-device.ts';
-import { openTun } from '../device/tun.ts';
-import { DROP_REASON_NAMES, DropCounters } from '../base/drop-reason.ts';
-import { Fragmenter } from '../frag/fragment.ts';
-import { PacketPools } from '../base/pool.ts';
 import type { AllowedSources } from '../route/allowed.ts';
 import type { Router } from '../route/router.ts';
 import { formatRoute, routeJson } from '../route/text/show.ts';
-import { PeerEndpoints } from '../transport/peer-endpoints.ts';
-import { UdpTransport } from '../transport/udp-transport.ts';
+import type { RouteSpec } from '../route/types.ts';
+import type { PeerEndpoints } from '../transport/peer-endpoints.ts';
 import { ControlSender } from '../tunnel/control.ts';
 import type { AddressBytes } from '../wire/address-text.ts';
 import { controlLength, KEEPALIVE_BODY_LEN, senderIdFromName } from '../wire/gue.ts';
-import { readV4, v4Text } from '../wire/ip.ts';
-import { IcmpSender } from './icmp-sender.ts';
+import { DataPlaneCore } from './dataplane-core.ts';
+import type { ControlDatagram, DataPlane, DataPlaneHooks, DataPlaneReport, PeerSpec, UnderlayAddress } from './dataplane.ts';
+import { InThreadDataPlane } from './dataplane-inthread.ts';
 import { KernelRoutes } from './kernel-routes.ts';
 import { LocalStack, type StackUdpSocket } from './local-stack.ts';
-import { Peer } from './peer.ts';
-import { Pipeline } from './pipeline.ts';
-import { TokenBucket } from './token-bucket.ts';
-import { buildRouters, kernelPrefixes, STACK_DEV } from './config-routes.ts';
+import type { Peer } from './peer.ts';
+import type { Pipeline } from './pipeline.ts';
+import type { PeerSnapshot, RouteSnapshot, ShowWhat, Snapshot, StatsSnapshot } from './snapshot.ts';
+import { kernelPrefixes, STACK_DEV } from './config-routes.ts';
 import { exercisePipeline } from './warm-up.ts';
 
 export { STACK_DEV };
-
 
 /** Drops counted since the previous 'drop' event (emitted at most once a second, per reason). */
 export interface DropEvent {
@@ -51,6 +47,12 @@ export interface EndpointEvents {
   'peer-down': [peer: Peer];
   drop: [event: DropEvent];
   error: [error: Error];
+  /**
+   * A GUE control message the data plane does not handle itself (any type but a keepalive from
+   * a peer, or from an unknown underlay source): only delivered while someone listens; without
+   * a listener such messages are dropped and counted as before.
+   */
+  control: [msg: ControlDatagram];
 }
 
 export interface EndpointOptions {
@@ -71,23 +73,20 @@ export interface EndpointOptions {
 
 export class Endpoint extends EventEmitter<EndpointEvents> {
   readonly config: Config;
-  readonly pools: PacketPools;
-  readonly router: Router;
-  readonly allowed: AllowedSources;
-  /** Each peer's underlay endpoint, the one record (shared with the transport; mobility moves peers here). */
-  readonly endpoints = new PeerEndpoints();
-  readonly peers: Peer[];
-  readonly drops = new DropCounters();
+  /**
+   * The data plane's state on this thread. With the in-thread data plane (portable path, memory
+   * devices) it is the live data plane; with the worker data plane it is the control plane's
+   * mirror (peers and routes as configured, counters copied from the worker's reports) and its
+   * pools serve the endpoint's own stack.
+   */
+  readonly core: DataPlaneCore;
   readonly stack: LocalStack;
-  readonly pipeline: Pipeline;
-  device: PacketDevice | null = null;
-  transport: UdpTransport | null = null;
+  /** The running data plane (null before start and after stop). */
+  dataplane: DataPlane | null = null;
   startedAt = 0;
 
   private readonly log: (line: string) => void;
   private readonly opts: EndpointOptions;
-  private readonly icmp: IcmpSender;
-  private readonly fragmenter: Fragmenter;
   private readonly senderId: number;
   /** Our sender id and counter on the control messages (keepalives) we send. */
   private readonly control: ControlSender;
@@ -95,104 +94,71 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   private timer: NodeJS.Timeout | null = null;
   private running = false;
   private readonly lastDrops = new Float64Array(256);
+  /** The freshest report of a data plane in another thread (counters are copied from it). */
+  private lastReport: DataPlaneReport | null = null;
+  private ticking = false;
 
   constructor(config: Config, opts: EndpointOptions = {}) {
     super();
+    assertResolved(config); // peer endpoints given as DNS names: resolveConfig first
     this.config = config;
     this.opts = opts;
     this.log = opts.log ?? (() => {});
-    this.pools = new PacketPools({ small: { slots: opts.poolSlots?.small ?? 8192 }, large: { slots: opts.poolSlots?.large ?? 128 } });
-    ({ router: this.router, allowed: this.allowed } = buildRouters(config));
-    const ifName = config.interface.name;
-
-    this.peers = config.peers.map((pc, index) => {
-      this.endpoints.set(index, pc.endpoint.family, pc.endpoint.bytes, pc.endpoint.port);
-      return new Peer({
-        index,
-        name: pc.name,
-        endpoints: this.endpoints,
-        routes: pc.routes,
-        mtu: pc.mtu,
-        keepalive: pc.keepalive,
-        key: pc.key,
-        mss: pc.mss,
-      });
-    });
-
-    this.senderId = senderIdFromName(`${ifName}/${process.pid}/${Math.random()}`);
+    this.senderId = senderIdFromName(`${config.interface.name}/${process.pid}/${Math.random()}`);
     this.control = new ControlSender(this.senderId);
-    const rl = config.icmpRateLimit;
-    const icmpBucket = new TokenBucket(rl.rate, rl.burst, performance.now());
-    this.icmp = new IcmpSender(this.pools, icmpBucket, this.drops, () => performance.now());
-    this.icmp.srcV4 = icmpSourceV4(config, this.log);
-    const v6 = config.stack.address.find((a) => a.family === 6) ?? config.interface.address.find((a) => a.family === 6);
-    if (v6) this.icmp.srcV6 = v6.bytes;
-    this.fragmenter = new Fragmenter({ pool: this.pools, drops: this.drops });
-
-    this.pipeline = new Pipeline({
-      pools: this.pools,
-      router: this.router,
-      allowed: this.allowed,
-      peers: this.peers,
-      deviceMtu: config.interface.mtu,
-      drops: this.drops,
-      icmp: this.icmp,
-      fragmenter: this.fragmenter,
-      deviceName: ifName,
-      stackName: STACK_DEV,
-      hub: config.hub,
-      senderId: this.senderId,
-      now: () => Date.now(),
-      events: { onPeerUp: (p) => this.peerUp(p) },
-    });
+    this.core = new DataPlaneCore(config, { poolSlots: opts.poolSlots, senderId: this.senderId, log: this.log });
+    this.core.events.onPeerUp = (p) => this.peerUp(p);
     this.stack = new LocalStack({
-      pools: this.pools,
+      pools: this.core.pools,
       addresses: config.stack.address.map((a) => ({ family: a.family, bytes: a.bytes })),
-      output: this.pipeline.fromLocal,
-      drops: this.drops,
-      errorLimit: icmpBucket,
+      output: this.stackOutput,
+      drops: this.core.drops,
+      errorLimit: this.core.icmpBucket,
     });
-    this.pipeline.local = this.stack;
+    this.core.pipeline.local = this.stack;
+  }
+
+  // The data plane's state on this thread (see `core`).
+  get pools(): PacketPools {
+    return this.core.pools;
+  }
+  get router(): Router {
+    return this.core.router;
+  }
+  get allowed(): AllowedSources {
+    return this.core.allowed;
+  }
+  /** Each peer's underlay endpoint, the one record (mobility moves peers here, or with setPeerEndpoint). */
+  get endpoints(): PeerEndpoints {
+    return this.core.endpoints;
+  }
+  /** The peers (a removed peer leaves a hole); with a worker data plane their counters are copies. */
+  get peers(): (Peer | undefined)[] {
+    return this.core.peers;
+  }
+  get drops(): DropCounters {
+    return this.core.drops;
+  }
+  get pipeline(): Pipeline {
+    return this.core.pipeline;
+  }
+  /** The in-thread data plane's device (null with a worker data plane). */
+  get device(): PacketDevice | null {
+    return this.dataplane instanceof InThreadDataPlane ? this.dataplane.device : null;
+  }
+
+  /** Which data path runs ('' before start): see DataPlane.path. */
+  get dataplanePath(): string {
+    return this.dataplane?.path ?? '';
   }
 
   /** Open the device and the socket, install kernel routes, start the timers. */
   async start(): Promise<void> {
     if (this.running) return;
     const c = this.config;
-    this.warmUpJit(this.opts.warmUp ?? (process.env.IPFERRY_WARMUP !== undefined ? Number(process.env.IPFERRY_WARMUP) || 0 : 24_000));
-    const dev =
-      this.opts.device ??
-      (this.opts.tun === false
-        ? new MemoryDevice({ name: c.interface.name, mtu: c.interface.mtu, pool: this.pools.small })
-        : await openTun({
-            name: c.interface.name,
-            mtu: c.interface.mtu,
-            addresses: c.interface.address.map((a) => a.text),
-            pool: this.pools.small,
-          }));
-    this.device = dev;
-    this.pipeline.device = dev;
+    const dp = await this.openDataPlane();
+    this.dataplane = dp;
     try {
-      const listen = c.listen;
-      const anyV6 = this.peers.some((p) => p.family === 6);
-      const anyV4 = this.peers.some((p) => p.family === 4);
-      const host = listen.host ?? (anyV6 ? '::' : '0.0.0.0');
-      const t = new UdpTransport({
-        address: host,
-        port: listen.port,
-        ipv6Only: !(anyV4 && anyV6 && listen.host === null),
-        pools: this.pools,
-        endpoints: this.endpoints,
-        onBatch: this.pipeline.fromTransport,
-        onError: (e) => this.log(`warning: udp: ${e.message}`),
-      });
-      await t.start(); // throws when a peer's endpoint is of a family the socket cannot carry
-      this.transport = t;
-      this.pipeline.transport = t;
-      dev.start(this.pipeline.fromDevice, (why) => {
-        this.log(`device ${dev.name} went down: ${why}`);
-        this.emit('error', new Error(`device ${dev.name} went down: ${why}`));
-      });
       if (c.kernelRoutes && this.opts.device === undefined && this.opts.tun !== false) {
         this.kernelRoutes = new KernelRoutes(c.interface.name, this.log);
         const prefixes = kernelPrefixes(c);
@@ -208,8 +174,55 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     this.timer = setInterval(() => this.tick(), 1000);
     this.timer.unref();
     // Say hello at once so peers with keepalives see us up without waiting a whole interval.
-    for (const p of this.peers) if (p.keepaliveMs > 0) this.sendKeepalive(p);
-    this.log(`up: ${c.interface.name} mtu ${c.interface.mtu}, listening on ${this.transport!.listenText}, ${this.peers.length} peer(s)`);
+    for (const p of this.peers) if (p !== undefined && p.keepaliveMs > 0) this.sendKeepalive(p);
+    this.log(`up: ${c.interface.name} mtu ${c.interface.mtu}, listening on ${dp.listen}, ${this.peers.length} peer(s), data path: ${dp.path}`);
+  }
+
+  /** The data plane for this endpoint's options (see dataplane.ts), started. */
+  private async openDataPlane(): Promise<DataPlane> {
+    const hooks = this.hooks();
+    const o = this.opts;
+    let device: PacketDevice | 'memory' | 'tun';
+    let path: string;
+    if (o.device !== undefined) {
+      device = o.device;
+      path = `memory (${o.device.name})`;
+    } else if (o.tun === false) {
+      device = 'memory';
+      path = 'memory (userspace)';
+    } else {
+      device = 'tun';
+      path = 'portable (fast path not built yet)';
+    }
+    this.warmUpJit(o.warmUp ?? (process.env.IPFERRY_WARMUP !== undefined ? Number(process.env.IPFERRY_WARMUP) || 0 : 24_000));
+    const dp = new InThreadDataPlane(this.core, { device, path, hooks });
+    await dp.start();
+    return dp;
+  }
+
+  private hooks(): DataPlaneHooks {
+    return {
+      peerUp: (index) => {
+        const p = this.peers[index];
+        if (p === undefined) return;
+        // From a worker: this side's copy learns it here (in-thread the pipeline set it already).
+        if (!p.up) {
+          p.up = true;
+          p.liveness.lastRx = Date.now();
+        }
+        this.peerUp(p);
+      },
+      toLocal: (p) => this.stack.input(p),
+      control: (msg) => {
+        if (this.listenerCount('control') > 0) this.emit('control', msg);
+        else this.drops.count(msg.peer < 0 ? DropReason.UnknownPeer : DropReason.BadControlMessage);
+      },
+      down: (why) => {
+        this.log(why);
+        this.emit('error', new Error(why));
+      },
+      log: this.log,
+    };
   }
 
   /** See warm-up.ts: typical packets through a throwaway pipeline of the same config. */
@@ -226,7 +239,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
 
   /** Remove kernel routes, close socket and device, fail pending pings. Idempotent. */
   async stop(): Promise<void> {
-    if (!this.running && this.device === null) return;
+    if (!this.running && this.dataplane === null) return;
     this.running = false;
     await this.teardown();
     this.log('stopped');
@@ -237,15 +250,70 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     this.timer = null;
     this.kernelRoutes?.remove();
     this.kernelRoutes = null;
-    const t = this.transport;
-    this.transport = null;
-    this.pipeline.transport = null;
-    if (t) await t.close();
-    const d = this.device;
-    this.device = null;
-    this.pipeline.device = null;
-    if (d) await d.close();
+    const dp = this.dataplane;
+    if (dp) {
+      // the last counters of a worker data plane stay readable after stop
+      if (!(dp instanceof InThreadDataPlane)) this.lastReport = await dp.report(true).catch(() => this.lastReport);
+      await dp.stop();
+    }
+    this.dataplane = null;
     this.stack.close();
+  }
+
+  private readonly stackOutput = (p: PacketBuffer): void => {
+    const dp = this.dataplane;
+    if (dp !== null) dp.localOutput(p);
+    else this.core.pipeline.fromLocal(p);
+  };
+
+  // ---------------------------------------------------------------- the boundary, for the control plane
+
+  /** Add a route to the data plane (and this side's mirror). Throws RouteError for a bad spec. */
+  addRoute(spec: RouteSpec): number {
+    const dp = this.dataplane;
+    const id = this.core.addRoute(spec);
+    if (dp !== null && !(dp instanceof InThreadDataPlane)) dp.addRoute(spec);
+    return id;
+  }
+
+  removeRoute(id: number): void {
+    const dp = this.dataplane;
+    this.core.removeRoute(id);
+    if (dp !== null && !(dp instanceof InThreadDataPlane)) dp.removeRoute(id);
+  }
+
+  /** Set or move peer `index`'s underlay endpoint. */
+  setPeerEndpoint(index: number, to: UnderlayAddress): void {
+    const dp = this.dataplane;
+    this.core.setPeerEndpoint(index, to);
+    if (dp !== null && !(dp instanceof InThreadDataPlane)) dp.setPeerEndpoint(index, to);
+  }
+
+  /** Add a peer at run time; returns its index. */
+  addPeer(spec: PeerSpec): number {
+    const index = this.peers.findIndex((p) => p === undefined);
+    const at = index < 0 ? this.peers.length : index;
+    this.core.addPeer(at, spec);
+    const dp = this.dataplane;
+    if (dp !== null && !(dp instanceof InThreadDataPlane)) dp.addPeer(at, spec);
+    return at;
+  }
+
+  removePeer(index: number): void {
+    const dp = this.dataplane;
+    this.core.removePeer(index);
+    if (dp !== null && !(dp instanceof InThreadDataPlane)) dp.removePeer(index);
+  }
+
+  /** Send a control datagram (GUE header first) to a peer or an underlay address. */
+  sendControl(bytes: Uint8Array, to: number | UnderlayAddress): DropReason {
+    return this.dataplane?.sendControl(bytes, to) ?? DropReason.NoSocket;
+  }
+
+  /** Bicast what goes to peer `peer` to `to` as well until `untilMs` (null stops). */
+  bicast(peer: number, to: UnderlayAddress | null, untilMs: number): void {
+    const dp = this.dataplane;
+    if (dp !== null) dp.bicast(peer, to, untilMs);
   }
 
   /** A UDP socket on the endpoint's own stack (inside the tunnel network). */
@@ -253,29 +321,66 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     return this.stack.udpBind(port);
   }
 
-  /** Ping from the endpoint's own stack. */
-  ping(address: string, size = 56, timeoutMs = 2000): Promise<number> {
-    return this.stack.ping(address, size, timeoutMs);
+  /** Ping from the endpoint's own stack (from its first address of the family, or `from`). */
+  ping(address: string, size = 56, timeoutMs = 2000, from?: string): Promise<number> {
+    return this.stack.ping(address, size, timeoutMs, from);
   }
 
   private tick(): void {
+    if (this.ticking) return;
+    const dp = this.dataplane;
+    if (dp !== null && !(dp instanceof InThreadDataPlane)) {
+      // counters and liveness live in the worker: act on a fresh report
+      this.ticking = true;
+      dp.report(false)
+        .then((r) => {
+          this.applyReport(r);
+          this.tickNow();
+        })
+        .catch((e: unknown) => this.log(`warning: data plane report: ${(e as Error).message}`))
+        .finally(() => (this.ticking = false));
+      return;
+    }
+    this.tickNow();
+  }
+
+  private tickNow(): void {
+    if (!this.running) return;
     const now = Date.now();
     this.stack.poll();
     this.emitDrops();
     for (const p of this.peers) {
+      if (p === undefined) continue;
       const l = p.liveness;
       if (l.keepaliveDue(now)) this.sendKeepalive(p);
       if (l.expire(now)) {
+        this.dataplane?.peerDown(p.index);
         this.log(`peer ${p.name} down (nothing heard for ${Math.round((now - l.lastRx) / 1000)} s)`);
         this.emit('peer-down', p);
       }
     }
   }
 
+  /** Copy a worker data plane's counters into this side's peers (liveness: lastRx/lastTx). */
+  private applyReport(r: DataPlaneReport): void {
+    this.lastReport = r;
+    r.peers.forEach((c, i) => {
+      const p = this.peers[i];
+      if (c === null || p === undefined) return;
+      p.rxPackets = c.rxPackets;
+      p.rxBytes = c.rxBytes;
+      p.txPackets = c.txPackets;
+      p.txBytes = c.txBytes;
+      p.drops = c.drops;
+      p.liveness.lastRx = c.lastRx;
+      p.liveness.lastTx = c.lastTx;
+    });
+  }
+
   /** Per-reason 'drop' events for what changed since the last tick (only when someone listens). */
   private emitDrops(): void {
     if (this.listenerCount('drop') === 0) return;
-    const c = this.drops.counts;
+    const c = this.dropCounts();
     for (let i = 1; i < c.length; i++) {
       const d = c[i]! - this.lastDrops[i]!;
       if (d > 0) {
@@ -285,16 +390,23 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     }
   }
 
+  /** Drops by reason: this thread's (the stack's, and the in-thread pipeline's) plus a worker's last report. */
+  private dropCounts(): Float64Array {
+    const r = this.lastReport;
+    if (r === null || this.dataplane instanceof InThreadDataPlane) return this.drops.counts;
+    const out = Float64Array.from(this.drops.counts);
+    for (let i = 0; i < out.length && i < r.drops.length; i++) out[i]! += r.drops[i]!;
+    return out;
+  }
+
   private sendKeepalive(p: Peer): void {
-    const t = this.transport;
-    if (t === null) return;
-    const q = this.pools.acquire(controlLength(KEEPALIVE_BODY_LEN, true));
-    if (q === null) return;
-    q.length = this.control.keepalive(q.buf, q.offset, p.keepaliveMs / 1000, p.key);
+    const dp = this.dataplane;
+    if (dp === null) return;
+    const n = controlLength(KEEPALIVE_BODY_LEN, true);
+    const b = Buffer.alloc(n);
+    const len = this.control.keepalive(b, 0, p.keepaliveMs / 1000, p.key);
     p.liveness.sent(Date.now());
-    p.txPackets++;
-    p.txBytes += q.length;
-    t.send(q, p.index);
+    dp.sendControl(b.subarray(0, len), p.index);
   }
 
   private peerUp(p: Peer): void {
@@ -304,40 +416,69 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
 
   /** Counters: device and UDP traffic, ICMP errors sent, drops per reason, pool slots. */
   stats(): StatsSnapshot {
-    return this.snapshot().stats;
+    return this.snapshot('stats').stats;
   }
 
-  /** Everything `ipferry show` prints. */
-  snapshot(): Snapshot {
+  /**
+   * Everything `ipferry show` prints. The route list (the one part whose cost grows with the
+   * table) only for 'all' and 'routes'; other parts leave `routes` empty. With a worker data
+   * plane the counters are those of its last report (at most a second old while running);
+   * snapshotAsync() asks for fresh ones.
+   */
+  snapshot(what: ShowWhat = 'all'): Snapshot {
+    const dp = this.dataplane;
+    const withRoutes = what === 'all' || what === 'routes';
+    const r = dp instanceof InThreadDataPlane ? dp.reportNow(withRoutes) : this.lastReport;
+    return this.buildSnapshot(r, withRoutes);
+  }
+
+  /** snapshot() with the data plane's counters of this moment (the control socket uses it). */
+  async snapshotAsync(what: ShowWhat = 'all'): Promise<Snapshot> {
+    const dp = this.dataplane;
+    if (dp !== null && !(dp instanceof InThreadDataPlane)) this.applyReport(await dp.report(what === 'all' || what === 'routes'));
+    return this.snapshot(what);
+  }
+
+  private buildSnapshot(r: DataPlaneReport | null, withRoutes: boolean): Snapshot {
     const c = this.config;
-    const peers: PeerSnapshot[] = this.peers.map((p) => ({
-      name: p.name,
-      endpoint: p.endpointText,
-      routes: p.routes.map((r) => r.text),
-      lastRx: p.lastRx || null,
-      lastTx: p.lastTx || null,
-      rxPackets: p.rxPackets,
-      rxBytes: p.rxBytes,
-      txPackets: p.txPackets,
-      txBytes: p.txBytes,
-      drops: p.drops,
-      mtu: p.mtu,
-      keepalive: p.keepaliveMs ? p.keepaliveMs / 1000 : null,
-      up: p.up,
-    }));
-    const routes: RouteSnapshot[] = this.router.list({ table: 'all' }).map((id) => ({
-      text: formatRoute(this.router, id),
-      uses: this.router.packetsOf(id),
-      bytes: this.router.bytesOf(id),
-      json: routeJson(this.router, id) as unknown as RouteSnapshot['json'],
-    }));
-    const d = this.device;
-    const ts = this.transport?.stats;
+    const peers: PeerSnapshot[] = [];
+    for (const p of this.peers) {
+      if (p === undefined) continue;
+      peers.push({
+        name: p.name,
+        endpoint: p.endpointText,
+        routes: p.routes.map((x) => x.text),
+        lastRx: p.lastRx || null,
+        lastTx: p.lastTx || null,
+        rxPackets: p.rxPackets,
+        rxBytes: p.rxBytes,
+        txPackets: p.txPackets,
+        txBytes: p.txBytes,
+        drops: p.drops,
+        mtu: p.mtu,
+        keepalive: p.keepaliveMs ? p.keepaliveMs / 1000 : null,
+        up: p.up,
+      });
+    }
+    const routes: RouteSnapshot[] = !withRoutes
+      ? []
+      : (r?.routes ??
+      this.router.list({ table: 'all' }).map((id) => ({
+        text: formatRoute(this.router, id),
+        uses: this.router.packetsOf(id),
+        bytes: this.router.bytesOf(id),
+        json: routeJson(this.router, id) as unknown as RouteSnapshot['json'],
+      })));
+    const inThread = r === null || this.dataplane instanceof InThreadDataPlane;
+    const drops = new DropCounters();
+    drops.counts.set(this.dropCounts());
+    const stackPools = this.pools;
     return {
       interface: c.interface.name,
-      listen: this.transport?.listenText ?? '',
+      listen: this.dataplane?.listen ?? '',
       pid: process.pid,
-      device: d instanceof MemoryDevice ? 'memory' : 'tun',
+      device: this.opts.device !== undefined || this.opts.tun === false ? 'memory' : 'tun',
+      dataplane: this.dataplanePath,
       mtu: c.interface.mtu,
       addresses: c.interface.address.map((a) => a.text),
       stackAddresses: c.stack.address.map((a) => a.text),
@@ -346,44 +487,26 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       routes,
       stats: {
         startedAt: this.startedAt,
-        tunRx: { packets: d?.stats.rxPackets ?? 0, bytes: d?.stats.rxBytes ?? 0 },
-        tunTx: { packets: d?.stats.txPackets ?? 0, bytes: d?.stats.txBytes ?? 0 },
-        udpRx: { packets: ts?.rxPackets ?? 0, bytes: ts?.rxBytes ?? 0 },
-        udpTx: { packets: ts?.txPackets ?? 0, bytes: ts?.txBytes ?? 0 },
-        forwarded: this.pipeline.forwarded,
-        icmpSent: this.icmp.sent + this.stack.errorsSent,
-        drops: this.drops.toJSON(),
-        poolLive: this.pools.live,
-        poolCapacity: this.pools.small.slots + this.pools.large.slots,
-        poolExhausted: this.pools.small.exhausted + this.pools.large.exhausted,
-        extra: { echoReplies: this.stack.echoReplies, udpDelivered: this.stack.udpDelivered },
+        tunRx: r?.tunRx ?? { packets: 0, bytes: 0 },
+        tunTx: r?.tunTx ?? { packets: 0, bytes: 0 },
+        udpRx: r?.udpRx ?? { packets: 0, bytes: 0 },
+        udpTx: r?.udpTx ?? { packets: 0, bytes: 0 },
+        forwarded: r?.forwarded ?? this.pipeline.forwarded,
+        icmpSent: (r?.icmpSent ?? this.core.icmp.sent) + this.stack.errorsSent,
+        drops: drops.toJSON(),
+        // in-thread the report's pools are the stack's too; a worker's pools are its own
+        poolLive: inThread ? (r?.poolLive ?? stackPools.live) : r.poolLive + stackPools.live,
+        poolCapacity: inThread ? (r?.poolCapacity ?? stackPools.small.slots + stackPools.large.slots) : r.poolCapacity,
+        poolExhausted: inThread
+          ? (r?.poolExhausted ?? stackPools.small.exhausted + stackPools.large.exhausted)
+          : r.poolExhausted + stackPools.small.exhausted + stackPools.large.exhausted,
+        extra: {
+          echoReplies: this.stack.echoReplies,
+          udpDelivered: this.stack.udpDelivered,
+          reassemblyBytes: this.stack.reassembler.memory,
+          ...(r?.extra ?? {}),
+        },
       },
     };
   }
 }
-
-/**
- * The IPv4 source of the ICMP errors the endpoint sends (fragmentation needed, unreachable).
- * A stack address is best. Without one, the TUN's own address would not do: it belongs to the
- * kernel behind the TUN, which drops an ICMP error "from itself" as a martian — a PMTU black
- * hole. So take another host address of the TUN's subnet (10.0.0.2 for 10.0.0.1/30), and warn.
- */
-function icmpSourceV4(config: Config, log: (line: string) => void): number {
-  const stack = config.stack.address.find((a) => a.family === 4);
-  if (stack) return readV4(stack.bytes, 0);
-  const ifa = config.interface.address.find((a) => a.family === 4);
-  if (!ifa) return 0;
-  const own = readV4(ifa.bytes, 0);
-  if (ifa.length <= 30) {
-    const hostBits = 32 - ifa.length;
-    const net = hostBits === 32 ? 0 : (own >>> hostBits) << hostBits;
-    const first = (net + 1) >>> 0;
-    const pick = own === first ? (first + 1) >>> 0 : first;
-    const text = v4Text(pick);
-    log(`warning: no IPv4 stack.address: ICMP errors (fragmentation needed) are sent from ${text}, not the kernel's own ${ifa.text}; add a stack address to choose`);
-    return pick;
-  }
-  log(`warning: no IPv4 stack.address and ${ifa.text} leaves no other address: the kernel may drop ICMP fragmentation-needed from its own address (add a stack address)`);
-  return own;
-}
-

@@ -41,6 +41,9 @@ export class Peer {
   txPackets = 0;
   txBytes = 0;
   drops = 0;
+  /** Mobility handover: copies of what goes to this peer also go here until bicastUntil (epoch ms). Set through Pipeline.setBicast. */
+  bicastTo: PeerEndpoint | null = null;
+  bicastUntil = 0;
 
   private readonly endpoints: PeerEndpoints;
 

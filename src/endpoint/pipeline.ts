@@ -19,22 +19,22 @@
  * forwarding paths; ICMP errors (rate-limited) and control messages may allocate.
  */
 import { DropReason, type DropCounters } from '../base/drop-reason.ts';
-import type { PacketDevice } from '../device/device.ts';
 import type { Fragmenter } from '../frag/fragment.ts';
 import type { PacketBuffer, PacketPools } from '../base/pool.ts';
 import type { AllowedSources } from '../route/allowed.ts';
 import { BATCH_MAX, type Router } from '../route/router.ts';
 import type { Nexthop } from '../route/types.ts';
 import { icmpForRouteType, RouteType } from '../route/types.ts';
-import type { Transport } from '../transport/transport.ts';
+import type { PeerEndpoint } from '../transport/peer-endpoints.ts';
 import { ControlReceiver } from '../tunnel/control.ts';
-import { gueClassify, gueHeaderLength, GueKind } from '../wire/gue.ts';
+import { CTYPE_KEEPALIVE, GueHeader, gueClassify, gueHeaderLength, GueKind } from '../wire/gue.ts';
 import { ICMP_DEST_UNREACHABLE, ICMP_EXC_TTL, ICMP_TIME_EXCEEDED, ICMP_UNREACH_FRAG_NEEDED } from '../wire/icmpv4.ts';
 import { ICMPV6_PACKET_TOO_BIG, ICMPV6_TIME_EXCEEDED } from '../wire/icmpv6.ts';
 import { IP_PROTO_TCP, ipVersion, IPV6_MIN_MTU } from '../wire/ip.ts';
 import { IPV4_SRC, Ipv4Packet, ipv4UnfragmentedPayload } from '../wire/ipv4.ts';
 import { ipv6DirectPayload, IPV6_SRC, Ipv6Packet } from '../wire/ipv6.ts';
 import { TCP_HEADER_LEN, TcpPacket } from '../wire/tcp.ts';
+import type { UnderlayAddress } from './dataplane.ts';
 import type { IcmpSender } from './icmp-sender.ts';
 import type { Peer } from './peer.ts';
 
@@ -56,6 +56,33 @@ export interface LocalInput {
 export interface PipelineEvents {
   /** A peer was heard from after being down (or for the first time). */
   onPeerUp(peer: Peer): void;
+  /**
+   * GUE control messages for the control plane (see dataplane.ts): every control type but a
+   * keepalive from a configured peer, and control messages from unknown sources (peer -1).
+   * Takes ownership of p (the whole UDP payload). Absent: dropped and counted as before.
+   */
+  onControl?(p: PacketBuffer, peer: number, from: UnderlayAddress): void;
+}
+
+/** What the pipeline needs of a device: write a packet (the caller keeps and releases it). */
+export interface PacketWriter {
+  write(p: PacketBuffer): boolean;
+  /**
+   * Optional: take ownership of p instead (a device that batches writes, e.g. the fast path's
+   * coalescing TUN writer): it releases p itself, also on failure. Returns false on failure.
+   */
+  take?(p: PacketBuffer): boolean;
+}
+
+/** What the pipeline needs of a transport (Transport has both; ownership as there: always taken). */
+export interface PacketSender {
+  send(p: PacketBuffer, peer: number): DropReason;
+  sendToEndpoint(p: PacketBuffer, to: PeerEndpoint): DropReason;
+}
+
+/** Underlay sources of the datagrams of the batch fromTransport is handling (control plane: may allocate). */
+export interface DatagramSources {
+  source(i: number): UnderlayAddress;
 }
 
 export interface PipelineOptions {
@@ -63,7 +90,8 @@ export interface PipelineOptions {
   router: Router;
   /** Source check: each peer's prefixes, the peer index as the value. */
   allowed: AllowedSources;
-  peers: readonly Peer[];
+  /** Peer by index (a removed peer leaves a hole); peers added later go into the same array. */
+  peers: readonly (Peer | undefined)[];
   /** MTU of the device (TUN): locally originated packets are fragmented to fit it. */
   deviceMtu: number;
   drops: DropCounters;
@@ -82,9 +110,9 @@ export interface PipelineOptions {
 }
 
 export class Pipeline {
-  transport: Transport | null = null;
+  transport: PacketSender | null = null;
   /** Set once the device is open (start), cleared on stop. */
-  device: PacketDevice | null = null;
+  device: PacketWriter | null = null;
   local: LocalInput | null = null;
   /** Peer-to-peer forwards (hub). */
   forwarded = 0;
@@ -92,15 +120,22 @@ export class Pipeline {
   private readonly o: PipelineOptions;
   private readonly router: Router;
   private readonly allowed: AllowedSources;
-  private readonly peers: readonly Peer[];
+  /** Peer by index (holes for removed peers); the array is shared with the data plane core. */
+  private readonly peers: readonly (Peer | undefined)[];
   private readonly drops: DropCounters;
-  /** Router dev index -> target (peer index, TARGET_*). */
-  private readonly devTarget: Int32Array;
+  /** Router dev index -> target (peer index, TARGET_*). Grows as peers are added. */
+  private devTarget: Int32Array;
   /** Control messages in: replay windows, reflection check, what each type means. */
   private readonly controlIn: ControlReceiver;
   private readonly v4 = new Ipv4Packet();
   private readonly v6 = new Ipv6Packet();
   private readonly tcp = new TcpPacket();
+  private readonly gue = new GueHeader(Buffer.alloc(0));
+  /** Sources of the transport batch being handled, and the index in it of the packet at hand. */
+  private sources: DatagramSources | null = null;
+  private srcIndex = 0;
+  /** Peers with a bicast copy configured (mobility handover); 0 = skip the check. */
+  private bicasting = 0;
   /** Clock sampled once per batch. */
   private nowMs = 0;
   // ---- one burst of packets routed with Router.lookupBatch (the LPM misses of a burst overlap) ----
@@ -132,12 +167,38 @@ export class Pipeline {
     this.setTarget(this.router.devIndex(opts.deviceName), TARGET_DEVICE);
     this.setTarget(this.router.devIndex(opts.stackName), TARGET_LOCAL);
     for (const p of opts.peers) {
-      this.setTarget(this.router.devIndex(p.name), p.index);
+      if (p !== undefined) this.setTarget(this.router.devIndex(p.name), p.index);
     }
   }
 
   private setTarget(dev: number, target: number): void {
-    if (dev < this.devTarget.length) this.devTarget[dev] = target;
+    if (dev >= this.devTarget.length) {
+      const t = new Int32Array(Math.max(dev + 1, this.devTarget.length * 2)).fill(TARGET_NONE);
+      t.set(this.devTarget);
+      this.devTarget = t;
+    }
+    this.devTarget[dev] = target;
+  }
+
+  /** A peer was put at peers[peer.index] (control plane): route its dev name to it. */
+  peerAdded(peer: Peer): void {
+    this.setTarget(this.router.devIndex(peer.name), peer.index);
+    this.controlIn.reset(peer.index);
+  }
+
+  /** A peer is about to leave peers[] (control plane): its dev name leads nowhere now. */
+  peerRemoved(peer: Peer): void {
+    this.setTarget(this.router.devIndex(peer.name), TARGET_NONE);
+    this.controlIn.reset(peer.index);
+    if (peer.bicastTo !== null) this.setBicast(peer, null, 0);
+  }
+
+  /** Send copies of peer's datagrams to `to` as well until `untilMs` (null: stop). */
+  setBicast(peer: Peer, to: PeerEndpoint | null, untilMs: number): void {
+    const was = peer.bicastTo !== null;
+    peer.bicastTo = to;
+    peer.bicastUntil = to === null ? 0 : untilMs;
+    this.bicasting += (to !== null ? 1 : 0) - (was ? 1 : 0);
   }
 
   // ---------------------------------------------------------------- device -> ...
@@ -171,23 +232,39 @@ export class Pipeline {
 
   // ---------------------------------------------------------------- UDP -> ...
 
-  /** Batch handler for the transport; p.tag is the sending peer's index or -1. */
-  readonly fromTransport = (batch: PacketBuffer[], count: number): void => {
+  /**
+   * Batch handler for the transport; p.tag is the sending peer's index or -1. `sources` (when
+   * given) names each datagram's underlay source, for control messages punted up (onControl).
+   */
+  readonly fromTransport = (batch: PacketBuffer[], count: number, sources: DatagramSources | null = null): void => {
     this.nowMs = this.o.now();
+    const outer = this.sources;
+    this.sources = sources;
     if (this.bBusy) {
-      for (let i = 0; i < count; i++) this.fromTransportOne(batch[i]!, false);
+      try {
+        for (let i = 0; i < count; i++) {
+          this.srcIndex = i;
+          this.fromTransportOne(batch[i]!, false);
+        }
+      } finally {
+        this.sources = outer;
+      }
       return;
     }
     this.bBusy = true;
     try {
       // Packets of one burst come from any peers: route them in runs of the same sender.
-      for (let i = 0; i < count; i++) this.fromTransportOne(batch[i]!, true);
+      for (let i = 0; i < count; i++) {
+        this.srcIndex = i;
+        this.fromTransportOne(batch[i]!, true);
+      }
       if (this.bCount > 0) this.routeQueued(this.bIngress);
     } catch (e) {
       this.abandonQueued();
       throw e;
     } finally {
       this.bBusy = false;
+      this.sources = outer;
     }
   };
 
@@ -195,6 +272,11 @@ export class Pipeline {
     const idx = p.tag;
     const peer = idx >= 0 ? this.peers[idx] : undefined;
     if (peer === undefined) {
+      // An unknown source may be a mobile node's new care-of address: its control messages go up.
+      if (this.o.events.onControl !== undefined && gueClassify(p.buf, p.offset, p.length) === GueKind.Control) {
+        this.punt(p, -1);
+        return;
+      }
       this.drop(p, DropReason.UnknownPeer);
       return;
     }
@@ -232,6 +314,10 @@ export class Pipeline {
   }
 
   private control(p: PacketBuffer, peer: Peer): void {
+    if (this.o.events.onControl !== undefined && this.gue.wrap(p.buf, p.offset, p.length).protoCtype !== CTYPE_KEEPALIVE) {
+      this.punt(p, peer.index);
+      return;
+    }
     const r = this.controlIn.receive(p.buf, p.offset, p.length, peer.index, peer.key);
     if (r !== DropReason.None) {
       this.dropPeer(p, peer, r);
@@ -239,6 +325,13 @@ export class Pipeline {
     }
     this.heard(peer);
     p.release();
+  }
+
+  /** Hand a control message up (onControl owns p from here; its source from the batch's sources). */
+  private punt(p: PacketBuffer, peer: number): void {
+    const src = this.sources;
+    const from: UnderlayAddress = src !== null ? src.source(this.srcIndex) : { family: 4, address: new Uint8Array(4), port: 0 };
+    this.o.events.onControl!(p, peer, from);
   }
 
   // ---------------------------------------------------------------- local -> ...
@@ -378,6 +471,11 @@ export class Pipeline {
       this.sendFragments(p, fam, mtu, TARGET_DEVICE);
       return;
     }
+    const d = this.device;
+    if (d !== null && d.take !== undefined) {
+      if (!d.take(p)) this.drops.count(DropReason.DeviceWriteFailed);
+      return;
+    }
     this.write(p);
     p.release();
   }
@@ -410,11 +508,28 @@ export class Pipeline {
     peer.txBytes += p.length;
     peer.liveness.sent(this.nowMs);
     if (t === null) return this.drop(p, DropReason.NoSocket);
+    if (this.bicasting > 0 && peer.bicastTo !== null) this.bicastCopy(p, peer, t);
     const r = t.send(p, peer.index);
     if (r !== DropReason.None) {
       this.drops.count(r);
       peer.drops++;
     }
+  }
+
+  /** Mobility handover: a copy of p to the peer's second endpoint while the bicast lasts. */
+  private bicastCopy(p: PacketBuffer, peer: Peer, t: PacketSender): void {
+    if (this.nowMs >= peer.bicastUntil) {
+      this.setBicast(peer, null, 0);
+      return;
+    }
+    const q = this.o.pools.acquire(p.length);
+    if (q === null) {
+      this.drops.count(DropReason.PoolExhausted);
+      return;
+    }
+    q.fill(p.buf, p.offset, p.length);
+    const r = t.sendToEndpoint(q, peer.bicastTo!);
+    if (r !== DropReason.None) this.drops.count(r);
   }
 
   /** Fragment p to `mtu` and send the pieces to a peer (target >= 0) or the device. */

@@ -102,6 +102,8 @@ export interface Transport {
   send(p: PacketBuffer, peer: number): DropReason;
   /** Send to any address:port (control plane, e.g. a mobile node's new address); takes ownership. */
   sendTo(p: PacketBuffer, address: string, port: number): DropReason;
+  /** sendTo an endpoint record (bicast copies, control datagrams to an address); takes ownership. */
+  sendToEndpoint(p: PacketBuffer, to: PeerEndpoint): DropReason;
 }
 
 /** Format address:port for messages ([v6]:port). */
@@ -246,6 +248,18 @@ export abstract class PeerTransport {
 
   lookupPeer(address: string, port: number): number {
     return this.peers.lookup(address, port);
+  }
+
+  sendToEndpoint(p: PacketBuffer, to: PeerEndpoint): DropReason {
+    let address: string;
+    try {
+      address = this.socketAddress(to);
+    } catch {
+      p.release();
+      this.stats.txDropped++;
+      return DropReason.SendFailed;
+    }
+    return this.sendTo(p, address, to.port);
   }
 
   send(p: PacketBuffer, peer: number): DropReason {

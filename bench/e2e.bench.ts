@@ -33,7 +33,7 @@ import { benchDate, machineText } from './machine.ts';
 import { haveCommand, isRoot, SITE, SiteTopology, sleep } from '../examples/site-topology.ts';
 import { captureHops, hopDelays, type HopFilter } from './e2e/hops.ts';
 import { clockTicksPerSecond, irqTimeAccounting, machineCpu, readProcCpu, runIperf3, runPing, type Keep } from './e2e/measure.ts';
-import type { Iperf3Run, Iperf3Tcp, Iperf3Udp } from './e2e/parse.ts';
+import { dataPathKind, type Iperf3Run, type Iperf3Tcp, type Iperf3Udp } from './e2e/parse.ts';
 import { addLane, ipferryUp, lane, openvpnUp, routedUp, type IpferryPair, type OpenVpnPair, type PathProcess } from './e2e/paths.ts';
 import { renderReport, type HopRow, type PathResult, type RoundResult, type Transfer } from './e2e/report.ts';
 
@@ -178,10 +178,13 @@ export default async function e2eBench(): Promise<BenchSection> {
         ipferryPairs.push(pair);
         attach(p, pair.processes, { tun: pair.dev, wan: 'wan0', port: pair.port });
         const [a, b] = pair.reported;
-        const what = a === null && b === null ? varText : a === b ? `${a}` : `gwA ${a ?? '?'}, gwB ${b ?? '?'}`;
-        p.label = `ipferry (${what})`;
+        const kind = (r: string | null) => (r === null ? '?' : `${dataPathKind(r)} path`);
+        const what = a === null && b === null ? varText : kind(a) === kind(b) ? kind(a) : `gwA ${kind(a)}, gwB ${kind(b)}`;
+        p.label = `ipferry (${what}${a === null && b === null ? '' : `, ${varText}`})`;
         p.short = `ipferry, ${what}`;
-        notes.push(`${p.label}: the endpoints ${a === null && b === null ? 'do not say which data path they run; labelled by the variable' : `report "${a}" / "${b}"`}.`);
+        notes.push(
+          `${p.label}: ${a === null && b === null ? 'the endpoints do not say which data path they run; labelled by the variable' : `the endpoints report data path "${a}" (gwA) and "${b}" (gwB)`}.`,
+        );
       } catch (e) {
         p.label = `ipferry (${varText})`;
         p.down = (e as Error).message.split('\n')[0]!.slice(0, 160);

@@ -186,22 +186,19 @@ export function cpuSecondsPerGB(cpuSec: number, bytes: number): number | null {
 }
 
 /**
- * Which data path an ipferry endpoint says it runs, or null when it does not say: a string (or
- * an object's kind/name/mode) under `dataplane` / `dataPath` / `datapath` in `ipferry show all
- * --json`, else "fast path" / "portable path" / "fallback path" in its "up:" log line.
+ * Which data path an ipferry endpoint says it runs, or null when it does not say: the snapshot's
+ * `dataplane` (`ipferry show all --json`: "fast (vnet TUN, UDP GSO/GRO, worker)", "portable
+ * (<why not fast>)"), else the "data path: ..." of its "up:" log line.
  */
 export function reportedDataPath(log: string, show: Record<string, unknown> | null): string | null {
-  for (const key of ['dataplane', 'dataPath', 'datapath']) {
-    const v = show?.[key];
-    if (typeof v === 'string' && v !== '') return v;
-    if (v !== null && typeof v === 'object') {
-      const o = v as Record<string, unknown>;
-      for (const k of ['kind', 'name', 'mode', 'path']) if (typeof o[k] === 'string' && o[k] !== '') return o[k] as string;
-    }
-  }
-  // The last such phrase of the "up:" line ("fast path unavailable: ...; portable path" -> portable).
+  const v = show?.dataplane;
+  if (typeof v === 'string' && v.trim() !== '') return v.trim();
   const up = log.split('\n').find((l) => /\bup: /.test(l)) ?? '';
-  const all = [...up.matchAll(/\b(fast|portable|fallback)[ -]path\b/gi)];
-  const m = all[all.length - 1];
-  return m ? `${m[1]!.toLowerCase()} path` : null;
+  const m = /\bdata path: (.+)$/.exec(up);
+  return m ? m[1]!.trim() : null;
+}
+
+/** The short name of a reported data path: its first word ("portable (fast path not built yet)" -> "portable"). */
+export function dataPathKind(reported: string): string {
+  return reported.split(/[\s(]/)[0] || reported;
 }

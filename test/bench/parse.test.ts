@@ -17,6 +17,7 @@ import {
   parseProcStat,
   percentile,
   reportedDataPath,
+  dataPathKind,
   summarizeRtts,
 } from '../../bench/e2e/parse.ts';
 
@@ -194,18 +195,23 @@ describe('parseProcStat', () => {
 });
 
 describe('reportedDataPath', () => {
-  const upLine = '2026-12-06T00:51:12.000Z info ferry0: up: ferry0 mtu 1400, listening on 203.0.113.10:6080, 1 peer(s)\n';
+  // the start line and snapshot field of src/endpoint/endpoint.ts (data-plane boundary, issue 9)
+  const upLine =
+    '2026-12-06T01:20:00.000Z info ferry0: up: ferry0 mtu 1400, listening on 203.0.113.10:6080, 1 peer(s), data path: portable (disabled by IPFERRY_NO_FFI)\n';
+  const before = '2026-12-06T00:51:12.000Z info ferry0: up: ferry0 mtu 1400, listening on 203.0.113.10:6080, 1 peer(s)\n';
 
-  it("today's endpoint says nothing: null (the bench labels the row by IPFERRY_NO_FFI)", () => {
-    expect(reportedDataPath(upLine, { interface: 'ferry0', device: 'tun' })).toBeNull();
+  it('the snapshot field wins; else the up line; an endpoint that says nothing gives null', () => {
+    expect(reportedDataPath(upLine, { dataplane: 'fast (vnet TUN, UDP GSO/GRO, worker)' })).toBe('fast (vnet TUN, UDP GSO/GRO, worker)');
+    expect(reportedDataPath(upLine, { interface: 'ferry0' })).toBe('portable (disabled by IPFERRY_NO_FFI)');
+    expect(reportedDataPath(upLine, null)).toBe('portable (disabled by IPFERRY_NO_FFI)');
+    expect(reportedDataPath(before, { interface: 'ferry0', device: 'tun' })).toBeNull();
+    // a warning elsewhere in the log is not the up line
+    expect(reportedDataPath(`warning: data path: fast refused\n${before}`, null)).toBeNull();
   });
 
-  it('a snapshot field wins; else the last path phrase of the up line', () => {
-    expect(reportedDataPath(upLine, { dataplane: 'fast' })).toBe('fast');
-    expect(reportedDataPath(upLine, { dataplane: { kind: 'portable', reason: 'x' } })).toBe('portable');
-    expect(reportedDataPath(`${upLine.replace('1 peer(s)', '1 peer(s), fast path')}`, null)).toBe('fast path');
-    expect(reportedDataPath('info up: ferry0, fast path unavailable (no koffi): portable path\n', null)).toBe('portable path');
-    // a warning elsewhere in the log is not the up line
-    expect(reportedDataPath(`warning: fast path refused\n${upLine}`, null)).toBeNull();
+  it('dataPathKind: the first word', () => {
+    expect(dataPathKind('portable (fast path not built yet)')).toBe('portable');
+    expect(dataPathKind('fast (vnet TUN, UDP GSO/GRO, worker)')).toBe('fast');
+    expect(dataPathKind('fast')).toBe('fast');
   });
 });

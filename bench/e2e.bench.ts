@@ -181,7 +181,12 @@ export default async function e2eBench(): Promise<BenchSection> {
         const kind = (r: string | null) => (r === null ? '?' : `${dataPathKind(r)} path`);
         const what = a === null && b === null ? varText : kind(a) === kind(b) ? kind(a) : `gwA ${kind(a)}, gwB ${kind(b)}`;
         p.label = `ipferry (${what}${a === null && b === null ? '' : `, ${varText}`})`;
-        p.short = `ipferry, ${what}`;
+        // the chart's bar label: short, and the two pairs told apart even when they report the same path
+        const noFfi = key === 'ipferry-noffi';
+        p.short =
+          a === null && b === null
+            ? `ipferry, ${noFfi ? 'NO_FFI=1' : 'NO_FFI unset'}`
+            : `ipferry ${what.replace(/ path/g, '')}${noFfi ? ', NO_FFI=1' : ''}`;
         notes.push(
           `${p.label}: ${a === null && b === null ? 'the endpoints do not say which data path they run; labelled by the variable' : `the endpoints report data path "${a}" (gwA) and "${b}" (gwB)`}.`,
         );

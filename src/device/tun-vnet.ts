@@ -19,7 +19,7 @@
  */
 import type { Libc } from '../sys/libc.ts';
 import {
-  errnoName, EACCES, EAGAIN, EBUSY, ENODEV, ENOENT, EPERM, IFF_MULTI_QUEUE, IFF_NO_PI, IFF_TUN, IFF_VNET_HDR, O_CLOEXEC, O_NONBLOCK, O_RDWR,
+  errnoName, EAGAIN, IFF_MULTI_QUEUE, IFF_NO_PI, IFF_TUN, IFF_VNET_HDR, O_CLOEXEC, O_NONBLOCK, O_RDWR,
   TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUNGETIFF, TUNGETVNETHDRSZ, TUNSETIFF, TUNSETOFFLOAD,
 } from '../sys/linux.ts';
 import type { SysMemory } from '../sys/memory.ts';
@@ -27,9 +27,6 @@ import { IOVEC_SIZE, writeIovec } from '../sys/msg.ts';
 import { IFREQ_SIZE, ifreqFlags, ifreqName, writeIfreq } from '../sys/ifreq.ts';
 import { VNET_HDR_LEN } from '../sys/virtio-net-hdr.ts';
 import { TunError, type TunOpener } from './tun-setup.ts';
-
-const EEXIST = 17;
-const ENXIO = 6;
 
 export const TUN_DEFAULT_OFFLOADS = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
 /** Largest read: virtio header + the largest IP packet (IPv6 40 + 65535 payload). */
@@ -46,7 +43,10 @@ export interface VnetTunOptions {
   devicePath?: string;
 }
 
-export type VnetTunResult = { ok: true; tun: VnetTun } | { ok: false; reason: string; errno?: number; offloads?: boolean };
+export type VnetTunResult = { ok: true; tun: VnetTun } | { ok: false; reason: string };
+
+/** Reasons open() gives when the kernel refused the virtio header or the offloads (the portable path can still run). */
+const OFFLOAD_REFUSALS = /offloads refused|did not keep IFF_VNET_HDR|virtio header size/;
 
 export class VnetTun {
   /** errno of the last failed call (0 after success). */
@@ -79,14 +79,11 @@ export class VnetTun {
     const ifr = mem.alloc(IFREQ_SIZE);
     if (!writeIfreq(mem.u8, ifr, name, flags)) return { ok: false, reason: `bad interface name "${name}"` };
     const fd = libc.open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC, 0);
-    if (fd < 0) {
-      const e = libc.errno();
-      return { ok: false, reason: `open ${path}: ${errnoName(e)}`, errno: e };
-    }
-    const fail = (what: string, offloads = false): VnetTunResult => {
+    if (fd < 0) return { ok: false, reason: `open ${path}: ${errnoName(libc.errno())}` };
+    const fail = (what: string): VnetTunResult => {
       const e = libc.errno();
       libc.close(fd);
-      return { ok: false, reason: `${what}: ${errnoName(e)}`, errno: e, offloads };
+      return { ok: false, reason: `${what}: ${errnoName(e)}` };
     };
     if (libc.ioctl(fd, TUNSETIFF, mem.addr(ifr)) < 0) return fail(`TUNSETIFF ${name || '(kernel name)'}`);
     if (libc.ioctl(fd, TUNGETIFF, mem.addr(ifr)) < 0) return fail('TUNGETIFF');
@@ -94,17 +91,17 @@ export class VnetTun {
     const gotFlags = ifreqFlags(mem.u8, ifr);
     if ((gotFlags & IFF_VNET_HDR) === 0) {
       libc.close(fd);
-      return { ok: false, reason: `the kernel did not keep IFF_VNET_HDR (flags 0x${gotFlags.toString(16)})`, offloads: true };
+      return { ok: false, reason: `the kernel did not keep IFF_VNET_HDR (flags 0x${gotFlags.toString(16)})` };
     }
     const sz = ifr; // reuse the ifreq bytes for the int
     mem.putI32(sz, 0);
     if (libc.ioctl(fd, TUNGETVNETHDRSZ, mem.addr(sz)) < 0) return fail('TUNGETVNETHDRSZ');
     if (mem.getI32(sz) !== VNET_HDR_LEN) {
       libc.close(fd);
-      return { ok: false, reason: `virtio header size ${mem.getI32(sz)}, expected ${VNET_HDR_LEN}`, offloads: true };
+      return { ok: false, reason: `virtio header size ${mem.getI32(sz)}, expected ${VNET_HDR_LEN}` };
     }
     if (offloads !== 0 && libc.ioctl(fd, TUNSETOFFLOAD, offloads) < 0) {
-      return fail(`TUNSETOFFLOAD 0x${offloads.toString(16)} (offloads refused)`, true);
+      return fail(`TUNSETOFFLOAD 0x${offloads.toString(16)} (offloads refused)`);
     }
     return { ok: true, tun: new VnetTun(libc, mem, fd, gotName, gotFlags, offloads) };
   }
@@ -182,13 +179,13 @@ export function vnetTunOpener(libc: Libc, mem: SysMemory, offloads = TUN_DEFAULT
   return (name) => {
     const r = VnetTun.open(libc, mem, { name: name ?? '', offloads });
     if (r.ok) return { fd: r.tun.fd, name: r.tun.name };
-    if (r.offloads) throw new TunError('ENOOFFLOAD', r.reason);
-    const e = r.errno ?? 0;
-    if (e === EPERM || e === EACCES) throw new TunError('EPERM', 'not permitted to create a TUN device: run as root or with CAP_NET_ADMIN');
-    if (r.reason.startsWith('open ') && (e === ENOENT || e === ENODEV || e === ENXIO)) {
+    if (OFFLOAD_REFUSALS.test(r.reason)) throw new TunError('ENOOFFLOAD', r.reason);
+    const e = /: (E[A-Z0-9]+)$/.exec(r.reason)?.[1] ?? '';
+    if (e === 'EPERM' || e === 'EACCES') throw new TunError('EPERM', 'not permitted to create a TUN device: run as root or with CAP_NET_ADMIN');
+    if (r.reason.startsWith('open ') && (e === 'ENOENT' || e === 'ENODEV' || e === 'ENXIO')) {
       throw new TunError('ENOTUN', 'no /dev/net/tun: this kernel or container has no TUN device (modprobe tun, or give the container /dev/net/tun)');
     }
-    if (e === EBUSY || e === EEXIST) throw new TunError('EEXIST', `interface name ${name} is already in use`);
+    if (e === 'EBUSY' || e === 'EEXIST') throw new TunError('EEXIST', `interface name ${name} is already in use`);
     throw new TunError('ESETUP', `cannot create a TUN device: ${r.reason}`);
   };
 }

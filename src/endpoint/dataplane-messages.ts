@@ -52,5 +52,6 @@ export type FromWorker =
   | { t: 'control'; bytes: Uint8Array; from: UnderlayAddress; peer: number }
   | { t: 'report'; id: number; report: DataPlaneReport }
   | { t: 'log'; line: string }
+  | { t: 'internal-error'; where: string; message: string; stack: string }
   | { t: 'down'; reason: string }
   | { t: 'stopped'; report: DataPlaneReport };

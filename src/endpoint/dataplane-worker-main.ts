@@ -44,13 +44,22 @@ function run(): void {
   const wake = new EventFd(libc, mem, init.wakeFd);
   const engine = new FastEngine(core, { libc, mem, tunFd: init.tunFd, udp, wakeFd: init.wakeFd });
   engine.spinUs = init.spinUs;
-  let lastErrorLog = 0;
-  engine.onError = (e) => {
+  // Exceptions the engine or the pipeline caught and survived go up as 'internal-error' (the
+  // control plane counts them and logs them at most once a second); at most ten a second here.
+  let errorWindow = 0;
+  let errorsInWindow = 0;
+  const internalError = (e: unknown, where: string): void => {
     const now = Date.now();
-    if (now - lastErrorLog < 1000) return;
-    lastErrorLog = now;
-    post({ t: 'log', line: `warning: data plane round failed (${engine.stats.errors} so far): ${(e as Error)?.stack?.split('\n').slice(0, 3).join(' | ') ?? String(e)}` });
+    if (now - errorWindow >= 1000) {
+      errorWindow = now;
+      errorsInWindow = 0;
+    }
+    if (++errorsInWindow > 10) return;
+    const err = e instanceof Error ? e : new Error(String(e));
+    post({ t: 'internal-error', where, message: err.message.split('\n')[0]!, stack: err.stack ?? '' });
   };
+  engine.onError = (e) => internalError(e, 'fast engine (worker)');
+  core.events.onError = (e) => internalError(e, 'pipeline (worker)');
   engine.sender.onWarning = (line) => post({ t: 'log', line });
   engine.onDown = (reason) => post({ t: 'down', reason });
 

@@ -24,7 +24,6 @@ import { createTunInterface, TunError } from '../device/tun-setup.ts';
 import { vnetTunOpener } from '../device/tun-vnet.ts';
 import type { RouteSpec } from '../route/types.ts';
 import { sysLibc, sysUnavailableReason, type Libc } from '../sys/libc.ts';
-import { EADDRINUSE, EADDRNOTAVAIL, EACCES, EAFNOSUPPORT, EPERM } from '../sys/linux.ts';
 import { SysMemory } from '../sys/memory.ts';
 import { wakeEventFd } from '../sys/poll.ts';
 import { TransportError } from '../transport/transport.ts';
@@ -59,8 +58,9 @@ export interface WorkerDataPlaneOptions {
   spinUs?: number;
 }
 
-function errnoOf(r: GsoUdpResult): number {
-  return r.ok ? 0 : (r.errno ?? 0);
+/** The errno name a failed open() ends its reason with ("bind port 6080: EADDRINUSE"), or ''. */
+function errnoOf(r: GsoUdpResult): string {
+  return r.ok ? '' : (/: (E[A-Z0-9]+)$/.exec(r.reason)?.[1] ?? '');
 }
 
 function hostPort(host: string, port: number): string {
@@ -136,11 +136,11 @@ export class WorkerDataPlane implements DataPlane {
       const a = parseAddress(h);
       const o = { family: a.family, address: a.bytes, port, sendBuffer: UDP_BUFFER, receiveBuffer: UDP_BUFFER, v6only };
       const r = GsoUdpSocket.open(libc, mem, { ...o, gro: true });
-      return r.ok || errnoOf(r) === EADDRINUSE || errnoOf(r) === EACCES ? r : GsoUdpSocket.open(libc, mem, { ...o, gro: false });
+      return r.ok || errnoOf(r) === 'EADDRINUSE' || errnoOf(r) === 'EACCES' ? r : GsoUdpSocket.open(libc, mem, { ...o, gro: false });
     };
     const dual = anyV4 && anyV6 && any;
     let r = open(host, !dual);
-    if (!r.ok && any && host === '::' && (errnoOf(r) === EAFNOSUPPORT || errnoOf(r) === EADDRNOTAVAIL)) {
+    if (!r.ok && any && host === '::' && (errnoOf(r) === 'EAFNOSUPPORT' || errnoOf(r) === 'EADDRNOTAVAIL')) {
       host = '0.0.0.0'; // no IPv6 on this host: IPv4 only
       r = open(host, true);
     }
@@ -148,10 +148,10 @@ export class WorkerDataPlane implements DataPlane {
       const e = errnoOf(r);
       const where = `listen ${hostPort(host, port)}`;
       const why =
-        e === EADDRINUSE ? 'port in use'
-        : e === EADDRNOTAVAIL ? 'address not available on this host'
-        : e === EACCES || e === EPERM ? 'permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)'
-        : e === EAFNOSUPPORT ? 'address family not supported on this host'
+        e === 'EADDRINUSE' ? 'port in use'
+        : e === 'EADDRNOTAVAIL' ? 'address not available on this host'
+        : e === 'EACCES' || e === 'EPERM' ? 'permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)'
+        : e === 'EAFNOSUPPORT' ? 'address family not supported on this host'
         : r.reason;
       throw new TransportError(`${where}: ${why}`);
     }
@@ -267,6 +267,13 @@ export class WorkerDataPlane implements DataPlane {
       case 'log':
         hooks.log(m.line);
         break;
+      case 'internal-error': {
+        const err = new Error(m.message);
+        err.stack = m.stack;
+        if (hooks.internalError) hooks.internalError(err, m.where);
+        else hooks.log(`warning: ${m.where}: ${m.message}`);
+        break;
+      }
       case 'down':
         hooks.down(m.reason);
         break;

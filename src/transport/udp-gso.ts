@@ -49,7 +49,7 @@ export interface GsoUdpOptions {
   v6only?: boolean;
 }
 
-export type GsoUdpResult = { ok: true; sock: GsoUdpSocket } | { ok: false; reason: string; errno?: number };
+export type GsoUdpResult = { ok: true; sock: GsoUdpSocket } | { ok: false; reason: string };
 
 export class GsoUdpSocket {
   /** errno of the last failed call (EAGAIN is reported too: the caller decides). */
@@ -87,7 +87,7 @@ export class GsoUdpSocket {
     const fail = (what: string): GsoUdpResult => {
       const e = libc.errno();
       libc.close(fd);
-      return { ok: false, reason: `${what}: ${errnoName(e)}`, errno: e };
+      return { ok: false, reason: `${what}: ${errnoName(e)}` };
     };
     const setInt = (level: number, name: number, v: number): boolean => {
       mem.putI32(scratch, v);

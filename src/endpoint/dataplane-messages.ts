@@ -26,8 +26,6 @@ export interface WorkerInit {
   control: boolean;
   /** Packets through the warm-up (0 = none). */
   warmUp: number;
-  /** Busy-poll after a round, microseconds (0 = block at once). */
-  spinUs: number;
 }
 
 export type ToWorker =

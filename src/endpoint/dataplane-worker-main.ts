@@ -43,7 +43,6 @@ function run(): void {
   const udp = GsoUdpSocket.adopt(libc, mem, init.udpFd, init.udpFamily, init.udpPort, init.gso, init.gro);
   const wake = new EventFd(libc, mem, init.wakeFd);
   const engine = new FastEngine(core, { libc, mem, tunFd: init.tunFd, udp, wakeFd: init.wakeFd });
-  engine.spinUs = init.spinUs;
   // Exceptions the engine or the pipeline caught and survived go up as 'internal-error' (the
   // control plane counts them and logs them at most once a second); at most ten a second here.
   let errorWindow = 0;

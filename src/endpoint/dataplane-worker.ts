@@ -54,8 +54,6 @@ export interface WorkerDataPlaneOptions {
   /** Packets through the worker's warm-up (0 = none). */
   warmUp: number;
   poolSlots?: { small?: number; large?: number };
-  /** Busy-poll after a round, microseconds (measurements; default IPFERRY_SPIN_US or 0). */
-  spinUs?: number;
 }
 
 /** The errno name a failed open() ends its reason with ("bind port 6080: EADDRINUSE"), or ''. */
@@ -189,7 +187,6 @@ export class WorkerDataPlane implements DataPlane {
       wakeFd: this.wakeFd,
       control: this.controlOn,
       warmUp: this.opts.warmUp,
-      spinUs: this.opts.spinUs ?? (Number(process.env.IPFERRY_SPIN_US) || 0),
     };
     const w = startWorker(WORKER, { workerData: { init, port: port2 }, transferList: [port2], stdout: false, stderr: false });
     this.worker = w;

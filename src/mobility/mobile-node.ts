@@ -39,11 +39,10 @@ import {
   type SocketAddress,
 } from '../wire/binding.ts';
 import { ControlMessage, senderIdFromName } from '../wire/gue.ts';
-import { verifyControl } from '../tunnel/control.ts';
+import { ControlCounter, verifyControl } from '../tunnel/control.ts';
+import { ReplayVerdict, ReplayWindow } from '../tunnel/replay.ts';
 import { RFC6275_BACKOFF, backoffBound, backoffDelay, refreshDelay, retryAfterDelay, type BackoffPolicy } from './backoff.ts';
-import { MessageCounter } from './clock.ts';
 import { MobilityVerdict, sameSocketAddress, type MobilityIo } from './io.ts';
-import { CounterWindow, ReplayVerdict } from './replay.ts';
 import { DEFAULT_FRESHNESS_MS } from './registrar.ts';
 import { MobilityCounter as C, MobilityStats } from './stats.ts';
 
@@ -76,6 +75,12 @@ export interface MobileNodeOptions {
   correspondents?: readonly CorrespondentSpec[];
   /** Deregistration sends on shutdown before giving up (default 3). */
   shutdownAttempts?: number;
+  /**
+   * The replay counter our messages carry (default: our own on io.clock). The endpoint shares
+   * one with its keepalives to the home agent, which carry our sender id too: one monotonic
+   * stream per sender id.
+   */
+  counter?: ControlCounter;
 }
 
 export interface RegisteredInfo {
@@ -148,7 +153,7 @@ interface Entry {
   nat: boolean;
   retransmissions: number;
   deregAttemptsLeft: number;
-  replay: CounterWindow;
+  replay: ReplayWindow;
 }
 
 const NONE = Infinity;
@@ -161,7 +166,7 @@ export class MobileNode {
   private readonly entries: Entry[] = [];
   private readonly policy: BackoffPolicy;
   private readonly lifetime: number;
-  private readonly counter: MessageCounter;
+  private readonly counter: ControlCounter;
   private readonly shutdownAttempts: number;
   private careOf: SocketAddress | null = null;
   private atHome = false;
@@ -180,14 +185,14 @@ export class MobileNode {
     this.senderId = senderIdFromName(opts.name);
     this.policy = { ...RFC6275_BACKOFF, ...opts.backoff };
     this.lifetime = opts.lifetime ?? 600;
-    this.counter = new MessageCounter(io.clock);
+    this.counter = opts.counter ?? new ControlCounter(io.clock);
     this.shutdownAttempts = opts.shutdownAttempts ?? 3;
     const fresh = opts.freshnessMs ?? DEFAULT_FRESHNESS_MS;
     const seq0 = Math.floor(io.clock.now() / 1000) & 0xffff;
     const mk = (name: string, to: SocketAddress, key: Uint8Array, ha: boolean, padTo: number): Entry => ({
       name, to, key, homeAgent: ha, padTo, state: 'idle', sequence: seq0, firstSeq: seq0, attempt: 0, firstRegistration: true,
       resynced: false, startedAt: 0, sentAt: 0, handover: false, nextAt: NONE, bound: 0, lifetime: 0, expiresAt: 0,
-      lastStatus: -1, observed: null, nat: false, retransmissions: 0, deregAttemptsLeft: 0, replay: new CounterWindow(1, fresh),
+      lastStatus: -1, observed: null, nat: false, retransmissions: 0, deregAttemptsLeft: 0, replay: new ReplayWindow(1, fresh),
     });
     this.entries.push(mk('home agent', opts.homeAgent, opts.key, true, 0));
     if (opts.routeOptimisation) for (const c of opts.correspondents ?? []) this.entries.push(mk(c.name, c.endpoint, c.key, false, c.padTo ?? 0));
@@ -403,7 +408,7 @@ export class MobileNode {
     }
     const e = this.entries[i]!;
     const now = this.io.clock.now();
-    const v = e.replay.check(0, m.counter, now);
+    const v = e.replay.check(0, m.counterHi, m.counterLo, now);
     if (v !== ReplayVerdict.Fresh) {
       st.inc(C.NBindAcksDropAuth);
       return v === ReplayVerdict.Stale ? MobilityVerdict.DropStale : MobilityVerdict.DropReplay;
@@ -412,11 +417,11 @@ export class MobileNode {
     const waiting = e.state === 'registering' || e.state === 'deregistering';
     const inAttempt = ((a.sequence - e.firstSeq) & 0xffff) <= ((e.sequence - e.firstSeq) & 0xffff);
     if (!waiting || (status !== BindingStatus.SequenceOutOfWindow && !inAttempt)) {
-      e.replay.accept(0, m.counter);
+      e.replay.accept(0, m.counterHi, m.counterLo);
       st.inc(C.NBindAcksDropMisc);
       return MobilityVerdict.DropUnexpected;
     }
-    e.replay.accept(0, m.counter);
+    e.replay.accept(0, m.counterHi, m.counterLo);
     st.inc(status >= STATUS_REJECTED_MIN ? C.NBindNAcksRcvd : C.NBindAcksRcvd);
     e.lastStatus = status;
     const idx = i;
@@ -487,12 +492,12 @@ export class MobileNode {
     }
     const e = this.entries[i]!;
     const now = this.io.clock.now();
-    const v = e.replay.check(0, m.counter, now);
+    const v = e.replay.check(0, m.counterHi, m.counterLo, now);
     if (v !== ReplayVerdict.Fresh) {
       st.inc(C.NPathDropAuth);
       return v === ReplayVerdict.Stale ? MobilityVerdict.DropStale : MobilityVerdict.DropReplay;
     }
-    e.replay.accept(0, m.counter);
+    e.replay.accept(0, m.counterHi, m.counterLo);
     // answer from where we are, as big as the challenge (probes the reverse path, no amplification)
     const data = buf.subarray(p.dataOffset, p.dataOffset + 8);
     const r = { data, homeFamily: this.opts.home.family, home: this.opts.home.bytes, padding: 0 };

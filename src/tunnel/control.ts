@@ -3,7 +3,7 @@
  * per tunnel: our sender id and counter on the way out, the replay window and the reflection
  * check on the way in.
  *
- * - ControlCounter: the sender's counter (clock in microseconds at start, +1 per message).
+ * - ControlCounter: the sender's counter (the clock in microseconds, +1 per message).
  * - ControlSender: sender id + counter; writes keepalives.
  * - verifyControl: one received message checked in full (structure, HMAC, reflection, replay).
  * - ControlReceiver: verifyControl with the replay window and our sender id it owns, and what
@@ -13,15 +13,29 @@ import { DropReason } from '../base/drop-reason.ts';
 import { authenticateControl, ControlMessage, CTYPE_KEEPALIVE, emitKeepalive } from '../wire/gue.ts';
 import { ReplayWindow } from './replay.ts';
 
-/** The sender's side of the counter: starts at the clock in microseconds, +1 per message. */
+/** A wall clock in ms since 1970 (mobility/clock.ts's Clock has this shape). */
+export interface MsClock {
+  now(): number;
+}
+
+const SYSTEM_CLOCK: MsClock = { now: () => Date.now() };
+
+/**
+ * The sender's side of the control header's 64-bit counter, for keepalives and mobility messages
+ * alike: the clock in microseconds, and +1 per message when messages come faster than that (or
+ * the clock steps back), so a restarted sender starts ahead of what its receivers saw last (exact
+ * as a JS number below 2^53, i.e. until the year 2255).
+ */
 export class ControlCounter {
   private value: number;
-  constructor(start = Date.now() * 1000) {
+  constructor(
+    private readonly clock: MsClock = SYSTEM_CLOCK,
+    start = 0,
+  ) {
     this.value = start;
   }
   next(): number {
-    // never fall behind the clock either (a long-idle sender stays ahead after a restart)
-    const now = Date.now() * 1000;
+    const now = Math.floor(this.clock.now() * 1000);
     this.value = this.value + 1 > now ? this.value + 1 : now;
     return this.value;
   }

@@ -16,7 +16,7 @@
  * (129/130 are the numbers gue.ts reserves for mobility; 131/132 come from its 131-143 range.)
  * Replay protection is the control header's 64-bit counter: the sender's clock in microseconds,
  * +1 per message, so it survives restarts; receivers keep the last accepted counter per sender and
- * a freshness window around their own clock (src/mobility/replay.ts). The 16-bit sequence orders
+ * a freshness window around their own clock (src/tunnel/replay.ts). The 16-bit sequence orders
  * registrations as in RFC 6275; a retransmission carries a new sequence and a new counter.
  *
  * Address fields: a "families" byte tells the families, IPv4 = 4 (4 bytes), IPv6 = 6 (16 bytes),

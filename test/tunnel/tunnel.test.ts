@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { DropReason } from '../../src/base/drop-reason.ts';
 import { ControlReceiver, ControlSender } from '../../src/tunnel/control.ts';
 import { PeerLiveness } from '../../src/tunnel/liveness.ts';
+import { ReplayVerdict, ReplayWindow } from '../../src/tunnel/replay.ts';
 import { controlLength, CTYPE_BINDING_UPDATE, emitControl, KEEPALIVE_BODY_LEN, ControlMessage } from '../../src/wire/gue.ts';
 
 describe('PeerLiveness', () => {
@@ -62,5 +63,35 @@ describe('ControlReceiver', () => {
     const counters = [0, 1, 2].map(() => new ControlMessage(b, 0, s.keepalive(b, 0, 0, null)).counter);
     expect(counters[1]).toBeGreaterThan(counters[0]!);
     expect(counters[2]).toBeGreaterThan(counters[1]!);
+  });
+});
+
+describe('ReplayWindow (keepalives and mobility messages share it)', () => {
+  it('orders full 64-bit counters by their halves: duplicate, old, fresh; grows on demand', () => {
+    const w = new ReplayWindow(1);
+    expect(w.check(0, 5, 7)).toBe(ReplayVerdict.Fresh);
+    w.accept(0, 5, 7);
+    expect(w.check(0, 5, 7)).toBe(ReplayVerdict.Duplicate);
+    expect(w.check(0, 5, 6)).toBe(ReplayVerdict.Old);
+    expect(w.check(0, 4, 0xffffffff)).toBe(ReplayVerdict.Old); // the high half decides first
+    expect(w.check(0, 6, 0)).toBe(ReplayVerdict.Fresh);
+    expect(w.isFresh(0, 5, 7)).toBe(false);
+    expect(w.lastAccepted(0)).toBe(5 * 2 ** 32 + 7);
+    w.accept(9, 1, 1); // beyond the initial size
+    expect(w.check(9, 1, 1)).toBe(ReplayVerdict.Duplicate);
+    expect(w.check(3, 0, 0)).toBe(ReplayVerdict.Fresh);
+    w.reset(0);
+    expect(w.check(0, 0, 1)).toBe(ReplayVerdict.Fresh);
+  });
+
+  it('without a window a counter from any time is fresh; with one, far from our clock is stale', () => {
+    const now = 1_767_225_600_000;
+    expect(new ReplayWindow(1).checkCounter(0, 1, now)).toBe(ReplayVerdict.Fresh);
+    const w = new ReplayWindow(1, 1000);
+    expect(w.checkCounter(0, (now - 1001) * 1000, now)).toBe(ReplayVerdict.Stale);
+    expect(w.checkCounter(0, (now + 999) * 1000, now)).toBe(ReplayVerdict.Fresh);
+    // an old counter is Old before it is Stale (we still remember the sender)
+    w.acceptCounter(0, now * 1000);
+    expect(w.checkCounter(0, (now - 5000) * 1000, now)).toBe(ReplayVerdict.Old);
   });
 });

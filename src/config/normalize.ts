@@ -25,6 +25,7 @@ import {
 } from '../wire/ip.ts';
 import { fail } from './errors.ts';
 import { decodeKey } from './key.ts';
+import { normalizeMobility } from './mobility.ts';
 import { checkRouteLine, checkRuleLine, type ParsedRouteLine } from './route-lines.ts';
 import { ConfigSchema, shapeError } from './schema.ts';
 import {
@@ -321,6 +322,17 @@ export function normalize(json: unknown, source: string, opts: ParseOptions): Co
     return { text: text.trim(), parsed: r.value };
   });
 
+  // --- mobility (home agent / mobile node / correspondent), checked against the peers
+  const mobility = raw.mobility === undefined ? undefined : normalizeMobility(raw.mobility, {
+    name: ifname,
+    peers: peers.map((p) => ({ name: p.name, endpoint: p.endpoint, key: p.key })),
+    owned: [...ifAddrs, ...stackAddrs].map((a) => ({ family: a.family, bytes: a.bytes })),
+    reserved: [ifname, STACK_DEV],
+  });
+  const mn = mobility?.mobileNode ?? null;
+  // The home agent peer carries the node's key (its keepalives are the node's messages too).
+  if (mn !== null && mn.homeAgentPeer >= 0 && peers[mn.homeAgentPeer]!.key === null) peers[mn.homeAgentPeer]!.key = mn.key;
+
   // --- control socket
   let control: Config['control'];
   if (raw.control === false) control = null;
@@ -350,5 +362,6 @@ export function normalize(json: unknown, source: string, opts: ParseOptions): Co
     kernelRoutes: raw.kernelRoutes ?? DEFAULTS.kernelRoutes,
     control,
     log: raw.log ?? DEFAULTS.log,
+    mobility,
   };
 }

@@ -25,8 +25,10 @@ import {
   BindingAck,
   BindingStatus,
   CTYPE_BINDING_ACK,
+  CTYPE_BINDING_REFRESH,
   CTYPE_PATH_CHALLENGE,
   PathProbe,
+  RefreshRequest,
   STATUS_REJECTED_MIN,
   bindingUpdateLength,
   bindingUpdatePaddingFor,
@@ -176,6 +178,7 @@ export class MobileNode {
   private readonly msg = new ControlMessage(Buffer.alloc(0), 0, 0);
   private readonly ack = new BindingAck();
   private readonly probe = new PathProbe();
+  private readonly brr = new RefreshRequest();
 
   constructor(
     private readonly opts: MobileNodeOptions,
@@ -373,7 +376,7 @@ export class MobileNode {
   // ------------------------------------------------------------------------------------------
   // receiving
 
-  /** Handle a BINDING_ACK or PATH_CHALLENGE datagram from `from`. */
+  /** Handle a BINDING_ACK, PATH_CHALLENGE or BINDING_REFRESH_REQUEST datagram from `from`. */
   handle(buf: Buffer, off: number, len: number, from: SocketAddress): MobilityVerdict {
     const m = this.msg.wrap(buf, off, len);
     if (m.check() !== DropReason.None) {
@@ -382,6 +385,7 @@ export class MobileNode {
     }
     if (m.ctype === CTYPE_BINDING_ACK) return this.handleAck(m, buf, off, len);
     if (m.ctype === CTYPE_PATH_CHALLENGE) return this.handleChallenge(m, buf, off, len, from);
+    if (m.ctype === CTYPE_BINDING_REFRESH) return this.handleRefreshRequest(m, buf, off, len);
     this.stats.inc(C.NBindAcksDropInvalid);
     return MobilityVerdict.DropInvalid;
   }
@@ -474,6 +478,36 @@ export class MobileNode {
     e.nextAt = now + backoffDelay(30, this.policy.maxMs, this.policy, this.io.random);
     this.hooks.rejected?.(idx, status);
     return MobilityVerdict.Rejected;
+  }
+
+  /** The home agent asks us to register now (it lost our binding, or sees us from elsewhere). */
+  private handleRefreshRequest(m: ControlMessage, buf: Buffer, off: number, len: number): MobilityVerdict {
+    const st = this.stats;
+    const r = this.brr.wrap(buf, m.bodyOffset, m.bodyLength);
+    if (r.check() !== DropReason.None || r.homeFamily !== this.opts.home.family || !sameBytes(buf, r.homeOffset, this.opts.home.bytes)) {
+      st.inc(C.NBindRqsDropInvalid);
+      return MobilityVerdict.DropInvalid;
+    }
+    // only the home agent asks (entry 0), with our key
+    const e = this.entries[0]!;
+    if (!m.hasMac || verifyControl(buf, off, len, e.key, null, 0, this.senderId) !== DropReason.None) {
+      st.inc(C.NBindRqsDropAuth);
+      return MobilityVerdict.DropAuth;
+    }
+    const now = this.io.clock.now();
+    const v = e.replay.check(0, m.counterHi, m.counterLo, now);
+    if (v !== ReplayVerdict.Fresh) {
+      st.inc(C.NBindRqsDropAuth);
+      return v === ReplayVerdict.Stale ? MobilityVerdict.DropStale : MobilityVerdict.DropReplay;
+    }
+    e.replay.accept(0, m.counterHi, m.counterLo);
+    st.inc(C.NBindRqsRcvd);
+    if (!this.started || this.atHome || this.careOf === null || e.state === 'deregistering') {
+      st.inc(C.NBindRqsDropMisc);
+      return MobilityVerdict.DropUnexpected;
+    }
+    this.register(e, false);
+    return MobilityVerdict.Accepted;
   }
 
   private handleChallenge(m: ControlMessage, buf: Buffer, off: number, len: number, from: SocketAddress): MobilityVerdict {

@@ -96,10 +96,13 @@ export abstract class BindingRegistrar {
   lastNode = -1;
 
   protected readonly maxLifetime: number;
+  /** The replay freshness window, ms (0 = none). */
+  protected readonly freshnessMs: number;
   protected readonly bicastMs: number;
   private readonly retryAfterMax: number;
   private readonly replay: ReplayWindow;
-  private readonly rate: TokenBuckets;
+  /** Per-node token buckets: updates, and the home agent's refresh requests. */
+  protected readonly rate: TokenBuckets;
   /** Our replay counter (acks, and the correspondent's path challenges). */
   protected readonly counter: ControlCounter;
   /** Last ack per node, BINDING_ACK_MAX_LEN bytes each, and its length (0 = none). */
@@ -121,7 +124,8 @@ export abstract class BindingRegistrar {
     this.maxLifetime = opts.maxLifetime ?? DEFAULT_MAX_LIFETIME_S;
     this.bicastMs = opts.bicastMs ?? DEFAULT_BICAST_MS;
     this.retryAfterMax = opts.retryAfterMax ?? DEFAULT_RETRY_AFTER_MAX_S;
-    this.replay = new ReplayWindow(this.nodes.count, opts.freshnessMs ?? DEFAULT_FRESHNESS_MS);
+    this.freshnessMs = opts.freshnessMs ?? DEFAULT_FRESHNESS_MS;
+    this.replay = new ReplayWindow(this.nodes.count, this.freshnessMs);
     this.rate = new TokenBuckets(this.nodes.count, opts.ratePerSecond ?? DEFAULT_RATE_PER_SECOND, opts.rateBurst ?? DEFAULT_RATE_BURST);
     this.counter = new ControlCounter(io.clock);
     this.ackCache = new Uint8Array(this.nodes.count * BINDING_ACK_MAX_LEN);

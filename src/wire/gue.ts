@@ -49,9 +49,10 @@
  * | ctype | name           | body                                                |
  * |-------|----------------|-----------------------------------------------------|
  * | 128   | KEEPALIVE      | 12 bytes, below                                     |
- * | 129   | BINDING_UPDATE | reserved for mobility (layout defined by that issue) |
- * | 130   | BINDING_ACK    | reserved for mobility (layout defined by that issue) |
- * | 131-143 |              | reserved for ipferry                                |
+ * | 129   | BINDING_UPDATE | mobility: src/wire/binding.ts                       |
+ * | 130   | BINDING_ACK    | mobility: src/wire/binding.ts                       |
+ * | 131-133 |              | mobility: path challenge / response, refresh request|
+ * | 134-143 |              | reserved for ipferry                                |
  *
  * Common control header (16 bytes), at the GUE payload offset (4 when Hlen = 0):
  *

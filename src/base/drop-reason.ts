@@ -79,6 +79,10 @@ export enum DropReason {
   ReplayedMessage = 154,
   TableFull = 155,
   HubDisabled = 156,
+  /** A control message above its sender's rate (mobility: updates, refresh requests). */
+  ControlRateLimited = 157,
+  /** An authentic control message we expected none of (an ack for nothing we sent). */
+  UnexpectedControl = 158,
 }
 
 /** Every reason's name, indexed by its number (for stats output). */

@@ -1,5 +1,5 @@
 /**
- * `ipferry show [all|peers|routes|stats] [--json] [--socket PATH | --interface NAME]`: asks a
+ * `ipferry show [all|peers|routes|stats|bindings|binding-updates] [--json] [--socket PATH | --interface NAME]`: asks a
  * running endpoint through its control socket and prints like `wg show`. With neither --socket
  * nor --interface it shows every endpoint whose socket is in /run/ipferry (or the per-user
  * fallback directory).
@@ -12,13 +12,16 @@ import { ControlError, isControlSocketLive, requestSnapshot } from './control-so
 import { formatShow, formatShowJson } from './show-format.ts';
 import type { ShowWhat, Snapshot } from '../endpoint/snapshot.ts';
 
-export const SHOW_HELP = `usage: ipferry show [all|peers|routes|stats] [--json] [--socket PATH | --interface NAME]
+export const SHOW_HELP = `usage: ipferry show [all|peers|routes|stats|bindings|binding-updates] [--json] [--socket PATH | --interface NAME]
 
 Show a running endpoint, through its control socket:
   (nothing), all   interface, peers, routes and stats
   peers            each peer: endpoint, routes, last packet, transfer
   routes           the route table in ip route syntax, with use counters
-  stats            device and UDP counters, ICMP errors, drops by reason, pool slots
+  stats            device and UDP counters, ICMP errors, drops by reason, pool slots;
+                   mobility counters (mipdiag -s names) and handover gaps
+  bindings         a home agent's binding cache (the mipdiag -c layout)
+  binding-updates  a mobile node's binding update list (mipdiag -l) and its recent handovers
 
 options:
   --json             print the endpoint's data as JSON
@@ -28,7 +31,7 @@ options:
   -h, --help         this help
 `;
 
-const WHATS: readonly ShowWhat[] = ['all', 'peers', 'routes', 'stats'];
+const WHATS: readonly ShowWhat[] = ['all', 'peers', 'routes', 'stats', 'bindings', 'binding-updates'];
 
 export const SOCKET_DIRS = (): string[] => [runSocketDir(), fallbackSocketDir()];
 

@@ -4,7 +4,11 @@
  * TUN gone, every pool slot back). Control-plane code: it may allocate freely.
  *
  * Events (typed, see EndpointEvents): 'peer-up' / 'peer-down' (Peer), 'drop' (per-reason counts,
- * at most once a second), 'error' (the device went away).
+ * at most once a second), 'error' (the device went away), 'binding' / 'handover' (mobility).
+ *
+ * Mobility (endpoint/mobility/): the roles of `config.mobility` and roaming for keyed peers run as
+ * a control plane that acts on the data plane only through the operations in
+ * endpoint/mobility/ops.ts, which the methods at the end of this class implement.
  */
 import { EventEmitter } from 'node:events';
 import type { Config } from '../config/config.ts';
@@ -13,6 +17,7 @@ import type { PacketDevice } from '../device/device.ts';
 import { MemoryDevice } from '../device/memory-device.ts';
 import { openTun } from '../device/tun.ts';
 import { DROP_REASON_NAMES, DropCounters } from '../base/drop-reason.ts';
+import { peerEndpoint } from '../transport/peer-endpoints.ts';
 import { Fragmenter } from '../frag/fragment.ts';
 import { PacketPools } from '../base/pool.ts';
 import type { AllowedSources } from '../route/allowed.ts';
@@ -20,8 +25,10 @@ import type { Router } from '../route/router.ts';
 import { formatRoute, routeJson } from '../route/text/show.ts';
 import { PeerEndpoints } from '../transport/peer-endpoints.ts';
 import { UdpTransport } from '../transport/udp-transport.ts';
-import { ControlSender } from '../tunnel/control.ts';
-import type { AddressBytes } from '../wire/address-text.ts';
+import { DropReason } from '../base/drop-reason.ts';
+import { ControlCounter, ControlSender } from '../tunnel/control.ts';
+import { formatPrefix, type AddressBytes, type Prefix } from '../wire/address-text.ts';
+import type { SocketAddress } from '../wire/binding.ts';
 import { controlLength, KEEPALIVE_BODY_LEN, senderIdFromName } from '../wire/gue.ts';
 import { readV4, v4Text } from '../wire/ip.ts';
 import { IcmpSender } from './icmp-sender.ts';
@@ -32,6 +39,11 @@ import { Pipeline } from './pipeline.ts';
 import { TokenBucket } from './token-bucket.ts';
 import { buildRouters, kernelPrefixes, STACK_DEV } from './config-routes.ts';
 import { exercisePipeline } from './warm-up.ts';
+import type { BindingEvent, HandoverEvent } from './mobility/events.ts';
+import { MobilityPlane } from './mobility/mobility-plane.ts';
+import type { DataPlaneOps } from './mobility/ops.ts';
+
+export type { BindingEvent, HandoverEvent };
 
 export { STACK_DEV };
 
@@ -51,6 +63,10 @@ export interface EndpointEvents {
   'peer-down': [peer: Peer];
   drop: [event: DropEvent];
   error: [error: Error];
+  /** A binding was added, moved or removed (home agent), or a node reached directly (correspondent). */
+  binding: [event: BindingEvent];
+  /** This mobile node moved and is registered at its new care-of (or home); a home agent's node moved. */
+  handover: [event: HandoverEvent];
 }
 
 export interface EndpointOptions {
@@ -69,7 +85,7 @@ export interface EndpointOptions {
   warmUp?: number;
 }
 
-export class Endpoint extends EventEmitter<EndpointEvents> {
+export class Endpoint extends EventEmitter<EndpointEvents> implements DataPlaneOps {
   readonly config: Config;
   readonly pools: PacketPools;
   readonly router: Router;
@@ -80,6 +96,8 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   readonly drops = new DropCounters();
   readonly stack: LocalStack;
   readonly pipeline: Pipeline;
+  /** Mobility roles and roaming (the control plane over the data-plane operations below). */
+  readonly mobility: MobilityPlane;
   device: PacketDevice | null = null;
   transport: UdpTransport | null = null;
   startedAt = 0;
@@ -118,9 +136,24 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
         mss: pc.mss,
       });
     });
+    // The mobility roles' peers (mobile nodes at a home agent or correspondent, a mobile node's
+    // correspondents): after the config's, no endpoint until a binding gives them one.
+    const mtu = config.interface.mtu;
+    const clamp = config.mssClamp;
+    const mss = clamp === false ? null : clamp === 'auto' ? { v4: mtu - 40, v6: mtu - 60 } : { v4: Math.min(clamp, mtu - 40), v6: Math.min(clamp, mtu - 60) };
+    for (const spec of MobilityPlane.extraPeers(config)) {
+      const index = this.peers.length;
+      if (spec.endpoint !== null) this.endpoints.set(index, spec.endpoint.family, spec.endpoint.bytes, spec.endpoint.port);
+      for (const src of spec.sources) this.allowed.add(src, index);
+      const routes = spec.routes.map((r) => ({ ...r, text: formatPrefix(r) }));
+      this.peers.push(new Peer({ index, name: spec.name, endpoints: this.endpoints, routes, mtu, keepalive: null, key: spec.key, mss, mobile: true, sourcesOf: spec.sourcesOf }));
+    }
 
-    this.senderId = senderIdFromName(`${ifName}/${process.pid}/${Math.random()}`);
-    this.control = new ControlSender(this.senderId);
+    // A mobile node's keepalives are its messages too: the node's sender id and one counter.
+    const mn = config.mobility?.mobileNode;
+    this.senderId = mn ? senderIdFromName(mn.name) : senderIdFromName(`${ifName}/${process.pid}/${Math.random()}`);
+    const counter = new ControlCounter();
+    this.control = new ControlSender(this.senderId, counter);
     const rl = config.icmpRateLimit;
     const icmpBucket = new TokenBucket(rl.rate, rl.burst, performance.now());
     this.icmp = new IcmpSender(this.pools, icmpBucket, this.drops, () => performance.now());
@@ -143,8 +176,18 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       hub: config.hub,
       senderId: this.senderId,
       now: () => Date.now(),
-      events: { onPeerUp: (p) => this.peerUp(p) },
+      events: {
+        onPeerUp: (p) => this.peerUp(p),
+        onControl: (buf, off, len, address, port, peer) => this.mobility.onControl(buf, off, len, address, port, peer),
+      },
     });
+    this.mobility = new MobilityPlane(
+      config,
+      this,
+      counter,
+      { binding: (e) => this.emit('binding', e), handover: (e) => this.emit('handover', e), log: this.log },
+      () => this.kernelRoutes !== null,
+    );
     this.stack = new LocalStack({
       pools: this.pools,
       addresses: config.stack.address.map((a) => ({ family: a.family, bytes: a.bytes })),
@@ -185,6 +228,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
         endpoints: this.endpoints,
         onBatch: this.pipeline.fromTransport,
         onError: (e) => this.log(`warning: udp: ${e.message}`),
+        onSendError: () => this.mobility.sendError(),
       });
       await t.start(); // throws when a peer's endpoint is of a family the socket cannot carry
       this.transport = t;
@@ -205,6 +249,13 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     }
     this.startedAt = Date.now();
     this.running = true;
+    try {
+      await this.mobility.start();
+    } catch (e) {
+      this.running = false;
+      await this.teardown();
+      throw e;
+    }
     this.timer = setInterval(() => this.tick(), 1000);
     this.timer.unref();
     // Say hello at once so peers with keepalives see us up without waiting a whole interval.
@@ -227,6 +278,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   /** Remove kernel routes, close socket and device, fail pending pings. Idempotent. */
   async stop(): Promise<void> {
     if (!this.running && this.device === null) return;
+    if (this.running) await this.mobility.stop(); // a mobile node deregisters while it still can
     this.running = false;
     await this.teardown();
     this.log('stopped');
@@ -268,6 +320,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       if (l.expire(now)) {
         this.log(`peer ${p.name} down (nothing heard for ${Math.round((now - l.lastRx) / 1000)} s)`);
         this.emit('peer-down', p);
+        this.mobility.peerDown(p.index);
       }
     }
   }
@@ -287,7 +340,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
 
   private sendKeepalive(p: Peer): void {
     const t = this.transport;
-    if (t === null) return;
+    if (t === null || p.endpoint === undefined) return;
     const q = this.pools.acquire(controlLength(KEEPALIVE_BODY_LEN, true));
     if (q === null) return;
     q.length = this.control.keepalive(q.buf, q.offset, p.keepaliveMs / 1000, p.key);
@@ -310,7 +363,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   /** Everything `ipferry show` prints. */
   snapshot(): Snapshot {
     const c = this.config;
-    const peers: PeerSnapshot[] = this.peers.map((p) => ({
+    const peers: PeerSnapshot[] = this.peers.filter((p) => !p.mobile || p.endpoint !== undefined).map((p) => ({
       name: p.name,
       endpoint: p.endpointText,
       routes: p.routes.map((r) => r.text),
@@ -324,6 +377,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       mtu: p.mtu,
       keepalive: p.keepaliveMs ? p.keepaliveMs / 1000 : null,
       up: p.up,
+      ...(p.mobile ? { mobility: p.sourcesOf >= 0 ? ('correspondent' as const) : ('mobile-node' as const) } : {}),
     }));
     const routes: RouteSnapshot[] = this.router.list({ table: 'all' }).map((id) => ({
       text: formatRoute(this.router, id),
@@ -333,6 +387,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     }));
     const d = this.device;
     const ts = this.transport?.stats;
+    const mobility = this.config.mobility !== undefined;
     return {
       interface: c.interface.name,
       listen: this.transport?.listenText ?? '',
@@ -357,8 +412,122 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
         poolCapacity: this.pools.small.slots + this.pools.large.slots,
         poolExhausted: this.pools.small.exhausted + this.pools.large.exhausted,
         extra: { echoReplies: this.stack.echoReplies, udpDelivered: this.stack.udpDelivered },
+        ...(mobility ? { mobility: this.mobility.stats() } : {}),
       },
+      ...(mobility ? { mobility: this.mobility.snapshot() } : {}),
     };
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Data-plane operations for the control plane (endpoint/mobility/ops.ts: DataPlaneOps)
+
+  setPeerEndpoint(index: number, to: SocketAddress): void {
+    this.endpoints.set(index, to.family, to.bytes, to.port);
+  }
+
+  removePeerEndpoint(index: number): void {
+    this.endpoints.remove(index);
+  }
+
+  addRoute(prefix: Prefix, dev: string, kernel: boolean): void {
+    this.router.add({ prefix, dev, text: `${formatPrefix(prefix)} dev ${dev}` });
+    if (kernel) this.kernelRoutes?.addRoute(prefix);
+  }
+
+  removeRoute(prefix: Prefix, dev: string, kernel: boolean): void {
+    this.router.remove({ prefix, dev });
+    if (kernel) this.kernelRoutes?.removeRoute(prefix);
+  }
+
+  setKernelRoutes(peer: number, on: boolean): void {
+    const k = this.kernelRoutes;
+    const p = this.peers[peer];
+    if (k === null || p === undefined) return;
+    for (const r of p.routes) {
+      if (on) {
+        try {
+          k.addRoute(r);
+        } catch (e) {
+          this.log(`warning: ${(e as Error).message.split('\n')[0]}`);
+        }
+      } else k.removeRoute(r);
+    }
+  }
+
+  sendControl(buf: Buffer, off: number, len: number, to: SocketAddress): boolean {
+    const t = this.transport;
+    if (t === null) return false;
+    let address: string;
+    try {
+      address = t.addressFor(peerEndpoint(to.family, to.bytes, to.port));
+    } catch {
+      return false;
+    }
+    const q = this.pools.acquire(len);
+    if (q === null) return false;
+    buf.copy(q.buf, q.offset, off, off + len);
+    q.length = len;
+    return t.sendTo(q, address, to.port) === DropReason.None;
+  }
+
+  bicast(index: number, to: SocketAddress | null, untilMs: number): void {
+    const p = this.peers[index];
+    if (p === undefined) return;
+    const t = this.transport;
+    let address = '';
+    if (to !== null && t !== null) {
+      try {
+        address = t.addressFor(peerEndpoint(to.family, to.bytes, to.port));
+      } catch {
+        address = '';
+      }
+    }
+    p.bicastAddress = address;
+    p.bicastPort = to?.port ?? 0;
+    p.bicastUntil = address === '' ? 0 : untilMs;
+  }
+
+  keepalive(index: number): void {
+    const p = this.peers[index];
+    if (p !== undefined) this.sendKeepalive(p);
+  }
+
+  acceptControl(index: number, buf: Buffer, off: number, len: number): DropReason {
+    return this.pipeline.acceptControl(index, buf, off, len);
+  }
+
+  heard(index: number): void {
+    const p = this.peers[index];
+    if (p !== undefined && p.liveness.heard(Date.now())) this.peerUp(p);
+  }
+
+  localAddress(): { address: string; port: number } | null {
+    const t = this.transport;
+    return t !== null && t.isRunning ? t.localAddress : null;
+  }
+
+  /**
+   * Move the underlay socket to another local address (same port): what a link change does to
+   * a node whose socket is bound to one address (the in-process example's "moves" on loopback,
+   * where no kernel picks a new source address). The mobility layer notices at once.
+   */
+  async moveUnderlay(host: string): Promise<void> {
+    const old = this.transport;
+    if (old === null) throw new Error('endpoint not running');
+    const t = new UdpTransport({
+      address: host,
+      port: old.localAddress.port,
+      pools: this.pools,
+      endpoints: this.endpoints,
+      onBatch: this.pipeline.fromTransport,
+      onError: (e) => this.log(`warning: udp: ${e.message}`),
+      onSendError: () => this.mobility.sendError(),
+    });
+    await old.close();
+    await t.start();
+    this.transport = t;
+    this.pipeline.transport = t;
+    this.mobility.underlayMoved();
   }
 }
 

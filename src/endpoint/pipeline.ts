@@ -10,6 +10,15 @@
  * table's cache misses of a burst overlap (with the 1M-prefix IPv4 table, bursts of 32 against
  * one packet per call: bench/pipeline.bench.ts, figures in bench/RESULTS.md).
  *
+ * Control messages (GUE C=1, rare): keepalives of a peer from its own endpoint are the tunnel's
+ * (liveness, here); everything else goes to the control plane as (bytes, source address:port,
+ * peer index or -1) through `events.onControl`: mobility messages (ctypes 129-133) whoever sends
+ * them, and any control message from an address:port that is no peer's endpoint (a binding update
+ * from a new care-of, a keepalive of a peer that roamed). Data from such an address is dropped.
+ *
+ * Bicasting: a peer whose `bicastUntil` lies ahead also gets a copy of everything sent to it at
+ * its previous endpoint (a mobile node's old care-of address, for the overlap after a move).
+ *
  * No route: ICMP destination unreachable (per route type, as Linux does), rate-limited. A packet
  * from a peer with no route of ours goes to the device: the kernel behind the TUN decides.
  *
@@ -28,7 +37,8 @@ import type { Nexthop } from '../route/types.ts';
 import { icmpForRouteType, RouteType } from '../route/types.ts';
 import type { Transport } from '../transport/transport.ts';
 import { ControlReceiver } from '../tunnel/control.ts';
-import { gueClassify, gueHeaderLength, GueKind } from '../wire/gue.ts';
+import type { RecvInfo } from '../transport/transport.ts';
+import { CTYPE_KEEPALIVE, gueClassify, gueCtype, gueHeaderLength, GueKind } from '../wire/gue.ts';
 import { ICMP_DEST_UNREACHABLE, ICMP_EXC_TTL, ICMP_TIME_EXCEEDED, ICMP_UNREACH_FRAG_NEEDED } from '../wire/icmpv4.ts';
 import { ICMPV6_PACKET_TOO_BIG, ICMPV6_TIME_EXCEEDED } from '../wire/icmpv6.ts';
 import { IP_PROTO_TCP, ipVersion, IPV6_MIN_MTU } from '../wire/ip.ts';
@@ -56,6 +66,13 @@ export interface LocalInput {
 export interface PipelineEvents {
   /** A peer was heard from after being down (or for the first time). */
   onPeerUp(peer: Peer): void;
+  /**
+   * A control datagram for the control plane: buf[off, off+len) (valid only during the call),
+   * its source as the socket reported it, and the sending peer's index or -1 (no peer's
+   * endpoint). Returns why it was dropped (counted here), or None. Without a handler such
+   * datagrams are dropped as before.
+   */
+  onControl?(buf: Buffer, off: number, len: number, address: string, port: number, peer: number): DropReason;
 }
 
 export interface PipelineOptions {
@@ -103,6 +120,8 @@ export class Pipeline {
   private readonly tcp = new TcpPacket();
   /** Clock sampled once per batch. */
   private nowMs = 0;
+  /** Sources of the transport batch being handled (null: not told). */
+  private rxFrom: RecvInfo | null = null;
   // ---- one burst of packets routed with Router.lookupBatch (the LPM misses of a burst overlap) ----
   /** Packets of the burst, their family and header offset / end in the slab view. */
   private readonly bPkt: (PacketBuffer | null)[] = new Array<PacketBuffer | null>(BATCH_MAX).fill(null);
@@ -171,17 +190,18 @@ export class Pipeline {
 
   // ---------------------------------------------------------------- UDP -> ...
 
-  /** Batch handler for the transport; p.tag is the sending peer's index or -1. */
-  readonly fromTransport = (batch: PacketBuffer[], count: number): void => {
+  /** Batch handler for the transport; p.tag is the sending peer's index or -1, `from` its source. */
+  readonly fromTransport = (batch: PacketBuffer[], count: number, from?: RecvInfo): void => {
     this.nowMs = this.o.now();
+    this.rxFrom = from ?? null;
     if (this.bBusy) {
-      for (let i = 0; i < count; i++) this.fromTransportOne(batch[i]!, false);
+      for (let i = 0; i < count; i++) this.fromTransportOne(batch[i]!, false, i);
       return;
     }
     this.bBusy = true;
     try {
       // Packets of one burst come from any peers: route them in runs of the same sender.
-      for (let i = 0; i < count; i++) this.fromTransportOne(batch[i]!, true);
+      for (let i = 0; i < count; i++) this.fromTransportOne(batch[i]!, true, i);
       if (this.bCount > 0) this.routeQueued(this.bIngress);
     } catch (e) {
       this.abandonQueued();
@@ -191,10 +211,14 @@ export class Pipeline {
     }
   };
 
-  private fromTransportOne(p: PacketBuffer, burst: boolean): void {
+  private fromTransportOne(p: PacketBuffer, burst: boolean, i: number): void {
     const idx = p.tag;
     const peer = idx >= 0 ? this.peers[idx] : undefined;
     if (peer === undefined) {
+      if (this.o.events.onControl !== undefined && gueClassify(p.buf, p.offset, p.length) === GueKind.Control) {
+        this.toControlPlane(p, i, -1);
+        return;
+      }
       this.drop(p, DropReason.UnknownPeer);
       return;
     }
@@ -206,7 +230,7 @@ export class Pipeline {
       return;
     }
     if (kind === GueKind.Control) {
-      this.control(p, peer);
+      this.control(p, peer, i);
       return;
     }
     const skip = gueHeaderLength(p.buf, p.offset);
@@ -217,8 +241,10 @@ export class Pipeline {
       return;
     }
     // Source check: the inner source must be inside the sending peer's prefixes (the longest
-    // match among all peers' prefixes names the sending peer).
-    if (this.allowed.lookup(p.buf, p.offset + (fam === 4 ? IPV4_SRC : IPV6_SRC), fam) !== idx) {
+    // match among all peers' prefixes names the sending peer), or those of the peer whose sources
+    // it shares (a correspondent sending straight to a mobile node: the home agent's).
+    const owner = this.allowed.lookup(p.buf, p.offset + (fam === 4 ? IPV4_SRC : IPV6_SRC), fam);
+    if (owner !== idx && (owner < 0 || owner !== peer.sourcesOf)) {
       this.dropPeer(p, peer, DropReason.SourceNotAllowed);
       return;
     }
@@ -231,7 +257,11 @@ export class Pipeline {
     if (peer.liveness.heard(this.nowMs)) this.o.events.onPeerUp(peer);
   }
 
-  private control(p: PacketBuffer, peer: Peer): void {
+  private control(p: PacketBuffer, peer: Peer, i: number): void {
+    if (this.o.events.onControl !== undefined && gueCtype(p.buf, p.offset) !== CTYPE_KEEPALIVE) {
+      this.toControlPlane(p, i, peer.index);
+      return;
+    }
     const r = this.controlIn.receive(p.buf, p.offset, p.length, peer.index, peer.key);
     if (r !== DropReason.None) {
       this.dropPeer(p, peer, r);
@@ -239,6 +269,35 @@ export class Pipeline {
     }
     this.heard(peer);
     p.release();
+  }
+
+  /** Hand a control datagram to the control plane (synchronously), then release it. */
+  private toControlPlane(p: PacketBuffer, i: number, peer: number): void {
+    const from = this.rxFrom;
+    let r: DropReason;
+    try {
+      r = this.o.events.onControl!(p.buf, p.offset, p.length, from === null ? '' : from.addresses[i]!, from === null ? 0 : from.ports[i]!, peer);
+    } finally {
+      p.release();
+    }
+    if (r !== DropReason.None) {
+      this.drops.count(r);
+      if (peer >= 0) this.peers[peer]!.drops++;
+    }
+  }
+
+  /**
+   * A control datagram from `peer`, checked as the tunnel checks its keepalives (HMAC with the
+   * peer's key, reflection, the peer's replay window, which it advances): None when it is an
+   * authentic, fresh keepalive of that peer. For the control plane (roaming: a keepalive of a
+   * keyed peer from a new address:port).
+   */
+  acceptControl(peer: number, buf: Buffer, off: number, len: number): DropReason {
+    const pr = this.peers[peer];
+    if (pr === undefined) return DropReason.UnknownPeer;
+    const r = this.controlIn.receive(buf, off, len, peer, pr.key);
+    if (r === DropReason.None) this.heard(pr);
+    return r;
   }
 
   // ---------------------------------------------------------------- local -> ...
@@ -351,7 +410,8 @@ export class Pipeline {
         // the destination is this side's own network, which only the kernel knows: hand it to
         // the device, as WireGuard hands everything it decrypts to its TUN.
         if (target === ingress) return this.toDevice(p, fam, ingress);
-        if (!this.o.hub) return this.drop(p, DropReason.HubDisabled);
+        // A home agent relays to and from its mobile nodes whether it is a hub or not.
+        if (!this.o.hub && !this.peers[target]!.mobile && !this.peers[ingress]!.mobile) return this.drop(p, DropReason.HubDisabled);
         if (!this.decrementTtl(p, fam, ingress)) return;
         this.forwarded++;
       }
@@ -410,11 +470,21 @@ export class Pipeline {
     peer.txBytes += p.length;
     peer.liveness.sent(this.nowMs);
     if (t === null) return this.drop(p, DropReason.NoSocket);
+    if (peer.bicastUntil > this.nowMs) this.bicast(p, peer, t);
     const r = t.send(p, peer.index);
     if (r !== DropReason.None) {
       this.drops.count(r);
       peer.drops++;
     }
+  }
+
+  /** A copy of p to the peer's previous endpoint (the caller still owns p). */
+  private bicast(p: PacketBuffer, peer: Peer, t: Transport): void {
+    const q = this.o.pools.acquire(p.length);
+    if (q === null) return this.drops.count(DropReason.PoolExhausted);
+    p.buf.copy(q.buf, q.offset, p.offset, p.offset + p.length);
+    q.length = p.length;
+    if (t.sendTo(q, peer.bicastAddress, peer.bicastPort) === DropReason.None) peer.bicastCopies++;
   }
 
   /** Fragment p to `mtu` and send the pieces to a peer (target >= 0) or the device. */

@@ -102,6 +102,8 @@ export interface Transport {
   send(p: PacketBuffer, peer: number): DropReason;
   /** Send to any address:port (control plane, e.g. a mobile node's new address); takes ownership. */
   sendTo(p: PacketBuffer, address: string, port: number): DropReason;
+  /** The address text sendTo() wants for `ep` on this socket; TransportError when it cannot reach it. */
+  addressFor(ep: PeerEndpoint): string;
 }
 
 /** Format address:port for messages ([v6]:port). */
@@ -176,6 +178,10 @@ export abstract class PeerTransport {
 
   /** The address text this socket sends `ep` to and receives it from; TransportError when it cannot reach it. */
   protected abstract socketAddress(ep: PeerEndpoint): string;
+
+  addressFor(ep: PeerEndpoint): string {
+    return this.socketAddress(ep);
+  }
 
   /** Follow the record: index every endpoint now (leaving out unreachable ones) and every change from now on. */
   protected follow(): void {

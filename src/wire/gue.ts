@@ -168,6 +168,11 @@ export function gueClassify(buf: Uint8Array, off: number, len: number): GueKind 
   }
 }
 
+/** The ctype of a variant-0 header at buf[off] (after gueClassify said Control). */
+export function gueCtype(buf: Uint8Array, off: number): number {
+  return buf[off + FIELD_PROTO_CTYPE]!;
+}
+
 /** Bytes of GUE header in front of the inner packet: 0 for variant 1, 4 + 4*Hlen for variant 0. */
 export function gueHeaderLength(buf: Uint8Array, off: number): number {
   const b0 = buf[off]!;

@@ -9,4 +9,12 @@
  */
 import { main } from './control/cli.ts';
 
+// `ipferry show | head`: a reader that goes away is not an error worth a stack trace.
+for (const s of [process.stdout, process.stderr]) {
+  s.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
+}
+
 process.exitCode = await main(process.argv.slice(2));

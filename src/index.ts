@@ -9,7 +9,7 @@
  *   const sock = ep.udpBind(5000);
  *   sock.on('message', (data, from) => ...);
  */
-import type { Config } from './config/config.ts';
+import { resolveConfig, type Config } from './config/config.ts';
 import { Endpoint, type EndpointOptions } from './endpoint/endpoint.ts';
 
 export { Endpoint, STACK_DEV } from './endpoint/endpoint.ts';
@@ -19,7 +19,7 @@ export type { UdpMessageInfo } from './endpoint/local-stack.ts';
 export { Peer } from './endpoint/peer.ts';
 export { UserspaceHost } from './endpoint/userspace-host.ts';
 export type { UserspaceHostOptions } from './endpoint/userspace-host.ts';
-export { loadConfig, parseConfig, ConfigError } from './config/config.ts';
+export { loadConfig, parseConfig, resolveConfig, ConfigError } from './config/config.ts';
 export type { Config } from './config/config.ts';
 export type { PeerSnapshot, Snapshot, StatsSnapshot } from './endpoint/snapshot.ts';
 export { MemoryDevice } from './device/memory-device.ts';
@@ -29,7 +29,10 @@ export { BufferPool, PacketBuffer, PacketPools } from './base/pool.ts';
 export { Router } from './route/router.ts';
 export { DEFAULT_PORT } from './transport/udp-transport.ts';
 
-/** Build an endpoint from a validated config (see parseConfig / loadConfig). Call start() next. */
+/**
+ * Build an endpoint from a validated config (see parseConfig / loadConfig), looking up peer
+ * endpoints given as DNS names first (a ConfigError when one does not resolve). Call start() next.
+ */
 export async function createEndpoint(config: Config, options: EndpointOptions = {}): Promise<Endpoint> {
-  return new Endpoint(config, options);
+  return new Endpoint(await resolveConfig(config), options);
 }

@@ -92,7 +92,7 @@ export const DROP_REASON_NAMES: readonly string[] = (() => {
   return names;
 })();
 
-const MAX_REASON = 256;
+export const MAX_REASON = 256;
 
 /** Per-reason drop counters: a typed array indexed by DropReason, no allocation per count. */
 export class DropCounters {

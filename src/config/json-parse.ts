@@ -3,6 +3,9 @@
  * duplicate keys (JSON.parse silently keeps the last one, which hides typos in hand-edited
  * configs). Objects are created with a null prototype so a "__proto__" key is an ordinary key
  * (and then an unknown one for the schema). Not for the hot path: config and control only.
+ *
+ * With `{ jsonc: true }` it reads JSON with comments as VS Code's .jsonc does: `// line` and
+ * `/* block *\/` comments, and a trailing comma before `]` or `}`. Everything else stays strict.
  */
 
 export class JsonSyntaxError extends Error {
@@ -33,7 +36,13 @@ const NUMBER_RE = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 // A JSON string body: unescaped chars except " \ and control chars, or a valid escape.
 const STRING_RE = /"(?:[^"\\\u0000-\u001f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"/y;
 
-export function parseJson(text: string): unknown {
+export interface JsonParseOptions {
+  /** JSON with comments: // and /* *\/ comments, trailing commas (default false: plain JSON). */
+  jsonc?: boolean;
+}
+
+export function parseJson(text: string, opts: JsonParseOptions = {}): unknown {
+  const jsonc = opts.jsonc === true;
   let pos = 0;
   if (text.charCodeAt(0) === 0xfeff) pos = 1; // BOM
 
@@ -50,7 +59,17 @@ export function parseJson(text: string): unknown {
     while (pos < text.length) {
       const c = text.charCodeAt(pos);
       if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d) pos++;
-      else break;
+      else if (c === 0x2f && (text[pos + 1] === '/' || text[pos + 1] === '*')) {
+        if (!jsonc) fail('comments are not allowed in JSON (name the file .jsonc to use them)');
+        if (text[pos + 1] === '/') {
+          const nl = text.indexOf('\n', pos);
+          pos = nl < 0 ? text.length : nl + 1;
+        } else {
+          const end = text.indexOf('*/', pos + 2);
+          if (end < 0) fail('unterminated /* comment');
+          pos = end + 2;
+        }
+      } else break;
     }
   };
   const str = (): string => {
@@ -101,7 +120,11 @@ export function parseJson(text: string): unknown {
         if (text[pos] === ',') {
           pos++;
           ws();
-          if (text[pos] === '}') fail("trailing comma before '}'");
+          if (text[pos] === '}') {
+            if (!jsonc) fail("trailing comma before '}'");
+            pos++;
+            return obj;
+          }
           continue;
         }
         if (text[pos] === '}') {
@@ -125,7 +148,11 @@ export function parseJson(text: string): unknown {
         if (text[pos] === ',') {
           pos++;
           ws();
-          if (text[pos] === ']') fail("trailing comma before ']'");
+          if (text[pos] === ']') {
+            if (!jsonc) fail("trailing comma before ']'");
+            pos++;
+            return arr;
+          }
           continue;
         }
         if (text[pos] === ']') {

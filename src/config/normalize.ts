@@ -108,21 +108,81 @@ function isLoopback(family: Family, b: Uint8Array): boolean {
   return family === 4 ? isLoopbackV4(readV4(b, 0)) : ipv6IsLoopback(b, 0);
 }
 
+/** A DNS name: LDH labels, the last one not all digits (so "1.2.3" stays an invalid address). */
+const HOSTNAME_RE = /^(?=.{1,253}\.?:)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*(?=[A-Za-z0-9-]*[A-Za-z-])[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?:(\d*)$/;
+
 function parsePeerEndpoint(text: string, path: string): ConfigEndpoint {
   let ep: ReturnType<typeof parseEndpoint>;
   try {
     ep = parseEndpoint(text);
   } catch (e) {
-    return fail(path, addrErr(e));
+    const t = text.trim();
+    const m = HOSTNAME_RE.exec(t);
+    if (m === null) return fail(path, addrErr(e));
+    const port = Number(m[1]);
+    if (!/^\d{1,5}$/.test(m[1]!) || port < 1 || port > 65535) fail(path, `port out of range in ${t} (1-65535)`);
+    const hostname = t.slice(0, t.lastIndexOf(':')).replace(/\.$/, '').toLowerCase();
+    return { text: t, hostname, family: 4, bytes: new Uint8Array(0), port, host: hostname };
   }
-  const u = unmap(ep.family, ep.bytes);
-  const host = formatAddress(u.bytes, 0, u.family);
-  if (!isUnicast(u.family, u.bytes)) fail(path, `${host} is not a unicast address`);
-  return { text: text.trim(), family: u.family, bytes: u.bytes, port: ep.port, host };
+  return resolvedEndpoint(text.trim(), null, ep.family, ep.bytes, ep.port, path);
 }
 
-function parseListen(raw: string | number | undefined): ConfigListen {
-  if (raw === undefined) return { text: null, family: null, bytes: null, host: null, port: DEFAULT_PORT };
+/** An endpoint at an address (as written, or looked up for `hostname`); IPv4-mapped becomes IPv4. */
+export function resolvedEndpoint(text: string, hostname: string | null, family: Family, bytes: Uint8Array, port: number, path: string): ConfigEndpoint {
+  const u = unmap(family, bytes);
+  const host = formatAddress(u.bytes, 0, u.family);
+  if (!isUnicast(u.family, u.bytes)) fail(path, `${hostname === null ? '' : `${hostname} is `}${host}${hostname === null ? ' is' : ','} not a unicast address`);
+  return { text, hostname, family: u.family, bytes: u.bytes, port, host };
+}
+
+/** "203.0.113.20:6080", "[2001:db8::20]:6080"; a name while unresolved. */
+function endpointText(e: ConfigEndpoint): string {
+  return e.family === 6 && e.bytes.length > 0 ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`;
+}
+
+/**
+ * The checks that need every peer's endpoint: no two peers at one endpoint, none at our own
+ * listen address, families the listen socket can reach. Unresolved names are compared by name
+ * only here; resolveConfig runs these checks again on the addresses.
+ */
+export function checkPeerEndpoints(peers: readonly Pick<PeerConfig, 'name' | 'endpoint'>[], listen: ConfigListen): void {
+  const endpoints = new Map<string, number>();
+  peers.forEach((p, i) => {
+    const at = `peers[${i}].endpoint`;
+    const endpoint = p.endpoint;
+    const resolved = endpoint.bytes.length > 0;
+    const epKey = resolved ? `${prefixKey(endpoint.family, endpoint.bytes, 0)}:${endpoint.port}` : `name:${endpoint.host}:${endpoint.port}`;
+    const epText = endpointText(endpoint);
+    const dupEp = endpoints.get(epKey);
+    if (dupEp !== undefined) {
+      const via = endpoint.hostname !== null || peers[dupEp]!.endpoint.hostname !== null ? ` (${[peers[dupEp]!.endpoint.text, endpoint.text].join(' and ')})` : '';
+      fail(at, `duplicate endpoint ${epText}${via} (also peers[${dupEp}], ${peers[dupEp]!.name})`);
+    }
+    endpoints.set(epKey, i);
+    if (!resolved) return;
+    if (
+      listen.bytes !== null &&
+      listen.family === endpoint.family &&
+      listen.port === endpoint.port &&
+      Buffer.from(listen.bytes).equals(Buffer.from(endpoint.bytes))
+    ) {
+      fail(at, `${epText} is this endpoint's own listen address`);
+    }
+    if (listen.bytes === null && listen.port === endpoint.port && isLoopback(endpoint.family, endpoint.bytes)) {
+      fail(at, `${epText} is this endpoint itself (listen is all addresses, port ${listen.port})`);
+    }
+    // "::" is dual-stack like "all addresses"; any other address speaks its own family only.
+    if (listen.family !== null && listen.family !== endpoint.family && !(listen.family === 6 && listen.bytes!.every((b) => b === 0))) {
+      fail(
+        at,
+        `${epText} is IPv${endpoint.family} but listen ${listen.text} is IPv${listen.family} (listen on all addresses, or an IPv${endpoint.family} address)`,
+      );
+    }
+  });
+}
+
+function parseListen(raw: string | number | undefined, path = 'listen', defaultPort = DEFAULT_PORT): ConfigListen {
+  if (raw === undefined) return { text: null, family: null, bytes: null, host: null, port: defaultPort };
   const text = String(raw).trim();
   let portText: string | null = null;
   if (typeof raw === 'number' || /^\d+$/.test(text)) portText = text;
@@ -130,19 +190,19 @@ function parseListen(raw: string | number | undefined): ConfigListen {
   if (portText !== null) {
     const port = Number(portText);
     if (!/^\d{1,5}$/.test(portText) || !Number.isInteger(port) || port < 1 || port > 65535) {
-      fail('listen', `port out of range in ${text} (1-65535)`);
+      fail(path, `port out of range in ${text} (1-65535)`);
     }
     return { text, family: null, bytes: null, host: null, port };
   }
   let ep: ReturnType<typeof parseEndpoint>;
   try {
-    ep = parseEndpoint(text, DEFAULT_PORT);
+    ep = parseEndpoint(text, defaultPort);
   } catch (e) {
-    return fail('listen', addrErr(e));
+    return fail(path, addrErr(e));
   }
   const u = unmap(ep.family, ep.bytes);
   if (u.family === 4 ? readV4(u.bytes, 0) >>> 0 >= 0xe0000000 : ipv6IsMulticast(u.bytes, 0)) {
-    fail('listen', `${formatAddress(u.bytes, 0, u.family)} is a multicast address`);
+    fail(path, `${formatAddress(u.bytes, 0, u.family)} is a multicast address`);
   }
   return { text, family: u.family, bytes: u.bytes, host: formatAddress(u.bytes, 0, u.family), port: ep.port };
 }
@@ -191,7 +251,6 @@ export function normalize(json: unknown, source: string, opts: ParseOptions): Co
     raw.mssClamp === undefined || raw.mssClamp === true ? 'auto' : raw.mssClamp === false ? false : raw.mssClamp;
   const peersRaw = raw.peers ?? [];
   const names = new Map<string, number>();
-  const endpoints = new Map<string, number>();
   const owners = new Map<string, string>(); // prefix key -> "peers[i].routes[j]"
   const peers: PeerConfig[] = peersRaw.map((p, i) => {
     const at = `peers[${i}]`;
@@ -205,31 +264,6 @@ export function normalize(json: unknown, source: string, opts: ParseOptions): Co
     names.set(p.name, i);
 
     const endpoint = parsePeerEndpoint(p.endpoint, `${at}.endpoint`);
-    const epKey = `${prefixKey(endpoint.family, endpoint.bytes, 0)}:${endpoint.port}`;
-    const epText = endpoint.family === 6 ? `[${endpoint.host}]:${endpoint.port}` : `${endpoint.host}:${endpoint.port}`;
-    const dupEp = endpoints.get(epKey);
-    if (dupEp !== undefined) {
-      fail(`${at}.endpoint`, `duplicate endpoint ${epText} (also peers[${dupEp}], ${peersRaw[dupEp]!.name})`);
-    }
-    endpoints.set(epKey, i);
-    if (
-      listen.bytes !== null &&
-      listen.family === endpoint.family &&
-      listen.port === endpoint.port &&
-      Buffer.from(listen.bytes).equals(Buffer.from(endpoint.bytes))
-    ) {
-      fail(`${at}.endpoint`, `${epText} is this endpoint's own listen address`);
-    }
-    if (listen.bytes === null && listen.port === endpoint.port && isLoopback(endpoint.family, endpoint.bytes)) {
-      fail(`${at}.endpoint`, `${epText} is this endpoint itself (listen is all addresses, port ${listen.port})`);
-    }
-    // "::" is dual-stack like "all addresses"; any other address speaks its own family only.
-    if (listen.family !== null && listen.family !== endpoint.family && !(listen.family === 6 && listen.bytes!.every((b) => b === 0))) {
-      fail(
-        `${at}.endpoint`,
-        `${epText} is IPv${endpoint.family} but listen ${listen.text} is IPv${listen.family} (listen on all addresses, or an IPv${endpoint.family} address)`,
-      );
-    }
 
     const routes = (p.routes ?? []).map((t, j) => {
       const path = `${at}.routes[${j}]`;
@@ -267,6 +301,7 @@ export function normalize(json: unknown, source: string, opts: ParseOptions): Co
     }
     return { name: p.name, endpoint, routes, mtu: peerMtu, keepalive: p.keepalive ?? null, key, mss };
   });
+  checkPeerEndpoints(peers, listen);
 
   // --- IPv6 needs an MTU of at least 1280 on the TUN
   if (mtu < MTU_MIN_V6) {
@@ -334,16 +369,32 @@ export function normalize(json: unknown, source: string, opts: ParseOptions): Co
   if (mn !== null && mn.homeAgentPeer >= 0 && peers[mn.homeAgentPeer]!.key === null) peers[mn.homeAgentPeer]!.key = mn.key;
 
   // --- control socket
+  const rawControl = typeof raw.control === 'object' ? raw.control : { path: raw.control };
+  const controlAt = typeof raw.control === 'object' ? 'control.path' : 'control';
   let control: Config['control'];
-  if (raw.control === false) control = null;
-  else if (raw.control === undefined) control = CONTROL_DEFAULT;
+  if (rawControl.path === false) control = null;
+  else if (rawControl.path === undefined) control = CONTROL_DEFAULT;
   else {
-    control = isAbsolute(raw.control) ? raw.control : resolve(opts.baseDir ?? process.cwd(), raw.control);
-    if (raw.control.includes('\0')) fail('control', 'socket path contains a NUL byte');
+    control = isAbsolute(rawControl.path) ? rawControl.path : resolve(opts.baseDir ?? process.cwd(), rawControl.path);
+    if (rawControl.path.includes('\0')) fail(controlAt, 'socket path contains a NUL byte');
   }
   if (control !== null && control !== CONTROL_DEFAULT && Buffer.byteLength(control) > SOCKET_PATH_MAX) {
-    fail('control', `socket path too long for a Unix socket (${Buffer.byteLength(control)} bytes, max ${SOCKET_PATH_MAX}): ${control}`);
+    fail(controlAt, `socket path too long for a Unix socket (${Buffer.byteLength(control)} bytes, max ${SOCKET_PATH_MAX}): ${control}`);
   }
+  const controlGroup = typeof raw.control === 'object' ? (raw.control.group ?? null) : null;
+  if (typeof controlGroup === 'string' && !/^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?$/.test(controlGroup)) {
+    fail('control.group', `invalid group name ${JSON.stringify(controlGroup)}`);
+  }
+  let controlMode = controlGroup === null ? 0o600 : 0o660;
+  if (typeof raw.control === 'object' && raw.control.mode !== undefined) {
+    const m = /^(?:0o?)?([0-7]{1,4})$/i.exec(raw.control.mode.trim());
+    if (m === null || Number.parseInt(m[1]!, 8) > 0o777) fail('control.mode', `expected an octal mode 0000-0777 such as "0660", got "${raw.control.mode}"`);
+    controlMode = Number.parseInt(m[1]!, 8);
+    if ((controlMode & 0o600) !== 0o600) fail('control.mode', `${raw.control.mode} does not let the owner read and write the socket`);
+  }
+
+  // --- metrics
+  const metrics = raw.metrics === undefined ? null : parseListen(raw.metrics, 'metrics', DEFAULTS.metricsPort);
 
   return {
     source,
@@ -361,6 +412,9 @@ export function normalize(json: unknown, source: string, opts: ParseOptions): Co
     hub: raw.hub ?? DEFAULTS.hub,
     kernelRoutes: raw.kernelRoutes ?? DEFAULTS.kernelRoutes,
     control,
+    controlGroup,
+    controlMode,
+    metrics,
     log: raw.log ?? DEFAULTS.log,
     mobility,
   };

@@ -20,7 +20,9 @@ export const InterfaceSchema = obj({
 
 export const PeerSchema = obj({
   name: str('a peer name').describe('Unique peer name (1-32 characters: letters, digits, _ . -)'),
-  endpoint: str('"host:port"').describe('Underlay address of the peer: "203.0.113.20:6080" or "[2001:db8::20]:6080"'),
+  endpoint: str('"host:port"').describe(
+    'Underlay address of the peer: "203.0.113.20:6080", "[2001:db8::20]:6080" or a DNS name "gw.example.net:6080" (resolved at start)',
+  ),
   routes: strList('prefix')
     .optional()
     .describe('Prefixes behind the peer (no host bits): routed to it, and the inner sources accepted from it'),
@@ -29,6 +31,22 @@ export const PeerSchema = obj({
   key: str('a hex or base64 key')
     .optional()
     .describe('Pre-shared key, >= 16 bytes: hex, base64, or "hex:..." / "base64:...". Authenticates control messages'),
+});
+
+export const ControlSchema = obj({
+  path: z
+    .string({ error: (i) => `expected a socket path, got ${typeName(i.input)}` })
+    .min(1, { error: 'expected a socket path, got an empty string' })
+    .optional()
+    .describe('Socket path. Default /run/ipferry/<interface>.sock'),
+  group: z
+    .union([z.string().min(1), intIn(0, 4294967294)], { error: (i) => `expected a group name or number, got ${typeName(i.input)}` })
+    .optional()
+    .describe('Group that owns the socket: its members can use ipferry show/down/ping. Default none'),
+  mode: z
+    .string({ error: (i) => `expected an octal mode as a string, e.g. "0660", got ${typeName(i.input)}` })
+    .optional()
+    .describe('Socket file mode, octal, e.g. "0660". Default "0600", or "0660" with a group'),
 });
 
 export const ConfigSchema = obj({
@@ -74,11 +92,19 @@ export const ConfigSchema = obj({
   hub: bool().optional().describe('Forward packets from one peer to another. Default false'),
   kernelRoutes: bool().optional().describe('Route each peer prefix into the TUN (removed on stop). Default true'),
   control: z
-    .union([z.string().min(1, { error: 'expected a socket path or false, got an empty string' }), z.literal(false)], {
-      error: (i) => `expected a socket path or false, got ${typeName(i.input)}`,
+    .union([z.string().min(1, { error: 'expected a socket path or false, got an empty string' }), z.literal(false), ControlSchema], {
+      error: (i) => `expected a socket path, false or { path, group, mode }, got ${typeName(i.input)}`,
     })
     .optional()
-    .describe('Control socket path, or false for none. Default /run/ipferry/<interface>.sock'),
+    .describe(
+      'Control socket: a path, false for none, or { path, group, mode }. Default /run/ipferry/<interface>.sock ($TMPDIR/ipferry-<uid>/<interface>.sock when /run/ipferry cannot be written)',
+    ),
+  metrics: z
+    .union([z.string(), z.number()], {
+      error: (i) => `expected "host:port", ":port" or a port number, got ${typeName(i.input)}`,
+    })
+    .optional()
+    .describe('Serve Prometheus metrics over HTTP at this address, e.g. "127.0.0.1:9587" (GET /metrics). Default off'),
   log: z
     .enum(LOG_LEVELS as [LogLevel, ...LogLevel[]], {
       error: (i) => `expected one of ${LOG_LEVELS.join(', ')}, got ${typeName(i.input)}`,
@@ -106,6 +132,7 @@ const ALLOWED_KEYS: Record<string, readonly string[]> = {
   stack: ['address'],
   icmpRateLimit: ['rate', 'burst'],
   ...MOBILITY_ALLOWED_KEYS,
+  control: ['path', 'group', 'mode'],
 };
 
 function editDistance(a: string, b: string): number {
@@ -141,7 +168,16 @@ export function shapeError(issues: readonly z.core.$ZodIssue[]): PathError {
   // An unknown key first: a misspelled key often causes a "missing" error elsewhere.
   const unknown = issues.find((i) => i.code === 'unrecognized_keys');
   if (unknown && unknown.code === 'unrecognized_keys') return unknownKeyMessage(unknown.path, unknown.keys[0]!);
-  const first = issues[0]!;
+  let first = issues[0]!;
+  // A union (control: path | false | { path, group, mode }) whose input had the right type for
+  // one branch: report that branch's own error (e.g. control.mode), not the union's summary.
+  while (first.code === 'invalid_union') {
+    const depth = first.path.length;
+    const branch = first.errors.find((b) => b.length > 0 && !(b[0]!.code === 'invalid_type' && b[0]!.path.length === 0) && b[0]!.code !== 'invalid_value');
+    if (branch === undefined) break;
+    first = { ...branch[0]!, path: [...first.path, ...branch[0]!.path] } as z.core.$ZodIssue;
+    if (first.path.length === depth && first.code !== 'invalid_union') break;
+  }
   let msg = first.message;
   if (first.code === 'invalid_type' && / got nothing$/.test(msg)) msg = 'missing (required)';
   if (first.path.length === 0 && first.code === 'invalid_type') msg = `expected a JSON object at the top level, got ${msg.replace(/^.*, got /, '')}`;

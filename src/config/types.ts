@@ -37,13 +37,21 @@ export interface ConfigPrefix {
   length: number;
 }
 
-/** A peer's underlay endpoint. */
+/**
+ * A peer's underlay endpoint. Written as an address ("203.0.113.20:6080", "[2001:db8::20]:6080")
+ * or a DNS name ("gw.example.net:6080"). A name stays unresolved in what parseConfig returns
+ * (`bytes` empty, `host` = the name): resolveConfig (resolve.ts) looks it up when the endpoint
+ * starts, so parsing stays synchronous and free of the environment.
+ */
 export interface ConfigEndpoint {
   text: string;
+  /** The DNS name as written, or null for an address. */
+  hostname: string | null;
   family: Family;
+  /** 4 or 16 bytes, network order; empty while a hostname is unresolved. */
   bytes: Uint8Array;
   port: number;
-  /** Canonical address text (RFC 5952 for IPv6), ready for dgram send/bind. */
+  /** Canonical address text (RFC 5952 for IPv6), ready for dgram send/bind; the name while unresolved. */
   host: string;
 }
 
@@ -109,6 +117,12 @@ export interface Config {
    * the CLI resolves (control/socket-path.ts: it depends on the namespace and what is writable).
    */
   control: string | null | typeof CONTROL_DEFAULT;
+  /** Group (name or gid) given the control socket, so its members can use `ipferry show`; null = none. */
+  controlGroup: string | number | null;
+  /** Mode of the control socket file (default 0600; 0660 when a group is set). */
+  controlMode: number;
+  /** Where to serve Prometheus metrics over HTTP (`GET /metrics`); null = nowhere. */
+  metrics: ConfigListen | null;
   log: LogLevel;
   /** Mobility roles (each null when not in the section); absent without a `mobility` section. */
   mobility?: MobilityConfig;
@@ -123,6 +137,7 @@ export const DEFAULTS = Object.freeze({
   kernelRoutes: true,
   log: 'info' as LogLevel,
   port: DEFAULT_PORT,
+  metricsPort: 9587,
 });
 
 export const MTU_MIN_V4 = IPV4_MIN_DATAGRAM;

@@ -1,17 +1,23 @@
 /**
- * The control socket: a Unix stream socket (mode 0600) a running endpoint serves, speaking
- * newline-delimited JSON, one response line per request line:
+ * The control socket: a Unix stream socket (mode 0600 unless the config sets `control.mode` and
+ * `control.group`) a running endpoint serves, speaking newline-delimited JSON, one response line
+ * per request line:
  *
  *   -> {"cmd":"show","what":"peers"}        what: all | peers | routes | stats | bindings | binding-updates (default all)
  *   <- {"ok":true,"data":{...}}             data: the Snapshot, or the part asked for
  *   -> {"cmd":"ping"}
  *   <- {"ok":true,"data":{"pid":1234,"interface":"ferry0"}}
+ *   -> {"cmd":"stop"}                        `ipferry down`: answered, then the endpoint stops
+ *   <- {"ok":true,"data":{"pid":1234,"interface":"ferry0"}}
  *   <- {"ok":false,"error":"unknown command frobnicate"}
  *
- * Other commands can be added by the endpoint through `handlers` (e.g. `route get`).
+ * Other commands are added by the caller through `handlers` (`ipferry up` adds "echo": a ping
+ * from the endpoint's own stack). Only `show all|routes` builds the route list: `show peers`,
+ * `show stats`, `ping` and `stop` cost the same with a million routes as with none.
  * Errors are ControlError with a one-line message (the CLI prefixes "ipferry: ").
  */
-import { chmodSync, lstatSync, mkdirSync, rmdirSync, unlinkSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type { ShowWhat, Snapshot, SnapshotProvider } from '../endpoint/snapshot.ts';
@@ -47,6 +53,12 @@ export interface ControlServerOptions {
   maxLine?: number;
   /** Close a connection idle this long (default 30 s). */
   idleMs?: number;
+  /** Socket file mode (default 0600). */
+  mode?: number;
+  /** Group (name or gid) that owns the socket file, so its members can use it; default none. */
+  group?: string | number | null;
+  /** `stop` requests: called once the answer is written (`ipferry down`); without it, refused. */
+  onStop?: () => void;
 }
 
 const SHOW_WHAT: readonly ShowWhat[] = ['all', 'peers', 'routes', 'stats', 'bindings', 'binding-updates'];
@@ -67,6 +79,28 @@ export function selectSnapshot(s: Snapshot, what: ShowWhat): Partial<Snapshot> {
 
 function errno(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException | undefined)?.code;
+}
+
+/** A group name or number as a gid: /etc/group first, then NSS (`getent group`). */
+export function groupId(group: string | number): number {
+  if (typeof group === 'number') return group;
+  if (/^\d+$/.test(group)) return Number(group);
+  try {
+    for (const line of readFileSync('/etc/group', 'utf8').split('\n')) {
+      const f = line.split(':');
+      if (f[0] === group && f[2] !== undefined && /^\d+$/.test(f[2])) return Number(f[2]);
+    }
+  } catch {
+    /* no /etc/group: ask NSS */
+  }
+  try {
+    const out = execFileSync('getent', ['group', group], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 });
+    const gid = out.split(':')[2];
+    if (gid !== undefined && /^\d+$/.test(gid)) return Number(gid);
+  } catch {
+    /* not found */
+  }
+  throw new ControlError(`unknown group ${group}`, 'path');
 }
 
 /** Try to connect: true when something accepts on `path`. */
@@ -113,6 +147,39 @@ function prepareDir(dir: string): string | undefined {
     throw new ControlError(`${dir} is not owned by uid ${uid} or is writable by others; refusing to use it`, 'path');
   }
   return created;
+}
+
+/** Dirs only their owner may enter are not reachable by a group; widen the ones we created. */
+function dirModeFor(mode: number): number {
+  return 0o700 | (mode & 0o060 ? 0o050 : 0) | (mode & 0o006 ? 0o005 : 0);
+}
+
+/** chmod (and chgrp) the socket; make a directory we created reachable to the same audience. */
+function applyAccess(path: string, opts: ControlServerOptions, createdDir: boolean, log?: (line: string) => void): void {
+  const mode = opts.mode ?? 0o600;
+  const gid = opts.group === undefined || opts.group === null ? null : groupId(opts.group);
+  try {
+    if (gid !== null) chownSync(path, -1, gid);
+    chmodSync(path, mode);
+  } catch (e) {
+    throw new ControlError(`cannot set group/mode of ${path}: ${errno(e) ?? String(e)}`, 'path');
+  }
+  const dir = dirname(path);
+  const dirMode = dirModeFor(mode);
+  if (dirMode === 0o700) return;
+  if (createdDir) {
+    try {
+      if (gid !== null) chownSync(dir, -1, gid);
+      chmodSync(dir, dirMode);
+    } catch (e) {
+      throw new ControlError(`cannot set group/mode of ${dir}: ${errno(e) ?? String(e)}`, 'path');
+    }
+    return;
+  }
+  const st = statSync(dir);
+  if ((st.mode & dirMode & 0o055) !== (dirMode & 0o055)) {
+    log?.(`warning: control socket mode ${mode.toString(8).padStart(4, '0')} but ${dir} is mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}: others cannot reach the socket`);
+  }
 }
 
 export class ControlServer {
@@ -175,7 +242,10 @@ export class ControlServer {
           // Answer in order, one line per request.
           chain = chain.then(async () => {
             const resp = await handle(line, opts);
-            if (!sock.destroyed) sock.write(`${JSON.stringify(resp)}\n`);
+            const stop = stopRequested.has(resp);
+            // The answer goes out first; a stop request stops the endpoint once it is written.
+            if (!sock.destroyed) sock.write(`${JSON.stringify(resp)}\n`, () => stop && opts.onStop?.());
+            else if (stop) opts.onStop?.();
           });
         }
         if (buf.length > maxLine) {
@@ -206,7 +276,12 @@ export class ControlServer {
     } finally {
       if (oldMask !== undefined) process.umask(oldMask);
     }
-    chmodSync(path, 0o600);
+    try {
+      applyAccess(path, opts, top !== undefined, opts.log);
+    } catch (e) {
+      server.close();
+      throw e;
+    }
     server.on('error', (e) => opts.log?.(`control socket error: ${e.message}`));
     self = new ControlServer(path, server, createdDirs);
     return self;
@@ -238,6 +313,9 @@ export function startControlServer(opts: ControlServerOptions): Promise<ControlS
   return ControlServer.start(opts);
 }
 
+/** Answers to `stop` requests: the server calls onStop once such an answer is written. */
+const stopRequested = new WeakSet<ControlResponse>();
+
 async function handle(line: string, opts: ControlServerOptions): Promise<ControlResponse> {
   let req: ControlRequest;
   try {
@@ -253,11 +331,16 @@ async function handle(line: string, opts: ControlServerOptions): Promise<Control
     if (req.cmd === 'show') {
       const what = req.what ?? 'all';
       if (!SHOW_WHAT.includes(what)) return { ok: false, error: `cannot show ${String(what)} (peers, routes, stats)` };
-      return { ok: true, data: selectSnapshot(await opts.snapshot(), what) };
+      return { ok: true, data: selectSnapshot(await opts.snapshot(what), what) };
     }
-    if (req.cmd === 'ping') {
-      const s = await opts.snapshot();
-      return { ok: true, data: { pid: s.pid, interface: s.interface } };
+    if (req.cmd === 'ping' || req.cmd === 'stop') {
+      const s = await opts.snapshot('stats');
+      const data = { pid: s.pid, interface: s.interface };
+      if (req.cmd === 'ping') return { ok: true, data };
+      if (opts.onStop === undefined) return { ok: false, error: 'this endpoint cannot be stopped through its control socket' };
+      const resp: ControlResponse = { ok: true, data };
+      stopRequested.add(resp);
+      return resp;
     }
     const h = opts.handlers?.[req.cmd];
     if (h !== undefined && Object.prototype.hasOwnProperty.call(opts.handlers, req.cmd)) {
@@ -320,7 +403,7 @@ export function controlRequest(path: string, req: ControlRequest, opts: RequestO
       if (code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'ENOTSOCK') {
         finish(new ControlError(`no running endpoint at ${path}`, 'no-endpoint'));
       } else if (code === 'EACCES' || code === 'EPERM') {
-        finish(new ControlError(`permission denied on ${path} (the control socket is root-only: try as root)`, 'permission'));
+        finish(new ControlError(`permission denied on ${path} (try as root, or as a member of the group the config's control.group names)`, 'permission'));
       } else {
         finish(new ControlError(`${path}: ${code ?? e.message}`, 'protocol'));
       }

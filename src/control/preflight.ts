@@ -6,9 +6,11 @@
  *   interface eth0 already exists and is not a TUN device
  *   an endpoint is already running at /run/ipferry/ferry0.sock
  *   listen 203.0.113.10:6080: port in use          (or: address not available, permission denied)
+ *   metrics 127.0.0.1:9587: port in use             (TCP, when the config serves metrics)
  * The probes are injectable so every message is testable as root.
  */
 import { createSocket } from 'node:dgram';
+import { createServer } from 'node:net';
 import { accessSync, constants as fsConstants, existsSync, readFileSync, statSync } from 'node:fs';
 import type { Config, ConfigListen } from '../config/config.ts';
 import { isControlSocketLive } from './control-socket.ts';
@@ -127,6 +129,20 @@ export async function checkListen(l: ConfigListen): Promise<void> {
   }
 }
 
+/** Listen on the metrics address once (TCP, then release it). */
+export async function checkMetricsListen(l: ConfigListen): Promise<void> {
+  const err = await new Promise<NodeJS.ErrnoException | null>((res) => {
+    const srv = createServer();
+    srv.once('error', (e) => res(e as NodeJS.ErrnoException));
+    srv.listen({ port: l.port, host: l.host ?? undefined, exclusive: true }, () => srv.close(() => res(null)));
+  });
+  if (err === null) return;
+  const where = `metrics ${listenText(l)}`;
+  if (err.code === 'EADDRINUSE') throw new PreflightError(`${where}: port in use`, 'port-in-use');
+  if (err.code === 'EACCES' || err.code === 'EPERM') throw new PreflightError(`${where}: permission denied`, 'permission');
+  throw new PreflightError(`${where}: ${err.code === 'EADDRNOTAVAIL' ? 'address not available' : (err.code ?? err.message)}`, 'address-not-available');
+}
+
 export interface PreflightOptions extends PreflightProbes {
   /** Skip the TUN checks (privileges, /dev/net/tun, interface) for an in-memory device. */
   noTun?: boolean;
@@ -141,4 +157,5 @@ export async function preflight(config: Config, opts: PreflightOptions = {}): Pr
   }
   await checkControlSocket(controlSocketPath(config));
   await checkListen(config.listen);
+  if (config.metrics !== null) await checkMetricsListen(config.metrics);
 }

@@ -69,6 +69,7 @@ export function formatInterface(s: Partial<Snapshot>): string {
   if (s.listen !== undefined) lines.push(`  listening: ${s.listen}`);
   if (s.pid !== undefined) lines.push(`  pid: ${s.pid}`);
   if (s.device !== undefined) lines.push(`  device: ${s.device === 'tun' ? 'kernel TUN' : 'in-memory (userspace)'}`);
+  if (s.dataplane !== undefined && s.dataplane !== '') lines.push(`  data path: ${s.dataplane}`);
   if (s.mtu !== undefined) lines.push(`  mtu: ${s.mtu}`);
   if (s.addresses !== undefined && s.addresses.length > 0) lines.push(`  address: ${s.addresses.join(', ')}`);
   if (s.stackAddresses !== undefined && s.stackAddresses.length > 0) lines.push(`  stack: ${s.stackAddresses.join(', ')}`);

@@ -1,43 +1,37 @@
 /**
  * `ipferry up CONFIG`: run an endpoint in the foreground.
  *
- *   1. load and validate the config   (error: one line, exit 2, nothing started)
+ *   1. find, load and validate the config; look up peer hostnames
+ *                                       (error: one line, exit 2, nothing started)
  *   2. preflight checks                (error: one line, exit 2, nothing started)
  *   3. createEndpoint(config, { log, tun }) (the library's Endpoint), then ep.start()
- *   4. open the control socket (serves ep.snapshot() to `ipferry show`)
- *   5. SIGINT / SIGTERM / SIGHUP: close the socket, ep.stop() (routes removed, TUN gone), exit 0;
- *      a second signal exits at once (1). A fatal error while running also stops cleanly (1).
+ *   4. open the control socket (show, ping, `ipferry down`) and the metrics listener
+ *   5. SIGINT / SIGTERM / a stop request on the control socket (`ipferry down`): close the
+ *      socket, ep.stop() (routes removed, TUN gone), exit 0; a second signal exits at once (1).
+ *      A fatal error while running also stops cleanly (1). SIGHUP is logged and ignored until
+ *      reload exists (it used to stop the endpoint, which `systemctl reload` must not do).
  * One log line per event on stderr.
  */
-import { CliError, parseCommandArgs } from './args.ts';
-import { loadConfig, type Config } from '../config/config.ts';
+import { CliError } from './args.ts';
+import { findConfigFile, loadConfig, resolveConfig, type Config } from '../config/config.ts';
 import { ControlServer } from './control-socket.ts';
 import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from './log.ts';
+import { MetricsServer } from './metrics.ts';
 import { preflight } from './preflight.ts';
 import { controlSocketPath } from './socket-path.ts';
 import { Endpoint } from '../endpoint/endpoint.ts';
-import type { Snapshot } from '../endpoint/snapshot.ts';
-
-export const UP_HELP = `usage: ipferry up CONFIG [--log-level LEVEL] [--userspace]
-
-Run a tunnel endpoint in the foreground from the JSON config file CONFIG.
-Stop it with Ctrl-C (SIGINT) or SIGTERM: kernel routes are removed and the TUN device goes away.
-
-options:
-  --log-level LEVEL   error, warn, info or debug (default: the config's "log", else info)
-  --userspace         no kernel TUN device (no root needed): only the endpoint's own stack
-                      addresses are reachable through the tunnel
-  --check             validate the config and run the preflight checks, then exit
-  -h, --help          this help
-
-exit codes: 0 stopped cleanly, 1 runtime failure, 2 config or preflight error
-`;
+import type { ShowWhat, Snapshot } from '../endpoint/snapshot.ts';
 
 /** What `up` needs from the endpoint library (Endpoint fits it). */
 export interface EndpointHandle {
   start(): Promise<void>;
   stop(): Promise<void>;
-  snapshot(): Snapshot | Promise<Snapshot>;
+  /** The parts `what` names (see SnapshotProvider: routes only for 'all' and 'routes'). */
+  snapshot(what?: ShowWhat): Snapshot | Promise<Snapshot>;
+  /** When present, the control socket serves this instead (counters of this moment). */
+  snapshotAsync?(what?: ShowWhat): Promise<Snapshot>;
+  /** Ping from the endpoint's own stack: resolves with the RTT in ms (`ipferry ping`). */
+  ping?(address: string, size?: number, timeoutMs?: number, from?: string): Promise<number>;
   /** Optional event source: 'error' (fatal) stops the endpoint. */
   on?(event: string, listener: (...args: unknown[]) => void): unknown;
 }
@@ -72,30 +66,28 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   ]);
 }
 
-export async function upCommand(args: string[], opts: UpOptions = {}): Promise<number> {
-  const { values, positionals } = parseCommandArgs('up', args, {
-    'log-level': { type: 'string' },
-    userspace: { type: 'boolean' },
-    check: { type: 'boolean' },
-    help: { type: 'boolean', short: 'h' },
-  });
-  if (values.help) {
-    process.stdout.write(UP_HELP);
-    return 0;
-  }
-  if (positionals.length === 0) throw new CliError('up: missing CONFIG (usage: ipferry up CONFIG)');
-  if (positionals.length > 1) throw new CliError(`up: unexpected argument ${positionals[1]} (usage: ipferry up CONFIG)`);
-  const level = values['log-level'];
+/** `up`'s options as the command line gave them. */
+export interface UpFlags {
+  logLevel?: string;
+  userspace?: boolean;
+  check?: boolean;
+}
+
+export async function upCommand(configArg: string, flags: UpFlags, opts: UpOptions = {}): Promise<number> {
+  const level = flags.logLevel;
   if (level !== undefined && !LOG_LEVELS.includes(level as LogLevel)) {
     throw new CliError(`up: --log-level must be one of ${LOG_LEVELS.join(', ')}, got ${level}`);
   }
 
   // 1. config, 2. preflight: ConfigError / PreflightError propagate to the dispatcher (exit 2).
-  const config = loadConfig(positionals[0]!);
-  const tun = !values.userspace;
+  const config = await resolveConfig(loadConfig(findConfigFile(configArg)));
+  const tun = !flags.userspace;
   await preflight(config, { noTun: !tun });
   const log = createLogger({ level: (level as LogLevel | undefined) ?? config.log, prefix: config.interface.name });
-  if (values.check) {
+  for (const p of config.peers) {
+    if (p.endpoint.hostname !== null) log.info(`peer ${p.name}: ${p.endpoint.hostname} is ${p.endpoint.host}`);
+  }
+  if (flags.check) {
     process.stdout.write(`${config.source}: ok (${config.peers.length} peer${config.peers.length === 1 ? '' : 's'})\n`);
     return 0;
   }
@@ -104,6 +96,7 @@ export async function upCommand(args: string[], opts: UpOptions = {}): Promise<n
   const createEndpoint = opts.createEndpoint ?? createRealEndpoint;
   let ep: EndpointHandle | undefined;
   let server: ControlServer | undefined;
+  let metrics: MetricsServer | undefined;
 
   let stopping: Promise<number> | null = null;
   let resolveDone!: (code: number) => void;
@@ -120,6 +113,11 @@ export async function upCommand(args: string[], opts: UpOptions = {}): Promise<n
         log.warn(`warning: closing the control socket: ${errLine(e)}`);
       }
       try {
+        await metrics?.close();
+      } catch (e) {
+        log.warn(`warning: closing the metrics listener: ${errLine(e)}`);
+      }
+      try {
         if (ep) await withTimeout(ep.stop(), 10_000, 'stop');
         log.info('shutdown complete');
       } catch (e) {
@@ -133,25 +131,28 @@ export async function upCommand(args: string[], opts: UpOptions = {}): Promise<n
   };
 
   let starting = true;
-  let pendingSignal: NodeJS.Signals | null = null;
-  const onSignal = (sig: NodeJS.Signals): void => {
+  let pendingSignal: string | null = null;
+  const onSignal = (sig: NodeJS.Signals | 'stop request'): void => {
     if (starting && !pendingSignal) {
       pendingSignal = sig; // stop once start() returns, so nothing half-built is left behind
       log.info(`${sig}: stopping once started`);
       return;
     }
     if (stopping || pendingSignal) {
+      if (sig === 'stop request') return; // already stopping: `ipferry down` twice is harmless
       log.error(`${sig} again: exiting without cleanup`);
       process.exit(1);
     }
     void shutdown(sig, 0);
   };
+  const onHangup = (): void => log.warn('warning: SIGHUP: reload is not supported yet; still running with the config loaded at start');
   const onFatal = (e: unknown): void => {
     log.error(`fatal: ${errLine(e)}`);
     void shutdown('fatal error', 1);
   };
-  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
   for (const s of signals) process.on(s, onSignal);
+  process.on('SIGHUP', onHangup);
   process.on('uncaughtException', onFatal);
   process.on('unhandledRejection', onFatal);
 
@@ -169,25 +170,53 @@ export async function upCommand(args: string[], opts: UpOptions = {}): Promise<n
     }
     if (pendingSignal) return await shutdown(pendingSignal, 0);
 
-    // 4. control socket (after start: a snapshot needs a running endpoint)
+    // 4. control socket and metrics (after start: a snapshot needs a running endpoint)
+    const handle = ep;
     const controlPath = controlSocketPath(config);
     if (controlPath !== null && !stopping) {
       try {
-        const handle = ep;
-        server = await ControlServer.start({ path: controlPath, snapshot: () => handle.snapshot(), log });
+        server = await ControlServer.start({
+          path: controlPath,
+          snapshot: (what) => (handle.snapshotAsync !== undefined ? handle.snapshotAsync(what) : handle.snapshot(what)),
+          handlers: { echo: (req) => echo(handle, req) },
+          onStop: () => onSignal('stop request'),
+          mode: config.controlMode,
+          group: config.controlGroup,
+          log,
+        });
         log.info(`control socket ${controlPath}`);
       } catch (e) {
         log.error(`control socket: ${errLine(e)}`);
         return await shutdown('control socket failed', 1);
       }
     }
+    if (config.metrics !== null && !stopping) {
+      try {
+        metrics = await MetricsServer.start({ host: config.metrics.host, port: config.metrics.port, collect: () => handle.snapshot('stats'), log });
+        log.info(`metrics on http://${metrics.address}/metrics`);
+      } catch (e) {
+        log.error(`metrics: ${errLine(e)}`);
+        return await shutdown('metrics listener failed', 1);
+      }
+    }
     if (stopping) await stopping; // a signal arrived while starting
     return await done;
   } finally {
     for (const s of signals) process.off(s, onSignal);
+    process.off('SIGHUP', onHangup);
     process.off('uncaughtException', onFatal);
     process.off('unhandledRejection', onFatal);
     // Something the endpoint left behind (a timer, a worker) must not keep us alive.
     if (opts.exitTimer !== false) setTimeout(() => process.exit(process.exitCode ?? 0), 3000).unref();
   }
+}
+
+/** The control socket's "echo" request: one ping from the endpoint's own stack. */
+async function echo(ep: EndpointHandle, req: Record<string, unknown>): Promise<{ rttMs: number }> {
+  if (ep.ping === undefined) throw new Error('this endpoint cannot ping');
+  const { address, size, timeoutMs, from } = req;
+  if (typeof address !== 'string') throw new Error('echo needs an "address" string');
+  const n = (v: unknown, dflt: number, max: number): number => (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max ? v : dflt);
+  const rttMs = await ep.ping(address, n(size, 56, 65_507), n(timeoutMs, 2000, 60_000), typeof from === 'string' ? from : undefined);
+  return { rttMs };
 }

@@ -4,40 +4,35 @@
  * TUN gone, every pool slot back). Control-plane code: it may allocate freely.
  *
  * Events (typed, see EndpointEvents): 'peer-up' / 'peer-down' (Peer), 'drop' (per-reason counts,
- * at most once a second), 'error' (the device went away), 'binding' / 'handover' (mobility).
+ * at most once a second), 'error' (the device went away), 'binding' / 'handover' (mobility),
+ * 'control' (control messages nobody here used).
  *
- * Mobility (endpoint/mobility/): the roles of `config.mobility` and roaming for keyed peers run as
- * a control plane that acts on the data plane only through the operations in
- * endpoint/mobility/ops.ts, which the methods at the end of this class implement.
+ * Mobility (endpoint/mobility/): the roles of `config.mobility` and roaming for keyed peers, a
+ * control plane acting on the data plane only through the boundary operations below
+ * (endpoint/mobility/ops.ts lists what it uses).
  */
 import { EventEmitter } from 'node:events';
-import type { Config } from '../config/config.ts';
-import type { PeerSnapshot, RouteSnapshot, Snapshot, StatsSnapshot } from './snapshot.ts';
+import { DROP_REASON_NAMES, DropCounters, DropReason } from '../base/drop-reason.ts';
+import type { PacketBuffer, PacketPools } from '../base/pool.ts';
+import { assertResolved, type Config } from '../config/config.ts';
 import type { PacketDevice } from '../device/device.ts';
-import { MemoryDevice } from '../device/memory-device.ts';
-import { openTun } from '../device/tun.ts';
-import { DROP_REASON_NAMES, DropCounters } from '../base/drop-reason.ts';
-import { peerEndpoint } from '../transport/peer-endpoints.ts';
-import { Fragmenter } from '../frag/fragment.ts';
-import { PacketPools } from '../base/pool.ts';
 import type { AllowedSources } from '../route/allowed.ts';
 import type { Router } from '../route/router.ts';
 import { formatRoute, routeJson } from '../route/text/show.ts';
-import { PeerEndpoints } from '../transport/peer-endpoints.ts';
-import { UdpTransport } from '../transport/udp-transport.ts';
-import { DropReason } from '../base/drop-reason.ts';
+import type { RouteSpec } from '../route/types.ts';
+import type { PeerEndpoints } from '../transport/peer-endpoints.ts';
 import { ControlCounter, ControlSender } from '../tunnel/control.ts';
-import { formatPrefix, type AddressBytes, type Prefix } from '../wire/address-text.ts';
-import type { SocketAddress } from '../wire/binding.ts';
+import type { AddressBytes, Prefix } from '../wire/address-text.ts';
 import { controlLength, KEEPALIVE_BODY_LEN, senderIdFromName } from '../wire/gue.ts';
-import { readV4, v4Text } from '../wire/ip.ts';
-import { IcmpSender } from './icmp-sender.ts';
+import { DataPlaneCore } from './dataplane-core.ts';
+import type { ControlDatagram, DataPlane, DataPlaneHooks, DataPlaneReport, PeerSpec, UnderlayAddress } from './dataplane.ts';
+import { InThreadDataPlane } from './dataplane-inthread.ts';
 import { KernelRoutes } from './kernel-routes.ts';
 import { LocalStack, type StackUdpSocket } from './local-stack.ts';
-import { Peer } from './peer.ts';
-import { Pipeline } from './pipeline.ts';
-import { TokenBucket } from './token-bucket.ts';
-import { buildRouters, kernelPrefixes, STACK_DEV } from './config-routes.ts';
+import type { Peer } from './peer.ts';
+import type { Pipeline } from './pipeline.ts';
+import type { PeerSnapshot, RouteSnapshot, ShowWhat, Snapshot, StatsSnapshot } from './snapshot.ts';
+import { kernelPrefixes, STACK_DEV } from './config-routes.ts';
 import { exercisePipeline } from './warm-up.ts';
 import type { BindingEvent, HandoverEvent } from './mobility/events.ts';
 import { MobilityPlane } from './mobility/mobility-plane.ts';
@@ -46,7 +41,6 @@ import type { DataPlaneOps } from './mobility/ops.ts';
 export type { BindingEvent, HandoverEvent };
 
 export { STACK_DEV };
-
 
 /** Drops counted since the previous 'drop' event (emitted at most once a second, per reason). */
 export interface DropEvent {
@@ -63,9 +57,15 @@ export interface EndpointEvents {
   'peer-down': [peer: Peer];
   drop: [event: DropEvent];
   error: [error: Error];
-  /** A binding was added, moved or removed (home agent), or a node reached directly (correspondent). */
+  /**
+   * A GUE control message the data plane does not handle itself (any type but a keepalive from
+   * a peer, or from an unknown underlay source): only delivered while someone listens; without
+   * a listener such messages are dropped and counted as before.
+   */
+  control: [msg: ControlDatagram];
+  /** A binding was added, moved or removed (home agent), or a node reached directly or not (correspondent). */
   binding: [event: BindingEvent];
-  /** This mobile node moved and is registered at its new care-of (or home); a home agent's node moved. */
+  /** This mobile node moved and is registered at its new care-of (or home), or a home agent's node moved. */
   handover: [event: HandoverEvent];
 }
 
@@ -87,25 +87,22 @@ export interface EndpointOptions {
 
 export class Endpoint extends EventEmitter<EndpointEvents> implements DataPlaneOps {
   readonly config: Config;
-  readonly pools: PacketPools;
-  readonly router: Router;
-  readonly allowed: AllowedSources;
-  /** Each peer's underlay endpoint, the one record (shared with the transport; mobility moves peers here). */
-  readonly endpoints = new PeerEndpoints();
-  readonly peers: Peer[];
-  readonly drops = new DropCounters();
+  /**
+   * The data plane's state on this thread. With the in-thread data plane (portable path, memory
+   * devices) it is the live data plane; with the worker data plane it is the control plane's
+   * mirror (peers and routes as configured, counters copied from the worker's reports) and its
+   * pools serve the endpoint's own stack.
+   */
+  readonly core: DataPlaneCore;
   readonly stack: LocalStack;
-  readonly pipeline: Pipeline;
-  /** Mobility roles and roaming (the control plane over the data-plane operations below). */
+  /** The running data plane (null before start and after stop). */
+  dataplane: DataPlane | null = null;
+  /** Mobility roles and roaming (a control plane over the boundary operations). */
   readonly mobility: MobilityPlane;
-  device: PacketDevice | null = null;
-  transport: UdpTransport | null = null;
   startedAt = 0;
 
   private readonly log: (line: string) => void;
   private readonly opts: EndpointOptions;
-  private readonly icmp: IcmpSender;
-  private readonly fragmenter: Fragmenter;
   private readonly senderId: number;
   /** Our sender id and counter on the control messages (keepalives) we send. */
   private readonly control: ControlSender;
@@ -113,130 +110,79 @@ export class Endpoint extends EventEmitter<EndpointEvents> implements DataPlaneO
   private timer: NodeJS.Timeout | null = null;
   private running = false;
   private readonly lastDrops = new Float64Array(256);
+  /** The freshest report of a data plane in another thread (counters are copied from it). */
+  private lastReport: DataPlaneReport | null = null;
+  private ticking = false;
 
   constructor(config: Config, opts: EndpointOptions = {}) {
     super();
+    assertResolved(config); // peer endpoints given as DNS names: resolveConfig first
     this.config = config;
     this.opts = opts;
     this.log = opts.log ?? (() => {});
-    this.pools = new PacketPools({ small: { slots: opts.poolSlots?.small ?? 8192 }, large: { slots: opts.poolSlots?.large ?? 128 } });
-    ({ router: this.router, allowed: this.allowed } = buildRouters(config));
-    const ifName = config.interface.name;
-
-    this.peers = config.peers.map((pc, index) => {
-      this.endpoints.set(index, pc.endpoint.family, pc.endpoint.bytes, pc.endpoint.port);
-      return new Peer({
-        index,
-        name: pc.name,
-        endpoints: this.endpoints,
-        routes: pc.routes,
-        mtu: pc.mtu,
-        keepalive: pc.keepalive,
-        key: pc.key,
-        mss: pc.mss,
-      });
-    });
-    // The mobility roles' peers (mobile nodes at a home agent or correspondent, a mobile node's
-    // correspondents): after the config's, no endpoint until a binding gives them one.
-    const mtu = config.interface.mtu;
-    const clamp = config.mssClamp;
-    const mss = clamp === false ? null : clamp === 'auto' ? { v4: mtu - 40, v6: mtu - 60 } : { v4: Math.min(clamp, mtu - 40), v6: Math.min(clamp, mtu - 60) };
-    for (const spec of MobilityPlane.extraPeers(config)) {
-      const index = this.peers.length;
-      if (spec.endpoint !== null) this.endpoints.set(index, spec.endpoint.family, spec.endpoint.bytes, spec.endpoint.port);
-      for (const src of spec.sources) this.allowed.add(src, index);
-      const routes = spec.routes.map((r) => ({ ...r, text: formatPrefix(r) }));
-      this.peers.push(new Peer({ index, name: spec.name, endpoints: this.endpoints, routes, mtu, keepalive: null, key: spec.key, mss, mobile: true, sourcesOf: spec.sourcesOf }));
-    }
-
     // A mobile node's keepalives are its messages too: the node's sender id and one counter.
     const mn = config.mobility?.mobileNode;
-    this.senderId = mn ? senderIdFromName(mn.name) : senderIdFromName(`${ifName}/${process.pid}/${Math.random()}`);
+    this.senderId = mn ? senderIdFromName(mn.name) : senderIdFromName(`${config.interface.name}/${process.pid}/${Math.random()}`);
     const counter = new ControlCounter();
     this.control = new ControlSender(this.senderId, counter);
-    const rl = config.icmpRateLimit;
-    const icmpBucket = new TokenBucket(rl.rate, rl.burst, performance.now());
-    this.icmp = new IcmpSender(this.pools, icmpBucket, this.drops, () => performance.now());
-    this.icmp.srcV4 = icmpSourceV4(config, this.log);
-    const v6 = config.stack.address.find((a) => a.family === 6) ?? config.interface.address.find((a) => a.family === 6);
-    if (v6) this.icmp.srcV6 = v6.bytes;
-    this.fragmenter = new Fragmenter({ pool: this.pools, drops: this.drops });
-
-    this.pipeline = new Pipeline({
-      pools: this.pools,
-      router: this.router,
-      allowed: this.allowed,
-      peers: this.peers,
-      deviceMtu: config.interface.mtu,
-      drops: this.drops,
-      icmp: this.icmp,
-      fragmenter: this.fragmenter,
-      deviceName: ifName,
-      stackName: STACK_DEV,
-      hub: config.hub,
-      senderId: this.senderId,
-      now: () => Date.now(),
-      events: {
-        onPeerUp: (p) => this.peerUp(p),
-        onControl: (buf, off, len, address, port, peer) => this.mobility.onControl(buf, off, len, address, port, peer),
-      },
-    });
-    this.mobility = new MobilityPlane(
-      config,
-      this,
-      counter,
-      { binding: (e) => this.emit('binding', e), handover: (e) => this.emit('handover', e), log: this.log },
-      () => this.kernelRoutes !== null,
-    );
+    this.core = new DataPlaneCore(config, { poolSlots: opts.poolSlots, senderId: this.senderId, log: this.log });
+    this.core.events.onPeerUp = (p) => this.peerUp(p);
     this.stack = new LocalStack({
-      pools: this.pools,
+      pools: this.core.pools,
       addresses: config.stack.address.map((a) => ({ family: a.family, bytes: a.bytes })),
-      output: this.pipeline.fromLocal,
-      drops: this.drops,
-      errorLimit: icmpBucket,
+      output: this.stackOutput,
+      drops: this.core.drops,
+      errorLimit: this.core.icmpBucket,
     });
-    this.pipeline.local = this.stack;
+    this.core.pipeline.local = this.stack;
+    this.mobility = new MobilityPlane(config, this, counter, {
+      binding: (e) => this.emit('binding', e),
+      handover: (e) => this.emit('handover', e),
+      log: this.log,
+    });
+  }
+
+  // The data plane's state on this thread (see `core`).
+  get pools(): PacketPools {
+    return this.core.pools;
+  }
+  get router(): Router {
+    return this.core.router;
+  }
+  get allowed(): AllowedSources {
+    return this.core.allowed;
+  }
+  /** Each peer's underlay endpoint, the one record (mobility moves peers here, or with setPeerEndpoint). */
+  get endpoints(): PeerEndpoints {
+    return this.core.endpoints;
+  }
+  /** The peers (a removed peer leaves a hole); with a worker data plane their counters are copies. */
+  get peers(): (Peer | undefined)[] {
+    return this.core.peers;
+  }
+  get drops(): DropCounters {
+    return this.core.drops;
+  }
+  get pipeline(): Pipeline {
+    return this.core.pipeline;
+  }
+  /** The in-thread data plane's device (null with a worker data plane). */
+  get device(): PacketDevice | null {
+    return this.dataplane instanceof InThreadDataPlane ? this.dataplane.device : null;
+  }
+
+  /** Which data path runs ('' before start): see DataPlane.path. */
+  get dataplanePath(): string {
+    return this.dataplane?.path ?? '';
   }
 
   /** Open the device and the socket, install kernel routes, start the timers. */
   async start(): Promise<void> {
     if (this.running) return;
     const c = this.config;
-    this.warmUpJit(this.opts.warmUp ?? (process.env.IPFERRY_WARMUP !== undefined ? Number(process.env.IPFERRY_WARMUP) || 0 : 24_000));
-    const dev =
-      this.opts.device ??
-      (this.opts.tun === false
-        ? new MemoryDevice({ name: c.interface.name, mtu: c.interface.mtu, pool: this.pools.small })
-        : await openTun({
-            name: c.interface.name,
-            mtu: c.interface.mtu,
-            addresses: c.interface.address.map((a) => a.text),
-            pool: this.pools.small,
-          }));
-    this.device = dev;
-    this.pipeline.device = dev;
+    const dp = await this.openDataPlane();
+    this.dataplane = dp;
     try {
-      const listen = c.listen;
-      const anyV6 = this.peers.some((p) => p.family === 6);
-      const anyV4 = this.peers.some((p) => p.family === 4);
-      const host = listen.host ?? (anyV6 ? '::' : '0.0.0.0');
-      const t = new UdpTransport({
-        address: host,
-        port: listen.port,
-        ipv6Only: !(anyV4 && anyV6 && listen.host === null),
-        pools: this.pools,
-        endpoints: this.endpoints,
-        onBatch: this.pipeline.fromTransport,
-        onError: (e) => this.log(`warning: udp: ${e.message}`),
-        onSendError: () => this.mobility.sendError(),
-      });
-      await t.start(); // throws when a peer's endpoint is of a family the socket cannot carry
-      this.transport = t;
-      this.pipeline.transport = t;
-      dev.start(this.pipeline.fromDevice, (why) => {
-        this.log(`device ${dev.name} went down: ${why}`);
-        this.emit('error', new Error(`device ${dev.name} went down: ${why}`));
-      });
       if (c.kernelRoutes && this.opts.device === undefined && this.opts.tun !== false) {
         this.kernelRoutes = new KernelRoutes(c.interface.name, this.log);
         const prefixes = kernelPrefixes(c);
@@ -259,8 +205,64 @@ export class Endpoint extends EventEmitter<EndpointEvents> implements DataPlaneO
     this.timer = setInterval(() => this.tick(), 1000);
     this.timer.unref();
     // Say hello at once so peers with keepalives see us up without waiting a whole interval.
-    for (const p of this.peers) if (p.keepaliveMs > 0) this.sendKeepalive(p);
-    this.log(`up: ${c.interface.name} mtu ${c.interface.mtu}, listening on ${this.transport!.listenText}, ${this.peers.length} peer(s)`);
+    for (const p of this.peers) if (p !== undefined && p.keepaliveMs > 0) this.sendKeepalive(p);
+    this.log(`up: ${c.interface.name} mtu ${c.interface.mtu}, listening on ${dp.listen}, ${this.peers.length} peer(s), data path: ${dp.path}`);
+  }
+
+  /** The data plane for this endpoint's options (see dataplane.ts), started. */
+  private async openDataPlane(): Promise<DataPlane> {
+    const hooks = this.hooks();
+    const o = this.opts;
+    let device: PacketDevice | 'memory' | 'tun';
+    let path: string;
+    if (o.device !== undefined) {
+      device = o.device;
+      path = `memory (${o.device.name})`;
+    } else if (o.tun === false) {
+      device = 'memory';
+      path = 'memory (userspace)';
+    } else {
+      device = 'tun';
+      path = 'portable (fast path not built yet)';
+    }
+    this.warmUpJit(o.warmUp ?? (process.env.IPFERRY_WARMUP !== undefined ? Number(process.env.IPFERRY_WARMUP) || 0 : 24_000));
+    const dp = new InThreadDataPlane(this.core, { device, path, hooks });
+    await dp.start();
+    return dp;
+  }
+
+  private hooks(): DataPlaneHooks {
+    return {
+      peerUp: (index) => {
+        const p = this.peers[index];
+        if (p === undefined) return;
+        // From a worker: this side's copy learns it here (in-thread the pipeline set it already).
+        if (!p.up) {
+          p.up = true;
+          p.liveness.lastRx = Date.now();
+        }
+        this.peerUp(p);
+      },
+      toLocal: (p) => this.stack.input(p),
+      control: (msg) => {
+        // mobility first (binding updates, acks, refresh requests, roaming); what it cannot use
+        // goes to 'control' listeners, or is counted as a drop
+        const r = this.mobility.onControl(msg);
+        if (r === DropReason.None) return;
+        if (this.listenerCount('control') > 0) this.emit('control', msg);
+        else {
+          this.drops.count(r);
+          const p = msg.peer >= 0 ? this.peers[msg.peer] : undefined;
+          if (p !== undefined) p.drops++;
+        }
+      },
+      sendError: () => this.mobility.sendError(),
+      down: (why) => {
+        this.log(why);
+        this.emit('error', new Error(why));
+      },
+      log: this.log,
+    };
   }
 
   /** See warm-up.ts: typical packets through a throwaway pipeline of the same config. */
@@ -277,7 +279,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> implements DataPlaneO
 
   /** Remove kernel routes, close socket and device, fail pending pings. Idempotent. */
   async stop(): Promise<void> {
-    if (!this.running && this.device === null) return;
+    if (!this.running && this.dataplane === null) return;
     if (this.running) await this.mobility.stop(); // a mobile node deregisters while it still can
     this.running = false;
     await this.teardown();
@@ -289,15 +291,70 @@ export class Endpoint extends EventEmitter<EndpointEvents> implements DataPlaneO
     this.timer = null;
     this.kernelRoutes?.remove();
     this.kernelRoutes = null;
-    const t = this.transport;
-    this.transport = null;
-    this.pipeline.transport = null;
-    if (t) await t.close();
-    const d = this.device;
-    this.device = null;
-    this.pipeline.device = null;
-    if (d) await d.close();
+    const dp = this.dataplane;
+    if (dp) {
+      // the last counters of a worker data plane stay readable after stop
+      if (!(dp instanceof InThreadDataPlane)) this.lastReport = await dp.report(true).catch(() => this.lastReport);
+      await dp.stop();
+    }
+    this.dataplane = null;
     this.stack.close();
+  }
+
+  private readonly stackOutput = (p: PacketBuffer): void => {
+    const dp = this.dataplane;
+    if (dp !== null) dp.localOutput(p);
+    else this.core.pipeline.fromLocal(p);
+  };
+
+  // ---------------------------------------------------------------- the boundary, for the control plane
+
+  /** Add a route to the data plane (and this side's mirror). Throws RouteError for a bad spec. */
+  addRoute(spec: RouteSpec): number {
+    const dp = this.dataplane;
+    const id = this.core.addRoute(spec);
+    if (dp !== null && !(dp instanceof InThreadDataPlane)) dp.addRoute(spec);
+    return id;
+  }
+
+  removeRoute(id: number): void {
+    const dp = this.dataplane;
+    this.core.removeRoute(id);
+    if (dp !== null && !(dp instanceof InThreadDataPlane)) dp.removeRoute(id);
+  }
+
+  /** Set or move peer `index`'s underlay endpoint. */
+  setPeerEndpoint(index: number, to: UnderlayAddress): void {
+    const dp = this.dataplane;
+    this.core.setPeerEndpoint(index, to);
+    if (dp !== null && !(dp instanceof InThreadDataPlane)) dp.setPeerEndpoint(index, to);
+  }
+
+  /** Add a peer at run time; returns its index. */
+  addPeer(spec: PeerSpec): number {
+    const index = this.peers.findIndex((p) => p === undefined);
+    const at = index < 0 ? this.peers.length : index;
+    this.core.addPeer(at, spec);
+    const dp = this.dataplane;
+    if (dp !== null && !(dp instanceof InThreadDataPlane)) dp.addPeer(at, spec);
+    return at;
+  }
+
+  removePeer(index: number): void {
+    const dp = this.dataplane;
+    this.core.removePeer(index);
+    if (dp !== null && !(dp instanceof InThreadDataPlane)) dp.removePeer(index);
+  }
+
+  /** Send a control datagram (GUE header first) to a peer or an underlay address. */
+  sendControl(bytes: Uint8Array, to: number | UnderlayAddress): DropReason {
+    return this.dataplane?.sendControl(bytes, to) ?? DropReason.NoSocket;
+  }
+
+  /** Bicast what goes to peer `peer` to `to` as well until `untilMs` (null stops). */
+  bicast(peer: number, to: UnderlayAddress | null, untilMs: number): void {
+    const dp = this.dataplane;
+    if (dp !== null) dp.bicast(peer, to, untilMs);
   }
 
   /** A UDP socket on the endpoint's own stack (inside the tunnel network). */
@@ -305,19 +362,40 @@ export class Endpoint extends EventEmitter<EndpointEvents> implements DataPlaneO
     return this.stack.udpBind(port);
   }
 
-  /** Ping from the endpoint's own stack. */
-  ping(address: string, size = 56, timeoutMs = 2000): Promise<number> {
-    return this.stack.ping(address, size, timeoutMs);
+  /** Ping from the endpoint's own stack (from its first address of the family, or `from`). */
+  ping(address: string, size = 56, timeoutMs = 2000, from?: string): Promise<number> {
+    return this.stack.ping(address, size, timeoutMs, from);
   }
 
   private tick(): void {
+    if (this.ticking) return;
+    const dp = this.dataplane;
+    if (dp !== null && !(dp instanceof InThreadDataPlane)) {
+      // counters and liveness live in the worker: act on a fresh report
+      this.ticking = true;
+      dp.report(false)
+        .then((r) => {
+          this.applyReport(r);
+          this.tickNow();
+        })
+        .catch((e: unknown) => this.log(`warning: data plane report: ${(e as Error).message}`))
+        .finally(() => (this.ticking = false));
+      return;
+    }
+    this.tickNow();
+  }
+
+  private tickNow(): void {
+    if (!this.running) return;
     const now = Date.now();
     this.stack.poll();
     this.emitDrops();
     for (const p of this.peers) {
+      if (p === undefined) continue;
       const l = p.liveness;
       if (l.keepaliveDue(now)) this.sendKeepalive(p);
       if (l.expire(now)) {
+        this.dataplane?.peerDown(p.index);
         this.log(`peer ${p.name} down (nothing heard for ${Math.round((now - l.lastRx) / 1000)} s)`);
         this.emit('peer-down', p);
         this.mobility.peerDown(p.index);
@@ -325,10 +403,26 @@ export class Endpoint extends EventEmitter<EndpointEvents> implements DataPlaneO
     }
   }
 
+  /** Copy a worker data plane's counters into this side's peers (liveness: lastRx/lastTx). */
+  private applyReport(r: DataPlaneReport): void {
+    this.lastReport = r;
+    r.peers.forEach((c, i) => {
+      const p = this.peers[i];
+      if (c === null || p === undefined) return;
+      p.rxPackets = c.rxPackets;
+      p.rxBytes = c.rxBytes;
+      p.txPackets = c.txPackets;
+      p.txBytes = c.txBytes;
+      p.drops = c.drops;
+      p.liveness.lastRx = c.lastRx;
+      p.liveness.lastTx = c.lastTx;
+    });
+  }
+
   /** Per-reason 'drop' events for what changed since the last tick (only when someone listens). */
   private emitDrops(): void {
     if (this.listenerCount('drop') === 0) return;
-    const c = this.drops.counts;
+    const c = this.dropCounts();
     for (let i = 1; i < c.length; i++) {
       const d = c[i]! - this.lastDrops[i]!;
       if (d > 0) {
@@ -338,16 +432,23 @@ export class Endpoint extends EventEmitter<EndpointEvents> implements DataPlaneO
     }
   }
 
+  /** Drops by reason: this thread's (the stack's, and the in-thread pipeline's) plus a worker's last report. */
+  private dropCounts(): Float64Array {
+    const r = this.lastReport;
+    if (r === null || this.dataplane instanceof InThreadDataPlane) return this.drops.counts;
+    const out = Float64Array.from(this.drops.counts);
+    for (let i = 0; i < out.length && i < r.drops.length; i++) out[i]! += r.drops[i]!;
+    return out;
+  }
+
   private sendKeepalive(p: Peer): void {
-    const t = this.transport;
-    if (t === null || p.endpoint === undefined) return;
-    const q = this.pools.acquire(controlLength(KEEPALIVE_BODY_LEN, true));
-    if (q === null) return;
-    q.length = this.control.keepalive(q.buf, q.offset, p.keepaliveMs / 1000, p.key);
+    const dp = this.dataplane;
+    if (dp === null || p.endpoint === undefined) return;
+    const n = controlLength(KEEPALIVE_BODY_LEN, true);
+    const b = Buffer.alloc(n);
+    const len = this.control.keepalive(b, 0, p.keepaliveMs / 1000, p.key);
     p.liveness.sent(Date.now());
-    p.txPackets++;
-    p.txBytes += q.length;
-    t.send(q, p.index);
+    dp.sendControl(b.subarray(0, len), p.index);
   }
 
   private peerUp(p: Peer): void {
@@ -357,42 +458,70 @@ export class Endpoint extends EventEmitter<EndpointEvents> implements DataPlaneO
 
   /** Counters: device and UDP traffic, ICMP errors sent, drops per reason, pool slots. */
   stats(): StatsSnapshot {
-    return this.snapshot().stats;
+    return this.snapshot('stats').stats;
   }
 
-  /** Everything `ipferry show` prints. */
-  snapshot(): Snapshot {
+  /**
+   * Everything `ipferry show` prints. The route list (the one part whose cost grows with the
+   * table) only for 'all' and 'routes'; other parts leave `routes` empty. With a worker data
+   * plane the counters are those of its last report (at most a second old while running);
+   * snapshotAsync() asks for fresh ones.
+   */
+  snapshot(what: ShowWhat = 'all'): Snapshot {
+    const dp = this.dataplane;
+    const withRoutes = what === 'all' || what === 'routes';
+    const r = dp instanceof InThreadDataPlane ? dp.reportNow(withRoutes) : this.lastReport;
+    return this.buildSnapshot(r, withRoutes);
+  }
+
+  /** snapshot() with the data plane's counters of this moment (the control socket uses it). */
+  async snapshotAsync(what: ShowWhat = 'all'): Promise<Snapshot> {
+    const dp = this.dataplane;
+    if (dp !== null && !(dp instanceof InThreadDataPlane)) this.applyReport(await dp.report(what === 'all' || what === 'routes'));
+    return this.snapshot(what);
+  }
+
+  private buildSnapshot(r: DataPlaneReport | null, withRoutes: boolean): Snapshot {
     const c = this.config;
-    const peers: PeerSnapshot[] = this.peers.filter((p) => !p.mobile || p.endpoint !== undefined).map((p) => ({
-      name: p.name,
-      endpoint: p.endpointText,
-      routes: p.routes.map((r) => r.text),
-      lastRx: p.lastRx || null,
-      lastTx: p.lastTx || null,
-      rxPackets: p.rxPackets,
-      rxBytes: p.rxBytes,
-      txPackets: p.txPackets,
-      txBytes: p.txBytes,
-      drops: p.drops,
-      mtu: p.mtu,
-      keepalive: p.keepaliveMs ? p.keepaliveMs / 1000 : null,
-      up: p.up,
-      ...(p.mobile ? { mobility: p.sourcesOf >= 0 ? ('correspondent' as const) : ('mobile-node' as const) } : {}),
-    }));
-    const routes: RouteSnapshot[] = this.router.list({ table: 'all' }).map((id) => ({
-      text: formatRoute(this.router, id),
-      uses: this.router.packetsOf(id),
-      bytes: this.router.bytesOf(id),
-      json: routeJson(this.router, id) as unknown as RouteSnapshot['json'],
-    }));
-    const d = this.device;
-    const ts = this.transport?.stats;
-    const mobility = this.config.mobility !== undefined;
+    const peers: PeerSnapshot[] = [];
+    for (const p of this.peers) {
+      if (p === undefined) continue;
+      peers.push({
+        name: p.name,
+        endpoint: p.endpointText,
+        routes: p.routes.map((x) => x.text),
+        lastRx: p.lastRx || null,
+        lastTx: p.lastTx || null,
+        rxPackets: p.rxPackets,
+        rxBytes: p.rxBytes,
+        txPackets: p.txPackets,
+        txBytes: p.txBytes,
+        drops: p.drops,
+        mtu: p.mtu,
+        keepalive: p.keepaliveMs ? p.keepaliveMs / 1000 : null,
+        up: p.up,
+        ...(p.mobile ? { mobility: p.sourcesOf >= 0 ? ('correspondent' as const) : ('mobile-node' as const) } : {}),
+      });
+    }
+    const routes: RouteSnapshot[] = !withRoutes
+      ? []
+      : (r?.routes ??
+      this.router.list({ table: 'all' }).map((id) => ({
+        text: formatRoute(this.router, id),
+        uses: this.router.packetsOf(id),
+        bytes: this.router.bytesOf(id),
+        json: routeJson(this.router, id) as unknown as RouteSnapshot['json'],
+      })));
+    const inThread = r === null || this.dataplane instanceof InThreadDataPlane;
+    const drops = new DropCounters();
+    drops.counts.set(this.dropCounts());
+    const stackPools = this.pools;
     return {
       interface: c.interface.name,
-      listen: this.transport?.listenText ?? '',
+      listen: this.dataplane?.listen ?? '',
       pid: process.pid,
-      device: d instanceof MemoryDevice ? 'memory' : 'tun',
+      device: this.opts.device !== undefined || this.opts.tun === false ? 'memory' : 'tun',
+      dataplane: this.dataplanePath,
       mtu: c.interface.mtu,
       addresses: c.interface.address.map((a) => a.text),
       stackAddresses: c.stack.address.map((a) => a.text),
@@ -401,158 +530,94 @@ export class Endpoint extends EventEmitter<EndpointEvents> implements DataPlaneO
       routes,
       stats: {
         startedAt: this.startedAt,
-        tunRx: { packets: d?.stats.rxPackets ?? 0, bytes: d?.stats.rxBytes ?? 0 },
-        tunTx: { packets: d?.stats.txPackets ?? 0, bytes: d?.stats.txBytes ?? 0 },
-        udpRx: { packets: ts?.rxPackets ?? 0, bytes: ts?.rxBytes ?? 0 },
-        udpTx: { packets: ts?.txPackets ?? 0, bytes: ts?.txBytes ?? 0 },
-        forwarded: this.pipeline.forwarded,
-        icmpSent: this.icmp.sent + this.stack.errorsSent,
-        drops: this.drops.toJSON(),
-        poolLive: this.pools.live,
-        poolCapacity: this.pools.small.slots + this.pools.large.slots,
-        poolExhausted: this.pools.small.exhausted + this.pools.large.exhausted,
-        extra: { echoReplies: this.stack.echoReplies, udpDelivered: this.stack.udpDelivered },
-        ...(mobility ? { mobility: this.mobility.stats() } : {}),
+        tunRx: r?.tunRx ?? { packets: 0, bytes: 0 },
+        tunTx: r?.tunTx ?? { packets: 0, bytes: 0 },
+        udpRx: r?.udpRx ?? { packets: 0, bytes: 0 },
+        udpTx: r?.udpTx ?? { packets: 0, bytes: 0 },
+        forwarded: r?.forwarded ?? this.pipeline.forwarded,
+        icmpSent: (r?.icmpSent ?? this.core.icmp.sent) + this.stack.errorsSent,
+        drops: drops.toJSON(),
+        // in-thread the report's pools are the stack's too; a worker's pools are its own
+        poolLive: inThread ? (r?.poolLive ?? stackPools.live) : r.poolLive + stackPools.live,
+        poolCapacity: inThread ? (r?.poolCapacity ?? stackPools.small.slots + stackPools.large.slots) : r.poolCapacity,
+        poolExhausted: inThread
+          ? (r?.poolExhausted ?? stackPools.small.exhausted + stackPools.large.exhausted)
+          : r.poolExhausted + stackPools.small.exhausted + stackPools.large.exhausted,
+        extra: {
+          echoReplies: this.stack.echoReplies,
+          udpDelivered: this.stack.udpDelivered,
+          reassemblyBytes: this.stack.reassembler.memory,
+          ...(r?.extra ?? {}),
+        },
+        ...(c.mobility !== undefined ? { mobility: this.mobility.stats() } : {}),
       },
-      ...(mobility ? { mobility: this.mobility.snapshot() } : {}),
+      ...(c.mobility !== undefined ? { mobility: this.mobility.snapshot() } : {}),
     };
   }
 
-  // ------------------------------------------------------------------------------------------
-  // Data-plane operations for the control plane (endpoint/mobility/ops.ts: DataPlaneOps)
+  // ---------------------------------------------------------------- the control plane's own, for mobility
 
-  setPeerEndpoint(index: number, to: SocketAddress): void {
-    this.endpoints.set(index, to.family, to.bytes, to.port);
-  }
-
-  removePeerEndpoint(index: number): void {
-    this.endpoints.remove(index);
-  }
-
-  addRoute(prefix: Prefix, dev: string, kernel: boolean): void {
-    this.router.add({ prefix, dev, text: `${formatPrefix(prefix)} dev ${dev}` });
-    if (kernel) this.kernelRoutes?.addRoute(prefix);
-  }
-
-  removeRoute(prefix: Prefix, dev: string, kernel: boolean): void {
-    this.router.remove({ prefix, dev });
-    if (kernel) this.kernelRoutes?.removeRoute(prefix);
-  }
-
-  setKernelRoutes(peer: number, on: boolean): void {
+  /** Route `prefix` into the TUN in the kernel, or take that route back (no kernel routes: nothing). */
+  kernelRoute(prefix: Prefix, on: boolean): void {
     const k = this.kernelRoutes;
+    if (k === null) return;
+    if (on) k.addRoute(prefix);
+    else k.removeRoute(prefix);
+  }
+
+  /** Route a peer's own prefixes into the TUN in the kernel (a mobile node leaving home), or stop (at home). */
+  setKernelRoutes(peer: number, on: boolean): void {
     const p = this.peers[peer];
-    if (k === null || p === undefined) return;
-    for (const r of p.routes) {
-      if (on) {
-        try {
-          k.addRoute(r);
-        } catch (e) {
-          this.log(`warning: ${(e as Error).message.split('\n')[0]}`);
-        }
-      } else k.removeRoute(r);
-    }
-  }
-
-  sendControl(buf: Buffer, off: number, len: number, to: SocketAddress): boolean {
-    const t = this.transport;
-    if (t === null) return false;
-    let address: string;
-    try {
-      address = t.addressFor(peerEndpoint(to.family, to.bytes, to.port));
-    } catch {
-      return false;
-    }
-    const q = this.pools.acquire(len);
-    if (q === null) return false;
-    buf.copy(q.buf, q.offset, off, off + len);
-    q.length = len;
-    return t.sendTo(q, address, to.port) === DropReason.None;
-  }
-
-  bicast(index: number, to: SocketAddress | null, untilMs: number): void {
-    const p = this.peers[index];
     if (p === undefined) return;
-    const t = this.transport;
-    let address = '';
-    if (to !== null && t !== null) {
+    for (const r of p.routes) {
       try {
-        address = t.addressFor(peerEndpoint(to.family, to.bytes, to.port));
-      } catch {
-        address = '';
+        this.kernelRoute(r, on);
+      } catch (e) {
+        this.log(`warning: ${(e as Error).message.split('\n')[0]}`);
       }
     }
-    p.bicastAddress = address;
-    p.bicastPort = to?.port ?? 0;
-    p.bicastUntil = address === '' ? 0 : untilMs;
   }
 
+  /** Send peer `index` a keepalive now. */
   keepalive(index: number): void {
     const p = this.peers[index];
     if (p !== undefined) this.sendKeepalive(p);
   }
 
-  acceptControl(index: number, buf: Buffer, off: number, len: number): DropReason {
-    return this.pipeline.acceptControl(index, buf, off, len);
+  /**
+   * A keepalive checked as peer `index`'s against its replay window (roaming). In-thread: the
+   * pipeline's own window; a worker data plane would answer it asynchronously (not built yet:
+   * refused, so nothing roams).
+   */
+  acceptControl(index: number, bytes: Uint8Array): DropReason {
+    if (!(this.dataplane instanceof InThreadDataPlane)) return DropReason.BadControlMessage;
+    const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+    return this.pipeline.acceptControl(index, b, 0, b.length);
   }
 
+  /** An authentic control message of peer `index` arrived: it is alive. */
   heard(index: number): void {
     const p = this.peers[index];
     if (p !== undefined && p.liveness.heard(Date.now())) this.peerUp(p);
   }
 
+  /** Where the UDP socket is bound (null when not running). */
   localAddress(): { address: string; port: number } | null {
-    const t = this.transport;
-    return t !== null && t.isRunning ? t.localAddress : null;
+    const dp = this.dataplane;
+    if (dp instanceof InThreadDataPlane) return dp.transport?.isRunning ? dp.transport.localAddress : null;
+    const m = dp === null ? null : /^\[?(.*?)\]?:(\d+)$/.exec(dp.listen);
+    return m ? { address: m[1]!, port: Number(m[2]) } : null;
   }
 
   /**
-   * Move the underlay socket to another local address (same port): what a link change does to
-   * a node whose socket is bound to one address (the in-process example's "moves" on loopback,
-   * where no kernel picks a new source address). The mobility layer notices at once.
+   * Move the underlay socket to another local address, same port: what a link change is to a
+   * node whose socket is bound to one address, where no kernel picks a new source (the
+   * in-process example on loopback). The mobility layer notices at once.
    */
   async moveUnderlay(host: string): Promise<void> {
-    const old = this.transport;
-    if (old === null) throw new Error('endpoint not running');
-    const t = new UdpTransport({
-      address: host,
-      port: old.localAddress.port,
-      pools: this.pools,
-      endpoints: this.endpoints,
-      onBatch: this.pipeline.fromTransport,
-      onError: (e) => this.log(`warning: udp: ${e.message}`),
-      onSendError: () => this.mobility.sendError(),
-    });
-    await old.close();
-    await t.start();
-    this.transport = t;
-    this.pipeline.transport = t;
+    const dp = this.dataplane;
+    if (!(dp instanceof InThreadDataPlane)) throw new Error('moveUnderlay needs the in-thread data plane');
+    await dp.rebind(host);
     this.mobility.underlayMoved();
   }
 }
-
-/**
- * The IPv4 source of the ICMP errors the endpoint sends (fragmentation needed, unreachable).
- * A stack address is best. Without one, the TUN's own address would not do: it belongs to the
- * kernel behind the TUN, which drops an ICMP error "from itself" as a martian — a PMTU black
- * hole. So take another host address of the TUN's subnet (10.0.0.2 for 10.0.0.1/30), and warn.
- */
-function icmpSourceV4(config: Config, log: (line: string) => void): number {
-  const stack = config.stack.address.find((a) => a.family === 4);
-  if (stack) return readV4(stack.bytes, 0);
-  const ifa = config.interface.address.find((a) => a.family === 4);
-  if (!ifa) return 0;
-  const own = readV4(ifa.bytes, 0);
-  if (ifa.length <= 30) {
-    const hostBits = 32 - ifa.length;
-    const net = hostBits === 32 ? 0 : (own >>> hostBits) << hostBits;
-    const first = (net + 1) >>> 0;
-    const pick = own === first ? (first + 1) >>> 0 : first;
-    const text = v4Text(pick);
-    log(`warning: no IPv4 stack.address: ICMP errors (fragmentation needed) are sent from ${text}, not the kernel's own ${ifa.text}; add a stack address to choose`);
-    return pick;
-  }
-  log(`warning: no IPv4 stack.address and ${ifa.text} leaves no other address: the kernel may drop ICMP fragmentation-needed from its own address (add a stack address)`);
-  return own;
-}
-

@@ -373,11 +373,18 @@ export class LocalStack {
 
   /**
    * Send an echo request of `size` data bytes (like `ping -s`) and resolve with the round-trip
-   * time in ms, or reject after `timeoutMs`.
+   * time in ms, or reject after `timeoutMs`. The source is the first address of the family, or
+   * `from` (one of the stack's own addresses).
    */
-  ping(address: string, size = 56, timeoutMs = 2000): Promise<number> {
+  ping(address: string, size = 56, timeoutMs = 2000, from?: string): Promise<number> {
     const dst = parseAddress(address);
-    const src = this.source(dst.family);
+    let src = this.source(dst.family);
+    if (from !== undefined) {
+      const f = parseAddress(from);
+      src = this.addrs.find((a) => a.family === f.family && a.bytes.every((b, i) => b === f.bytes[i]));
+      if (src === undefined) return Promise.reject(new Error(`${from} is not an address of this endpoint's stack`));
+      if (f.family !== dst.family) return Promise.reject(new Error(`cannot ping IPv${dst.family} ${address} from IPv${f.family} ${from}`));
+    }
     if (src === undefined) return Promise.reject(new Error(`no IPv${dst.family} address to ping ${address} from`));
     const v4 = dst.family === 4;
     const ipLen = v4 ? IPV4_HEADER_LEN : IPV6_HEADER_LEN;

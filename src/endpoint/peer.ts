@@ -46,23 +46,17 @@ export class Peer {
   readonly mobile: boolean;
   /** Index of another peer whose prefixes this one may send from too (-1 = none). */
   readonly sourcesOf: number;
-  /**
-   * Bicasting (a mobile node's old care-of address for a short overlap after a move): while
-   * the clock is before `bicastUntil`, a copy of every datagram to this peer also goes to
-   * bicastAddress:bicastPort (as the transport's socket writes the address). Set by
-   * Endpoint.bicast, read by the pipeline.
-   */
-  bicastUntil = 0;
-  bicastAddress = '';
-  bicastPort = 0;
-  /** Copies sent to the previous endpoint. */
-  bicastCopies = 0;
 
   rxPackets = 0;
   rxBytes = 0;
   txPackets = 0;
   txBytes = 0;
   drops = 0;
+  /** Mobility handover: copies of what goes to this peer also go here until bicastUntil (epoch ms). Set through Pipeline.setBicast. */
+  bicastTo: PeerEndpoint | null = null;
+  bicastUntil = 0;
+  /** Copies sent to bicastTo. */
+  bicastCopies = 0;
 
   private readonly endpoints: PeerEndpoints;
 

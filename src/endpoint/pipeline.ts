@@ -10,15 +10,6 @@
  * table's cache misses of a burst overlap (with the 1M-prefix IPv4 table, bursts of 32 against
  * one packet per call: bench/pipeline.bench.ts, figures in bench/RESULTS.md).
  *
- * Control messages (GUE C=1, rare): keepalives of a peer from its own endpoint are the tunnel's
- * (liveness, here); everything else goes to the control plane as (bytes, source address:port,
- * peer index or -1) through `events.onControl`: mobility messages (ctypes 129-133) whoever sends
- * them, and any control message from an address:port that is no peer's endpoint (a binding update
- * from a new care-of, a keepalive of a peer that roamed). Data from such an address is dropped.
- *
- * Bicasting: a peer whose `bicastUntil` lies ahead also gets a copy of everything sent to it at
- * its previous endpoint (a mobile node's old care-of address, for the overlap after a move).
- *
  * No route: ICMP destination unreachable (per route type, as Linux does), rate-limited. A packet
  * from a peer with no route of ours goes to the device: the kernel behind the TUN decides.
  *
@@ -28,23 +19,22 @@
  * forwarding paths; ICMP errors (rate-limited) and control messages may allocate.
  */
 import { DropReason, type DropCounters } from '../base/drop-reason.ts';
-import type { PacketDevice } from '../device/device.ts';
 import type { Fragmenter } from '../frag/fragment.ts';
 import type { PacketBuffer, PacketPools } from '../base/pool.ts';
 import type { AllowedSources } from '../route/allowed.ts';
 import { BATCH_MAX, type Router } from '../route/router.ts';
 import type { Nexthop } from '../route/types.ts';
 import { icmpForRouteType, RouteType } from '../route/types.ts';
-import type { Transport } from '../transport/transport.ts';
+import type { PeerEndpoint } from '../transport/peer-endpoints.ts';
 import { ControlReceiver } from '../tunnel/control.ts';
-import type { RecvInfo } from '../transport/transport.ts';
-import { CTYPE_KEEPALIVE, gueClassify, gueCtype, gueHeaderLength, GueKind } from '../wire/gue.ts';
+import { CTYPE_KEEPALIVE, GueHeader, gueClassify, gueHeaderLength, GueKind } from '../wire/gue.ts';
 import { ICMP_DEST_UNREACHABLE, ICMP_EXC_TTL, ICMP_TIME_EXCEEDED, ICMP_UNREACH_FRAG_NEEDED } from '../wire/icmpv4.ts';
 import { ICMPV6_PACKET_TOO_BIG, ICMPV6_TIME_EXCEEDED } from '../wire/icmpv6.ts';
 import { IP_PROTO_TCP, ipVersion, IPV6_MIN_MTU } from '../wire/ip.ts';
 import { IPV4_SRC, Ipv4Packet, ipv4UnfragmentedPayload } from '../wire/ipv4.ts';
 import { ipv6DirectPayload, IPV6_SRC, Ipv6Packet } from '../wire/ipv6.ts';
 import { TCP_HEADER_LEN, TcpPacket } from '../wire/tcp.ts';
+import type { UnderlayAddress } from './dataplane.ts';
 import type { IcmpSender } from './icmp-sender.ts';
 import type { Peer } from './peer.ts';
 
@@ -67,12 +57,32 @@ export interface PipelineEvents {
   /** A peer was heard from after being down (or for the first time). */
   onPeerUp(peer: Peer): void;
   /**
-   * A control datagram for the control plane: buf[off, off+len) (valid only during the call),
-   * its source as the socket reported it, and the sending peer's index or -1 (no peer's
-   * endpoint). Returns why it was dropped (counted here), or None. Without a handler such
-   * datagrams are dropped as before.
+   * GUE control messages for the control plane (see dataplane.ts): every control type but a
+   * keepalive from a configured peer, and control messages from unknown sources (peer -1).
+   * Takes ownership of p (the whole UDP payload). Absent: dropped and counted as before.
    */
-  onControl?(buf: Buffer, off: number, len: number, address: string, port: number, peer: number): DropReason;
+  onControl?(p: PacketBuffer, peer: number, from: UnderlayAddress): void;
+}
+
+/** What the pipeline needs of a device: write a packet (the caller keeps and releases it). */
+export interface PacketWriter {
+  write(p: PacketBuffer): boolean;
+  /**
+   * Optional: take ownership of p instead (a device that batches writes, e.g. the fast path's
+   * coalescing TUN writer): it releases p itself, also on failure. Returns false on failure.
+   */
+  take?(p: PacketBuffer): boolean;
+}
+
+/** What the pipeline needs of a transport (Transport has both; ownership as there: always taken). */
+export interface PacketSender {
+  send(p: PacketBuffer, peer: number): DropReason;
+  sendToEndpoint(p: PacketBuffer, to: PeerEndpoint): DropReason;
+}
+
+/** Underlay sources of the datagrams of the batch fromTransport is handling (control plane: may allocate). */
+export interface DatagramSources {
+  source(i: number): UnderlayAddress;
 }
 
 export interface PipelineOptions {
@@ -80,7 +90,8 @@ export interface PipelineOptions {
   router: Router;
   /** Source check: each peer's prefixes, the peer index as the value. */
   allowed: AllowedSources;
-  peers: readonly Peer[];
+  /** Peer by index (a removed peer leaves a hole); peers added later go into the same array. */
+  peers: readonly (Peer | undefined)[];
   /** MTU of the device (TUN): locally originated packets are fragmented to fit it. */
   deviceMtu: number;
   drops: DropCounters;
@@ -99,9 +110,9 @@ export interface PipelineOptions {
 }
 
 export class Pipeline {
-  transport: Transport | null = null;
+  transport: PacketSender | null = null;
   /** Set once the device is open (start), cleared on stop. */
-  device: PacketDevice | null = null;
+  device: PacketWriter | null = null;
   local: LocalInput | null = null;
   /** Peer-to-peer forwards (hub). */
   forwarded = 0;
@@ -109,19 +120,24 @@ export class Pipeline {
   private readonly o: PipelineOptions;
   private readonly router: Router;
   private readonly allowed: AllowedSources;
-  private readonly peers: readonly Peer[];
+  /** Peer by index (holes for removed peers); the array is shared with the data plane core. */
+  private readonly peers: readonly (Peer | undefined)[];
   private readonly drops: DropCounters;
-  /** Router dev index -> target (peer index, TARGET_*). */
-  private readonly devTarget: Int32Array;
+  /** Router dev index -> target (peer index, TARGET_*). Grows as peers are added. */
+  private devTarget: Int32Array;
   /** Control messages in: replay windows, reflection check, what each type means. */
   private readonly controlIn: ControlReceiver;
   private readonly v4 = new Ipv4Packet();
   private readonly v6 = new Ipv6Packet();
   private readonly tcp = new TcpPacket();
+  private readonly gue = new GueHeader(Buffer.alloc(0));
+  /** Sources of the transport batch being handled, and the index in it of the packet at hand. */
+  private sources: DatagramSources | null = null;
+  private srcIndex = 0;
+  /** Peers with a bicast copy configured (mobility handover); 0 = skip the check. */
+  private bicasting = 0;
   /** Clock sampled once per batch. */
   private nowMs = 0;
-  /** Sources of the transport batch being handled (null: not told). */
-  private rxFrom: RecvInfo | null = null;
   // ---- one burst of packets routed with Router.lookupBatch (the LPM misses of a burst overlap) ----
   /** Packets of the burst, their family and header offset / end in the slab view. */
   private readonly bPkt: (PacketBuffer | null)[] = new Array<PacketBuffer | null>(BATCH_MAX).fill(null);
@@ -151,12 +167,38 @@ export class Pipeline {
     this.setTarget(this.router.devIndex(opts.deviceName), TARGET_DEVICE);
     this.setTarget(this.router.devIndex(opts.stackName), TARGET_LOCAL);
     for (const p of opts.peers) {
-      this.setTarget(this.router.devIndex(p.name), p.index);
+      if (p !== undefined) this.setTarget(this.router.devIndex(p.name), p.index);
     }
   }
 
   private setTarget(dev: number, target: number): void {
-    if (dev < this.devTarget.length) this.devTarget[dev] = target;
+    if (dev >= this.devTarget.length) {
+      const t = new Int32Array(Math.max(dev + 1, this.devTarget.length * 2)).fill(TARGET_NONE);
+      t.set(this.devTarget);
+      this.devTarget = t;
+    }
+    this.devTarget[dev] = target;
+  }
+
+  /** A peer was put at peers[peer.index] (control plane): route its dev name to it. */
+  peerAdded(peer: Peer): void {
+    this.setTarget(this.router.devIndex(peer.name), peer.index);
+    this.controlIn.reset(peer.index);
+  }
+
+  /** A peer is about to leave peers[] (control plane): its dev name leads nowhere now. */
+  peerRemoved(peer: Peer): void {
+    this.setTarget(this.router.devIndex(peer.name), TARGET_NONE);
+    this.controlIn.reset(peer.index);
+    if (peer.bicastTo !== null) this.setBicast(peer, null, 0);
+  }
+
+  /** Send copies of peer's datagrams to `to` as well until `untilMs` (null: stop). */
+  setBicast(peer: Peer, to: PeerEndpoint | null, untilMs: number): void {
+    const was = peer.bicastTo !== null;
+    peer.bicastTo = to;
+    peer.bicastUntil = to === null ? 0 : untilMs;
+    this.bicasting += (to !== null ? 1 : 0) - (was ? 1 : 0);
   }
 
   // ---------------------------------------------------------------- device -> ...
@@ -190,33 +232,49 @@ export class Pipeline {
 
   // ---------------------------------------------------------------- UDP -> ...
 
-  /** Batch handler for the transport; p.tag is the sending peer's index or -1, `from` its source. */
-  readonly fromTransport = (batch: PacketBuffer[], count: number, from?: RecvInfo): void => {
+  /**
+   * Batch handler for the transport; p.tag is the sending peer's index or -1. `sources` (when
+   * given) names each datagram's underlay source, for control messages punted up (onControl).
+   */
+  readonly fromTransport = (batch: PacketBuffer[], count: number, sources: DatagramSources | null = null): void => {
     this.nowMs = this.o.now();
-    this.rxFrom = from ?? null;
+    const outer = this.sources;
+    this.sources = sources;
     if (this.bBusy) {
-      for (let i = 0; i < count; i++) this.fromTransportOne(batch[i]!, false, i);
+      try {
+        for (let i = 0; i < count; i++) {
+          this.srcIndex = i;
+          this.fromTransportOne(batch[i]!, false);
+        }
+      } finally {
+        this.sources = outer;
+      }
       return;
     }
     this.bBusy = true;
     try {
       // Packets of one burst come from any peers: route them in runs of the same sender.
-      for (let i = 0; i < count; i++) this.fromTransportOne(batch[i]!, true, i);
+      for (let i = 0; i < count; i++) {
+        this.srcIndex = i;
+        this.fromTransportOne(batch[i]!, true);
+      }
       if (this.bCount > 0) this.routeQueued(this.bIngress);
     } catch (e) {
       this.abandonQueued();
       throw e;
     } finally {
       this.bBusy = false;
+      this.sources = outer;
     }
   };
 
-  private fromTransportOne(p: PacketBuffer, burst: boolean, i: number): void {
+  private fromTransportOne(p: PacketBuffer, burst: boolean): void {
     const idx = p.tag;
     const peer = idx >= 0 ? this.peers[idx] : undefined;
     if (peer === undefined) {
+      // An unknown source may be a mobile node's new care-of address: its control messages go up.
       if (this.o.events.onControl !== undefined && gueClassify(p.buf, p.offset, p.length) === GueKind.Control) {
-        this.toControlPlane(p, i, -1);
+        this.punt(p, -1);
         return;
       }
       this.drop(p, DropReason.UnknownPeer);
@@ -230,7 +288,7 @@ export class Pipeline {
       return;
     }
     if (kind === GueKind.Control) {
-      this.control(p, peer, i);
+      this.control(p, peer);
       return;
     }
     const skip = gueHeaderLength(p.buf, p.offset);
@@ -241,8 +299,9 @@ export class Pipeline {
       return;
     }
     // Source check: the inner source must be inside the sending peer's prefixes (the longest
-    // match among all peers' prefixes names the sending peer), or those of the peer whose sources
-    // it shares (a correspondent sending straight to a mobile node: the home agent's).
+    // match among all peers' prefixes names the sending peer).
+    // Or those of the peer whose sources it shares (a correspondent sending straight to a mobile
+    // node: the home agent's).
     const owner = this.allowed.lookup(p.buf, p.offset + (fam === 4 ? IPV4_SRC : IPV6_SRC), fam);
     if (owner !== idx && (owner < 0 || owner !== peer.sourcesOf)) {
       this.dropPeer(p, peer, DropReason.SourceNotAllowed);
@@ -257,9 +316,9 @@ export class Pipeline {
     if (peer.liveness.heard(this.nowMs)) this.o.events.onPeerUp(peer);
   }
 
-  private control(p: PacketBuffer, peer: Peer, i: number): void {
-    if (this.o.events.onControl !== undefined && gueCtype(p.buf, p.offset) !== CTYPE_KEEPALIVE) {
-      this.toControlPlane(p, i, peer.index);
+  private control(p: PacketBuffer, peer: Peer): void {
+    if (this.o.events.onControl !== undefined && this.gue.wrap(p.buf, p.offset, p.length).protoCtype !== CTYPE_KEEPALIVE) {
+      this.punt(p, peer.index);
       return;
     }
     const r = this.controlIn.receive(p.buf, p.offset, p.length, peer.index, peer.key);
@@ -271,26 +330,19 @@ export class Pipeline {
     p.release();
   }
 
-  /** Hand a control datagram to the control plane (synchronously), then release it. */
-  private toControlPlane(p: PacketBuffer, i: number, peer: number): void {
-    const from = this.rxFrom;
-    let r: DropReason;
-    try {
-      r = this.o.events.onControl!(p.buf, p.offset, p.length, from === null ? '' : from.addresses[i]!, from === null ? 0 : from.ports[i]!, peer);
-    } finally {
-      p.release();
-    }
-    if (r !== DropReason.None) {
-      this.drops.count(r);
-      if (peer >= 0) this.peers[peer]!.drops++;
-    }
+  /** Hand a control message up (onControl owns p from here; its source from the batch's sources). */
+  private punt(p: PacketBuffer, peer: number): void {
+    const src = this.sources;
+    const from: UnderlayAddress = src !== null ? src.source(this.srcIndex) : { family: 4, address: new Uint8Array(4), port: 0 };
+    this.o.events.onControl!(p, peer, from);
   }
 
   /**
-   * A control datagram from `peer`, checked as the tunnel checks its keepalives (HMAC with the
-   * peer's key, reflection, the peer's replay window, which it advances): None when it is an
-   * authentic, fresh keepalive of that peer. For the control plane (roaming: a keepalive of a
-   * keyed peer from a new address:port).
+   * A control datagram of peer `peer` from elsewhere, checked as the tunnel checks that peer's
+   * keepalives (HMAC with its key, reflection, its replay window, which this advances): None when
+   * it is an authentic, fresh keepalive of that peer, which then counts as heard. The control
+   * plane's roaming rule asks this before it moves a keyed peer (in-thread only: a synchronous
+   * look at the replay window).
    */
   acceptControl(peer: number, buf: Buffer, off: number, len: number): DropReason {
     const pr = this.peers[peer];
@@ -438,6 +490,11 @@ export class Pipeline {
       this.sendFragments(p, fam, mtu, TARGET_DEVICE);
       return;
     }
+    const d = this.device;
+    if (d !== null && d.take !== undefined) {
+      if (!d.take(p)) this.drops.count(DropReason.DeviceWriteFailed);
+      return;
+    }
     this.write(p);
     p.release();
   }
@@ -470,7 +527,7 @@ export class Pipeline {
     peer.txBytes += p.length;
     peer.liveness.sent(this.nowMs);
     if (t === null) return this.drop(p, DropReason.NoSocket);
-    if (peer.bicastUntil > this.nowMs) this.bicast(p, peer, t);
+    if (this.bicasting > 0 && peer.bicastTo !== null) this.bicastCopy(p, peer, t);
     const r = t.send(p, peer.index);
     if (r !== DropReason.None) {
       this.drops.count(r);
@@ -478,13 +535,21 @@ export class Pipeline {
     }
   }
 
-  /** A copy of p to the peer's previous endpoint (the caller still owns p). */
-  private bicast(p: PacketBuffer, peer: Peer, t: Transport): void {
+  /** Mobility handover: a copy of p to the peer's second endpoint while the bicast lasts. */
+  private bicastCopy(p: PacketBuffer, peer: Peer, t: PacketSender): void {
+    if (this.nowMs >= peer.bicastUntil) {
+      this.setBicast(peer, null, 0);
+      return;
+    }
     const q = this.o.pools.acquire(p.length);
-    if (q === null) return this.drops.count(DropReason.PoolExhausted);
-    p.buf.copy(q.buf, q.offset, p.offset, p.offset + p.length);
-    q.length = p.length;
-    if (t.sendTo(q, peer.bicastAddress, peer.bicastPort) === DropReason.None) peer.bicastCopies++;
+    if (q === null) {
+      this.drops.count(DropReason.PoolExhausted);
+      return;
+    }
+    q.fill(p.buf, p.offset, p.length);
+    const r = t.sendToEndpoint(q, peer.bicastTo!);
+    if (r !== DropReason.None) this.drops.count(r);
+    else peer.bicastCopies++;
   }
 
   /** Fragment p to `mtu` and send the pieces to a peer (target >= 0) or the device. */

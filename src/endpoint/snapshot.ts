@@ -171,6 +171,11 @@ export interface Snapshot {
   pid: number;
   /** Kernel TUN ('tun') or in-memory/userspace device ('memory'). */
   device?: 'tun' | 'memory';
+  /**
+   * Which data path moves the packets: "fast (vnet TUN, UDP GSO/GRO, worker)", "portable
+   * (<why the fast path does not run>)" or "memory (...)" (src/endpoint/dataplane.ts).
+   */
+  dataplane?: string;
   mtu?: number;
   /** Interface and stack addresses (CIDR text). */
   addresses?: string[];
@@ -185,5 +190,9 @@ export interface Snapshot {
 
 export type ShowWhat = 'all' | 'peers' | 'routes' | 'stats' | 'bindings' | 'binding-updates';
 
-/** A snapshot provider (the endpoint's `snapshot()`); may be async. */
-export type SnapshotProvider = () => Snapshot | Promise<Snapshot>;
+/**
+ * A snapshot provider (the endpoint's `snapshot(what)`); may be async. `what` says which parts the
+ * caller will read: a provider may leave `routes` empty unless it is 'all' or 'routes' (the route
+ * list is the one part whose cost grows with the table).
+ */
+export type SnapshotProvider = (what?: ShowWhat) => Snapshot | Promise<Snapshot>;

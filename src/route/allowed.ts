@@ -17,7 +17,7 @@ import { RouteError } from './types.ts';
 export class AllowedSources {
   private v4: StrideTrie | null = null;
   private v6: Poptrie | null = null;
-  /** Prefixes present (family/length/words -> peer): the first peer of a prefix keeps it. */
+  /** Prefixes present ("family/length/w0.w1.w2.w3" key words -> peer): the first peer of a prefix keeps it. */
   private readonly owner = new Map<string, number>();
   /** IPv4 prefixes as [word, length, peer] triples, for the switch to DIR-24-8. */
   private readonly list4: number[] = [];
@@ -44,16 +44,45 @@ export class AllowedSources {
     const id = `${prefix.family}/${prefix.length}/${k.join('.')}`;
     if (this.owner.has(id)) return false;
     this.owner.set(id, peer);
-    if (prefix.family === 4) {
-      this.list4.push(k[0]!, prefix.length, peer);
+    this.insert(prefix.family, prefix.length, peer, k);
+    return true;
+  }
+
+  /**
+   * Forget every prefix of peer `peer` (a peer removed at run time). Control plane: the tries
+   * are rebuilt from the prefixes that stay.
+   */
+  removePeer(peer: number): number {
+    let removed = 0;
+    for (const [id, p] of this.owner) {
+      if (p === peer) {
+        this.owner.delete(id);
+        removed++;
+      }
+    }
+    if (removed === 0) return 0;
+    this.v4 = null;
+    this.v6 = null;
+    this.list4.length = 0;
+    const k = new Uint32Array(4);
+    for (const [id, p] of this.owner) {
+      const [family, length, words] = id.split('/');
+      words!.split('.').forEach((w, i) => (k[i] = Number(w)));
+      this.insert(Number(family) as Family, Number(length), p, k);
+    }
+    return removed;
+  }
+
+  private insert(family: Family, length: number, peer: number, k: Uint32Array): void {
+    if (family === 4) {
+      this.list4.push(k[0]!, length, peer);
       if (this.v4 === null) this.v4 = new StrideTrie(32, V4_STRIDES_SMALL);
       if (!this.v4.dir24 && this.list4.length / 3 > V4_LARGE_THRESHOLD) this.rebuildV4();
-      else this.v4.insert(k, prefix.length, peer);
+      else this.v4.insert(k, length, peer);
     } else {
       if (this.v6 === null) this.v6 = new Poptrie(128, V6_TOP_BITS, true);
-      this.v6.insert(k, prefix.length, peer);
+      this.v6.insert(k, length, peer);
     }
-    return true;
   }
 
   /** Peer index for the source address at buf[addrOff] of `family`, or -1 (no peer's prefix). */

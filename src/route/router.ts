@@ -23,7 +23,7 @@ import type { Rule, RuleSpec } from './rules.ts';
 import { LINK_HEAD, LINK_NEW, loadPrefixKey, RouteStore, UNLINK_GONE } from './store.ts';
 import type { RouteTable } from './table.ts';
 import { ROUTE_TYPE_NAMES, RouteError, RouteType, routeTypeCode } from './types.ts';
-import type { Nexthop, NexthopSpec, RouteInfo, RouteSpec, RouteTypeCode } from './types.ts';
+import type { Nexthop, NexthopSpec, RouteAttrs, RouteInfo, RouteSpec, RouteTypeCode } from './types.ts';
 
 export { BATCH_MAX, RouteTable } from './table.ts';
 export { TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN } from './policy.ts';
@@ -51,6 +51,8 @@ export class Router {
   private readonly policy = new Policy();
   private readonly engine: RouteLookup;
   private readonly text = new Map<number, string>();
+  /** Display-only attributes (proto, scope, src, pref, metrics) of the routes that have any. */
+  private readonly attrs = new Map<number, RouteAttrs>();
   private readonly keepText: boolean;
   /** Scratch prefix words of add/remove. */
   private readonly key = new Uint32Array(4);
@@ -206,6 +208,7 @@ export class Router {
     s.count[2 * id] = 0;
     s.count[2 * id + 1] = 0;
     if (this.keepText && spec.text !== undefined) this.text.set(id, spec.text);
+    if (spec.attrs !== undefined && Object.keys(spec.attrs).length > 0) this.attrs.set(id, spec.attrs);
 
     const linked = s.link(id);
     if (linked === LINK_NEW) tab.addPrefix(s, fam, k, p.length, id);
@@ -259,6 +262,7 @@ export class Router {
     else if (head === UNLINK_GONE) tab.removePrefix(s, fam, k, len);
     this.nh.release(s.group[id]!);
     this.text.delete(id);
+    this.attrs.delete(id);
     s.free(id);
   }
 
@@ -409,6 +413,10 @@ export class Router {
   textOf(id: number): string | undefined {
     return this.text.get(id);
   }
+  /** Display-only attributes of a route (proto, scope, src, pref, metrics), if it has any. */
+  attrsOf(id: number): RouteAttrs | undefined {
+    return this.attrs.get(id);
+  }
 
   prefixOf(id: number): Prefix {
     return this.store.prefixOf(id);
@@ -431,6 +439,8 @@ export class Router {
     };
     const t = this.text.get(id);
     if (t !== undefined) info.text = t;
+    const a = this.attrs.get(id);
+    if (a !== undefined) info.attrs = a;
     return info;
   }
 

@@ -63,6 +63,42 @@ export interface NexthopSpec {
   onlink?: boolean;
 }
 
+/**
+ * What a route says beyond forwarding (control plane only: kept so `route show` prints a route
+ * back as it was read, in `ip route` order). Values are iproute2's words: proto "static",
+ * scope "link", src "10.0.0.1", pref "high", metrics in the kernel's RTAX order.
+ */
+export interface RouteAttrs {
+  proto?: string;
+  scope?: string;
+  /** Preferred source address (`src`, RTA_PREFSRC), canonical text. */
+  src?: string;
+  /** IPv6 router preference: low, medium, high. */
+  pref?: string;
+  /** Route metrics (`mtu lock 1400`, `advmss 1360`, ...), name and value text, `lock` kept. */
+  metrics?: { name: string; value: string; lock: boolean }[];
+}
+
+/** Route metric names in the kernel's RTAX order (the order `ip route` prints them in). */
+export const ROUTE_METRIC_NAMES = [
+  'mtu',
+  'window',
+  'rtt',
+  'rttvar',
+  'ssthresh',
+  'cwnd',
+  'advmss',
+  'reordering',
+  'hoplimit',
+  'initcwnd',
+  'features',
+  'rto_min',
+  'initrwnd',
+  'quickack',
+  'congctl',
+  'fastopen_no_cookie',
+] as const;
+
 /** A route as given by a caller. */
 export interface RouteSpec {
   /** "10.0.0.0/8", "default" (needs family), or a Prefix. Host bits set are an error. */
@@ -81,6 +117,8 @@ export interface RouteSpec {
   nexthops?: NexthopSpec[];
   /** Original iproute2 text to show for this route (kept when the Router keeps text). */
   text?: string;
+  /** Attributes that do not change forwarding, kept for display. */
+  attrs?: RouteAttrs;
 }
 
 /** A route as read back (control plane; allocates). */
@@ -95,6 +133,7 @@ export interface RouteInfo {
   packets: number;
   bytes: number;
   text?: string;
+  attrs?: RouteAttrs;
 }
 
 export interface IcmpError {

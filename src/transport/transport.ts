@@ -102,8 +102,8 @@ export interface Transport {
   send(p: PacketBuffer, peer: number): DropReason;
   /** Send to any address:port (control plane, e.g. a mobile node's new address); takes ownership. */
   sendTo(p: PacketBuffer, address: string, port: number): DropReason;
-  /** The address text sendTo() wants for `ep` on this socket; TransportError when it cannot reach it. */
-  addressFor(ep: PeerEndpoint): string;
+  /** sendTo an endpoint record (bicast copies, control datagrams to an address); takes ownership. */
+  sendToEndpoint(p: PacketBuffer, to: PeerEndpoint): DropReason;
 }
 
 /** Format address:port for messages ([v6]:port). */
@@ -179,10 +179,6 @@ export abstract class PeerTransport {
   /** The address text this socket sends `ep` to and receives it from; TransportError when it cannot reach it. */
   protected abstract socketAddress(ep: PeerEndpoint): string;
 
-  addressFor(ep: PeerEndpoint): string {
-    return this.socketAddress(ep);
-  }
-
   /** Follow the record: index every endpoint now (leaving out unreachable ones) and every change from now on. */
   protected follow(): void {
     if (this.unsubscribe === null) this.unsubscribe = this.endpoints.subscribe(this.onEndpoint);
@@ -252,6 +248,18 @@ export abstract class PeerTransport {
 
   lookupPeer(address: string, port: number): number {
     return this.peers.lookup(address, port);
+  }
+
+  sendToEndpoint(p: PacketBuffer, to: PeerEndpoint): DropReason {
+    let address: string;
+    try {
+      address = this.socketAddress(to);
+    } catch {
+      p.release();
+      this.stats.txDropped++;
+      return DropReason.SendFailed;
+    }
+    return this.sendTo(p, address, to.port);
   }
 
   send(p: PacketBuffer, peer: number): DropReason {

@@ -28,6 +28,9 @@ describe('parseConfig: good configs', () => {
       hub: false,
       kernelRoutes: true,
       control: CONTROL_DEFAULT,
+      controlGroup: null,
+      controlMode: 0o600,
+      metrics: null,
       log: 'info',
     });
     // The default location is resolved by the control layer (it probes /run and the namespace).

@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -184,5 +184,90 @@ describe('control socket', () => {
     } finally {
       await server.close();
     }
+  });
+});
+
+describe('control socket: stop requests, group and mode', () => {
+  it('stop: answered first, then onStop runs once the answer is written; refused without onStop', async () => {
+    const path = sockPath();
+    const order: string[] = [];
+    let stopped!: () => void;
+    const onStopped = new Promise<void>((r) => (stopped = r));
+    const server = await ControlServer.start({
+      path,
+      snapshot: () => fakeSnapshot(),
+      onStop: () => {
+        order.push('onStop');
+        stopped();
+      },
+    });
+    try {
+      const answer = controlRequest(path, { cmd: 'stop' }).then((d) => (order.push('answer'), d));
+      expect(await answer).toEqual({ pid: 4242, interface: 'ferry0' });
+      await onStopped;
+      expect(order.sort()).toEqual(['answer', 'onStop']);
+    } finally {
+      await server.close();
+    }
+    const path2 = sockPath();
+    const plain = await ControlServer.start({ path: path2, snapshot: () => fakeSnapshot() });
+    try {
+      expect((await rejection(controlRequest(path2, { cmd: 'stop' }))).message).toBe(
+        `${path2}: this endpoint cannot be stopped through its control socket`,
+      );
+    } finally {
+      await plain.close();
+    }
+  });
+
+  it('show peers / stats, ping and stop ask the provider for their part only (no route list)', async () => {
+    const path = sockPath();
+    const asked: (string | undefined)[] = [];
+    const server = await ControlServer.start({ path, snapshot: (what) => (asked.push(what), fakeSnapshot()), onStop: () => {} });
+    try {
+      await requestSnapshot(path, 'peers');
+      await requestSnapshot(path, 'stats');
+      await controlRequest(path, { cmd: 'ping' });
+      await controlRequest(path, { cmd: 'stop' });
+      await requestSnapshot(path, 'routes');
+      expect(asked).toEqual(['peers', 'stats', 'stats', 'stats', 'routes']);
+    } finally {
+      await server.close();
+    }
+  });
+
+  const root = process.getuid?.() === 0 && existsSync('/usr/bin/setpriv');
+  it.skipIf(!root)('group and mode: a member of the group (not root) can ask; others are refused', async () => {
+    // nobody (65534) in group nogroup (65534) as the only member group; the socket in a new
+    // directory the server creates (0750, group-owned) below a world-traversable one.
+    const pub = mkdtempSync(join(tmpdir(), 'ipferry-group-'));
+    execFileSync('chmod', ['0755', pub]);
+    const path = join(pub, 'run', 'f.sock');
+    const server = await ControlServer.start({ path, snapshot: () => fakeSnapshot(), group: 65534, mode: 0o660 });
+    // Asynchronously: the server answers from this very process.
+    const asUser = (gid: string): Promise<string> => {
+      const js = `require('net').connect(${JSON.stringify(path)}).on('connect',function(){this.write('{"cmd":"ping"}\\n')}).on('data',d=>{process.stdout.write(String(d));process.exit(0)}).on('error',e=>{process.stdout.write(e.code);process.exit(0)})`;
+      return new Promise((res) =>
+        execFile('/usr/bin/setpriv', ['--reuid=65534', `--regid=${gid}`, '--clear-groups', process.execPath, '-e', js], { encoding: 'utf8', timeout: 10_000 }, (_e, stdout) => res(stdout)),
+      );
+    };
+    try {
+      expect(statSync(path).mode & 0o777).toBe(0o660);
+      expect(statSync(path).gid).toBe(65534);
+      expect(statSync(join(pub, 'run')).mode & 0o777).toBe(0o750);
+      expect(statSync(join(pub, 'run')).gid).toBe(65534);
+      expect(JSON.parse(await asUser('65534'))).toEqual({ ok: true, data: { pid: 4242, interface: 'ferry0' } });
+      expect(await asUser('65533')).toBe('EACCES'); // nobody, but not in the group: the directory stops it
+    } finally {
+      await server.close();
+      rmSync(pub, { recursive: true, force: true });
+    }
+  });
+
+  it('an unknown group is a one-line error and leaves no socket behind', async () => {
+    const path = sockPath();
+    const e = await rejection(ControlServer.start({ path, snapshot: () => fakeSnapshot(), group: 'no-such-group-ipferry' }));
+    expect(e.message).toBe('unknown group no-such-group-ipferry');
+    expect(existsSync(path)).toBe(false);
   });
 });

@@ -3,11 +3,15 @@
  * no TUN, no sockets, just the contract.
  *   FAKE_FAIL_START=1   start() rejects
  *   FAKE_MARK=FILE      stop() writes "stopped" to FILE
+ *   FAKE_SNAPSHOTS=FILE each snapshot(what) appends "what" to FILE (which parts were asked for)
+ * ping(address) answers 1.5 ms for addresses inside a peer's routes, rejects with "no reply"
+ * otherwise (as the real stack does on a timeout).
  */
-import { writeFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import type { Config } from '../../src/config/config.ts';
 import type { CreateEndpointOptions, EndpointHandle } from '../../src/control/up-cli.ts';
-import type { Snapshot } from '../../src/endpoint/snapshot.ts';
+import type { ShowWhat, Snapshot } from '../../src/endpoint/snapshot.ts';
+import { parseAddress, prefixContains } from '../../src/wire/address-text.ts';
 
 export async function createEndpoint(config: Config, options: CreateEndpointOptions): Promise<EndpointHandle> {
   const startedAt = Date.now();
@@ -23,8 +27,17 @@ export async function createEndpoint(config: Config, options: CreateEndpointOpti
       if (process.env.FAKE_MARK) writeFileSync(process.env.FAKE_MARK, 'stopped');
       options.log.info('fake endpoint stopped');
     },
-    snapshot(): Snapshot {
+    async ping(address: string, size = 56, timeoutMs = 2000, from?: string): Promise<number> {
+      const a = parseAddress(address);
+      if (from !== undefined && !config.stack.address.some((s) => s.text.split('/')[0] === from)) {
+        throw new Error(`${from} is not an address of this endpoint's stack`);
+      }
+      if (config.peers.some((p) => p.routes.some((r) => prefixContains(r, a)))) return 1.5 + size / 1e6;
+      throw new Error(`ping ${address}: no reply within ${timeoutMs} ms`);
+    },
+    snapshot(what: ShowWhat = 'all'): Snapshot {
       if (!running) throw new Error('not running');
+      if (process.env.FAKE_SNAPSHOTS) appendFileSync(process.env.FAKE_SNAPSHOTS, `${what}\n`);
       return {
         interface: config.interface.name,
         listen: `${config.listen.host ?? '*'}:${config.listen.port}`,

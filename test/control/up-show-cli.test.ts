@@ -160,7 +160,8 @@ describe('ipferry show without an endpoint', () => {
     expect(r.code).toBe(1);
   });
   it('usage errors exit 2', async () => {
-    const a = await runCli(['show', 'bogus']);
+    // `show IFACE SECTION` (wg's habit): a bad section is a usage error before any socket is asked.
+    const a = await runCli(['show', 'ferry0', 'bogus']);
     expect(a.stderr).toBe('ipferry: show: unknown section bogus (peers, routes, stats)\n');
     expect(a.code).toBe(2);
     const b = await runCli(['show', '--verbose']);

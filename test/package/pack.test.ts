@@ -93,6 +93,8 @@ describe('the packed package', () => {
       'dist/device/tun-reader-worker.mjs',
       'examples/ipferry.schema.json',
       'examples/beijing.json',
+      'examples/host-a.yaml',
+      'examples/ipferry@.service',
     ]) {
       expect(paths).toContain(p);
     }

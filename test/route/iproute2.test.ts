@@ -160,7 +160,8 @@ describe('iproute2 text from operators', () => {
     expect(showRoutes(r)).toBe(
       [
         'default via inet6 fe80::1 dev wg0',
-        '10.1.0.0/16 via 10.0.255.2 dev tunl0',
+        // the attributes are kept now (issue 11: route show dropped mtu, proto, scope, src, pref, advmss)
+        '10.1.0.0/16 via 10.0.255.2 dev tunl0 mtu lock 1400',
         '192.168.20.0/24',
         '\tnexthop via 10.0.0.2 dev tun0 weight 1',
         '\tnexthop via 10.0.1.2 dev tun1 weight 1',

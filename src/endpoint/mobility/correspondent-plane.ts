@@ -13,9 +13,12 @@ import type { CorrespondentConfig } from '../../config/config.ts';
 import { Correspondent, PathState } from '../../mobility/correspondent.ts';
 import type { MobilityIo } from '../../mobility/io.ts';
 import type { NamedBindingRow } from '../../mobility/registrar.ts';
-import { formatAddress, type Prefix } from '../../wire/address-text.ts';
+import type { ConfigPrefix } from '../../config/config.ts';
+import { formatAddress } from '../../wire/address-text.ts';
 import type { BindingEvent } from './events.ts';
+import { hostRoute, type PeerDefaults } from './home-agent-plane.ts';
 import type { DataPlaneOps } from './ops.ts';
+import { toUnderlay } from './socket-address.ts';
 
 export interface CorrespondentPlaneHooks {
   binding(e: BindingEvent): void;
@@ -24,18 +27,20 @@ export interface CorrespondentPlaneHooks {
 
 export class CorrespondentPlane {
   readonly cn: Correspondent;
-  private readonly homes: Prefix[];
+  /** Node -> its peer index while reached directly, else -1. */
+  readonly peerOf: Int32Array;
+  private readonly homes: ConfigPrefix[];
 
   constructor(
     private readonly config: CorrespondentConfig,
-    /** Peer index of node 0. */
-    readonly base: number,
     name: string,
     private readonly ops: DataPlaneOps,
     io: MobilityIo,
     private readonly hooks: CorrespondentPlaneHooks,
+    private readonly defaults: PeerDefaults,
   ) {
-    this.homes = config.nodes.map((n) => ({ family: n.home.family, bytes: n.home.bytes, length: n.home.family === 4 ? 32 : 128 }));
+    this.peerOf = new Int32Array(config.nodes.length).fill(-1);
+    this.homes = config.nodes.map((n) => hostRoute(n.home));
     this.cn = new Correspondent({ name, ...config }, io, {
       direct: (node, slot) => this.direct(node, slot),
       viaHomeAgent: (node, reason) => this.viaHomeAgent(node, reason),
@@ -61,8 +66,13 @@ export class CorrespondentPlane {
 
   private direct(node: number, slot: number): void {
     const n = this.config.nodes[node]!;
-    this.ops.setPeerEndpoint(this.base + node, this.cn.cache.careOf(slot));
-    this.ops.addRoute(this.homes[node]!, n.name, false);
+    if (this.peerOf[node]! >= 0) this.ops.removePeer(this.peerOf[node]!);
+    // a host route more specific than the home agent's prefix; no sources: the node's traffic
+    // keeps coming through its home agent (reverse tunnel), whose prefix it is
+    this.peerOf[node] = this.ops.addPeer({
+      name: n.name, routes: [this.homes[node]!], sources: [], mtu: this.defaults.mtu, keepalive: null, key: n.key, mss: this.defaults.mss,
+      endpoint: toUnderlay(this.cn.cache.careOf(slot)), mobile: true,
+    });
     const ev = this.event(node, 'direct', null);
     this.hooks.log(`route optimisation: ${n.name} (${ev.home}) reached directly at ${ev.careOf} (path validated, ${this.cn.probedSize[node]} byte probe)`);
     this.hooks.binding(ev);
@@ -70,8 +80,8 @@ export class CorrespondentPlane {
 
   private viaHomeAgent(node: number, reason: string): void {
     const n = this.config.nodes[node]!;
-    this.ops.removeRoute(this.homes[node]!, n.name, false);
-    this.ops.removePeerEndpoint(this.base + node);
+    if (this.peerOf[node]! >= 0) this.ops.removePeer(this.peerOf[node]!);
+    this.peerOf[node] = -1;
     this.hooks.log(`route optimisation: ${n.name} through its home agent again (${reason})`);
     this.hooks.binding(this.event(node, 'via-home-agent', reason));
   }

@@ -1,12 +1,12 @@
 /**
- * The home agent role in an endpoint: each configured mobile node is a peer (named like the
- * node, after the config's peers), with no underlay endpoint until it registers. A registration
- * sets the peer's endpoint to the observed care-of address:port (PeerEndpoints.set, the one
- * record), routes the node's home address to that peer in the endpoint's table and into the TUN
- * in the kernel, so traffic for the home address from the TUN or from other peers is tunnelled to
- * the care-of; the node's own traffic passes the source check as that peer's (its home address
- * is its one prefix). A move sets the new endpoint and bicasts to the old one for `bicastMs`;
- * expiry or deregistration removes route and endpoint. Updates, keepalives from unbound
+ * The home agent role in an endpoint: a registered mobile node is a peer, named like the node.
+ * A registration adds it (addPeer): its endpoint the observed care-of address:port (the one
+ * record, PeerEndpoints), its one route and inner source its home address, relayed to and from
+ * other peers without `hub`; and the home address is routed into the TUN in the kernel. So
+ * traffic for the home address from the TUN or from other peers is tunnelled to the care-of, and
+ * the node's own traffic passes the source check as that peer's. A move sets the new endpoint
+ * (setPeerEndpoint) and bicasts to the old one for `bicastMs`; expiry or deregistration removes
+ * the peer (its route, source and endpoint with it) and the kernel route. Updates, keepalives from unbound
  * addresses (refresh requests) and expiry are src/mobility/home-agent.ts's; this file is what
  * they do to the data plane.
  */
@@ -14,11 +14,23 @@ import type { HomeAgentConfig } from '../../config/config.ts';
 import { HomeAgent } from '../../mobility/home-agent.ts';
 import type { MobilityIo } from '../../mobility/io.ts';
 import type { NamedBindingRow, RemoveReason } from '../../mobility/registrar.ts';
-import { formatAddress, type Prefix } from '../../wire/address-text.ts';
+import type { ConfigPrefix } from '../../config/config.ts';
+import { formatAddress, formatPrefix } from '../../wire/address-text.ts';
 import type { SocketAddress } from '../../wire/binding.ts';
 import type { BindingEvent, HandoverEvent } from './events.ts';
 import type { DataPlaneOps } from './ops.ts';
-import { socketAddressText } from './socket-address.ts';
+import { socketAddressText, toUnderlay } from './socket-address.ts';
+
+/** What every mobility peer gets from the endpoint's config. */
+export interface PeerDefaults {
+  mtu: number;
+  mss: { v4: number; v6: number } | null;
+}
+
+export function hostRoute(a: { family: 4 | 6; bytes: Uint8Array }): ConfigPrefix {
+  const p = { family: a.family, bytes: a.bytes, length: a.family === 4 ? 32 : 128 };
+  return { ...p, text: formatPrefix(p) };
+}
 
 export interface HomeAgentPlaneHooks {
   binding(e: BindingEvent): void;
@@ -28,32 +40,27 @@ export interface HomeAgentPlaneHooks {
 
 export class HomeAgentPlane {
   readonly ha: HomeAgent;
-  private readonly homes: Prefix[];
+  /** Node -> its peer index while it has a binding, else -1. */
+  readonly peerOf: Int32Array;
+  private readonly homes: ConfigPrefix[];
   private readonly homeText: string[];
 
   constructor(
     private readonly config: HomeAgentConfig,
-    /** Peer index of node 0 (node i is peer base + i). */
-    readonly base: number,
     name: string,
     private readonly ops: DataPlaneOps,
     io: MobilityIo,
     private readonly hooks: HomeAgentPlaneHooks,
-    /** Install host routes in the kernel too (a TUN with kernel routes). */
-    private readonly kernel: () => boolean,
+    private readonly defaults: PeerDefaults,
   ) {
-    this.homes = config.nodes.map((n) => ({ family: n.home.family, bytes: n.home.bytes, length: n.home.family === 4 ? 32 : 128 }));
+    this.peerOf = new Int32Array(config.nodes.length).fill(-1);
+    this.homes = config.nodes.map((n) => hostRoute(n.home));
     this.homeText = config.nodes.map((n) => formatAddress(n.home.bytes, 0, n.home.family));
     this.ha = new HomeAgent({ name, ...config }, io, {
       bindingAdded: (node, slot) => this.added(node, slot),
       careOfChanged: (node, slot) => this.moved(node, slot),
       bindingRemoved: (node, slot, reason) => this.removed(node, slot, reason),
     });
-  }
-
-  /** The peers this role adds (one per node), in node order. */
-  static peers(config: HomeAgentConfig): { name: string; home: Prefix; key: Uint8Array }[] {
-    return config.nodes.map((n) => ({ name: n.name, home: { family: n.home.family, bytes: n.home.bytes, length: n.home.family === 4 ? 32 : 128 }, key: n.key }));
   }
 
   private name(node: number): string {
@@ -77,12 +84,16 @@ export class HomeAgentPlane {
   }
 
   private added(node: number, slot: number): void {
-    const careOf = this.ha.cache.careOf(slot);
-    this.ops.setPeerEndpoint(this.base + node, careOf);
+    const n = this.config.nodes[node]!;
+    const home = this.homes[node]!;
     try {
-      this.ops.addRoute(this.homes[node]!, this.name(node), this.kernel());
+      this.peerOf[node] = this.ops.addPeer({
+        name: n.name, routes: [home], mtu: this.defaults.mtu, keepalive: null, key: n.key, mss: this.defaults.mss,
+        endpoint: toUnderlay(this.ha.cache.careOf(slot)), mobile: true,
+      });
+      this.ops.kernelRoute(home, true);
     } catch (e) {
-      this.hooks.log(`warning: mobile node ${this.name(node)}: route ${this.homeText[node]}: ${(e as Error).message.split('\n')[0]}`);
+      this.hooks.log(`warning: mobile node ${n.name}: route ${this.homeText[node]}: ${(e as Error).message.split('\n')[0]}`);
     }
     const ev = this.event(node, slot, 'added', null, null);
     this.hooks.log(`mobile node ${ev.node} (${ev.home}) registered at ${ev.careOf}${ev.nat ? ` (behind a NAT: it sees itself as ${this.claimed(slot)})` : ''}, lifetime ${ev.lifetime} s`);
@@ -96,11 +107,13 @@ export class HomeAgentPlane {
 
   private moved(node: number, slot: number): void {
     const c = this.ha.cache;
-    const idx = this.base + node;
-    const previous = this.ops.peers[idx]?.endpoint ?? null;
-    const prev: SocketAddress | null = previous === null ? null : { family: previous.family, bytes: previous.bytes, port: previous.port };
-    this.ops.setPeerEndpoint(idx, c.careOf(slot));
-    if (prev !== null && c.bicastUntil[slot]! > 0) this.ops.bicast(idx, prev, c.bicastUntil[slot]!);
+    const idx = this.peerOf[node]!;
+    const previous = idx >= 0 ? this.ops.peers[idx]?.endpoint : undefined;
+    const prev: SocketAddress | null = previous === undefined ? null : { family: previous.family, bytes: previous.bytes, port: previous.port };
+    if (idx >= 0) {
+      this.ops.setPeerEndpoint(idx, toUnderlay(c.careOf(slot)));
+      if (prev !== null && c.bicastUntil[slot]! > 0) this.ops.bicast(idx, toUnderlay(prev), c.bicastUntil[slot]!);
+    }
     const ev = this.event(node, slot, 'moved', prev, null);
     this.hooks.log(`mobile node ${ev.node} moved ${ev.previous} -> ${ev.careOf}${ev.nat ? ' (NAT)' : ''}`);
     this.hooks.binding(ev);
@@ -108,11 +121,13 @@ export class HomeAgentPlane {
   }
 
   private removed(node: number, slot: number, reason: RemoveReason): void {
-    const idx = this.base + node;
+    const idx = this.peerOf[node]!;
     const ev = this.event(node, slot, 'removed', this.ha.cache.careOf(slot), reason);
-    this.ops.bicast(idx, null, 0);
-    this.ops.removePeerEndpoint(idx);
-    this.ops.removeRoute(this.homes[node]!, this.name(node), this.kernel());
+    if (idx >= 0) {
+      this.ops.removePeer(idx); // its route, source, endpoint and bicast go with it
+      this.peerOf[node] = -1;
+    }
+    this.ops.kernelRoute(this.homes[node]!, false);
     this.hooks.log(`mobile node ${ev.node} (${ev.home}) ${reason === 'deregistered' ? 'deregistered (at home)' : reason === 'expired' ? 'binding expired' : 'binding removed'}`);
     this.hooks.binding(ev);
   }

@@ -27,8 +27,9 @@ import { prefixContains } from '../../wire/address-text.ts';
 import type { SocketAddress } from '../../wire/binding.ts';
 import type { HandoverEvent } from './events.ts';
 import { GapHistogram } from './gap-histogram.ts';
+import type { PeerDefaults } from './home-agent-plane.ts';
 import type { DataPlaneOps } from './ops.ts';
-import { sameAddress, socketAddressText } from './socket-address.ts';
+import { sameAddress, socketAddressText, toUnderlay } from './socket-address.ts';
 import { UnderlayWatch } from './underlay-watch.ts';
 
 export interface MobileNodePlaneHooks {
@@ -59,6 +60,7 @@ export class MobileNodePlane {
     io: MobilityIo,
     counter: ControlCounter,
     private readonly hooks: MobileNodePlaneHooks,
+    private readonly defaults: PeerDefaults,
   ) {
     const c = config;
     this.mn = new MobileNode(
@@ -109,6 +111,16 @@ export class MobileNodePlane {
 
   /** Look up the care-of and register (or deregister, at home); then watch the underlay. */
   async start(): Promise<void> {
+    // Route optimisation: each correspondent may send to us directly; it sends from inside the
+    // home agent's prefixes (what we reach it by), so it is a peer with those sources.
+    if (this.config.routeOptimisation) {
+      for (const c of this.config.correspondents) {
+        this.ops.addPeer({
+          name: c.name, routes: [], sources: [], mtu: this.defaults.mtu, keepalive: null, key: c.key, mss: this.defaults.mss,
+          endpoint: toUnderlay(c.endpoint), mobile: true, sourcesOf: this.homeAgentPeer,
+        });
+      }
+    }
     const careOf = await this.watch.lookup();
     this.started = true;
     this.atHome = this.isHome(careOf);

@@ -3,9 +3,9 @@
  * route-optimising correspondent) and roaming for ordinary keyed peers, behind one face for the
  * Endpoint:
  *
- *  - `extraPeers(config)`: the peers the roles add (a home agent's and a correspondent's mobile
- *    nodes, a mobile node's correspondents), appended after the config's peers;
- *  - `onControl(...)`: every control datagram the pipeline hands up, dispatched by ctype and
+ *  - the peers the roles add at run time through the boundary (a home agent's registered nodes,
+ *    a correspondent's directly reached nodes, a mobile node's correspondents);
+ *  - `onControl(msg)`: every control datagram the data plane hands up, dispatched by ctype and
  *    role: 129 binding update (home registration: the home agent; else the correspondent),
  *    130 binding ack, 131 path challenge and 133 refresh request (the mobile node), 132 path
  *    response (the correspondent), 128 keepalive from no peer's address (the home agent's
@@ -19,32 +19,18 @@ import { DropReason } from '../../base/drop-reason.ts';
 import { MobilityVerdict, type ControlSender, type MobilityIo } from '../../mobility/io.ts';
 import { MOBILITY_COUNTER_NAMES, MIPDIAG_COUNTERS, MobilityCounter as C } from '../../mobility/stats.ts';
 import type { ControlCounter } from '../../tunnel/control.ts';
-import { formatAddress, type Prefix } from '../../wire/address-text.ts';
+import { formatAddress } from '../../wire/address-text.ts';
 import { BindingUpdate, CTYPE_BINDING_ACK, CTYPE_BINDING_REFRESH, CTYPE_BINDING_UPDATE, CTYPE_PATH_CHALLENGE, CTYPE_PATH_RESPONSE } from '../../wire/binding.ts';
 import { ControlMessage, CTYPE_KEEPALIVE, gueCtype } from '../../wire/gue.ts';
+import type { ControlDatagram } from '../dataplane.ts';
 import type { BindingSnapshot, BindingUpdateSnapshot, MobilitySnapshot, MobilityStatsSnapshot } from '../snapshot.ts';
 import { CorrespondentPlane } from './correspondent-plane.ts';
 import type { BindingEvent, HandoverEvent } from './events.ts';
-import { HomeAgentPlane } from './home-agent-plane.ts';
+import { HomeAgentPlane, type PeerDefaults } from './home-agent-plane.ts';
 import { MobileNodePlane } from './mobile-node-plane.ts';
 import type { DataPlaneOps } from './ops.ts';
 import { RoamingPlane } from './roaming-plane.ts';
-import { socketAddressOf, socketAddressText } from './socket-address.ts';
-
-/** A peer a mobility role adds to the endpoint. */
-export interface MobilityPeerSpec {
-  name: string;
-  /** Prefixes it may send from (a mobile node's home address at its home agent). */
-  sources: Prefix[];
-  /** Shown as its routes. */
-  routes: Prefix[];
-  key: Uint8Array;
-  kind: 'mobile-node' | 'correspondent';
-  /** Its underlay endpoint from the start (a mobile node's correspondents), else none. */
-  endpoint: { family: 4 | 6; bytes: Uint8Array; port: number } | null;
-  /** Also accept the sources of this peer (a correspondent sending straight to us: the home agent's). */
-  sourcesOf: number;
-}
+import { fromUnderlay, socketAddressText, toUnderlay } from './socket-address.ts';
 
 export interface MobilityPlaneHooks {
   binding(e: BindingEvent): void;
@@ -73,8 +59,6 @@ function verdictDrop(v: MobilityVerdict): DropReason {
   }
 }
 
-const hostPrefix = (a: { family: 4 | 6; bytes: Uint8Array }): Prefix => ({ family: a.family, bytes: a.bytes, length: a.family === 4 ? 32 : 128 });
-
 export class MobilityPlane {
   readonly ha: HomeAgentPlane | null = null;
   readonly mn: MobileNodePlane | null = null;
@@ -86,54 +70,27 @@ export class MobilityPlane {
   private readonly msg = new ControlMessage(Buffer.alloc(0), 0, 0);
   private readonly bu = new BindingUpdate();
 
-  /** Peer index of the first mobility peer of each role. */
-  static bases(config: Config): { ha: number; cn: number; mnCorrespondents: number; end: number } {
-    const m = config.mobility;
-    const ha = config.peers.length;
-    const cn = ha + (m?.homeAgent?.nodes.length ?? 0);
-    const mnc = cn + (m?.correspondent?.nodes.length ?? 0);
-    const end = mnc + (m?.mobileNode?.routeOptimisation ? m.mobileNode.correspondents.length : 0);
-    return { ha, cn, mnCorrespondents: mnc, end };
-  }
-
-  /** The peers the roles add, in index order after the config's peers. */
-  static extraPeers(config: Config): MobilityPeerSpec[] {
-    const m = config.mobility;
-    const out: MobilityPeerSpec[] = [];
-    for (const n of m?.homeAgent?.nodes ?? []) {
-      const p = hostPrefix(n.home);
-      out.push({ name: n.name, sources: [p], routes: [p], key: n.key, kind: 'mobile-node', endpoint: null, sourcesOf: -1 });
-    }
-    for (const n of m?.correspondent?.nodes ?? []) {
-      out.push({ name: n.name, sources: [], routes: [hostPrefix(n.home)], key: n.key, kind: 'mobile-node', endpoint: null, sourcesOf: -1 });
-    }
-    const mn = m?.mobileNode;
-    if (mn?.routeOptimisation) {
-      for (const c of mn.correspondents) {
-        out.push({ name: c.name, sources: [], routes: [], key: c.key, kind: 'correspondent', endpoint: c.endpoint, sourcesOf: mn.homeAgentPeer });
-      }
-    }
-    return out;
-  }
-
   constructor(
     config: Config,
     private readonly ops: DataPlaneOps,
     /** Our replay counter: the mobile node's messages share it with the endpoint's keepalives. */
     counter: ControlCounter,
     private readonly hooks: MobilityPlaneHooks,
-    /** Host routes into the TUN in the kernel too (a kernel TUN with kernelRoutes). */
-    kernel: () => boolean,
   ) {
     const m = config.mobility;
-    const b = MobilityPlane.bases(config);
-    const sender: ControlSender = { send: (buf, off, len, to) => void ops.sendControl(buf, off, len, to) };
+    const sender: ControlSender = { send: (buf, off, len, to) => void ops.sendControl(buf.subarray(off, off + len), toUnderlay(to)) };
     const io: MobilityIo = { clock: systemClock, random: systemRandom, sender };
     const name = config.interface.name;
     const log = hooks.log;
-    if (m?.homeAgent) this.ha = new HomeAgentPlane(m.homeAgent, b.ha, `${name}/home-agent`, ops, io, { binding: hooks.binding, handover: hooks.handover, log }, kernel);
-    if (m?.correspondent) this.cn = new CorrespondentPlane(m.correspondent, b.cn, `${name}/correspondent`, ops, io, { binding: hooks.binding, log });
-    if (m?.mobileNode) this.mn = new MobileNodePlane(m.mobileNode, ops, io, counter, { handover: hooks.handover, log, reschedule: () => this.reschedule() });
+    const mtu = config.interface.mtu;
+    const clamp = config.mssClamp;
+    const defaults: PeerDefaults = {
+      mtu,
+      mss: clamp === false ? null : clamp === 'auto' ? { v4: mtu - 40, v6: mtu - 60 } : { v4: Math.min(clamp, mtu - 40), v6: Math.min(clamp, mtu - 60) },
+    };
+    if (m?.homeAgent) this.ha = new HomeAgentPlane(m.homeAgent, `${name}/home-agent`, ops, io, { binding: hooks.binding, handover: hooks.handover, log }, defaults);
+    if (m?.correspondent) this.cn = new CorrespondentPlane(m.correspondent, `${name}/correspondent`, ops, io, { binding: hooks.binding, log }, defaults);
+    if (m?.mobileNode) this.mn = new MobileNodePlane(m.mobileNode, ops, io, counter, { handover: hooks.handover, log, reschedule: () => this.reschedule() }, defaults);
     const keyed: number[] = [];
     config.peers.forEach((p, i) => p.key !== null && keyed.push(i));
     this.roaming = new RoamingPlane(ops, keyed, log);
@@ -164,10 +121,15 @@ export class MobilityPlane {
     this.cn?.stop();
   }
 
-  /** A control datagram from the pipeline (see the file comment): None when used, else why not. */
-  readonly onControl = (buf: Buffer, off: number, len: number, address: string, port: number, peer: number): DropReason => {
-    const from = socketAddressOf(address, port);
+  /** A control datagram from the data plane (see the file comment): None when used, else why not. */
+  onControl(msg: ControlDatagram): DropReason {
+    const from = fromUnderlay(msg.from);
     if (from === null) return DropReason.BadControlMessage;
+    const b = msg.bytes;
+    const buf = Buffer.from(b.buffer, b.byteOffset, b.length);
+    const off = 0;
+    const len = b.length;
+    const peer = msg.peer;
     let v: MobilityVerdict | -1 = -1;
     switch (gueCtype(buf, off)) {
       case CTYPE_BINDING_UPDATE: {
@@ -201,7 +163,7 @@ export class MobilityPlane {
     const r = verdictDrop(v);
     if (r === DropReason.None && peer >= 0) this.ops.heard(peer);
     return r;
-  };
+  }
 
   /** The endpoint saw a peer go down (missed keepalives): the home agent's means re-register. */
   peerDown(index: number): void {
@@ -263,7 +225,7 @@ export class MobilityPlane {
       sum[C.NDecapsulations]! += p.rxPackets;
       sum[C.NBicastCopies]! += p.bicastCopies;
     };
-    for (let i = 0; i < peers.length; i++) if (peers[i]!.mobile) count(i);
+    for (let i = 0; i < peers.length; i++) if (peers[i]?.mobile) count(i);
     if (this.mn) count(this.mn.homeAgentPeer);
     const counters: Record<string, number> = {};
     for (let i = 0; i < sum.length; i++) counters[MOBILITY_COUNTER_NAMES[i]!] = sum[i]!;

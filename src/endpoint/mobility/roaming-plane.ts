@@ -13,7 +13,7 @@ import { RoamDecision, roamDecision } from '../../mobility/roaming.ts';
 import type { SocketAddress } from '../../wire/binding.ts';
 import { ControlMessage, CTYPE_KEEPALIVE } from '../../wire/gue.ts';
 import type { DataPlaneOps } from './ops.ts';
-import { socketAddressText } from './socket-address.ts';
+import { socketAddressText, toUnderlay } from './socket-address.ts';
 
 const MAX_TRIES = 16;
 
@@ -44,14 +44,14 @@ export class RoamingPlane {
     let tries = 0;
     for (const idx of order) {
       if (tries++ >= MAX_TRIES) break;
-      const r = this.ops.acceptControl(idx, buf, off, len);
+      const r = this.ops.acceptControl(idx, buf.subarray(off, off + len));
       if (r === DropReason.BadAuthentication) continue;
       const authenticated = r === DropReason.None || r === DropReason.ReplayedMessage;
       const d = roamDecision(false, { keyed: true, authenticated, fresh: r === DropReason.None });
       if (d !== RoamDecision.Follow) break; // authentic but replayed / reordered: it proves nothing
       const peer = this.ops.peers[idx]!;
       const was = peer.endpointText;
-      this.ops.setPeerEndpoint(idx, from);
+      this.ops.setPeerEndpoint(idx, toUnderlay(from));
       this.bySender.set(m.senderId, idx);
       this.roamed++;
       this.log(`peer ${peer.name} roamed ${was} -> ${socketAddressText(from)} (authenticated keepalive)`);

@@ -1,13 +1,23 @@
 /**
- * Underlay addresses between the socket's text ("192.0.2.7", "::ffff:192.0.2.7" on a dual-stack
- * socket, "2001:db8::7") and the mobility code's SocketAddress (family, bytes, port). Control
- * plane only (allocates).
+ * Underlay addresses between the data plane's UnderlayAddress ({ family, address, port }), the
+ * mobility code's SocketAddress ({ family, bytes, port }) and text. Control plane (allocates).
  */
 import { formatAddress, parseAddress } from '../../wire/address-text.ts';
 import type { SocketAddress } from '../../wire/binding.ts';
 import { ipv6IsV4Mapped } from '../../wire/ip.ts';
+import type { UnderlayAddress } from '../dataplane.ts';
 
-/** The socket's view of a sender as a SocketAddress, IPv4-mapped IPv6 as IPv4; null when unreadable. */
+export function fromUnderlay(u: UnderlayAddress): SocketAddress | null {
+  if (!(u.port > 0 && u.port < 65536)) return null;
+  if (u.family === 6 && ipv6IsV4Mapped(u.address, 0)) return { family: 4, bytes: u.address.slice(12), port: u.port };
+  return { family: u.family, bytes: u.address, port: u.port };
+}
+
+export function toUnderlay(a: SocketAddress): UnderlayAddress {
+  return { family: a.family, address: a.bytes, port: a.port };
+}
+
+/** A socket's text address and port as a SocketAddress (IPv4-mapped as IPv4); null when unreadable. */
 export function socketAddressOf(address: string, port: number): SocketAddress | null {
   if (address === '' || !(port > 0 && port < 65536)) return null;
   try {

@@ -1,32 +1,34 @@
 /**
- * iproute2 text in: `ip route show` / `ip -6 route show` output (kernel decorations included) and
- * `ip route add ...` lines, as operators paste them. One clear error per bad line, naming it.
+ * iproute2 text in: `ip route show` / `ip -6 route show` output (kernel decorations included),
+ * `ip route add ...` lines as operators paste them, and `ip -j route` / `ip -6 -j route` JSON.
+ * One clear error per bad line (or JSON route), naming it.
+ *
+ * Attributes that do not change forwarding (proto, scope, src, pref, mtu, advmss and the other
+ * route metrics) are kept in RouteSpec.attrs so `route show` prints them back; kernel state
+ * (expires, linkdown, the use counters `ipferry show routes` prints as `uses N`) is skipped.
  */
 import { AddressTextError, parseAddress, parsePrefix } from '../../wire/address-text.ts';
 import type { Family, Prefix } from '../../wire/address-text.ts';
 import type { Router } from '../router.ts';
-import { routeTypeCode } from '../types.ts';
-import type { NexthopSpec, RouteSpec, RouteTypeName } from '../types.ts';
+import { ROUTE_METRIC_NAMES, routeTypeCode } from '../types.ts';
+import type { NexthopSpec, RouteAttrs, RouteSpec, RouteTypeName } from '../types.ts';
+import { formatAddress } from '../../wire/address-text.ts';
 
 export class RouteTextError extends Error {
   override name = 'RouteTextError';
   constructor(
     readonly line: number,
     readonly reason: string,
+    /** What `line` counts: text lines, or the routes of `ip -j route` JSON. */
+    where: 'line' | 'JSON route' = 'line',
   ) {
-    super(`line ${line}: ${reason}`);
+    super(line > 0 ? `${where} ${line}: ${reason}` : reason);
   }
 }
 
 /** Keywords whose value we read past (kernel decorations and attributes we do not use). */
 const IGNORED_WITH_VALUE = new Set([
-  'proto',
-  'protocol',
-  'scope',
-  'src',
-  'pref',
   'expires',
-  'advmss',
   'rtt',
   'rttvar',
   'reordering',
@@ -49,13 +51,13 @@ const IGNORED_WITH_VALUE = new Set([
   'uid',
   'rto_min',
   'ttl-propagate',
-  'mtu',
   'from',
   'iif',
   'oif',
   'age',
   'users',
   'used',
+  'uses', // the use counter `ipferry show routes` prints after each route
 ]);
 /** Metrics that may be preceded by `lock`. */
 const LOCKABLE = new Set(['mtu', 'advmss', 'rtt', 'rttvar', 'reordering', 'window', 'cwnd', 'initcwnd', 'initrwnd', 'ssthresh', 'hoplimit', 'rto_min']);
@@ -165,6 +167,7 @@ function parseRouteWords(all: string[], line: number, opts: ParseOptions, raw: s
   if (dst === undefined) fail('missing destination prefix');
 
   const spec: RouteSpec = { prefix: '' };
+  const attrs: RouteAttrs = {};
   const nexthops: NexthopSpec[] = [];
   let curNh: NexthopSpec | null = null;
   let sawV6Decoration = false;
@@ -226,12 +229,37 @@ function parseRouteWords(all: string[], line: number, opts: ParseOptions, raw: s
         spec.table = /^\d{1,10}$/.test(t) ? Number(t) : t;
         break;
       }
-      case 'pref':
+      case 'pref': {
         sawV6Decoration = true;
-        need('pref');
+        const v = need('pref');
+        if (!['low', 'medium', 'high'].includes(v)) fail(`invalid pref ${v} (low, medium, high)`);
+        attrs.pref = v;
         break;
+      }
+      case 'proto':
+      case 'protocol': {
+        const v = need('proto');
+        if (v !== 'boot' && v !== '3') attrs.proto = v; // boot is what ip route add sets and ip never prints
+        break;
+      }
+      case 'scope': {
+        const v = need('scope');
+        if (v !== 'global' && v !== 'universe' && v !== '0') attrs.scope = v;
+        break;
+      }
+      case 'src': {
+        const { a } = addr('src');
+        attrs.src = formatAddress(a.bytes, 0, a.family);
+        break;
+      }
       default:
-        if (IGNORED_WITH_VALUE.has(w)) {
+        if ((ROUTE_METRIC_NAMES as readonly string[]).includes(w)) {
+          const lock = words[i] === 'lock';
+          if (lock) i++;
+          const v = need(w);
+          if (w !== 'congctl' && w !== 'features' && !/^\d+(ms|s|us)?$/.test(v)) fail(`invalid ${w} ${v}`);
+          (attrs.metrics ??= []).push({ name: w, value: v, lock });
+        } else if (IGNORED_WITH_VALUE.has(w)) {
           if (LOCKABLE.has(w) && words[i] === 'lock') i++;
           need(w);
         } else if (IGNORED_FLAGS.has(w)) {
@@ -277,9 +305,116 @@ function parseRouteWords(all: string[], line: number, opts: ParseOptions, raw: s
     delete spec.dev;
   }
   if (spec.table === undefined && opts.table !== undefined) spec.table = opts.table;
+  if (attrs.metrics !== undefined) {
+    const order = (n: string) => (ROUTE_METRIC_NAMES as readonly string[]).indexOf(n);
+    attrs.metrics.sort((x, y) => order(x.name) - order(y.name));
+  }
+  if (Object.keys(attrs).length > 0) spec.attrs = attrs;
   spec.text = raw.trim().startsWith('ip ') ? undefined : raw.replace(/[ \t]+$/gm, '');
   if (spec.text === undefined) delete spec.text;
   return spec;
+}
+
+/** `ip -j route` field names whose value is printed after the same word in text. */
+const JSON_WORDS: [string, string][] = [
+  ['gateway', 'via'],
+  ['dev', 'dev'],
+  ['table', 'table'],
+  ['protocol', 'proto'],
+  ['scope', 'scope'],
+  ['prefsrc', 'src'],
+  ['metric', 'metric'],
+];
+
+/** One `ip -j route` object as the line `ip route show` would print for it. */
+function jsonRouteLine(r: Record<string, unknown>, where: string): string {
+  const fail = (reason: string): never => {
+    throw new RouteTextError(0, `${where}: ${reason}`);
+  };
+  if (typeof r !== 'object' || r === null || Array.isArray(r)) fail('expected a route object');
+  if (typeof r.dst !== 'string') fail('missing "dst"');
+  const scalar = (v: unknown, name: string): string =>
+    typeof v === 'string' || typeof v === 'number' ? String(v) : fail(`"${name}" must be a string or number`);
+  const words: string[] = [];
+  if (r.type !== undefined && r.type !== 'unicast') words.push(scalar(r.type, 'type'));
+  words.push(scalar(r.dst, 'dst'));
+  const nh = (o: Record<string, unknown>, what: string): void => {
+    if (o.via !== undefined) {
+      const v = o.via as { family?: string; host?: string };
+      if (typeof v?.host !== 'string') fail(`"${what}via" must be { family, host }`);
+      words.push('via', v.family === 'inet6' ? 'inet6' : 'inet', v.host!);
+    }
+    for (const [k, w] of JSON_WORDS.slice(0, 2)) if (o[k] !== undefined) words.push(w, scalar(o[k], k));
+  };
+  nh(r, '');
+  for (const [k, w] of JSON_WORDS.slice(2)) if (r[k] !== undefined) words.push(w, scalar(r[k], k));
+  const flags = (o: Record<string, unknown>): void => {
+    if (o.flags !== undefined && !Array.isArray(o.flags)) fail('"flags" must be an array');
+    for (const f of (o.flags as unknown[] | undefined) ?? []) words.push(scalar(f, 'flags'));
+  };
+  flags(r);
+  for (const m of (r.metrics as unknown[] | undefined) ?? []) {
+    if (typeof m !== 'object' || m === null) fail('"metrics" must be an array of objects');
+    for (const [k, v] of Object.entries(m as Record<string, unknown>)) words.push(k, scalar(v, k));
+  }
+  if (r.pref !== undefined) words.push('pref', scalar(r.pref, 'pref'));
+  if (r.nexthops !== undefined) {
+    if (!Array.isArray(r.nexthops)) fail('"nexthops" must be an array');
+    for (const n of r.nexthops as Record<string, unknown>[]) {
+      words.push('nexthop');
+      nh(n, 'nexthops[].');
+      if (n.weight !== undefined) words.push('weight', scalar(n.weight, 'weight'));
+      flags(n);
+    }
+  }
+  return words.join(' ');
+}
+
+/**
+ * `ip -j route show` / `ip -6 -j route show` output (one JSON array, or several one after the
+ * other as `ip -j route; ip -6 -j route` prints them) as route text lines.
+ */
+export function jsonRoutesToText(text: string): string {
+  const lines: string[] = [];
+  let rest = text.trim();
+  let k = 0;
+  while (rest !== '') {
+    let value: unknown;
+    let used = rest.length;
+    try {
+      value = JSON.parse(rest);
+    } catch {
+      // Several arrays in a row: take the first one (up to its closing bracket at depth 0).
+      let depth = 0;
+      let inStr = false;
+      for (let i = 0; i < rest.length; i++) {
+        const c = rest[i];
+        if (inStr) {
+          if (c === '\\') i++;
+          else if (c === '"') inStr = false;
+        } else if (c === '"') inStr = true;
+        else if (c === '[' || c === '{') depth++;
+        else if ((c === ']' || c === '}') && --depth === 0) {
+          used = i + 1;
+          break;
+        }
+      }
+      try {
+        value = JSON.parse(rest.slice(0, used));
+      } catch (e) {
+        throw new RouteTextError(0, `not valid ip -j route JSON: ${(e as Error).message}`);
+      }
+    }
+    if (!Array.isArray(value)) throw new RouteTextError(0, 'ip -j route JSON must be an array of routes');
+    for (const r of value) lines.push(jsonRouteLine(r as Record<string, unknown>, `JSON route ${++k}`));
+    rest = rest.slice(used).trim();
+  }
+  return lines.length > 0 ? `${lines.join('\n')}\n` : '';
+}
+
+/** True when the text is `ip -j route` JSON rather than route lines. */
+export function isJsonRoutes(text: string): boolean {
+  return /^\s*\[/.test(text);
 }
 
 /**
@@ -287,13 +422,21 @@ function parseRouteWords(all: string[], line: number, opts: ParseOptions, raw: s
  * lines). Errors name the line. Returns the route ids in order.
  */
 export function loadRoutes(router: Router, text: string, opts: ParseOptions = {}): number[] {
-  const parsed = parseRoutes(text, opts);
+  const json = isJsonRoutes(text);
+  let parsed: ParsedRoute[];
+  try {
+    parsed = parseRoutes(json ? jsonRoutesToText(text) : text, opts);
+  } catch (e) {
+    // JSON: one converted line per route, so the line number is the route's number.
+    if (json && e instanceof RouteTextError && e.line > 0) throw new RouteTextError(e.line, e.reason, 'JSON route');
+    throw e;
+  }
   const ids: number[] = [];
   for (const { spec, line } of parsed) {
     try {
       ids.push(router.add(spec));
     } catch (e) {
-      throw new RouteTextError(line, (e as Error).message);
+      throw new RouteTextError(line, (e as Error).message, json ? 'JSON route' : 'line');
     }
   }
   return ids;

@@ -5,7 +5,7 @@ import { formatAddress } from '../../wire/address-text.ts';
 import type { Family, Prefix } from '../../wire/address-text.ts';
 import type { RouteFilter, Router } from '../router.ts';
 import { ROUTE_TYPE_NAMES, RouteType } from '../types.ts';
-import type { Nexthop } from '../types.ts';
+import type { Nexthop, RouteAttrs } from '../types.ts';
 
 /** "default", a bare host address for /32 and /128 (as ip prints), else CIDR. */
 export function formatDestination(p: Prefix): string {
@@ -26,9 +26,17 @@ function nhText(n: Nexthop, routeFamily: Family): string {
   return parts.join(' ');
 }
 
+/** `mtu lock 1400 advmss 1360`: a route's metrics as ip prints them. */
+export function metricsText(a: RouteAttrs | undefined): string {
+  return (a?.metrics ?? []).map((m) => `${m.name} ${m.lock ? 'lock ' : ''}${m.value}`).join(' ');
+}
+
 /**
- * The route as `ip route show` prints it (canonical form: no kernel decorations). ECMP routes
- * print one `\tnexthop ...` line per nexthop. With `original` and a kept text, that text.
+ * The route as `ip route show` prints it, every attribute it was read with in ip's order:
+ *   [type] DST [via GW] [dev DEV] [table T] [proto P] [scope S] [src A] [metric M] [onlink]
+ *   [mtu [lock] N] [advmss N] ... [pref P]
+ * then one `\tnexthop via ... dev ... weight W` line per nexthop of an ECMP route. With
+ * `original` and a kept text, that text instead.
  */
 export function formatRoute(router: Router, id: number, original = false): string {
   if (original) {
@@ -37,6 +45,7 @@ export function formatRoute(router: Router, id: number, original = false): strin
   }
   const p = router.prefixOf(id);
   const type = router.typeOf(id);
+  const a = router.attrsOf(id);
   const parts: string[] = [];
   if (type !== RouteType.UNICAST) parts.push(ROUTE_TYPE_NAMES[type]);
   parts.push(formatDestination(p));
@@ -44,12 +53,20 @@ export function formatRoute(router: Router, id: number, original = false): strin
   if (nhs.length === 1) {
     const t = nhText(nhs[0]!, p.family);
     if (t) parts.push(t);
+  } else if (nhs.length === 0 && p.family === 6 && type >= RouteType.BLACKHOLE && type <= RouteType.THROW) {
+    parts.push('dev', 'lo'); // the kernel's IPv6 reject routes point at lo, and ip prints it
   }
   const table = router.tableOf(id);
   if (table !== 254) parts.push('table', router.tableName(table));
+  if (a?.proto !== undefined) parts.push('proto', a.proto);
+  if (a?.scope !== undefined) parts.push('scope', a.scope);
+  if (a?.src !== undefined) parts.push('src', a.src);
   const metric = router.metricOf(id);
   if (metric !== 0 || p.family === 6) parts.push('metric', String(metric));
   if (nhs.length === 1 && nhs[0]!.onlink) parts.push('onlink');
+  const m = metricsText(a);
+  if (m) parts.push(m);
+  if (a?.pref !== undefined) parts.push('pref', a.pref);
   let line = parts.join(' ');
   if (nhs.length > 1) {
     for (const n of nhs) line += `\n\tnexthop ${nhText(n, p.family)} weight ${n.weight}${n.onlink ? ' onlink' : ''}`;
@@ -149,6 +166,12 @@ export interface RouteJson {
   dev?: string;
   onlink?: boolean;
   nexthops?: { gateway?: string; dev?: string; weight: number; onlink?: boolean }[];
+  /** As `ip -j route`: protocol, scope, prefsrc, metrics, pref (when the route has them). */
+  protocol?: string;
+  scope?: string;
+  prefsrc?: string;
+  metrics?: Record<string, number | string>[];
+  pref?: string;
   packets: number;
   bytes: number;
 }
@@ -173,6 +196,12 @@ export function routeJson(router: Router, id: number): RouteJson {
   });
   if (nhs.length === 1) Object.assign(j, one(nhs[0]!));
   else if (nhs.length > 1) j.nexthops = nhs.map((n) => ({ ...one(n), weight: n.weight }));
+  const a = router.attrsOf(id);
+  if (a?.proto !== undefined) j.protocol = a.proto;
+  if (a?.scope !== undefined) j.scope = a.scope;
+  if (a?.src !== undefined) j.prefsrc = a.src;
+  if (a?.metrics !== undefined) j.metrics = [Object.fromEntries(a.metrics.map((m) => [m.name, /^\d+$/.test(m.value) ? Number(m.value) : m.value]))];
+  if (a?.pref !== undefined) j.pref = a.pref;
   return j;
 }
 

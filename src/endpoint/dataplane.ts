@@ -1,0 +1,171 @@
+/**
+ * The data-plane boundary: the small set of operations through which the control plane (the
+ * Endpoint: config, timers, keepalive liveness decisions, mobility, reload, metrics, logs,
+ * events, the endpoint's own stack) acts on the data plane (pool, router, pipeline, device and
+ * transport), wherever the data plane runs. Two implementations:
+ *
+ * - InThreadDataPlane (dataplane-inthread.ts): the pipeline on the calling thread, the portable
+ *   path (the tuntap2 TUN read by a reader worker, a Node dgram socket), memory devices and the
+ *   userspace mode. Operations take effect synchronously.
+ * - WorkerDataPlane (dataplane-worker.ts): the Linux fast path (vnet TUN with offloads, UDP with
+ *   GSO/GRO) run to completion by one worker thread that owns its own pool, router and pipeline.
+ *   Operations are messages, applied in order; the worker wakes for them through an eventfd.
+ *
+ * The control plane keeps its own view of what it configured (peers, routes: the same ids on
+ * both sides, since both apply the same operations in the same order) and asks the data plane
+ * for counters (report). Packets cross the boundary only where the control plane consumes them:
+ * packets for the endpoint's own stack go up as bytes and the stack's packets come down
+ * (`localOutput`), and GUE control messages the data plane does not handle itself (anything but
+ * a keepalive from a configured peer, when `hooks.control` is set) go up as (bytes, underlay
+ * source, peer index or -1).
+ */
+import type { DropReason } from '../base/drop-reason.ts';
+import type { PacketBuffer } from '../base/pool.ts';
+import type { ConfigPrefix } from '../config/config.ts';
+import type { RouteSpec } from '../route/types.ts';
+import type { Family } from '../wire/address-text.ts';
+import type { RouteSnapshot } from './snapshot.ts';
+
+/** An underlay (UDP) address: where a GUE datagram came from or goes to. */
+export interface UnderlayAddress {
+  family: Family;
+  /** 4 or 16 bytes, network order. */
+  address: Uint8Array;
+  port: number;
+}
+
+/** A GUE control message punted up to the control plane. */
+export interface ControlDatagram {
+  /** The whole UDP payload (GUE header first); a copy the receiver owns. */
+  bytes: Uint8Array;
+  /** Its underlay source. */
+  from: UnderlayAddress;
+  /** The configured peer whose endpoint that is, or -1. */
+  peer: number;
+}
+
+/** What the data plane tells the control plane; called on the control plane's thread. */
+export interface DataPlaneHooks {
+  /** A peer was heard from (data or a keepalive) after being down, or for the first time. */
+  peerUp(index: number): void;
+  /**
+   * A packet for the endpoint's own stack (its addresses, routes of type local). In-thread the
+   * buffer itself (ownership passes); from a worker a copy in a pool slot of the control plane's
+   * pools (ownership passes too).
+   */
+  toLocal(p: PacketBuffer): void;
+  /**
+   * GUE control messages the data plane does not handle itself: every type but a keepalive
+   * from a configured peer, and control messages from unknown underlay sources. When absent,
+   * they are dropped and counted as today (BadControlMessage, UnknownPeer).
+   */
+  control?(msg: ControlDatagram): void;
+  /** The device stopped on its own (deleted interface, fatal read error). */
+  down(reason: string): void;
+  /** One log line (warnings start with "warning:"). */
+  log(line: string): void;
+  /** A send on the underlay failed in the socket (ENETUNREACH: a route went away): mobility looks at once. */
+  sendError?(err: Error): void;
+}
+
+/** A peer added at run time (mobility: a mobile node registering at its home agent). */
+export interface PeerSpec {
+  name: string;
+  /** Prefixes routed to it (dev = name) and allowed as inner sources from it. */
+  routes: readonly ConfigPrefix[];
+  mtu: number;
+  keepalive: number | null;
+  key: Uint8Array | null;
+  mss: { v4: number; v6: number } | null;
+  /** Its underlay endpoint now, or null (set later with setPeerEndpoint). */
+  endpoint: UnderlayAddress | null;
+  /** Inner sources allowed from it (default: its routes). */
+  sources?: readonly ConfigPrefix[];
+  /** A mobility peer (a mobile node at its home agent, ...): relayed to and from other peers without `hub`. */
+  mobile?: boolean;
+  /** Also accept the inner sources of this peer (a correspondent sending to a mobile node directly: the home agent's). */
+  sourcesOf?: number;
+}
+
+/** Per-peer counters and liveness as the data plane has them. */
+export interface PeerCounters {
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  drops: number;
+  lastRx: number;
+  lastTx: number;
+  up: boolean;
+}
+
+export interface Counters {
+  packets: number;
+  bytes: number;
+}
+
+/** The data plane's counters at one moment (report()). */
+export interface DataPlaneReport {
+  tunRx: Counters;
+  tunTx: Counters;
+  udpRx: Counters;
+  udpTx: Counters;
+  /** Peer-to-peer forwards (hub). */
+  forwarded: number;
+  /** ICMP errors the pipeline built. */
+  icmpSent: number;
+  /** Drops by DropReason code (index = code). */
+  drops: number[];
+  /** Index = peer index; null for a removed peer. */
+  peers: (PeerCounters | null)[];
+  poolLive: number;
+  poolCapacity: number;
+  poolExhausted: number;
+  /** Routes with their use counters (only when asked for: it allocates per route). */
+  routes: RouteSnapshot[] | null;
+  /** Path-specific counters (fast path: super-packets, segments, coalesced writes ...). */
+  extra: Record<string, number>;
+}
+
+export interface DataPlane {
+  /**
+   * Which path runs, for the start log line, `ipferry show` and the snapshot:
+   * "fast (vnet TUN, UDP GSO/GRO, worker)", "portable (<why not fast>)", "memory (userspace)".
+   */
+  readonly path: string;
+  /** "address:port" where the UDP socket is bound (after start). */
+  readonly listen: string;
+  /** Open device and socket, start moving packets. Rejects with a one-line error; nothing is left open then. */
+  start(): Promise<void>;
+  /** Stop moving packets, close device and socket, return every pool slot. Idempotent. */
+  stop(): Promise<void>;
+
+  /** Add a route (same id on the control plane's mirror and in the data plane). */
+  addRoute(spec: RouteSpec): void;
+  /** Remove a route by id. */
+  removeRoute(id: number): void;
+  /** Set or move peer `index`'s underlay endpoint (the one record: PeerEndpoints.set). */
+  setPeerEndpoint(index: number, to: UnderlayAddress): void;
+  /** Add a peer at index `index` (the control plane allocates indices). */
+  addPeer(index: number, spec: PeerSpec): void;
+  /** Remove a peer: its routes, source prefixes and endpoint. */
+  removePeer(index: number): void;
+  /** The control plane decided peer `index` is down (no longer heard from). */
+  peerDown(index: number): void;
+
+  /**
+   * Send a control datagram (a whole UDP payload, GUE header first) to peer `to` (counted as
+   * sent to it: liveness) or to an underlay address. Returns None or why it was not sent.
+   */
+  sendControl(bytes: Uint8Array, to: number | UnderlayAddress): DropReason;
+  /**
+   * Also send a copy of every datagram for peer `peer` to `to` until `untilMs` (epoch ms):
+   * mobility's bicasting across a handover. `to` null stops it.
+   */
+  bicast(peer: number, to: UnderlayAddress | null, untilMs: number): void;
+  /** A packet from the endpoint's own stack (takes ownership; the buffer is the control plane's). */
+  localOutput(p: PacketBuffer): void;
+
+  /** Counters now (routes only with `withRoutes`). */
+  report(withRoutes: boolean): Promise<DataPlaneReport>;
+}

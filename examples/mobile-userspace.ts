@@ -186,7 +186,8 @@ export class UserspaceMobileWorld {
   readonly cn = new UserspaceHost({ addresses: [US.cn], mtu: 1400, name: 'cn' });
   readonly host = new UserspaceHost({ addresses: [US.home], mtu: 1400, name: 'mn' });
   /** The home agent endpoint's device: the home agent host's "kernel" side. */
-  readonly haDev = new MemoryDevice({ name: 'ha-lan', mtu: 1400, queueLimit: 4096 });
+  haDev = new MemoryDevice({ name: 'ha-lan', mtu: 1400, queueLimit: 4096 });
+  private haSink: ((b: Uint8Array, o: number, l: number) => void) | null = null;
   atHome = false;
   haPort = 0;
   mnPort = 0;
@@ -223,7 +224,8 @@ export class UserspaceMobileWorld {
         else if (this.atHome) this.host.device.inject(buf, off, len);
       } else log(`home agent kernel: no route to ${v4Text(dst)}`);
     };
-    this.haDev.setSink((b, o, l) => deliver(b, o, l, true));
+    this.haSink = (b, o, l) => deliver(b, o, l, true);
+    this.haDev.setSink(this.haSink);
     this.cn.device.setSink((b, o, l) => deliver(b, o, l, false));
     this.host.device.setSink((b, o, l) => {
       if (this.atHome) deliver(b, o, l, false);
@@ -245,6 +247,14 @@ export class UserspaceMobileWorld {
     // the home link carries the host's traffic from the moment it is plugged in
     this.atHome = where === 'home';
     await this.mn.moveUnderlay(addr);
+  }
+
+  /** The home agent's device, for a new home agent endpoint after a restart (the old one closed it). */
+  haDev2(): MemoryDevice {
+    const d = new MemoryDevice({ name: 'ha-lan', mtu: 1400, queueLimit: 4096 });
+    d.setSink(this.haSink!);
+    this.haDev = d;
+    return d;
   }
 
   async stop(): Promise<void> {

@@ -549,13 +549,18 @@ export class Endpoint extends EventEmitter<EndpointEvents> implements DataPlaneO
           reassemblyBytes: this.stack.reassembler.memory,
           ...(r?.extra ?? {}),
         },
-        ...(c.mobility !== undefined ? { mobility: this.mobility.stats() } : {}),
+        ...(this.mobilityShown() ? { mobility: this.mobility.stats() } : {}),
       },
       ...(c.mobility !== undefined ? { mobility: this.mobility.snapshot() } : {}),
     };
   }
 
   // ---------------------------------------------------------------- the control plane's own, for mobility
+
+  /** Mobility counters are shown with a mobility section, or keyed peers (they may roam). */
+  private mobilityShown(): boolean {
+    return this.config.mobility !== undefined || this.config.peers.some((p) => p.key !== null);
+  }
 
   /** Route `prefix` into the TUN in the kernel, or take that route back (no kernel routes: nothing). */
   kernelRoute(prefix: Prefix, on: boolean): void {

@@ -393,7 +393,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> implements DataPlaneO
     for (const p of this.peers) {
       if (p === undefined) continue;
       const l = p.liveness;
-      if (l.keepaliveDue(now)) this.sendKeepalive(p);
+      if (l.keepaliveDue(now) && !this.mobility.quiet(p.index)) this.sendKeepalive(p);
       if (l.expire(now)) {
         this.dataplane?.peerDown(p.index);
         this.log(`peer ${p.name} down (nothing heard for ${Math.round((now - l.lastRx) / 1000)} s)`);

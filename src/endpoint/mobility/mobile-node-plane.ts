@@ -52,6 +52,8 @@ export class MobileNodePlane {
   /** The move being registered: from, when and how it was noticed. */
   private move: { from: SocketAddress | null; to: SocketAddress | null; at: number; how: string } | null = null;
   private lastObserved: SocketAddress | null = null;
+  /** The last care-of the node had (kept while it has none). */
+  private lastCareOf: SocketAddress | null = null;
   private lastProbeKeepalive = 0;
 
   constructor(
@@ -124,6 +126,7 @@ export class MobileNodePlane {
     const careOf = await this.watch.lookup();
     this.started = true;
     this.atHome = this.isHome(careOf);
+    this.lastCareOf = careOf;
     if (this.atHome) this.ops.setKernelRoutes(this.homeAgentPeer, false);
     this.move = { from: null, to: careOf, at: Date.now(), how: 'start' };
     this.hooks.log(`mobile node ${this.config.name}: ${this.atHome ? `at home (${socketAddressText(careOf)})` : `care-of ${socketAddressText(careOf)}`}`);
@@ -135,25 +138,21 @@ export class MobileNodePlane {
   /** The underlay changed to `careOf` (null: no way to the home agent now). */
   private underlay(careOf: SocketAddress | null, how: string, at: number): void {
     const home = this.isHome(careOf);
-    const from = this.mn.currentCareOf;
-    this.hooks.log(`underlay: ${socketAddressText(from)} -> ${socketAddressText(careOf)} (${how})${home ? ', at home' : ''}`);
+    this.hooks.log(`underlay: ${socketAddressText(this.lastCareOf)} -> ${socketAddressText(careOf)} (${how})${home ? ', at home' : ''}`);
+    // A move that began earlier and is not registered yet (the old route went away first, say)
+    // keeps its start: the gap runs from the first sign of it.
+    const pending = this.move !== null && this.move.how !== 'start' ? this.move : null;
+    const from = pending !== null ? pending.from : this.atHome ? null : this.lastCareOf;
+    this.move = { from, to: careOf, at: pending?.at ?? at, how: pending?.how ?? how };
     if (careOf === null) {
       this.mn.underlayChanged(null);
       return;
     }
-    // A move that started earlier and is not registered yet keeps its start time: the gap runs
-    // from the first sign of it.
-    const since = this.move !== null && this.move.how !== 'start' ? this.move : null;
-    this.move = { from: since?.from ?? (this.atHome ? null : from), to: careOf, at: since?.at ?? at, how: since?.how ?? how };
+    this.lastCareOf = careOf;
     if (home !== this.atHome) {
       this.atHome = home;
-      if (home) {
-        this.ops.setKernelRoutes(this.homeAgentPeer, false);
-        this.mn.setAtHome(true, careOf);
-      } else {
-        this.ops.setKernelRoutes(this.homeAgentPeer, true);
-        this.mn.setAtHome(false, careOf);
-      }
+      this.ops.setKernelRoutes(this.homeAgentPeer, !home);
+      this.mn.setAtHome(home, careOf);
     } else if (!home) {
       this.mn.underlayChanged(careOf);
     }

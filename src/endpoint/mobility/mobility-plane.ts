@@ -170,6 +170,11 @@ export class MobilityPlane {
     if (this.mn !== null && index === this.mn.homeAgentPeer) this.mn.nudge('the home agent missed its keepalives');
   }
 
+  /** No keepalives to this peer now (a mobile node at home: its home agent holds no binding to keep). */
+  quiet(index: number): boolean {
+    return this.mn !== null && this.mn.home && index === this.mn.homeAgentPeer;
+  }
+
   /** A send on the underlay failed. */
   sendError(): void {
     this.mn?.sendError();

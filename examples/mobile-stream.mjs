@@ -9,6 +9,7 @@
 // print one JSON line per event on stdout:
 //   {"ev":"listening"} {"ev":"connected"}
 //   {"ev":"progress","bytes":N,"at":EPOCH_MS}          receiver, every 20 ms while bytes arrive
+//   {"ev":"stall","ms":M,"at":EPOCH_MS}                receiver: no bytes for M >= 5 ms, until `at`
 //   {"ev":"done","bytes":N,"bad":B,"sha256":H,"resets":R,"error":E|null}
 // RATE is bytes per second (the sender never has more than ~1 s of data queued).
 import { createHash } from 'node:crypto';
@@ -42,7 +43,11 @@ function receive(host, port) {
     const hash = createHash('sha256');
     let want = Buffer.alloc(0);
     let lastReport = 0;
+    let lastData = 0;
     c.on('data', (d) => {
+      const t = Date.now();
+      if (lastData > 0 && t - lastData >= 5) say({ ev: 'stall', ms: t - lastData, at: t });
+      lastData = t;
       if (want.length < d.length) want = Buffer.alloc(Math.max(d.length, 65536));
       fillStream(want, bytes, d.length);
       if (want.compare(d, 0, d.length, 0, d.length) !== 0) for (let k = 0; k < d.length; k++) if (want[k] !== d[k]) bad++;

@@ -84,8 +84,17 @@ export class UdpStream {
   private lastAckAt = 0;
   private stopping = false;
   private timer: NodeJS.Timeout | null = null;
-  /** Receiver: epoch ms of each in-order advance (for stalls). */
+  /** Receiver: epoch ms of the last in-order advance. */
   lastProgressAt = 0;
+  /** Receiver: pauses of 5 ms or more between in-order advances, [start, end] epoch ms. */
+  readonly stalls: [number, number][] = [];
+
+  /** The longest pause overlapping [from, to] (0: none of 5 ms or more). */
+  stallDuring(from: number, to: number): number {
+    let m = 0;
+    for (const [a, b] of this.stalls) if (b >= from && a <= to) m = Math.max(m, b - a);
+    return m;
+  }
 
   constructor(
     private readonly from: UserspaceHost,
@@ -145,7 +154,9 @@ export class UdpStream {
       if (!want.equals(d.subarray(4))) this.bad++;
       this.rxHash.update(d.subarray(4));
       this.expected++;
-      this.lastProgressAt = Date.now();
+      const now = Date.now();
+      if (this.lastProgressAt > 0 && now - this.lastProgressAt >= 5) this.stalls.push([this.lastProgressAt, now]);
+      this.lastProgressAt = now;
     }
     const ack = Buffer.alloc(4);
     ack.writeUInt32BE(this.expected, 0);

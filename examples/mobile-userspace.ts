@@ -204,7 +204,8 @@ export class UserspaceMobileWorld {
   mnPort = 0;
   log: string[] = [];
 
-  async start(log: (line: string) => void): Promise<void> {
+  /** `extra` (tests): the home agent's cache cap and one more node. */
+  async start(log: (line: string) => void, extra: { homeAgent?: { maxBindings?: number; extraNode?: { name: string; homeAddress: string; key: string } } } = {}): Promise<void> {
     this.haPort = await freeUdpPort(US.ha);
     this.mnPort = await freeUdpPort(US.attach.wifi!);
     const haConfig = parseConfig({
@@ -212,7 +213,14 @@ export class UserspaceMobileWorld {
       listen: `${US.ha}:${this.haPort}`,
       kernelRoutes: false,
       control: false,
-      mobility: { homeAgent: { homePrefixes: ['10.77.0.0/24'], nodes: [{ name: 'laptop', homeAddress: US.home, key: US.key }], bicastMs: 250 } },
+      mobility: {
+        homeAgent: {
+          homePrefixes: ['10.77.0.0/24'],
+          nodes: [{ name: 'laptop', homeAddress: US.home, key: US.key }, ...(extra.homeAgent?.extraNode ? [extra.homeAgent.extraNode] : [])],
+          bicastMs: 250,
+          ...(extra.homeAgent?.maxBindings ? { maxBindings: extra.homeAgent.maxBindings } : {}),
+        },
+      },
     }, 'home-agent (userspace)');
     const mnConfig = parseConfig({
       interface: { name: 'mn0', address: [`${US.home}/32`], mtu: 1400 },

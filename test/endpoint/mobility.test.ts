@@ -11,8 +11,8 @@ import { Endpoint } from '../../src/endpoint/endpoint.ts';
 import type { BindingEvent, HandoverEvent } from '../../src/endpoint/mobility/events.ts';
 import { UserspaceHost } from '../../src/endpoint/userspace-host.ts';
 import { ControlCounter, ControlSender } from '../../src/tunnel/control.ts';
-import { bindingUpdateLength, emitBindingUpdate, type BindingUpdateRepr } from '../../src/wire/binding.ts';
-import { controlLength, KEEPALIVE_BODY_LEN, senderIdFromName } from '../../src/wire/gue.ts';
+import { BindingAck, bindingUpdateLength, emitBindingUpdate, MOBILITY_BODY_OFFSET, type BindingUpdateRepr } from '../../src/wire/binding.ts';
+import { controlLength, HMAC_LEN, KEEPALIVE_BODY_LEN, senderIdFromName } from '../../src/wire/gue.ts';
 import { UserspaceMobileWorld, US } from '../../examples/mobile-userspace.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -183,6 +183,40 @@ describe('home agent and mobile node in process (UDP on loopback, userspace host
     expect(ha.snapshot('routes').routes.map((r) => r.text)).not.toContain('10.77.0.5 dev laptop');
     expect(ha.peers.filter((p) => p?.name === 'laptop')).toHaveLength(0);
     expect(ha.stats().mobility!.counters.NBindingsExpired).toBe(1);
+  });
+});
+
+describe('home agent limits, node shutdown', () => {
+  it('a full binding cache answers 130 with a retry-after, counted; a node that shuts down deregisters', async () => {
+    const w = new UserspaceMobileWorld();
+    cleanups.push(() => w.stop());
+    await w.start(() => {}, { homeAgent: { maxBindings: 1, extraNode: { name: 'phone', homeAddress: '10.77.0.6', key: 'hex:70686f6e652d6b65792d303030303030303031' } } });
+    await waitFor('registration', () => (w.ha.snapshot('bindings').mobility?.bindings?.length ?? 0) === 1);
+    // a second node, signed with its own key: no room
+    const phone = await udp('127.0.0.77');
+    cleanups.push(async () => void phone.close());
+    const acks: Buffer[] = [];
+    phone.on('message', (m) => acks.push(m));
+    const r: BindingUpdateRepr = {
+      sequence: 1, lifetime: 600, ackRequested: true, homeRegistration: true, routeOptimisation: false,
+      homeFamily: 4, home: Uint8Array.from([10, 77, 0, 6]), careOf: { family: 4, bytes: Uint8Array.from([127, 0, 0, 77]), port: phone.address().port }, padding: 0,
+    };
+    const m = Buffer.alloc(bindingUpdateLength(r));
+    emitBindingUpdate(m, 0, { senderId: senderIdFromName('phone'), counter: Date.now() * 1000 }, r, Buffer.from('70686f6e652d6b65792d303030303030303031', 'hex'));
+    await new Promise<void>((res) => phone.send(m, w.haPort, US.ha, () => res()));
+    await waitFor('the 130', () => acks.length === 1);
+    const ack = new BindingAck(acks[0]!, MOBILITY_BODY_OFFSET, acks[0]!.length - MOBILITY_BODY_OFFSET - HMAC_LEN);
+    expect(ack.status).toBe(130);
+    expect(ack.retryAfter).toBeGreaterThanOrEqual(1);
+    expect(w.ha.stats().mobility!.counters.NCacheFull).toBe(1);
+    expect(w.ha.snapshot('bindings').mobility!.bindings!.map((b) => b.node)).toEqual(['laptop']);
+
+    // the mobile node stops: it deregisters on its way out
+    const removed: BindingEvent[] = [];
+    w.ha.on('binding', (e) => removed.push(e));
+    await w.mn.stop();
+    await waitFor('deregistration', () => removed.some((e) => e.change === 'removed'));
+    expect(removed.at(-1)).toMatchObject({ node: 'laptop', change: 'removed', reason: 'deregistered' });
   });
 });
 

@@ -10,6 +10,10 @@
  * Mobility (endpoint/mobility/): the roles of `config.mobility` and roaming for keyed peers, a
  * control plane acting on the data plane only through the boundary operations below
  * (endpoint/mobility/ops.ts lists what it uses).
+ *
+ * Past 600 lines on purpose: this is the one control plane of an endpoint — its lifecycle, the
+ * boundary operations every control-plane part goes through, liveness, events and the snapshot
+ * — and splitting it would spread one state (running data plane, kernel routes, timers) over files.
  */
 import { EventEmitter } from 'node:events';
 import { DROP_REASON_NAMES, DropCounters, DropReason } from '../base/drop-reason.ts';

@@ -13,6 +13,9 @@
  * No route: ICMP destination unreachable (per route type, as Linux does), rate-limited. A packet
  * from a peer with no route of ours goes to the device: the kernel behind the TUN decides.
  *
+ * Past 600 lines on purpose: both directions share the burst routing, the forwarding decision
+ * and the one place buffers are released; split, each half would need the other's internals.
+ *
  * Ownership: every PacketBuffer that enters `fromDevice`, `fromTransport` or `fromLocal` is
  * released (or handed to the transport, which releases it after the send) exactly once, in
  * `drop`, `toDevice`, `toPeer` or by the local stack. Nothing is allocated per packet on the

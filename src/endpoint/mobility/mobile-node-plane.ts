@@ -13,8 +13,8 @@
  *  - the home agent lost the binding (it restarted): our keepalive gets a refresh request back
  *    and the node registers at once; so we send the home agent a keepalive whenever nothing was
  *    heard from it for one keepalive interval (besides the usual one when nothing was sent);
- *  - the home agent peer going down (missed keepalives) or an ack reporting a new observed
- *    address (a NAT rebinding) re-registers too;
+ *  - the home agent peer going down (missed keepalives) re-registers too, and an ack reporting a
+ *    new observed address (a NAT rebinding) re-registers with the correspondents;
  *  - on stop: deregistration (lifetime 0), a few sends at most.
  * Every completed registration after a move is a handover: its gap (noticed -> acked) goes to
  * the histogram and the 'handover' event.
@@ -199,7 +199,12 @@ export class MobileNodePlane {
     } else if (m !== null) {
       this.hooks.log(`registered at ${socketAddressText(i.careOf)} in ${i.latencyMs} ms, lifetime ${i.lifetime} s${i.nat ? `, NAT: the home agent sees ${socketAddressText(i.observed)}` : ''}`);
     }
-    if (rebound) this.hooks.log(`the home agent now sees us from ${socketAddressText(i.observed)} (NAT rebinding)`);
+    if (rebound) {
+      // Our address as seen from outside changed under us (a NAT rebinding): the home agent
+      // follows by itself (it answered from the new one), the correspondents must be told.
+      this.hooks.log(`the home agent now sees us from ${socketAddressText(i.observed)} (NAT rebinding)`);
+      if (this.config.routeOptimisation) this.mn.nudge();
+    }
   }
 
   private deregistered(r: number): void {

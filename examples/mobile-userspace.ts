@@ -205,7 +205,7 @@ export class UserspaceMobileWorld {
   log: string[] = [];
 
   /** `extra` (tests): the home agent's cache cap and one more node. */
-  async start(log: (line: string) => void, extra: { homeAgent?: { maxBindings?: number; extraNode?: { name: string; homeAddress: string; key: string } } } = {}): Promise<void> {
+  async start(log: (line: string) => void, extra: { homeAgent?: { maxBindings?: number; keepalive?: number; extraNode?: { name: string; homeAddress: string; key: string } } } = {}): Promise<void> {
     this.haPort = await freeUdpPort(US.ha);
     this.mnPort = await freeUdpPort(US.attach.wifi!);
     const haConfig = parseConfig({
@@ -219,6 +219,7 @@ export class UserspaceMobileWorld {
           nodes: [{ name: 'laptop', homeAddress: US.home, key: US.key }, ...(extra.homeAgent?.extraNode ? [extra.homeAgent.extraNode] : [])],
           bicastMs: 250,
           ...(extra.homeAgent?.maxBindings ? { maxBindings: extra.homeAgent.maxBindings } : {}),
+          ...(extra.homeAgent?.keepalive ? { keepalive: extra.homeAgent.keepalive } : {}),
         },
       },
     }, 'home-agent (userspace)');

@@ -92,6 +92,9 @@ export const HomeAgentSchema = obj({
     .optional()
     .describe('Updates per second per node (0 = unlimited) and bucket size. Default 5 / 10'),
   retryAfterMax: intIn(1, 3600).optional().describe('Largest retry-after in a 130, seconds. Default 60'),
+  keepalive: intIn(1, 3600)
+    .optional()
+    .describe('Send registered nodes a keepalive after this many idle seconds, so they notice a lost home agent (set it no longer than theirs). Default off'),
 });
 
 const CorrespondentPeerSchema = obj({
@@ -313,6 +316,7 @@ export function normalizeMobility(raw: RawMobility | undefined, ctx: MobilityCon
       ratePerSecond: h.rate?.perSecond ?? 5,
       rateBurst: h.rate?.burst ?? 10,
       retryAfterMax: h.retryAfterMax ?? 60,
+      keepalive: h.keepalive ?? null,
     };
   }
 

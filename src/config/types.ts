@@ -182,6 +182,8 @@ export interface HomeAgentConfig {
   ratePerSecond: number;
   rateBurst: number;
   retryAfterMax: number;
+  /** Keepalives to registered nodes, seconds; null = none. */
+  keepalive: number | null;
 }
 export interface MobileNodeConfig {
   name: string;

@@ -57,6 +57,8 @@ export class Peer {
   bicastUntil = 0;
   /** Copies sent to bicastTo. */
   bicastCopies = 0;
+  /** Authentic keepalives received (the peer sends them: its silence means something). */
+  keepalivesRx = 0;
 
   private readonly endpoints: PeerEndpoints;
 

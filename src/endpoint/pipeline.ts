@@ -329,6 +329,7 @@ export class Pipeline {
       this.dropPeer(p, peer, r);
       return;
     }
+    peer.keepalivesRx++;
     this.heard(peer);
     p.release();
   }

@@ -220,6 +220,39 @@ describe('home agent limits, node shutdown', () => {
   });
 });
 
+describe('missed keepalives', () => {
+  it('a home agent that sends no keepalives is silent while the node is idle: no re-registration', { timeout: 30_000 }, async () => {
+    const w = new UserspaceMobileWorld();
+    cleanups.push(() => w.stop());
+    await w.start(() => {});
+    await waitFor('registration', () => (w.ha.snapshot('bindings').mobility?.bindings?.length ?? 0) === 1);
+    const sent = () => w.mn.stats().mobility!.counters.NBindUpdatesSent;
+    const first = sent();
+    await sleep(6500);
+    expect(w.mn.peers.find((p) => p?.name === 'ha')!.up).toBe(false); // nothing heard for 5 s
+    expect(sent()).toBe(first);
+  });
+
+  it('an idle node stays quiet; when its home agent, which sends keepalives, falls silent, it re-registers', { timeout: 30_000 }, async () => {
+    const w = new UserspaceMobileWorld();
+    cleanups.push(() => w.stop());
+    await w.start(() => {}, { homeAgent: { keepalive: 1 } });
+    await waitFor('registration', () => (w.ha.snapshot('bindings').mobility?.bindings?.length ?? 0) === 1);
+    const sent = () => w.mn.stats().mobility!.counters.NBindUpdatesSent;
+    const first = sent();
+    // idle for longer than the 5 s a peer needs to count as down: keepalives both ways, no update
+    await sleep(6500);
+    expect(sent()).toBe(first);
+    const ha = w.mn.peers.find((p) => p?.name === 'ha')!;
+    expect(ha.up).toBe(true);
+    expect(ha.keepalivesRx).toBeGreaterThanOrEqual(4);
+    // the home agent goes away without a word: its keepalives stop, the node tries again
+    await w.ha.stop();
+    await waitFor('a re-registration attempt', () => sent() > first, 12_000);
+    expect(w.mn.snapshot('binding-updates').mobility!.bindingUpdates![0]!.state).toBe('registering');
+  });
+});
+
 describe('route optimisation at a correspondent endpoint', () => {
   it('after the path is validated the correspondent sends to the care-of directly, not through the home agent', async () => {
     const [pHa, pCn, pMn] = [await freePort('127.0.0.2'), await freePort('127.0.0.3'), await freePort('127.0.1.10')];

@@ -88,7 +88,7 @@ export class HomeAgentPlane {
     const home = this.homes[node]!;
     try {
       this.peerOf[node] = this.ops.addPeer({
-        name: n.name, routes: [home], mtu: this.defaults.mtu, keepalive: null, key: n.key, mss: this.defaults.mss,
+        name: n.name, routes: [home], mtu: this.defaults.mtu, keepalive: this.config.keepalive, key: n.key, mss: this.defaults.mss,
         endpoint: toUnderlay(this.ha.cache.careOf(slot)), mobile: true,
       });
       this.ops.kernelRoute(home, true);

@@ -165,9 +165,14 @@ export class MobilityPlane {
     return r;
   }
 
-  /** The endpoint saw a peer go down (missed keepalives): the home agent's means re-register. */
+  /**
+   * The endpoint saw a peer go down. The home agent's, when it has been sending keepalives
+   * (`homeAgent.keepalive`): its silence means the path or the binding may be gone: re-register.
+   * A home agent that sends none is silent whenever the node is idle: that means nothing.
+   */
   peerDown(index: number): void {
-    if (this.mn !== null && index === this.mn.homeAgentPeer) this.mn.nudge('the home agent missed its keepalives');
+    if (this.mn === null || index !== this.mn.homeAgentPeer) return;
+    if ((this.ops.peers[index]?.keepalivesRx ?? 0) > 0) this.mn.nudge('the home agent missed its keepalives');
   }
 
   /** No keepalives to this peer now (a mobile node at home: its home agent holds no binding to keep). */

@@ -79,10 +79,14 @@ export enum DropReason {
   ReplayedMessage = 154,
   TableFull = 155,
   HubDisabled = 156,
+  /** Released after an exception inside the dataplane (a bug or a throwing callback; counted, reported). */
+  InternalError = 157,
+  /** An ICMP error refused by its destination's bucket (the global one had room). */
+  IcmpRateLimitedDestination = 158,
   /** A control message above its sender's rate (mobility: updates, refresh requests). */
-  ControlRateLimited = 157,
+  ControlRateLimited = 159,
   /** An authentic control message we expected none of (an ack for nothing we sent). */
-  UnexpectedControl = 158,
+  UnexpectedControl = 160,
 }
 
 /** Every reason's name, indexed by its number (for stats output). */

@@ -63,12 +63,12 @@ export class HomeAgent extends BindingRegistrar {
       return MobilityVerdict.DropAuth;
     }
     const now = this.io.clock.now();
-    const v = this.keepaliveReplay.check(node, m.counterHi, m.counterLo, now);
+    const v = this.keepaliveReplay.check(node, m.epoch, m.counterHi, m.counterLo, now);
     if (v !== ReplayVerdict.Fresh) {
       st.inc(C.NKeepalivesDropped);
       return v === ReplayVerdict.Stale ? MobilityVerdict.DropStale : MobilityVerdict.DropReplay;
     }
-    this.keepaliveReplay.accept(node, m.counterHi, m.counterLo);
+    this.keepaliveReplay.accept(node, m.epoch, m.counterHi, m.counterLo);
     const slot = this.cache.slotOf(node);
     if (slot >= 0 && sameSocketAddress(this.cache.careOf(slot), from)) return MobilityVerdict.Accepted;
     st.inc(C.NKeepalivesUnbound);

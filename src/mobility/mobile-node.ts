@@ -412,7 +412,7 @@ export class MobileNode {
     }
     const e = this.entries[i]!;
     const now = this.io.clock.now();
-    const v = e.replay.check(0, m.counterHi, m.counterLo, now);
+    const v = e.replay.check(0, 0, m.counterHi, m.counterLo, now);
     if (v !== ReplayVerdict.Fresh) {
       st.inc(C.NBindAcksDropAuth);
       return v === ReplayVerdict.Stale ? MobilityVerdict.DropStale : MobilityVerdict.DropReplay;
@@ -421,11 +421,11 @@ export class MobileNode {
     const waiting = e.state === 'registering' || e.state === 'deregistering';
     const inAttempt = ((a.sequence - e.firstSeq) & 0xffff) <= ((e.sequence - e.firstSeq) & 0xffff);
     if (!waiting || (status !== BindingStatus.SequenceOutOfWindow && !inAttempt)) {
-      e.replay.accept(0, m.counterHi, m.counterLo);
+      e.replay.accept(0, 0, m.counterHi, m.counterLo);
       st.inc(C.NBindAcksDropMisc);
       return MobilityVerdict.DropUnexpected;
     }
-    e.replay.accept(0, m.counterHi, m.counterLo);
+    e.replay.accept(0, 0, m.counterHi, m.counterLo);
     st.inc(status >= STATUS_REJECTED_MIN ? C.NBindNAcksRcvd : C.NBindAcksRcvd);
     e.lastStatus = status;
     const idx = i;
@@ -495,12 +495,12 @@ export class MobileNode {
       return MobilityVerdict.DropAuth;
     }
     const now = this.io.clock.now();
-    const v = e.replay.check(0, m.counterHi, m.counterLo, now);
+    const v = e.replay.check(0, 0, m.counterHi, m.counterLo, now);
     if (v !== ReplayVerdict.Fresh) {
       st.inc(C.NBindRqsDropAuth);
       return v === ReplayVerdict.Stale ? MobilityVerdict.DropStale : MobilityVerdict.DropReplay;
     }
-    e.replay.accept(0, m.counterHi, m.counterLo);
+    e.replay.accept(0, 0, m.counterHi, m.counterLo);
     st.inc(C.NBindRqsRcvd);
     if (!this.started || this.atHome || this.careOf === null || e.state === 'deregistering') {
       st.inc(C.NBindRqsDropMisc);
@@ -526,12 +526,12 @@ export class MobileNode {
     }
     const e = this.entries[i]!;
     const now = this.io.clock.now();
-    const v = e.replay.check(0, m.counterHi, m.counterLo, now);
+    const v = e.replay.check(0, 0, m.counterHi, m.counterLo, now);
     if (v !== ReplayVerdict.Fresh) {
       st.inc(C.NPathDropAuth);
       return v === ReplayVerdict.Stale ? MobilityVerdict.DropStale : MobilityVerdict.DropReplay;
     }
-    e.replay.accept(0, m.counterHi, m.counterLo);
+    e.replay.accept(0, 0, m.counterHi, m.counterLo);
     // answer from where we are, as big as the challenge (probes the reverse path, no amplification)
     const data = buf.subarray(p.dataOffset, p.dataOffset + 8);
     const r = { data, homeFamily: this.opts.home.family, home: this.opts.home.bytes, padding: 0 };

@@ -169,14 +169,14 @@ export abstract class BindingRegistrar {
     const now = this.io.clock.now();
     const hi = m.counterHi;
     const lo = m.counterLo;
-    const verdict = this.replay.check(node, hi, lo, now);
+    const verdict = this.replay.check(node, 0, hi, lo, now);
     if (verdict === ReplayVerdict.Duplicate) return this.answerDuplicate(node, from, now);
     if (verdict !== ReplayVerdict.Fresh) {
       st.inc(C.NBindUpdatesDropAuth);
       st.inc(verdict === ReplayVerdict.Stale ? C.NBindUpdatesStale : C.NBindUpdatesReplayed);
       return verdict === ReplayVerdict.Stale ? MobilityVerdict.DropStale : MobilityVerdict.DropReplay;
     }
-    this.replay.accept(node, hi, lo);
+    this.replay.accept(node, 0, hi, lo);
     this.ackLen[node] = 0; // a duplicate of this message must not get an older message's ack
     if (!this.rate.take(node, now)) {
       st.inc(C.NBindUpdatesDropMisc);
@@ -224,9 +224,9 @@ export abstract class BindingRegistrar {
    * counter): accepted and recorded when Fresh.
    */
   protected acceptCounter(node: number, hi: number, lo: number, now: number): ReplayVerdict {
-    const v = this.replay.check(node, hi, lo, now);
+    const v = this.replay.check(node, 0, hi, lo, now);
     if (v === ReplayVerdict.Fresh) {
-      this.replay.accept(node, hi, lo);
+      this.replay.accept(node, 0, hi, lo);
       this.ackLen[node] = 0;
     }
     return v;

@@ -343,13 +343,20 @@ describe('roaming for ordinary peers', () => {
     expect(await a.ping('10.9.0.2', 56, 2000)).toBeGreaterThan(0);
     expect(a.stats().mobility?.counters.NPeersRoamed).toBe(1);
 
-    // a keepalive of b recorded earlier, replayed from elsewhere: b stays where it is
-    const sender = new ControlSender(senderIdFromName('b-recorded'), new ControlCounter({ now: () => Date.now() - 10_000 }));
+    // a keepalive of b recorded earlier (its current boot epoch, an older counter), replayed
+    // from elsewhere: b stays where it is
+    const bEpoch = (b as unknown as { control: ControlSender }).control.epoch;
+    const kb = Buffer.from(KEYB.slice(4), 'hex');
+    const recorded = new ControlSender(senderIdFromName('b'), new ControlCounter({ now: () => Date.now() - 10_000 }), bEpoch);
     const k = Buffer.alloc(controlLength(KEEPALIVE_BODY_LEN, true));
-    const n = sender.keepalive(k, 0, 1, Buffer.from(KEYB.slice(4), 'hex'));
+    const n = recorded.keepalive(k, 0, 1, kb);
     const attacker = await udp('127.0.0.66');
     cleanups.push(async () => void attacker.close());
     await new Promise<void>((r) => attacker.send(k.subarray(0, n), pA, '127.0.0.2', () => r()));
+    // and one recorded long ago in another boot epoch (older than the window remembers): its timestamp gives it away
+    const ancient = new ControlSender(senderIdFromName('b'), new ControlCounter({ now: () => Date.now() - 3_600_000 }), 0x5eed);
+    const n2 = ancient.keepalive(k, 0, 1, kb, Date.now() - 3_600_000);
+    await new Promise<void>((r) => attacker.send(k.subarray(0, n2), pA, '127.0.0.2', () => r()));
     await sleep(100);
     expect(ep('b')).toBe(`127.0.4.2:${pB}`);
     // keyless c moves: nothing follows it (pinned), its traffic from elsewhere is not c's

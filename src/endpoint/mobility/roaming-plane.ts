@@ -4,8 +4,11 @@
  * peer whose key authenticates it, with a counter newer than every one accepted from that peer
  * (its replay window in the data plane, advanced by this very check), is followed there at once,
  * as WireGuard follows the first authenticated packet from a new address (0 RTT when the roaming
- * side speaks first). A replayed or reordered keepalive never moves a peer; keyless peers stay
- * pinned (they are never tried). The sender id a peer used last is tried first, so a roam costs
+ * side speaks first). A replayed or reordered keepalive never moves a peer: the peer's replay
+ * window must take it as fresh (its current boot epoch and a newer counter, or a new epoch: a
+ * restart), and its timestamp must be within FRESH_MS of our clock, so a keepalive recorded
+ * before more restarts than the window remembers cannot pull the peer either (WireGuard's
+ * handshake timestamp plays that part there). Keyless peers stay pinned (they are never tried). The sender id a peer used last is tried first, so a roam costs
  * one HMAC; a message no key verifies costs one per keyed peer, at most MAX_TRIES.
  */
 import { DropReason } from '../../base/drop-reason.ts';
@@ -16,6 +19,8 @@ import type { DataPlaneOps } from './ops.ts';
 import { socketAddressText, toUnderlay } from './socket-address.ts';
 
 const MAX_TRIES = 16;
+/** A roaming keepalive's timestamp must be this close to our clock, ms. */
+export const ROAM_FRESH_MS = 120_000;
 
 export class RoamingPlane {
   /** Peers followed to a new address. */
@@ -36,6 +41,10 @@ export class RoamingPlane {
   handleKeepalive(buf: Buffer, off: number, len: number, from: SocketAddress): boolean {
     const m = this.msg.wrap(buf, off, len);
     if (m.check() !== DropReason.None || m.ctype !== CTYPE_KEEPALIVE || this.keyed.length === 0) {
+      this.refused++;
+      return false;
+    }
+    if (Math.abs(m.parseKeepalive().timestampMs - Date.now()) > ROAM_FRESH_MS) {
       this.refused++;
       return false;
     }

@@ -24,6 +24,8 @@ export interface WorkerInit {
   wakeFd: number;
   /** Punt control messages up (the Endpoint has a 'control' listener or wants them). */
   control: boolean;
+  /** Copy keyed peers' accepted keepalives up (the control plane's replay windows follow, for roaming). */
+  keepalives: boolean;
   /** Packets through the warm-up (0 = none). */
   warmUp: number;
 }
@@ -49,6 +51,8 @@ export type FromWorker =
   | { t: 'local'; bytes: Uint8Array }
   | { t: 'control'; bytes: Uint8Array; from: UnderlayAddress; peer: number }
   | { t: 'report'; id: number; report: DataPlaneReport }
+  | { t: 'keepalive'; index: number; bytes: Uint8Array }
+  | { t: 'send-error'; message: string }
   | { t: 'log'; line: string }
   | { t: 'internal-error'; where: string; message: string; stack: string }
   | { t: 'down'; reason: string }

@@ -69,6 +69,19 @@ function run(): void {
     post({ t: 'control', bytes, from, peer }, [bytes.buffer as ArrayBuffer]);
   };
   if (init.control) core.events.onControl = puntControl;
+  if (init.keepalives) {
+    core.events.onKeepalive = (peer, p) => {
+      const bytes = Uint8Array.from(p.bytes());
+      post({ t: 'keepalive', index: peer.index, bytes }, [bytes.buffer as ArrayBuffer]);
+    };
+  }
+  let lastSendError = 0;
+  engine.sender.onSendError = (errno) => {
+    const now = Date.now();
+    if (now - lastSendError < 100) return;
+    lastSendError = now;
+    post({ t: 'send-error', message: `udp send failed: errno ${errno}` });
+  };
   core.pipeline.local = {
     input(p: PacketBuffer): void {
       const bytes = Uint8Array.from(p.bytes());

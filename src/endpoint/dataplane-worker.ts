@@ -54,6 +54,8 @@ export interface WorkerDataPlaneOptions {
   /** Packets through the worker's warm-up (0 = none). */
   warmUp: number;
   poolSlots?: { small?: number; large?: number };
+  /** Copy keyed peers' accepted keepalives up (hooks.keepalive): the control plane checks roaming against them. */
+  keepalives?: boolean;
 }
 
 /** The errno name a failed open() ends its reason with ("bind port 6080: EADDRINUSE"), or ''. */
@@ -186,6 +188,7 @@ export class WorkerDataPlane implements DataPlane {
       gro: this.udp.gro,
       wakeFd: this.wakeFd,
       control: this.controlOn,
+      keepalives: this.opts.keepalives ?? false,
       warmUp: this.opts.warmUp,
     };
     const w = startWorker(WORKER, { workerData: { init, port: port2 }, transferList: [port2], stdout: false, stderr: false });
@@ -260,6 +263,12 @@ export class WorkerDataPlane implements DataPlane {
       }
       case 'stopped':
         this.last = m.report;
+        break;
+      case 'keepalive':
+        hooks.keepalive?.(m.index, m.bytes);
+        break;
+      case 'send-error':
+        hooks.sendError?.(new Error(m.message));
         break;
       case 'log':
         hooks.log(m.line);

@@ -70,6 +70,14 @@ export interface DataPlaneHooks {
   internalError?(err: unknown, where: string): void;
   /** One log line (warnings start with "warning:"). */
   log(line: string): void;
+  /** A send on the underlay failed in the socket (ENETUNREACH: a route went away): mobility looks at once. */
+  sendError?(err: Error): void;
+  /**
+   * A data plane in another thread accepted keyed peer `index`'s keepalive (a copy of its bytes):
+   * the control plane's mirror of the replay windows follows it (roaming checks a keepalive from
+   * a new address against them). In-thread data planes share the windows and never call it.
+   */
+  keepalive?(index: number, bytes: Uint8Array): void;
 }
 
 /** A peer added at run time (mobility: a mobile node registering at its home agent). */
@@ -83,6 +91,12 @@ export interface PeerSpec {
   mss: { v4: number; v6: number } | null;
   /** Its underlay endpoint now, or null (set later with setPeerEndpoint). */
   endpoint: UnderlayAddress | null;
+  /** Inner sources allowed from it (default: its routes). */
+  sources?: readonly ConfigPrefix[];
+  /** A mobility peer (a mobile node at its home agent, ...): relayed to and from other peers without `hub`. */
+  mobile?: boolean;
+  /** Also accept the inner sources of this peer (a correspondent sending to a mobile node directly: the home agent's). */
+  sourcesOf?: number;
 }
 
 /** Per-peer counters and liveness as the data plane has them. */

@@ -57,6 +57,8 @@ export class FastUdpSender implements PacketSender {
   gso: boolean;
   /** Called once with a line when GSO had to be turned off. */
   onWarning: (line: string) => void = () => {};
+  /** A send failed in the socket (ENETUNREACH when a route went away ...): errno. */
+  onSendError: (errno: number) => void = () => {};
   private readonly maxMessages: number;
   private n = 0;
   private readonly mDest: Int32Array;
@@ -226,6 +228,7 @@ export class FastUdpSender implements PacketSender {
           this.onWarning(`warning: UDP GSO send refused (errno ${e}): sending one datagram per message from now on`);
         }
         // this message is lost; go on with the next
+        if (e !== EAGAIN) this.onSendError(e);
         this.stats.txErrors += this.mCount[sent]!;
         for (let k = 0; k < this.mCount[sent]!; k++) this.drops.count(DropReason.SendFailed);
         sent++;

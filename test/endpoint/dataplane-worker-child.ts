@@ -11,7 +11,8 @@ import { parseConfig } from '../../src/config/config.ts';
 import type { ControlDatagram } from '../../src/endpoint/dataplane.ts';
 import { Endpoint } from '../../src/endpoint/endpoint.ts';
 import { checksum } from '../../src/wire/checksum.ts';
-import { CTYPE_BINDING_UPDATE, emitControl } from '../../src/wire/gue.ts';
+import { ControlSender } from '../../src/tunnel/control.ts';
+import { controlLength, CTYPE_BINDING_UPDATE, emitControl, KEEPALIVE_BODY_LEN } from '../../src/wire/gue.ts';
 
 const LOOP = Uint8Array.of(127, 0, 0, 1);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -151,4 +152,45 @@ try {
 }
 out.poolLiveAfter = ep.pools.live;
 out.workerPoolLiveAfter = ep.snapshot('stats').stats.poolLive;
+
+// Roaming of a keyed peer: an authentic, fresh keepalive from a new address moves the peer; a
+// replay of one the data plane already accepted (from elsewhere) does not, also when the data
+// plane is a worker (the control plane's replay windows follow the worker's).
+{
+  const key = Buffer.alloc(32, 7);
+  const home = await sock();
+  const listenK = listen + 1;
+  const k = new Endpoint(
+    parseConfig({
+      interface: { name: `${process.argv[2] ?? 'ferryW'}k`, address: ['10.78.0.1/30'], mtu: 1400 },
+      listen: `127.0.0.1:${listenK}`,
+      peers: [{ name: 'keyed', endpoint: `127.0.0.1:${home.port}`, routes: ['192.168.78.0/24'], key: key.toString('hex') }],
+    }),
+    { log: (l) => ((out.logK as string[]) ??= []).push(l) },
+  );
+  await k.start();
+  try {
+    const sender = new ControlSender(0x5eed);
+    const keepalive = (): Buffer => {
+      const b = Buffer.alloc(controlLength(KEEPALIVE_BODY_LEN + 4, true) + 16);
+      return b.subarray(0, sender.keepalive(b, 0, 1, key));
+    };
+    const first = keepalive();
+    home.s.send(first, listenK, '127.0.0.1');
+    await until(() => k.peers[0]!.up);
+    await sleep(100); // the worker copies the accepted keepalive up
+    const thief = await sock();
+    thief.s.send(first, listenK, '127.0.0.1'); // a replay from elsewhere
+    await sleep(300);
+    const afterReplay = k.peers[0]!.port;
+    const roamer = await sock();
+    roamer.s.send(keepalive(), listenK, '127.0.0.1'); // the peer itself, from a new address
+    await until(() => k.peers[0]!.port === roamer.port);
+    out.roaming = { home: home.port, afterReplay, afterRoam: k.peers[0]!.port, roamer: roamer.port };
+    for (const x of [thief, roamer]) x.s.close();
+  } finally {
+    await k.stop();
+    home.s.close();
+  }
+}
 process.stdout.write(`${JSON.stringify(out)}\n`);

@@ -14,7 +14,7 @@ import { expectedDataPath } from '../support/data-path.ts';
 const skip = !netnsAvailable() ? NETNS_SKIP_REASON : !existsSync('/dev/net/tun') ? 'needs /dev/net/tun' : null;
 
 describe.skipIf(skip !== null)('data-plane boundary on a kernel TUN (the data path this machine runs)', () => {
-  it('every operation takes effect: TUN <-> peer, own stack, move, send control, punt, routes, peers, bicast; slots back after stop', () => {
+  it('every operation takes effect: TUN <-> peer, own stack, move, send control, punt, routes, peers, bicast, roaming; slots back after stop', () => {
     const ns = createNetns('ipf-dpw');
     try {
       ns.exec(['ip', 'link', 'set', 'lo', 'up']);
@@ -48,6 +48,9 @@ describe.skipIf(skip !== null)('data-plane boundary on a kernel TUN (the data pa
       expect(r.snapshot.routes).toBeGreaterThan(0);
       expect(r.poolLiveAfter).toBe(0);
       expect(r.workerPoolLiveAfter).toBe(0);
+      // roaming: a replayed keepalive from elsewhere moves nothing; the peer's own new one does
+      expect(r.roaming.afterReplay, (r.logK as string[]).join('\n')).toBe(r.roaming.home);
+      expect(r.roaming.afterRoam, (r.logK as string[]).join('\n')).toBe(r.roaming.roamer);
     } finally {
       ns.destroy();
     }

@@ -20,16 +20,18 @@ import { MetricsServer } from './metrics.ts';
 import { preflight } from './preflight.ts';
 import { controlSocketPath } from './socket-path.ts';
 import { Endpoint } from '../endpoint/endpoint.ts';
-import type { ShowWhat, Snapshot } from '../endpoint/snapshot.ts';
+import type { RouteSnapshot, ShowWhat, Snapshot, SnapshotOptions } from '../endpoint/snapshot.ts';
 
 /** What `up` needs from the endpoint library (Endpoint fits it). */
 export interface EndpointHandle {
   start(): Promise<void>;
   stop(): Promise<void>;
   /** The parts `what` names (see SnapshotProvider: routes only for 'all' and 'routes'). */
-  snapshot(what?: ShowWhat): Snapshot | Promise<Snapshot>;
+  snapshot(what?: ShowWhat, opts?: SnapshotOptions): Snapshot | Promise<Snapshot>;
   /** When present, the control socket serves this instead (counters of this moment). */
-  snapshotAsync?(what?: ShowWhat): Promise<Snapshot>;
+  snapshotAsync?(what?: ShowWhat, opts?: SnapshotOptions): Promise<Snapshot>;
+  /** When present, the control socket streams the route list from it a page at a time. */
+  routePages?(pageSize: number): AsyncIterableIterator<RouteSnapshot[]>;
   /** Ping from the endpoint's own stack: resolves with the RTT in ms (`ipferry ping`). */
   ping?(address: string, size?: number, timeoutMs?: number, from?: string): Promise<number>;
   /** Optional event source: 'error' (fatal) stops the endpoint. */
@@ -177,7 +179,8 @@ export async function upCommand(configArg: string, flags: UpFlags, opts: UpOptio
       try {
         server = await ControlServer.start({
           path: controlPath,
-          snapshot: (what) => (handle.snapshotAsync !== undefined ? handle.snapshotAsync(what) : handle.snapshot(what)),
+          snapshot: (what, o) => (handle.snapshotAsync !== undefined ? handle.snapshotAsync(what, o) : handle.snapshot(what, o)),
+          routes: handle.routePages !== undefined ? (n) => handle.routePages!(n) : undefined,
           handlers: { echo: (req) => echo(handle, req) },
           onStop: () => onSignal('stop request'),
           mode: config.controlMode,

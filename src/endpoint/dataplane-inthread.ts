@@ -18,6 +18,7 @@ import { parseAddress } from '../wire/address-text.ts';
 import type { DataPlane, DataPlaneHooks, DataPlaneReport, PeerSpec, UnderlayAddress } from './dataplane.ts';
 import type { DataPlaneCore } from './dataplane-core.ts';
 import type { DatagramSources } from './pipeline.ts';
+import type { RouteSnapshot } from './snapshot.ts';
 
 export interface InThreadOptions {
   /** The device: a given PacketDevice, 'memory' (userspace mode) or 'tun' (tuntap2). */
@@ -188,5 +189,9 @@ export class InThreadDataPlane implements DataPlane {
 
   report(withRoutes: boolean): Promise<DataPlaneReport> {
     return Promise.resolve(this.reportNow(withRoutes));
+  }
+
+  routePages(pageSize: number): AsyncIterableIterator<RouteSnapshot[]> {
+    return this.core.routePages(pageSize);
   }
 }

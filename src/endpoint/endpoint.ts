@@ -26,7 +26,7 @@ import { KernelRoutes } from './kernel-routes.ts';
 import { LocalStack, type StackUdpSocket } from './local-stack.ts';
 import type { Peer } from './peer.ts';
 import type { Pipeline } from './pipeline.ts';
-import type { PeerSnapshot, RouteSnapshot, ShowWhat, Snapshot, StatsSnapshot } from './snapshot.ts';
+import type { PeerSnapshot, RouteSnapshot, ShowWhat, Snapshot, SnapshotOptions, StatsSnapshot } from './snapshot.ts';
 import { kernelPrefixes, STACK_DEV } from './config-routes.ts';
 import { exercisePipeline } from './warm-up.ts';
 
@@ -425,18 +425,27 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
    * plane the counters are those of its last report (at most a second old while running);
    * snapshotAsync() asks for fresh ones.
    */
-  snapshot(what: ShowWhat = 'all'): Snapshot {
+  snapshot(what: ShowWhat = 'all', opts: SnapshotOptions = {}): Snapshot {
     const dp = this.dataplane;
-    const withRoutes = what === 'all' || what === 'routes';
+    const withRoutes = (what === 'all' || what === 'routes') && opts.routes !== false;
     const r = dp instanceof InThreadDataPlane ? dp.reportNow(withRoutes) : this.lastReport;
     return this.buildSnapshot(r, withRoutes);
   }
 
   /** snapshot() with the data plane's counters of this moment (the control socket uses it). */
-  async snapshotAsync(what: ShowWhat = 'all'): Promise<Snapshot> {
+  async snapshotAsync(what: ShowWhat = 'all', opts: SnapshotOptions = {}): Promise<Snapshot> {
     const dp = this.dataplane;
-    if (dp !== null && !(dp instanceof InThreadDataPlane)) this.applyReport(await dp.report(what === 'all' || what === 'routes'));
-    return this.snapshot(what);
+    const withRoutes = (what === 'all' || what === 'routes') && opts.routes !== false;
+    if (dp !== null && !(dp instanceof InThreadDataPlane)) this.applyReport(await dp.report(withRoutes));
+    return this.snapshot(what, opts);
+  }
+
+  /**
+   * The route list with use counters, `pageSize` routes at a time, each page built when asked
+   * for (DataPlane.routePages): what the control socket streams for `show routes`.
+   */
+  routePages(pageSize = 256): AsyncIterableIterator<RouteSnapshot[]> {
+    return (this.dataplane ?? this.core).routePages(pageSize);
   }
 
   private buildSnapshot(r: DataPlaneReport | null, withRoutes: boolean): Snapshot {

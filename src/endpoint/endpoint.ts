@@ -45,6 +45,15 @@ import { exercisePipeline } from './warm-up.ts';
 
 export { STACK_DEV };
 
+/**
+ * The 'error' when the device went away under a running endpoint (its TUN deleted, a fatal read
+ * error): the endpoint cannot forward any more. `ipferry up` stops cleanly with exit code 1, so
+ * a supervisor (systemd Restart=on-failure) starts it again with a new TUN, addresses and routes.
+ */
+export class DeviceGoneError extends Error {
+  override name = 'DeviceGoneError';
+}
+
 /** Drops counted since the previous 'drop' event (emitted at most once a second, per reason). */
 export interface DropEvent {
   reason: string;
@@ -188,6 +197,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
         this.kernelRoutes = new KernelRoutes(c.interface.name, this.log);
         const prefixes = kernelPrefixes(c);
         const endpoints: AddressBytes[] = this.endpoints.entries().map(([, e]) => ({ family: e.family, bytes: e.bytes }));
+        this.kernelRoutes.removeStale(endpoints); // what a SIGKILLed endpoint left (kernel-routes.ts)
         this.kernelRoutes.install(prefixes, endpoints);
       }
     } catch (e) {
@@ -242,10 +252,8 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
         if (this.listenerCount('control') > 0) this.safeEmit('control', msg);
         else this.drops.count(msg.peer < 0 ? DropReason.UnknownPeer : DropReason.BadControlMessage);
       },
-      down: (why) => {
-        this.log(why);
-        this.fatal(new Error(why));
-      },
+      // one report: to the 'error' listener (ipferry up logs it and stops), else one log line
+      down: (why) => this.fatal(new DeviceGoneError(why)),
       internalError: (e, where) => this.internalError(e, where),
       log: this.log,
     };

@@ -30,6 +30,7 @@ import { SocketAddress } from 'node:net';
 import { DropReason } from '../base/drop-reason.ts';
 import type { PacketBuffer, PacketPools } from '../base/pool.ts';
 import type { PeerEndpoint, PeerEndpoints } from './peer-endpoints.ts';
+import { SendErrors, type SendErrorReport } from './send-errors.ts';
 import {
   DEFAULT_MAX_BATCH,
   DEFAULT_PORT,
@@ -77,6 +78,12 @@ export interface UdpTransportOptions {
    * peer endpoint changed to one this socket cannot reach.
    */
   onError?: (err: Error) => void;
+  /**
+   * Send errors (ENOBUFS, EMSGSIZE, ...): each counted in `sendErrors`, reported here at most
+   * once per peer per `sendErrorIntervalMs` (default 10 s). Never thrown.
+   */
+  onSendError?: (r: SendErrorReport) => void;
+  sendErrorIntervalMs?: number;
   maxBatch?: number;
   maxInFlight?: number;
   recvBufferSize?: number;
@@ -156,8 +163,12 @@ export class UdpTransport extends PeerTransport implements Transport {
   private running = false;
   private readonly rx: RxBatcher;
 
-  // in-flight sends, released in order by the shared completion callback
+  /** Send errors by cause (ENOBUFS, EMSGSIZE, ECONNREFUSED, other), reported per peer. */
+  readonly sendErrors: SendErrors;
+
+  // in-flight sends, released in order by the shared completion callback; the peer of each
   private readonly ring: (PacketBuffer | null)[];
+  private readonly ringPeer: Int32Array;
   private ringHead = 0;
   private ringCount = 0;
 
@@ -179,6 +190,9 @@ export class UdpTransport extends PeerTransport implements Transport {
     this.sendBufferSize = opts.sendBufferSize ?? DEFAULT_SOCKET_BUFFER;
     this.rx = new RxBatcher(opts.pools, this.peers, this.stats, opts.onBatch, opts.onError, opts.maxBatch ?? DEFAULT_MAX_BATCH);
     this.ring = new Array<PacketBuffer | null>(opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT).fill(null);
+    this.ringPeer = new Int32Array(this.ring.length);
+    const onSendError = opts.onSendError;
+    this.sendErrors = new SendErrors((r) => onSendError?.(r), opts.sendErrorIntervalMs);
     this.follow();
   }
 
@@ -276,7 +290,7 @@ export class UdpTransport extends PeerTransport implements Transport {
     );
   }
 
-  sendTo(p: PacketBuffer, address: string, port: number): DropReason {
+  sendTo(p: PacketBuffer, address: string, port: number, peer = -1): DropReason {
     const socket = this.socket;
     if (!this.running || socket === null) {
       p.release();
@@ -291,15 +305,17 @@ export class UdpTransport extends PeerTransport implements Transport {
     }
     const slot = (this.ringHead + this.ringCount) % size;
     this.ring[slot] = p;
+    this.ringPeer[slot] = peer;
     this.ringCount++;
     try {
       socket.send(p.buf, p.offset, p.length, port, address, this.onSent);
-    } catch {
+    } catch (e) {
       // argument errors throw synchronously and no callback follows: undo the tail entry
       this.ring[slot] = null;
       this.ringCount--;
       p.release();
       this.stats.txErrors++;
+      this.sendErrors.note(peer, (e as NodeJS.ErrnoException).code, Date.now());
       return DropReason.SendFailed;
     }
     return DropReason.None;
@@ -333,10 +349,13 @@ export class UdpTransport extends PeerTransport implements Transport {
   }
 
   private readonly onSent = (err: Error | null, bytes?: number): void => {
+    const peer = this.ringPeer[this.ringHead]!;
     const p = this.popSent();
     if (p === null) return; // after close() released everything
-    if (err) this.stats.txErrors++;
-    else {
+    if (err) {
+      this.stats.txErrors++;
+      this.sendErrors.note(peer, (err as NodeJS.ErrnoException).code, Date.now());
+    } else {
       this.stats.txPackets++;
       this.stats.txBytes += bytes ?? p.length;
     }

@@ -198,7 +198,11 @@ export class InThreadDataPlane implements DataPlane {
         udpTx: { packets: t?.txPackets ?? 0, bytes: t?.txBytes ?? 0 },
       },
       withRoutes,
-      this.sendErrors?.toJSON() ?? {},
+      {
+        ...(this.sendErrors?.toJSON() ?? {}),
+        // slots the TUN reader holds for its next reads: live, but not packets in flight
+        poolParked: (this.device as { parkedSlots?: number } | null)?.parkedSlots ?? 0,
+      },
     );
   }
 

@@ -96,12 +96,15 @@ export function buildProgram(deps: CliDeps, done: (code: number) => void): Comma
           '  (nothing), all   interface, peers, routes and stats\n' +
           '  peers            each peer: endpoint, routes, last packet, transfer\n' +
           '  routes           the route table in ip route syntax, with use counters\n' +
-          '  stats            device/UDP counters, ICMP errors, drops by reason, pool slots\n' +
+          '  stats            device/UDP counters, ICMP errors, drops by reason, pool slots;\n' +
+          '                   mobility counters (mipdiag -s names), handover gaps\n' +
+          '  bindings         a home agent\'s binding cache (the mipdiag -c layout)\n' +
+          '  binding-updates  a mobile node\'s binding update list (mipdiag -l), recent handovers\n' +
           '  interfaces       the names of the running endpoints\n' +
           'Without IFACE (or --interface / --socket): every endpoint running here.',
       )
       .argument('[IFACE]', 'an interface name (or a section, to show it for every endpoint)')
-      .argument('[SECTION]', 'all, peers, routes, stats or interfaces'),
+      .argument('[SECTION]', 'all, peers, routes, stats, bindings, binding-updates or interfaces'),
   )
     .option('--json', "print the endpoint's data as JSON")
     .option('--timeout <MS>', 'give up after MS milliseconds (default 3000)')

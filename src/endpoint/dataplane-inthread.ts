@@ -13,7 +13,7 @@ import { openTun } from '../device/tun.ts';
 import type { RouteSpec } from '../route/types.ts';
 import { peerEndpoint } from '../transport/peer-endpoints.ts';
 import type { RecvInfo } from '../transport/transport.ts';
-import { sendErrorLine, type SendErrors } from '../transport/send-errors.ts';
+import { sendErrorLine, type SendErrorReport, type SendErrors } from '../transport/send-errors.ts';
 import { UdpTransport } from '../transport/udp-transport.ts';
 import { parseAddress } from '../wire/address-text.ts';
 import type { DataPlane, DataPlaneHooks, DataPlaneReport, PeerSpec, UnderlayAddress } from './dataplane.ts';
@@ -105,7 +105,8 @@ export class InThreadDataPlane implements DataPlane {
         endpoints: core.endpoints,
         onBatch: this.onBatch,
         onError: (e) => this.opts.hooks.log(`warning: udp: ${e.message}`),
-        onSendError: (r) => this.opts.hooks.log(sendErrorLine(r, this.peerText(r.peer), SEND_ERROR_INTERVAL_MS)),
+        onSendError: this.opts.hooks.sendError,
+        onSendErrorReport: this.onSendErrorReport,
         sendErrorIntervalMs: SEND_ERROR_INTERVAL_MS,
       });
       await t.start(); // throws when a peer's endpoint is of a family the socket cannot carry
@@ -127,6 +128,37 @@ export class InThreadDataPlane implements DataPlane {
     this.sources.info = info;
     this.core.pipeline.fromTransport(batch, count, this.sources);
   };
+
+  /**
+   * Move the socket to another local address, same port (a mobile node whose socket is bound to
+   * one address: what a link change is to it where no kernel picks a new source, e.g. the
+   * in-process example on loopback). Control plane; rejects with the bind error.
+   */
+  async rebind(host: string): Promise<void> {
+    const old = this.transport;
+    if (old === null) throw new Error('data plane not running');
+    const t = new UdpTransport({
+      address: host,
+      port: old.localAddress.port,
+      pools: this.core.pools,
+      endpoints: this.core.endpoints,
+      onBatch: this.onBatch,
+      onError: (e) => this.opts.hooks.log(`warning: udp: ${e.message}`),
+      onSendError: this.opts.hooks.sendError,
+      onSendErrorReport: this.onSendErrorReport,
+      sendErrorIntervalMs: SEND_ERROR_INTERVAL_MS,
+    });
+    await old.close();
+    this.transport = null;
+    this.core.pipeline.transport = null;
+    await t.start();
+    this.transport = t;
+    this.sendErrors = t.sendErrors;
+    this.core.pipeline.transport = t;
+  }
+
+  private readonly onSendErrorReport = (r: SendErrorReport): void =>
+    this.opts.hooks.log(sendErrorLine(r, this.peerText(r.peer), SEND_ERROR_INTERVAL_MS));
 
   async stop(): Promise<void> {
     const t = this.transport;

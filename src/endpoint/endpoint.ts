@@ -4,8 +4,9 @@
  * TUN gone, every pool slot back). Control-plane code: it may allocate freely.
  *
  * Events (typed, see EndpointEvents): 'peer-up' / 'peer-down' (Peer), 'drop' (per-reason counts,
- * at most once a second), 'error' (the device went away), 'control' (control messages for the
- * control plane), 'internal-error' (an exception the endpoint caught and survived).
+ * at most once a second), 'error' (the device went away), 'control' (control messages nobody
+ * here used), 'internal-error' (an exception the endpoint caught and survived), 'binding' /
+ * 'handover' (mobility).
  *
  * No event can crash the process or stop the dataplane:
  * - A listener that throws is isolated: the other listeners and the packet that raised the event
@@ -18,6 +19,14 @@
  * - Nobody listening: 'internal-error' becomes a warning line in the log (at most one a second,
  *   with the count), and 'error' an "error:" line — never thrown. (Node's EventEmitter throws an
  *   'error' nobody listens to, which would crash a library user's process from a dataplane event.)
+ *
+ * Mobility (endpoint/mobility/): the roles of `config.mobility` and roaming for keyed peers, a
+ * control plane acting on the data plane only through the boundary operations below
+ * (endpoint/mobility/ops.ts lists what it uses).
+ *
+ * Past 600 lines on purpose: this is the one control plane of an endpoint — its lifecycle, the
+ * boundary operations every control-plane part goes through, liveness, events and the snapshot
+ * — and splitting it would spread one state (running data plane, kernel routes, timers) over files.
  */
 import { EventEmitter } from 'node:events';
 import { DROP_REASON_NAMES, DropCounters, DropReason } from '../base/drop-reason.ts';
@@ -29,8 +38,8 @@ import type { Router } from '../route/router.ts';
 import { formatRoute, routeJson } from '../route/text/show.ts';
 import type { RouteSpec } from '../route/types.ts';
 import type { PeerEndpoints } from '../transport/peer-endpoints.ts';
-import { ControlSender } from '../tunnel/control.ts';
-import type { AddressBytes } from '../wire/address-text.ts';
+import { ControlCounter, ControlSender } from '../tunnel/control.ts';
+import type { AddressBytes, Prefix } from '../wire/address-text.ts';
 import { controlLength, KEEPALIVE_BODY_LEN, senderIdFromName } from '../wire/gue.ts';
 import { DataPlaneCore } from './dataplane-core.ts';
 import type { ControlDatagram, DataPlane, DataPlaneHooks, DataPlaneReport, PeerSpec, UnderlayAddress } from './dataplane.ts';
@@ -42,6 +51,11 @@ import type { Pipeline } from './pipeline.ts';
 import type { PeerSnapshot, RouteSnapshot, ShowWhat, Snapshot, SnapshotOptions, StatsSnapshot } from './snapshot.ts';
 import { kernelPrefixes, STACK_DEV } from './config-routes.ts';
 import { exercisePipeline } from './warm-up.ts';
+import type { BindingEvent, HandoverEvent } from './mobility/events.ts';
+import { MobilityPlane } from './mobility/mobility-plane.ts';
+import type { DataPlaneOps } from './mobility/ops.ts';
+
+export type { BindingEvent, HandoverEvent };
 
 export { STACK_DEV };
 
@@ -78,6 +92,10 @@ export interface EndpointEvents {
    * a listener such messages are dropped and counted as before.
    */
   control: [msg: ControlDatagram];
+  /** A binding was added, moved or removed (home agent), or a node reached directly or not (correspondent). */
+  binding: [event: BindingEvent];
+  /** This mobile node moved and is registered at its new care-of (or home), or a home agent's node moved. */
+  handover: [event: HandoverEvent];
 }
 
 export interface EndpointOptions {
@@ -96,7 +114,7 @@ export interface EndpointOptions {
   warmUp?: number;
 }
 
-export class Endpoint extends EventEmitter<EndpointEvents> {
+export class Endpoint extends EventEmitter<EndpointEvents> implements DataPlaneOps {
   readonly config: Config;
   /**
    * The data plane's state on this thread. With the in-thread data plane (portable path, memory
@@ -108,6 +126,8 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   readonly stack: LocalStack;
   /** The running data plane (null before start and after stop). */
   dataplane: DataPlane | null = null;
+  /** Mobility roles and roaming (a control plane over the boundary operations). */
+  readonly mobility: MobilityPlane;
   startedAt = 0;
 
   private readonly log: (line: string) => void;
@@ -136,8 +156,11 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     this.config = config;
     this.opts = opts;
     this.log = opts.log ?? (() => {});
-    this.senderId = senderIdFromName(`${config.interface.name}/${process.pid}/${Math.random()}`);
-    this.control = new ControlSender(this.senderId);
+    // A mobile node's keepalives are its messages too: the node's sender id and one counter.
+    const mn = config.mobility?.mobileNode;
+    this.senderId = mn ? senderIdFromName(mn.name) : senderIdFromName(`${config.interface.name}/${process.pid}/${Math.random()}`);
+    const counter = new ControlCounter();
+    this.control = new ControlSender(this.senderId, counter);
     this.core = new DataPlaneCore(config, { poolSlots: opts.poolSlots, senderId: this.senderId, log: this.log });
     this.core.events.onPeerUp = (p) => this.peerUp(p);
     this.core.events.onError = (e) => this.internalError(e, 'pipeline');
@@ -150,6 +173,11 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       onError: (e, where) => this.internalError(e, where),
     });
     this.core.pipeline.local = this.stack;
+    this.mobility = new MobilityPlane(config, this, counter, {
+      binding: (e) => this.safeEmit('binding', e),
+      handover: (e) => this.safeEmit('handover', e),
+      log: this.log,
+    });
   }
 
   // The data plane's state on this thread (see `core`).
@@ -206,6 +234,13 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     }
     this.startedAt = Date.now();
     this.running = true;
+    try {
+      await this.mobility.start();
+    } catch (e) {
+      this.running = false;
+      await this.teardown();
+      throw e;
+    }
     this.timer = setInterval(() => this.tick(), 1000);
     this.timer.unref();
     // Say hello at once so peers with keepalives see us up without waiting a whole interval.
@@ -249,9 +284,18 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       },
       toLocal: (p) => this.stack.input(p),
       control: (msg) => {
+        // mobility first (binding updates, acks, refresh requests, roaming); what it cannot use
+        // goes to 'control' listeners, or is counted as a drop
+        const r = this.mobility.onControl(msg);
+        if (r === DropReason.None) return;
         if (this.listenerCount('control') > 0) this.safeEmit('control', msg);
-        else this.drops.count(msg.peer < 0 ? DropReason.UnknownPeer : DropReason.BadControlMessage);
+        else {
+          this.drops.count(r);
+          const p = msg.peer >= 0 ? this.peers[msg.peer] : undefined;
+          if (p !== undefined) p.drops++;
+        }
       },
+      sendError: () => this.mobility.sendError(),
       // one report: to the 'error' listener (ipferry up logs it and stops), else one log line
       down: (why) => this.fatal(new DeviceGoneError(why)),
       internalError: (e, where) => this.internalError(e, where),
@@ -274,6 +318,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   /** Remove kernel routes, close socket and device, fail pending pings. Idempotent. */
   async stop(): Promise<void> {
     if (!this.running && this.dataplane === null) return;
+    if (this.running) await this.mobility.stop(); // a mobile node deregisters while it still can
     this.running = false;
     await this.teardown();
     this.log('stopped');
@@ -387,11 +432,12 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       for (const p of this.peers) {
         if (p === undefined) continue;
         const l = p.liveness;
-        if (l.keepaliveDue(now)) this.sendKeepalive(p);
+        if (l.keepaliveDue(now) && !this.mobility.quiet(p.index)) this.sendKeepalive(p);
         if (l.expire(now)) {
           this.dataplane?.peerDown(p.index);
           this.log(`peer ${p.name} down (nothing heard for ${Math.round((now - l.lastRx) / 1000)} s)`);
           this.safeEmit('peer-down', p);
+          this.mobility.peerDown(p.index);
         }
       }
     } catch (e) {
@@ -433,7 +479,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
    * Emit an event with every listener isolated: one that throws is counted and reported as
    * 'internal-error', and the listeners after it still run.
    */
-  private safeEmit<K extends 'peer-up' | 'peer-down' | 'drop' | 'control'>(event: K, ...args: EndpointEvents[K]): void {
+  private safeEmit<K extends 'peer-up' | 'peer-down' | 'drop' | 'control' | 'binding' | 'handover'>(event: K, ...args: EndpointEvents[K]): void {
     const listeners = this.listeners(event) as ((...a: EndpointEvents[K]) => void)[];
     for (const l of listeners) {
       try {
@@ -499,7 +545,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
 
   private sendKeepalive(p: Peer): void {
     const dp = this.dataplane;
-    if (dp === null) return;
+    if (dp === null || p.endpoint === undefined) return;
     const n = controlLength(KEEPALIVE_BODY_LEN, true);
     const b = Buffer.alloc(n);
     const len = this.control.keepalive(b, 0, p.keepaliveMs / 1000, p.key);
@@ -565,6 +611,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
         mtu: p.mtu,
         keepalive: p.keepaliveMs ? p.keepaliveMs / 1000 : null,
         up: p.up,
+        ...(p.mobile ? { mobility: p.sourcesOf >= 0 ? ('correspondent' as const) : ('mobile-node' as const) } : {}),
       });
     }
     const routes: RouteSnapshot[] = !withRoutes
@@ -615,7 +662,80 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
           listenerErrors: this.listenerErrors + this.stack.listenerErrors,
           ...(r?.extra ?? {}),
         },
+        ...(this.mobilityShown() ? { mobility: this.mobility.stats() } : {}),
       },
+      ...(c.mobility !== undefined ? { mobility: this.mobility.snapshot() } : {}),
     };
+  }
+
+  // ---------------------------------------------------------------- the control plane's own, for mobility
+
+  /** Mobility counters are shown with a mobility section, or keyed peers (they may roam). */
+  private mobilityShown(): boolean {
+    return this.config.mobility !== undefined || this.config.peers.some((p) => p.key !== null);
+  }
+
+  /** Route `prefix` into the TUN in the kernel, or take that route back (no kernel routes: nothing). */
+  kernelRoute(prefix: Prefix, on: boolean): void {
+    const k = this.kernelRoutes;
+    if (k === null) return;
+    if (on) k.addRoute(prefix);
+    else k.removeRoute(prefix);
+  }
+
+  /** Route a peer's own prefixes into the TUN in the kernel (a mobile node leaving home), or stop (at home). */
+  setKernelRoutes(peer: number, on: boolean): void {
+    const p = this.peers[peer];
+    if (p === undefined) return;
+    for (const r of p.routes) {
+      try {
+        this.kernelRoute(r, on);
+      } catch (e) {
+        this.log(`warning: ${(e as Error).message.split('\n')[0]}`);
+      }
+    }
+  }
+
+  /** Send peer `index` a keepalive now. */
+  keepalive(index: number): void {
+    const p = this.peers[index];
+    if (p !== undefined) this.sendKeepalive(p);
+  }
+
+  /**
+   * A keepalive checked as peer `index`'s against its replay window (roaming). In-thread: the
+   * pipeline's own window; a worker data plane would answer it asynchronously (not built yet:
+   * refused, so nothing roams).
+   */
+  acceptControl(index: number, bytes: Uint8Array): DropReason {
+    if (!(this.dataplane instanceof InThreadDataPlane)) return DropReason.BadControlMessage;
+    const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+    return this.pipeline.acceptControl(index, b, 0, b.length);
+  }
+
+  /** An authentic control message of peer `index` arrived: it is alive. */
+  heard(index: number): void {
+    const p = this.peers[index];
+    if (p !== undefined && p.liveness.heard(Date.now())) this.peerUp(p);
+  }
+
+  /** Where the UDP socket is bound (null when not running). */
+  localAddress(): { address: string; port: number } | null {
+    const dp = this.dataplane;
+    if (dp instanceof InThreadDataPlane) return dp.transport?.isRunning ? dp.transport.localAddress : null;
+    const m = dp === null ? null : /^\[?(.*?)\]?:(\d+)$/.exec(dp.listen);
+    return m ? { address: m[1]!, port: Number(m[2]) } : null;
+  }
+
+  /**
+   * Move the underlay socket to another local address, same port: what a link change is to a
+   * node whose socket is bound to one address, where no kernel picks a new source (the
+   * in-process example on loopback). The mobility layer notices at once.
+   */
+  async moveUnderlay(host: string): Promise<void> {
+    const dp = this.dataplane;
+    if (!(dp instanceof InThreadDataPlane)) throw new Error('moveUnderlay needs the in-thread data plane');
+    await dp.rebind(host);
+    this.mobility.underlayMoved();
   }
 }

@@ -119,16 +119,34 @@ export class KernelRoutes {
 
   /** Remove every route we added, newest first. Errors are logged, never thrown. */
   remove(): void {
-    while (this.added.length > 0) {
-      const spec = this.added.pop()!;
-      try {
-        this.ip(['route', 'del', ...spec, ...PROTO_ARGS]);
-      } catch (e) {
-        // The TUN going away removes its routes with it: not worth a warning.
-        const msg = errorText(e);
-        if (!/No such process|Cannot find device/.test(msg)) this.log(`warning: ip route del ${spec.join(' ')}: ${msg}`);
-      }
+    while (this.added.length > 0) this.del(this.added.pop()!);
+  }
+
+  private del(spec: string[]): void {
+    try {
+      this.ip(['route', 'del', ...spec, ...PROTO_ARGS]);
+    } catch (e) {
+      // The TUN going away removes its routes with it: not worth a warning.
+      const msg = errorText(e);
+      if (!/No such process|Cannot find device/.test(msg)) this.log(`warning: ip route del ${spec.join(' ')}: ${msg}`);
     }
+  }
+
+  /**
+   * Route one more prefix into the TUN at run time (a mobile node's host route at its home
+   * agent, a mobile node's tunnel routes when it leaves home). Throws like install().
+   */
+  addRoute(prefix: Prefix): void {
+    this.add([formatPrefix(prefix), 'dev', this.dev]);
+  }
+
+  /** Take back one route addRoute() or install() added (logged, never thrown, when it fails). */
+  removeRoute(prefix: Prefix): void {
+    const text = formatPrefix(prefix);
+    const i = this.added.findIndex((s) => s.length === 3 && s[0] === text && s[2] === this.dev);
+    if (i < 0) return;
+    const [spec] = this.added.splice(i, 1);
+    this.del(spec!);
   }
 
   /** Routes currently installed by us (for show and tests). */

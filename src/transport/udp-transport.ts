@@ -78,11 +78,13 @@ export interface UdpTransportOptions {
    * peer endpoint changed to one this socket cannot reach.
    */
   onError?: (err: Error) => void;
+  /** A send failed in the socket (ENETUNREACH when the route went away, ...): counted either way. */
+  onSendError?: (err: Error) => void;
   /**
-   * Send errors (ENOBUFS, EMSGSIZE, ...): each counted in `sendErrors`, reported here at most
-   * once per peer per `sendErrorIntervalMs` (default 10 s). Never thrown.
+   * Send errors by cause (ENOBUFS, EMSGSIZE, ...): each counted in `sendErrors`, reported here at
+   * most once per peer per `sendErrorIntervalMs` (default 10 s). Never thrown.
    */
-  onSendError?: (r: SendErrorReport) => void;
+  onSendErrorReport?: (r: SendErrorReport) => void;
   sendErrorIntervalMs?: number;
   maxBatch?: number;
   maxInFlight?: number;
@@ -162,6 +164,7 @@ export class UdpTransport extends PeerTransport implements Transport {
   private socket: dgram.Socket | null = null;
   private running = false;
   private readonly rx: RxBatcher;
+  private readonly onSendError: ((err: Error) => void) | undefined;
 
   /** Send errors by cause (ENOBUFS, EMSGSIZE, ECONNREFUSED, other), reported per peer. */
   readonly sendErrors: SendErrors;
@@ -191,8 +194,9 @@ export class UdpTransport extends PeerTransport implements Transport {
     this.rx = new RxBatcher(opts.pools, this.peers, this.stats, opts.onBatch, opts.onError, opts.maxBatch ?? DEFAULT_MAX_BATCH);
     this.ring = new Array<PacketBuffer | null>(opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT).fill(null);
     this.ringPeer = new Int32Array(this.ring.length);
-    const onSendError = opts.onSendError;
-    this.sendErrors = new SendErrors((r) => onSendError?.(r), opts.sendErrorIntervalMs);
+    const onReport = opts.onSendErrorReport;
+    this.sendErrors = new SendErrors((r) => onReport?.(r), opts.sendErrorIntervalMs);
+    this.onSendError = opts.onSendError;
     this.follow();
   }
 
@@ -355,6 +359,7 @@ export class UdpTransport extends PeerTransport implements Transport {
     if (err) {
       this.stats.txErrors++;
       this.sendErrors.note(peer, (err as NodeJS.ErrnoException).code, Date.now());
+      this.onSendError?.(err);
     } else {
       this.stats.txPackets++;
       this.stats.txBytes += bytes ?? p.length;

@@ -69,7 +69,7 @@ describe('UdpTransport send errors from the kernel', () => {
     const got: number[] = [];
     sink.on('message', (m) => got.push(m.length));
     const reports: SendErrorReport[] = [];
-    const t = new UdpTransport({ address: '127.0.0.1', port: 0, pools, onBatch: () => {}, onSendError: (r) => reports.push({ ...r }) });
+    const t = new UdpTransport({ address: '127.0.0.1', port: 0, pools, onBatch: () => {}, onSendErrorReport: (r) => reports.push({ ...r }) });
     await t.start();
     closers.push(async () => {
       await t.close();

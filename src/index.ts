@@ -15,7 +15,7 @@
 import { resolveConfig, type Config } from './config/config.ts';
 import { Endpoint, type EndpointOptions } from './endpoint/endpoint.ts';
 
-export { Endpoint, STACK_DEV } from './endpoint/endpoint.ts';
+export { DeviceGoneError, Endpoint, STACK_DEV } from './endpoint/endpoint.ts';
 export type { BindingEvent, DropEvent, EndpointEvents, EndpointOptions, HandoverEvent } from './endpoint/endpoint.ts';
 export { LocalStack, StackUdpSocket } from './endpoint/local-stack.ts';
 export type { UdpMessageInfo } from './endpoint/local-stack.ts';

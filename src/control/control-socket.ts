@@ -13,14 +13,25 @@
  *
  * Other commands are added by the caller through `handlers` (`ipferry up` adds "echo": a ping
  * from the endpoint's own stack). Only `show all|routes` builds the route list: `show peers`,
- * `show stats`, `ping` and `stop` cost the same with a million routes as with none.
+ * `show stats`, `ping` and `stop` cost the same with a million routes as with none. With a
+ * `routes` source (the endpoint's routePages) the route list is streamed: the answer line is
+ * written a page of routes at a time, each page built when the socket has taken the previous
+ * one, so neither a big table nor a slow client stalls the data plane or grows our memory.
+ *
+ * Limits (control-connection.ts has the per-connection ones): at most `maxConnections` clients at
+ * once (one more is answered {"ok":false,"error":"busy: ...","kind":"busy"} and closed), at most
+ * `maxQueued` requests read ahead per connection, writes that wait for 'drain' and give up on a
+ * client that reads nothing for `writeTimeoutMs`.
  * Errors are ControlError with a one-line message (the CLI prefixes "ipferry: ").
  */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
-import type { ShowWhat, Snapshot, SnapshotProvider } from '../endpoint/snapshot.ts';
+import type { RoutePages, RouteSnapshot, ShowWhat, Snapshot, SnapshotProvider } from '../endpoint/snapshot.ts';
+import { ControlConnection, newControlServerStats, type ControlServerStats, type Reply } from './control-connection.ts';
+
+export type { ControlServerStats } from './control-connection.ts';
 
 export class ControlError extends Error {
   override name = 'ControlError';
@@ -39,7 +50,7 @@ export interface ControlRequest {
   [key: string]: unknown;
 }
 
-export type ControlResponse = { ok: true; data: unknown } | { ok: false; error: string };
+export type ControlResponse = { ok: true; data: unknown } | { ok: false; error: string; kind?: string };
 
 export type ControlHandler = (req: ControlRequest) => unknown | Promise<unknown>;
 
@@ -59,6 +70,19 @@ export interface ControlServerOptions {
   group?: string | number | null;
   /** `stop` requests: called once the answer is written (`ipferry down`); without it, refused. */
   onStop?: () => void;
+  /**
+   * The route list a page at a time (the endpoint's routePages): `show all|routes` then streams
+   * it and asks `snapshot` for the rest only. Without it the snapshot's own routes are sent.
+   */
+  routes?: RoutePages;
+  /** Routes per page of a streamed list (default 256: about a millisecond of work). */
+  routePageSize?: number;
+  /** Clients served at once (default 16); one more is told "busy" and closed. */
+  maxConnections?: number;
+  /** Requests read ahead per connection (default 8); reading pauses at the cap. */
+  maxQueued?: number;
+  /** Close a connection whose client reads nothing this long while an answer waits (default 10 s). */
+  writeTimeoutMs?: number;
 }
 
 const SHOW_WHAT: readonly ShowWhat[] = ['all', 'peers', 'routes', 'stats', 'bindings', 'binding-updates'];
@@ -183,7 +207,6 @@ function applyAccess(path: string, opts: ControlServerOptions, createdDir: boole
 }
 
 export class ControlServer {
-  private readonly sockets = new Set<Socket>();
   private closed = false;
 
   private constructor(
@@ -191,6 +214,9 @@ export class ControlServer {
     private readonly server: Server,
     /** Directories start() created, innermost first: removed on close when empty. */
     private readonly createdDirs: string[],
+    private readonly sockets: Set<Socket>,
+    /** Connections, refusals, stalls and the peaks of what one connection held. */
+    readonly stats: ControlServerStats,
   ) {}
 
   /**
@@ -221,38 +247,33 @@ export class ControlServer {
       }
     }
 
-    const maxLine = opts.maxLine ?? 64 * 1024;
-    const idleMs = opts.idleMs ?? 30_000;
-    let self: ControlServer | undefined;
+    const limits = {
+      maxLine: opts.maxLine ?? 64 * 1024,
+      maxQueued: Math.max(1, opts.maxQueued ?? 8),
+      writeTimeoutMs: opts.writeTimeoutMs ?? 10_000,
+      idleMs: opts.idleMs ?? 30_000,
+    };
+    const maxConnections = Math.max(1, opts.maxConnections ?? 16);
+    const sockets = new Set<Socket>();
+    const stats = newControlServerStats();
+    const serve = (line: string): Promise<Reply> => handle(line, opts);
     const server = createServer((sock) => {
-      self?.sockets.add(sock);
-      sock.once('close', () => self?.sockets.delete(sock));
-      sock.setTimeout(idleMs, () => sock.destroy());
-      sock.on('error', () => sock.destroy());
-      let buf = '';
-      let chain: Promise<void> = Promise.resolve();
-      sock.setEncoding('utf8');
-      sock.on('data', (chunk: string) => {
-        buf += chunk;
-        let nl: number;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, nl).trim();
-          buf = buf.slice(nl + 1);
-          if (line === '') continue;
-          // Answer in order, one line per request.
-          chain = chain.then(async () => {
-            const resp = await handle(line, opts);
-            const stop = stopRequested.has(resp);
-            // The answer goes out first; a stop request stops the endpoint once it is written.
-            if (!sock.destroyed) sock.write(`${JSON.stringify(resp)}\n`, () => stop && opts.onStop?.());
-            else if (stop) opts.onStop?.();
-          });
-        }
-        if (buf.length > maxLine) {
-          sock.end(`${JSON.stringify({ ok: false, error: `request longer than ${maxLine} bytes` })}\n`);
-          buf = '';
-        }
+      sockets.add(sock); // every socket, served or turned away: close() destroys them all
+      if (stats.connections >= maxConnections) {
+        stats.refused++;
+        sock.once('close', () => sockets.delete(sock));
+        sock.on('error', () => sock.destroy());
+        sock.setTimeout(1000, () => sock.destroy());
+        const error = `busy: ${maxConnections} control connections are open, the most this endpoint serves; try again`;
+        sock.end(`${JSON.stringify({ ok: false, error, kind: 'busy' })}\n`);
+        return;
+      }
+      stats.connections++;
+      sock.once('close', () => {
+        sockets.delete(sock);
+        stats.connections--;
       });
+      new ControlConnection(sock, limits, serve, stats, opts.log);
     });
 
     // Create the socket file 0600 from the start (umask cannot be set in worker threads: there
@@ -283,8 +304,7 @@ export class ControlServer {
       throw e;
     }
     server.on('error', (e) => opts.log?.(`control socket error: ${e.message}`));
-    self = new ControlServer(path, server, createdDirs);
-    return self;
+    return new ControlServer(path, server, createdDirs, sockets, stats);
   }
 
   /** Stop accepting, drop open connections, remove the socket file. */
@@ -313,52 +333,76 @@ export function startControlServer(opts: ControlServerOptions): Promise<ControlS
   return ControlServer.start(opts);
 }
 
-/** Answers to `stop` requests: the server calls onStop once such an answer is written. */
-const stopRequested = new WeakSet<ControlResponse>();
+const line = (resp: ControlResponse): string => `${JSON.stringify(resp)}\n`;
 
-async function handle(line: string, opts: ControlServerOptions): Promise<ControlResponse> {
+/** The answer to one request line (never throws: failures are error answers). */
+async function handle(text: string, opts: ControlServerOptions): Promise<Reply> {
   let req: ControlRequest;
   try {
-    const v: unknown = JSON.parse(line);
+    const v: unknown = JSON.parse(text);
     if (typeof v !== 'object' || v === null || Array.isArray(v) || typeof (v as ControlRequest).cmd !== 'string') {
-      return { ok: false, error: 'request must be a JSON object with a "cmd" string' };
+      return { text: line({ ok: false, error: 'request must be a JSON object with a "cmd" string' }) };
     }
     req = v as ControlRequest;
   } catch {
-    return { ok: false, error: 'request is not valid JSON' };
+    return { text: line({ ok: false, error: 'request is not valid JSON' }) };
   }
   try {
     if (req.cmd === 'show') {
       const what = req.what ?? 'all';
-      if (!SHOW_WHAT.includes(what)) return { ok: false, error: `cannot show ${String(what)} (peers, routes, stats)` };
-      return { ok: true, data: selectSnapshot(await opts.snapshot(what), what) };
+      if (!SHOW_WHAT.includes(what)) return { text: line({ ok: false, error: `cannot show ${String(what)} (peers, routes, stats)` }) };
+      if ((what === 'all' || what === 'routes') && opts.routes !== undefined) {
+        const { routes: _unused, ...head } = selectSnapshot(await opts.snapshot(what, { routes: false }), what);
+        return { text: streamedShow(head, opts.routes(opts.routePageSize ?? 256)) };
+      }
+      return { text: line({ ok: true, data: selectSnapshot(await opts.snapshot(what), what) }) };
     }
     if (req.cmd === 'ping' || req.cmd === 'stop') {
       const s = await opts.snapshot('stats');
       const data = { pid: s.pid, interface: s.interface };
-      if (req.cmd === 'ping') return { ok: true, data };
-      if (opts.onStop === undefined) return { ok: false, error: 'this endpoint cannot be stopped through its control socket' };
-      const resp: ControlResponse = { ok: true, data };
-      stopRequested.add(resp);
-      return resp;
+      if (req.cmd === 'ping') return { text: line({ ok: true, data }) };
+      const onStop = opts.onStop;
+      if (onStop === undefined) return { text: line({ ok: false, error: 'this endpoint cannot be stopped through its control socket' }) };
+      // The answer goes out first; a stop request stops the endpoint once it is written.
+      return { text: line({ ok: true, data }), done: () => onStop() };
     }
     const h = opts.handlers?.[req.cmd];
     if (h !== undefined && Object.prototype.hasOwnProperty.call(opts.handlers, req.cmd)) {
-      return { ok: true, data: (await h(req)) ?? null };
+      return { text: line({ ok: true, data: (await h(req)) ?? null }) };
     }
-    return { ok: false, error: `unknown command ${req.cmd}` };
+    return { text: line({ ok: false, error: `unknown command ${req.cmd}` }) };
   } catch (e) {
     const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0]!;
     opts.log?.(`control: ${req.cmd} failed: ${msg}`);
-    return { ok: false, error: msg };
+    return { text: line({ ok: false, error: msg }) };
   }
+}
+
+/**
+ * `{"ok":true,"data":{...head,"routes":[...]}}` + newline, in pieces: the head, then one piece
+ * per page of routes (the next page is built only when the socket took this one), then the end.
+ */
+async function* streamedShow(head: Record<string, unknown>, pages: AsyncIterableIterator<RouteSnapshot[]>): AsyncGenerator<string> {
+  const open = JSON.stringify({ ok: true, data: head });
+  yield `${open.slice(0, -2)}${Object.keys(head).length > 0 ? ',' : ''}"routes":[`;
+  let first = true;
+  for await (const page of pages) {
+    if (page.length === 0) continue;
+    const text = JSON.stringify(page);
+    yield first ? text.slice(1, -1) : `,${text.slice(1, -1)}`;
+    first = false;
+  }
+  yield ']}}\n';
 }
 
 // ---------------------------------------------------------------------------------------------
 // Client
 
 export interface RequestOptions {
-  /** Give up after this long (default 3000 ms). */
+  /**
+   * Give up when nothing arrives for this long (default 3000 ms): no answer started, or a long
+   * answer (a streamed route list) stopped coming.
+   */
   timeoutMs?: number;
 }
 
@@ -367,8 +411,10 @@ export function controlRequest(path: string, req: ControlRequest, opts: RequestO
   const timeoutMs = opts.timeoutMs ?? 3000;
   return new Promise((resolvePromise, rejectPromise) => {
     const sock = connect(path);
-    let buf = '';
+    // the answer line's pieces so far (a streamed route list arrives in many chunks)
+    const pieces: string[] = [];
     let settled = false;
+    let timer: NodeJS.Timeout | undefined;
     const finish = (err: ControlError | null, data?: unknown): void => {
       if (settled) return;
       settled = true;
@@ -377,25 +423,30 @@ export function controlRequest(path: string, req: ControlRequest, opts: RequestO
       if (err) rejectPromise(err);
       else resolvePromise(data);
     };
-    const timer = setTimeout(
-      () => finish(new ControlError(`no answer from ${path} within ${timeoutMs / 1000} s`, 'timeout')),
-      timeoutMs,
-    );
+    const arm = (): void => {
+      clearTimeout(timer);
+      timer = setTimeout(() => finish(new ControlError(`no answer from ${path} within ${timeoutMs / 1000} s`, 'timeout')), timeoutMs);
+    };
+    arm();
     sock.setEncoding('utf8');
     sock.once('connect', () => sock.write(`${JSON.stringify(req)}\n`));
     sock.on('data', (chunk: string) => {
-      buf += chunk;
-      const nl = buf.indexOf('\n');
-      if (nl < 0) return;
+      arm();
+      const nl = chunk.indexOf('\n'); // only the new chunk: the pieces before it had none
+      if (nl < 0) {
+        pieces.push(chunk);
+        return;
+      }
+      pieces.push(chunk.slice(0, nl));
       let resp: ControlResponse;
       try {
-        resp = JSON.parse(buf.slice(0, nl)) as ControlResponse;
+        resp = JSON.parse(pieces.join('')) as ControlResponse;
       } catch {
         finish(new ControlError(`${path}: bad response (not JSON)`, 'protocol'));
         return;
       }
       if (resp.ok) finish(null, resp.data);
-      else finish(new ControlError(`${path}: ${resp.error}`, 'remote'));
+      else finish(new ControlError(`${path}: ${resp.error}`, resp.kind === 'busy' ? 'busy' : 'remote'));
     });
     sock.once('end', () => finish(new ControlError(`${path}: connection closed without an answer`, 'protocol')));
     sock.once('error', (e) => {

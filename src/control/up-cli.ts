@@ -8,7 +8,9 @@
  *   4. open the control socket (show, ping, `ipferry down`) and the metrics listener
  *   5. SIGINT / SIGTERM / a stop request on the control socket (`ipferry down`): close the
  *      socket, ep.stop() (routes removed, TUN gone), exit 0; a second signal exits at once (1).
- *      A fatal error while running also stops cleanly (1). SIGHUP is logged and ignored until
+ *      A fatal error while running also stops cleanly (1); so does the TUN being deleted under
+ *      the running endpoint (`ip link del`): one line saying so, routes and socket removed, exit 1,
+ *      and the service's Restart=on-failure brings it back with a new TUN. SIGHUP is logged and ignored until
  *      reload exists (it used to stop the endpoint, which `systemctl reload` must not do).
  * One log line per event on stderr.
  */
@@ -19,17 +21,19 @@ import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from './log.ts';
 import { MetricsServer } from './metrics.ts';
 import { preflight } from './preflight.ts';
 import { controlSocketPath } from './socket-path.ts';
-import { Endpoint } from '../endpoint/endpoint.ts';
-import type { ShowWhat, Snapshot } from '../endpoint/snapshot.ts';
+import { DeviceGoneError, Endpoint } from '../endpoint/endpoint.ts';
+import type { RouteSnapshot, ShowWhat, Snapshot, SnapshotOptions } from '../endpoint/snapshot.ts';
 
 /** What `up` needs from the endpoint library (Endpoint fits it). */
 export interface EndpointHandle {
   start(): Promise<void>;
   stop(): Promise<void>;
   /** The parts `what` names (see SnapshotProvider: routes only for 'all' and 'routes'). */
-  snapshot(what?: ShowWhat): Snapshot | Promise<Snapshot>;
+  snapshot(what?: ShowWhat, opts?: SnapshotOptions): Snapshot | Promise<Snapshot>;
   /** When present, the control socket serves this instead (counters of this moment). */
-  snapshotAsync?(what?: ShowWhat): Promise<Snapshot>;
+  snapshotAsync?(what?: ShowWhat, opts?: SnapshotOptions): Promise<Snapshot>;
+  /** When present, the control socket streams the route list from it a page at a time. */
+  routePages?(pageSize: number): AsyncIterableIterator<RouteSnapshot[]>;
   /** Ping from the endpoint's own stack: resolves with the RTT in ms (`ipferry ping`). */
   ping?(address: string, size?: number, timeoutMs?: number, from?: string): Promise<number>;
   /** Optional event source: 'error' (fatal) stops the endpoint. */
@@ -102,9 +106,10 @@ export async function upCommand(configArg: string, flags: UpFlags, opts: UpOptio
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((r) => (resolveDone = r));
 
-  const shutdown = (why: string, code: number): Promise<number> => {
+  /** Stop once (`why` null: the reason was logged already). */
+  const shutdown = (why: string | null, code: number): Promise<number> => {
     if (stopping) return stopping;
-    log.info(`${why}: stopping`);
+    if (why !== null) log.info(`${why}: stopping`);
     stopping = (async () => {
       let rc = code;
       try {
@@ -147,6 +152,12 @@ export async function upCommand(configArg: string, flags: UpFlags, opts: UpOptio
   };
   const onHangup = (): void => log.warn('warning: SIGHUP: reload is not supported yet; still running with the config loaded at start');
   const onFatal = (e: unknown): void => {
+    if (e instanceof DeviceGoneError) {
+      // the TUN was deleted under us: one line, a clean stop, exit 1 (a restart re-creates it)
+      if (!stopping) log.error(`${errLine(e)}; stopping with exit code 1 (a restart creates the TUN again, with its addresses and routes)`);
+      void shutdown(null, 1);
+      return;
+    }
     log.error(`fatal: ${errLine(e)}`);
     void shutdown('fatal error', 1);
   };
@@ -177,7 +188,8 @@ export async function upCommand(configArg: string, flags: UpFlags, opts: UpOptio
       try {
         server = await ControlServer.start({
           path: controlPath,
-          snapshot: (what) => (handle.snapshotAsync !== undefined ? handle.snapshotAsync(what) : handle.snapshot(what)),
+          snapshot: (what, o) => (handle.snapshotAsync !== undefined ? handle.snapshotAsync(what, o) : handle.snapshot(what, o)),
+          routes: handle.routePages !== undefined ? (n) => handle.routePages!(n) : undefined,
           handlers: { echo: (req) => echo(handle, req) },
           onStop: () => onSignal('stop request'),
           mode: config.controlMode,

@@ -10,6 +10,7 @@
  * addRoute/removeRoute, addPeer/removePeer, setPeerEndpoint, setBicast; report() reads the
  * counters. Control plane: may allocate.
  */
+import { setImmediate as yieldTurn } from 'node:timers/promises';
 import { DropCounters, MAX_REASON } from '../base/drop-reason.ts';
 import { PacketPools } from '../base/pool.ts';
 import type { Config } from '../config/config.ts';
@@ -182,13 +183,28 @@ export class DataPlaneCore {
     );
   }
 
-  routeSnapshots(): RouteSnapshot[] {
-    return this.router.list({ table: 'all' }).map((id) => ({
+  /** The routes `ids` (default: all, in one go) with their counters. */
+  routeSnapshots(ids: readonly number[] = this.router.list({ table: 'all' })): RouteSnapshot[] {
+    return ids.map((id) => ({
       text: formatRoute(this.router, id),
       uses: this.router.packetsOf(id),
       bytes: this.router.bytesOf(id),
       json: routeJson(this.router, id) as unknown as RouteSnapshot['json'],
     }));
+  }
+
+  /**
+   * The routes a page at a time (DataPlane.routePages): one bounded cursor step per page, and a
+   * turn of the event loop before each step so packets move in between.
+   */
+  async *routePages(pageSize: number): AsyncIterableIterator<RouteSnapshot[]> {
+    const cursor = this.router.cursor({ table: 'all' });
+    for (;;) {
+      await yieldTurn();
+      const ids = cursor.next(pageSize);
+      if (ids === null) return;
+      if (ids.length > 0) yield this.routeSnapshots(ids);
+    }
   }
 
   /** The report, with the device and transport counters the caller has. */

@@ -13,11 +13,16 @@ import { openTun } from '../device/tun.ts';
 import type { RouteSpec } from '../route/types.ts';
 import { peerEndpoint } from '../transport/peer-endpoints.ts';
 import type { RecvInfo } from '../transport/transport.ts';
+import { sendErrorLine, type SendErrorReport, type SendErrors } from '../transport/send-errors.ts';
 import { UdpTransport } from '../transport/udp-transport.ts';
 import { parseAddress } from '../wire/address-text.ts';
 import type { DataPlane, DataPlaneHooks, DataPlaneReport, PeerSpec, UnderlayAddress } from './dataplane.ts';
 import type { DataPlaneCore } from './dataplane-core.ts';
 import type { DatagramSources } from './pipeline.ts';
+import type { RouteSnapshot } from './snapshot.ts';
+
+/** A peer's send errors are logged at most this often (the counters count every one). */
+export const SEND_ERROR_INTERVAL_MS = 10_000;
 
 export interface InThreadOptions {
   /** The device: a given PacketDevice, 'memory' (userspace mode) or 'tun' (tuntap2). */
@@ -44,6 +49,8 @@ export class InThreadDataPlane implements DataPlane {
   device: PacketDevice | null = null;
   transport: UdpTransport | null = null;
   private readonly sources = new RecvInfoSources();
+  /** The UDP socket's send errors (kept after stop: the last counters stay readable). */
+  private sendErrors: SendErrors | null = null;
 
   constructor(
     readonly core: DataPlaneCore,
@@ -101,9 +108,12 @@ export class InThreadDataPlane implements DataPlane {
         onBatch: this.onBatch,
         onError: (e) => this.opts.hooks.log(`warning: udp: ${e.message}`),
         onSendError: this.opts.hooks.sendError,
+        onSendErrorReport: this.onSendErrorReport,
+        sendErrorIntervalMs: SEND_ERROR_INTERVAL_MS,
       });
       await t.start(); // throws when a peer's endpoint is of a family the socket cannot carry
       this.transport = t;
+      this.sendErrors = t.sendErrors;
       core.pipeline.transport = t;
       dev.start(
         core.pipeline.fromDevice,
@@ -137,14 +147,20 @@ export class InThreadDataPlane implements DataPlane {
       onBatch: this.onBatch,
       onError: (e) => this.opts.hooks.log(`warning: udp: ${e.message}`),
       onSendError: this.opts.hooks.sendError,
+      onSendErrorReport: this.onSendErrorReport,
+      sendErrorIntervalMs: SEND_ERROR_INTERVAL_MS,
     });
     await old.close();
     this.transport = null;
     this.core.pipeline.transport = null;
     await t.start();
     this.transport = t;
+    this.sendErrors = t.sendErrors;
     this.core.pipeline.transport = t;
   }
+
+  private readonly onSendErrorReport = (r: SendErrorReport): void =>
+    this.opts.hooks.log(sendErrorLine(r, this.peerText(r.peer), SEND_ERROR_INTERVAL_MS));
 
   async stop(): Promise<void> {
     this.core.events.onControl = undefined;
@@ -217,10 +233,25 @@ export class InThreadDataPlane implements DataPlane {
         udpTx: { packets: t?.txPackets ?? 0, bytes: t?.txBytes ?? 0 },
       },
       withRoutes,
+      {
+        ...(this.sendErrors?.toJSON() ?? {}),
+        // slots the TUN reader holds for its next reads: live, but not packets in flight
+        poolParked: (this.device as { parkedSlots?: number } | null)?.parkedSlots ?? 0,
+      },
     );
+  }
+
+  /** "shanghai (203.0.113.20:6080)" for a send error report. */
+  private peerText(index: number): string {
+    const p = this.core.peers[index];
+    return p === undefined ? `#${index}` : `${p.name} (${p.endpointText})`;
   }
 
   report(withRoutes: boolean): Promise<DataPlaneReport> {
     return Promise.resolve(this.reportNow(withRoutes));
+  }
+
+  routePages(pageSize: number): AsyncIterableIterator<RouteSnapshot[]> {
+    return this.core.routePages(pageSize);
   }
 }

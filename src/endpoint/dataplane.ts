@@ -183,6 +183,13 @@ export interface DataPlane {
    */
   wantControl(on: boolean): void;
 
-  /** Counters now (routes only with `withRoutes`). */
+  /** Counters now (routes only with `withRoutes`: it builds the whole list in one go). */
   report(withRoutes: boolean): Promise<DataPlaneReport>;
+  /**
+   * The routes with their use counters, `pageSize` at a time in `ip route show` order
+   * (route/list-cursor.ts). Each page is built on the data plane's thread when the consumer asks
+   * for it, in one bounded step, so listing a million routes never holds up forwarding for more
+   * than one page's work (`ipferry show routes`).
+   */
+  routePages(pageSize: number): AsyncIterableIterator<RouteSnapshot[]>;
 }

@@ -50,7 +50,7 @@ import { KernelRoutes } from './kernel-routes.ts';
 import { LocalStack, type StackUdpSocket } from './local-stack.ts';
 import type { Peer } from './peer.ts';
 import type { Pipeline } from './pipeline.ts';
-import type { PeerSnapshot, RouteSnapshot, ShowWhat, Snapshot, StatsSnapshot } from './snapshot.ts';
+import type { PeerSnapshot, RouteSnapshot, ShowWhat, Snapshot, SnapshotOptions, StatsSnapshot } from './snapshot.ts';
 import { kernelPrefixes, STACK_DEV } from './config-routes.ts';
 import { exercisePipeline } from './warm-up.ts';
 import type { BindingEvent, HandoverEvent } from './mobility/events.ts';
@@ -60,6 +60,15 @@ import type { DataPlaneOps } from './mobility/ops.ts';
 export type { BindingEvent, HandoverEvent };
 
 export { STACK_DEV };
+
+/**
+ * The 'error' when the device went away under a running endpoint (its TUN deleted, a fatal read
+ * error): the endpoint cannot forward any more. `ipferry up` stops cleanly with exit code 1, so
+ * a supervisor (systemd Restart=on-failure) starts it again with a new TUN, addresses and routes.
+ */
+export class DeviceGoneError extends Error {
+  override name = 'DeviceGoneError';
+}
 
 /** Drops counted since the previous 'drop' event (emitted at most once a second, per reason). */
 export interface DropEvent {
@@ -226,6 +235,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> implements DataPlaneO
         this.kernelRoutes = new KernelRoutes(c.interface.name, this.log);
         const prefixes = kernelPrefixes(c);
         const endpoints: AddressBytes[] = this.endpoints.entries().map(([, e]) => ({ family: e.family, bytes: e.bytes }));
+        this.kernelRoutes.removeStale(endpoints); // what a SIGKILLed endpoint left (kernel-routes.ts)
         this.kernelRoutes.install(prefixes, endpoints);
       }
     } catch (e) {
@@ -327,10 +337,8 @@ export class Endpoint extends EventEmitter<EndpointEvents> implements DataPlaneO
         }
       },
       sendError: () => this.mobility.sendError(),
-      down: (why) => {
-        this.log(why);
-        this.fatal(new Error(why));
-      },
+      // one report: to the 'error' listener (ipferry up logs it and stops), else one log line
+      down: (why) => this.fatal(new DeviceGoneError(why)),
       internalError: (e, where) => this.internalError(e, where),
       keepalive: (index, bytes) => {
         const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
@@ -606,18 +614,27 @@ export class Endpoint extends EventEmitter<EndpointEvents> implements DataPlaneO
    * plane the counters are those of its last report (at most a second old while running);
    * snapshotAsync() asks for fresh ones.
    */
-  snapshot(what: ShowWhat = 'all'): Snapshot {
+  snapshot(what: ShowWhat = 'all', opts: SnapshotOptions = {}): Snapshot {
     const dp = this.dataplane;
-    const withRoutes = what === 'all' || what === 'routes';
+    const withRoutes = (what === 'all' || what === 'routes') && opts.routes !== false;
     const r = dp instanceof InThreadDataPlane ? dp.reportNow(withRoutes) : this.lastReport;
     return this.buildSnapshot(r, withRoutes);
   }
 
   /** snapshot() with the data plane's counters of this moment (the control socket uses it). */
-  async snapshotAsync(what: ShowWhat = 'all'): Promise<Snapshot> {
+  async snapshotAsync(what: ShowWhat = 'all', opts: SnapshotOptions = {}): Promise<Snapshot> {
     const dp = this.dataplane;
-    if (dp !== null && !(dp instanceof InThreadDataPlane)) this.applyReport(await dp.report(what === 'all' || what === 'routes'));
-    return this.snapshot(what);
+    const withRoutes = (what === 'all' || what === 'routes') && opts.routes !== false;
+    if (dp !== null && !(dp instanceof InThreadDataPlane)) this.applyReport(await dp.report(withRoutes));
+    return this.snapshot(what, opts);
+  }
+
+  /**
+   * The route list with use counters, `pageSize` routes at a time, each page built when asked
+   * for (DataPlane.routePages): what the control socket streams for `show routes`.
+   */
+  routePages(pageSize = 256): AsyncIterableIterator<RouteSnapshot[]> {
+    return (this.dataplane ?? this.core).routePages(pageSize);
   }
 
   private buildSnapshot(r: DataPlaneReport | null, withRoutes: boolean): Snapshot {

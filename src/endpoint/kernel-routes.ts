@@ -5,11 +5,34 @@
  * Underlay protection (seed 002, the OpenMPTCProuter case): if a tunnel prefix would capture a
  * peer's underlay endpoint (a default route into the tunnel, say), the endpoint's current route
  * is pinned first with a host route, so the encapsulated packets never loop back into the tunnel.
+ *
+ * Every route we add carries our own route protocol number (`proto 249`, ROUTE_PROTO; routing
+ * daemons mark theirs the same way: bird 12, babel 42, FRR 186-197), and we delete only routes with
+ * that mark. An endpoint killed with SIGKILL cannot clean up: its TUN (not persistent) goes away
+ * with the process and takes the tunnel routes along, but the pinned underlay host route stays.
+ * So the next start first removes stale routes with our mark that are ours to remove
+ * (removeStale): any through our interface, and host routes to one of our peers' endpoints.
  */
 import { execFileSync } from 'node:child_process';
 import { formatAddress, formatPrefix, prefixContains, type AddressBytes, type Prefix } from '../wire/address-text.ts';
 
 export type IpRunner = (args: string[]) => string;
+
+/**
+ * The route protocol number (`ip route ... proto N`, rtm_protocol) on the routes we add: not one
+ * of iproute2's rt_protos names, nor FRR's 186-197. `ip route show proto 249` lists ours.
+ */
+export const ROUTE_PROTO = 249;
+const PROTO_ARGS = ['proto', String(ROUTE_PROTO)];
+
+/** A route as `ip -j route show` prints it (the fields removeStale reads). */
+interface IpJsonRoute {
+  dst?: string;
+  gateway?: string;
+  dev?: string;
+  table?: string;
+  type?: string;
+}
 
 /** Runs `ip ARGS...` and returns stdout; throws with the tool's stderr on failure. */
 export const runIp: IpRunner = (args) =>
@@ -57,6 +80,43 @@ export class KernelRoutes {
     for (const p of prefixes) this.add([formatPrefix(p), 'dev', this.dev]);
   }
 
+  /**
+   * Remove the routes with our mark that an endpoint on this interface left behind when it was
+   * killed: those through `dev` and host routes to one of `endpoints` (the pinned underlay).
+   * Call before install(). Returns the removed routes (`ip route` text); errors are logged.
+   */
+  removeStale(endpoints: readonly AddressBytes[]): string[] {
+    const hosts = new Set(endpoints.map((e) => formatAddress(e.bytes, 0, e.family)));
+    const removed: string[] = [];
+    for (const family of ['-4', '-6']) {
+      let routes: IpJsonRoute[];
+      try {
+        routes = JSON.parse(this.ip(['-j', family, 'route', 'show', 'table', 'all', ...PROTO_ARGS]) || '[]') as IpJsonRoute[];
+      } catch (e) {
+        this.log(`warning: cannot list stale routes (ip ${family} route show proto ${ROUTE_PROTO}): ${errorText(e)}`);
+        continue;
+      }
+      for (const r of routes) {
+        if (r.dst === undefined || (r.type !== undefined && r.type !== 'unicast')) continue;
+        const host = r.dst.split('/')[0]!;
+        const isHost = !r.dst.includes('/') || /\/(32|128)$/.test(r.dst);
+        if (r.dev !== this.dev && !(isHost && hosts.has(host))) continue;
+        const spec = [r.dst];
+        if (r.gateway !== undefined) spec.push('via', r.gateway);
+        if (r.dev !== undefined) spec.push('dev', r.dev);
+        if (r.table !== undefined && r.table !== 'main') spec.push('table', r.table);
+        try {
+          this.ip(['route', 'del', ...spec, ...PROTO_ARGS]);
+          removed.push(spec.join(' '));
+          this.log(`removed stale route ${spec.join(' ')} proto ${ROUTE_PROTO} (left by an endpoint that did not stop cleanly)`);
+        } catch (e) {
+          this.log(`warning: cannot remove stale route ${spec.join(' ')}: ${errorText(e)}`);
+        }
+      }
+    }
+    return removed;
+  }
+
   /** Remove every route we added, newest first. Errors are logged, never thrown. */
   remove(): void {
     while (this.added.length > 0) this.del(this.added.pop()!);
@@ -64,7 +124,7 @@ export class KernelRoutes {
 
   private del(spec: string[]): void {
     try {
-      this.ip(['route', 'del', ...spec]);
+      this.ip(['route', 'del', ...spec, ...PROTO_ARGS]);
     } catch (e) {
       // The TUN going away removes its routes with it: not worth a warning.
       const msg = errorText(e);
@@ -96,7 +156,7 @@ export class KernelRoutes {
 
   private add(spec: string[]): void {
     try {
-      this.ip(['route', 'add', ...spec]);
+      this.ip(['route', 'add', ...spec, ...PROTO_ARGS]);
       this.added.push(spec);
     } catch (e) {
       const msg = errorText(e);

@@ -195,4 +195,18 @@ export type ShowWhat = 'all' | 'peers' | 'routes' | 'stats' | 'bindings' | 'bind
  * caller will read: a provider may leave `routes` empty unless it is 'all' or 'routes' (the route
  * list is the one part whose cost grows with the table).
  */
-export type SnapshotProvider = (what?: ShowWhat) => Snapshot | Promise<Snapshot>;
+export type SnapshotProvider = (what?: ShowWhat, opts?: SnapshotOptions) => Snapshot | Promise<Snapshot>;
+
+export interface SnapshotOptions {
+  /**
+   * false: leave `routes` empty even for 'all' and 'routes' (the caller lists them itself, a page
+   * at a time, through RoutePages). Default true.
+   */
+  routes?: boolean;
+}
+
+/**
+ * The route list a page at a time (the endpoint's `routePages(pageSize)`): each page is built
+ * when the consumer asks for the next one, so a million routes never stall the data plane.
+ */
+export type RoutePages = (pageSize: number) => AsyncIterableIterator<RouteSnapshot[]>;

@@ -20,6 +20,7 @@ import { RouteLookup } from './lookup.ts';
 import { NexthopGroups } from './nexthops.ts';
 import { Policy } from './policy.ts';
 import type { Rule, RuleSpec } from './rules.ts';
+import { compareRouteIds, RouteListCursor } from './list-cursor.ts';
 import { LINK_HEAD, LINK_NEW, loadPrefixKey, RouteStore, UNLINK_GONE } from './store.ts';
 import type { RouteTable } from './table.ts';
 import { ROUTE_TYPE_NAMES, RouteError, RouteType, routeTypeCode } from './types.ts';
@@ -458,16 +459,17 @@ export class Router {
       if (filter.family !== undefined && s.fam[id] !== filter.family) continue;
       ids.push(id);
     }
-    const k = s.key;
-    ids.sort((a, b) => {
-      if (s.table[a] !== s.table[b]) return s.table[b]! - s.table[a]!;
-      if (s.fam[a] !== s.fam[b]) return s.fam[a]! - s.fam[b]!;
-      for (let w = 0; w < 4; w++) if (k[a * 4 + w] !== k[b * 4 + w]) return k[a * 4 + w]! - k[b * 4 + w]!;
-      if (s.len[a] !== s.len[b]) return s.len[b]! - s.len[a]!;
-      if (s.metric[a] !== s.metric[b]) return s.metric[a]! - s.metric[b]!;
-      return a - b;
-    });
+    ids.sort((a, b) => compareRouteIds(s, a, b));
     return ids;
+  }
+
+  /**
+   * The same listing as list(), a page at a time in bounded steps (list-cursor.ts): for tables
+   * too big to list in one go on the data plane's thread.
+   */
+  cursor(filter: RouteFilter = {}): RouteListCursor {
+    const want = filter.table === 'all' ? -1 : this.tableId(filter.table ?? 'main', false);
+    return new RouteListCursor(this.store, want, filter.family ?? 0);
   }
 
   /** Bytes held by the tries, the route store and the prefix index (not the JS heap objects). */

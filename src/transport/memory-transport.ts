@@ -156,7 +156,7 @@ export class MemoryTransport extends PeerTransport implements Transport {
     return canonical(ep.host);
   }
 
-  sendTo(p: PacketBuffer, address: string, port: number): DropReason {
+  sendTo(p: PacketBuffer, address: string, port: number, _peer = -1): DropReason {
     if (!this.running) {
       p.release();
       this.stats.txDropped++;

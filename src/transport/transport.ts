@@ -176,7 +176,8 @@ export abstract class PeerTransport {
     this.endpoints = endpoints ?? new PeerEndpoints();
   }
 
-  abstract sendTo(p: PacketBuffer, address: string, port: number): DropReason;
+  /** `peer`: the peer index the datagram goes to (send()), -1 for an address (send errors are reported per peer). */
+  abstract sendTo(p: PacketBuffer, address: string, port: number, peer?: number): DropReason;
 
   /** The address text this socket sends `ep` to and receives it from; TransportError when it cannot reach it. */
   protected abstract socketAddress(ep: PeerEndpoint): string;
@@ -271,7 +272,7 @@ export abstract class PeerTransport {
       this.stats.txDropped++;
       return DropReason.UnknownPeer;
     }
-    return this.sendTo(p, ep.address, ep.port);
+    return this.sendTo(p, ep.address, ep.port, peer);
   }
 }
 

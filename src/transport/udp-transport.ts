@@ -30,6 +30,7 @@ import { SocketAddress } from 'node:net';
 import { DropReason } from '../base/drop-reason.ts';
 import type { PacketBuffer, PacketPools } from '../base/pool.ts';
 import type { PeerEndpoint, PeerEndpoints } from './peer-endpoints.ts';
+import { SendErrors, type SendErrorReport } from './send-errors.ts';
 import {
   DEFAULT_MAX_BATCH,
   DEFAULT_PORT,
@@ -79,6 +80,12 @@ export interface UdpTransportOptions {
   onError?: (err: Error) => void;
   /** A send failed in the socket (ENETUNREACH when the route went away, ...): counted either way. */
   onSendError?: (err: Error) => void;
+  /**
+   * Send errors by cause (ENOBUFS, EMSGSIZE, ...): each counted in `sendErrors`, reported here at
+   * most once per peer per `sendErrorIntervalMs` (default 10 s). Never thrown.
+   */
+  onSendErrorReport?: (r: SendErrorReport) => void;
+  sendErrorIntervalMs?: number;
   maxBatch?: number;
   maxInFlight?: number;
   recvBufferSize?: number;
@@ -159,8 +166,12 @@ export class UdpTransport extends PeerTransport implements Transport {
   private readonly rx: RxBatcher;
   private readonly onSendError: ((err: Error) => void) | undefined;
 
-  // in-flight sends, released in order by the shared completion callback
+  /** Send errors by cause (ENOBUFS, EMSGSIZE, ECONNREFUSED, other), reported per peer. */
+  readonly sendErrors: SendErrors;
+
+  // in-flight sends, released in order by the shared completion callback; the peer of each
   private readonly ring: (PacketBuffer | null)[];
+  private readonly ringPeer: Int32Array;
   private ringHead = 0;
   private ringCount = 0;
 
@@ -182,6 +193,9 @@ export class UdpTransport extends PeerTransport implements Transport {
     this.sendBufferSize = opts.sendBufferSize ?? DEFAULT_SOCKET_BUFFER;
     this.rx = new RxBatcher(opts.pools, this.peers, this.stats, opts.onBatch, opts.onError, opts.maxBatch ?? DEFAULT_MAX_BATCH);
     this.ring = new Array<PacketBuffer | null>(opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT).fill(null);
+    this.ringPeer = new Int32Array(this.ring.length);
+    const onReport = opts.onSendErrorReport;
+    this.sendErrors = new SendErrors((r) => onReport?.(r), opts.sendErrorIntervalMs);
     this.onSendError = opts.onSendError;
     this.follow();
   }
@@ -280,7 +294,7 @@ export class UdpTransport extends PeerTransport implements Transport {
     );
   }
 
-  sendTo(p: PacketBuffer, address: string, port: number): DropReason {
+  sendTo(p: PacketBuffer, address: string, port: number, peer = -1): DropReason {
     const socket = this.socket;
     if (!this.running || socket === null) {
       p.release();
@@ -295,15 +309,17 @@ export class UdpTransport extends PeerTransport implements Transport {
     }
     const slot = (this.ringHead + this.ringCount) % size;
     this.ring[slot] = p;
+    this.ringPeer[slot] = peer;
     this.ringCount++;
     try {
       socket.send(p.buf, p.offset, p.length, port, address, this.onSent);
-    } catch {
+    } catch (e) {
       // argument errors throw synchronously and no callback follows: undo the tail entry
       this.ring[slot] = null;
       this.ringCount--;
       p.release();
       this.stats.txErrors++;
+      this.sendErrors.note(peer, (e as NodeJS.ErrnoException).code, Date.now());
       return DropReason.SendFailed;
     }
     return DropReason.None;
@@ -337,10 +353,12 @@ export class UdpTransport extends PeerTransport implements Transport {
   }
 
   private readonly onSent = (err: Error | null, bytes?: number): void => {
+    const peer = this.ringPeer[this.ringHead]!;
     const p = this.popSent();
     if (p === null) return; // after close() released everything
     if (err) {
       this.stats.txErrors++;
+      this.sendErrors.note(peer, (err as NodeJS.ErrnoException).code, Date.now());
       this.onSendError?.(err);
     } else {
       this.stats.txPackets++;

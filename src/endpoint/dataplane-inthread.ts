@@ -13,7 +13,7 @@ import { openTun } from '../device/tun.ts';
 import type { RouteSpec } from '../route/types.ts';
 import { peerEndpoint } from '../transport/peer-endpoints.ts';
 import type { RecvInfo } from '../transport/transport.ts';
-import { sendErrorLine, type SendErrorReport, type SendErrors } from '../transport/send-errors.ts';
+import { SEND_ERROR_INTERVAL_MS, sendErrorLine, type SendErrorReport, type SendErrors } from '../transport/send-errors.ts';
 import { UdpTransport } from '../transport/udp-transport.ts';
 import { parseAddress } from '../wire/address-text.ts';
 import type { DataPlane, DataPlaneHooks, DataPlaneReport, PeerSpec, UnderlayAddress } from './dataplane.ts';
@@ -21,8 +21,7 @@ import type { DataPlaneCore } from './dataplane-core.ts';
 import type { DatagramSources } from './pipeline.ts';
 import type { RouteSnapshot } from './snapshot.ts';
 
-/** A peer's send errors are logged at most this often (the counters count every one). */
-export const SEND_ERROR_INTERVAL_MS = 10_000;
+export { SEND_ERROR_INTERVAL_MS };
 
 export interface InThreadOptions {
   /** The device: a given PacketDevice, 'memory' (userspace mode) or 'tun' (tuntap2). */

@@ -9,6 +9,7 @@
 import type { Config } from '../config/config.ts';
 import type { RouteSpec } from '../route/types.ts';
 import type { DataPlaneReport, PeerSpec, UnderlayAddress } from './dataplane.ts';
+import type { RouteSnapshot } from './snapshot.ts';
 
 export interface WorkerInit {
   config: Config;
@@ -42,6 +43,10 @@ export type ToWorker =
   | { t: 'send'; bytes: Uint8Array; to: number | UnderlayAddress }
   | { t: 'local'; bytes: Uint8Array }
   | { t: 'report'; id: number; routes: boolean }
+  /** The next page of route listing `id` (the first asks opens it). */
+  | { t: 'route-page'; id: number; size: number }
+  /** Route listing `id` is abandoned (the reader went away). */
+  | { t: 'route-page-end'; id: number }
   | { t: 'control'; on: boolean };
 
 export type FromWorker =
@@ -51,6 +56,8 @@ export type FromWorker =
   | { t: 'local'; bytes: Uint8Array }
   | { t: 'control'; bytes: Uint8Array; from: UnderlayAddress; peer: number }
   | { t: 'report'; id: number; report: DataPlaneReport }
+  /** A page of route listing `id` (possibly empty: one bounded step), null at its end. */
+  | { t: 'route-page'; id: number; routes: RouteSnapshot[] | null }
   | { t: 'keepalive'; index: number; bytes: Uint8Array }
   | { t: 'send-error'; message: string }
   | { t: 'log'; line: string }

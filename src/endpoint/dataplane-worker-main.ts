@@ -12,10 +12,13 @@
  */
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import type { PacketBuffer } from '../base/pool.ts';
+import type { RouteListCursor } from '../route/list-cursor.ts';
 import { sysLibc, sysUnavailableReason } from '../sys/libc.ts';
+import { EAGAIN, errnoName } from '../sys/linux.ts';
 import { SysMemory } from '../sys/memory.ts';
 import { EventFd } from '../sys/poll.ts';
 import { peerEndpoint } from '../transport/peer-endpoints.ts';
+import { SEND_ERROR_INTERVAL_MS, sendErrorLine, SendErrors } from '../transport/send-errors.ts';
 import { GsoUdpSocket } from '../transport/udp-gso.ts';
 import { DropReason } from '../base/drop-reason.ts';
 import type { DataPlaneReport } from './dataplane.ts';
@@ -75,13 +78,24 @@ function run(): void {
       post({ t: 'keepalive', index: peer.index, bytes }, [bytes.buffer as ArrayBuffer]);
     };
   }
+  // Send errors: counted by cause and logged once per peer per interval (as the portable path
+  // does); mobility hears of them at most every 100 ms (it only needs to know to look at once).
+  const sendErrors = new SendErrors((r) => {
+    const p = r.peer >= 0 ? core.peers[r.peer] : undefined;
+    post({ t: 'log', line: sendErrorLine(r, p === undefined ? `#${r.peer}` : `${p.name} (${p.endpointText})`, SEND_ERROR_INTERVAL_MS) });
+  }, SEND_ERROR_INTERVAL_MS);
   let lastSendError = 0;
-  engine.sender.onSendError = (errno) => {
+  engine.sender.onSendError = (errno, peer, datagrams) => {
     const now = Date.now();
-    if (now - lastSendError < 100) return;
+    const code = errnoName(errno);
+    for (let k = 0; k < datagrams; k++) sendErrors.note(peer < 0 ? -1 : peer, code, now);
+    if (errno === EAGAIN || now - lastSendError < 100) return;
     lastSendError = now;
-    post({ t: 'send-error', message: `udp send failed: errno ${errno}` });
+    post({ t: 'send-error', message: `udp send failed: ${code}` });
   };
+  // Route listings in progress (show routes streams a page at a time); few at once.
+  const listings = new Map<number, RouteListCursor>();
+  const MAX_LISTINGS = 16;
   core.pipeline.local = {
     input(p: PacketBuffer): void {
       const bytes = Uint8Array.from(p.bytes());
@@ -114,6 +128,7 @@ function run(): void {
         coalescedWrites: ws.coalescedWrites,
         engineErrors: es.errors,
         polls: es.polls,
+        ...sendErrors.toJSON(),
       },
     );
     if (!closed) r.poolLive -= engine.reservedSlots; // the receive area is no packet in flight
@@ -193,6 +208,21 @@ function run(): void {
           }
           case 'report':
             post({ t: 'report', id: m.id, report: report(m.routes) });
+            break;
+          case 'route-page': {
+            let c = listings.get(m.id);
+            if (c === undefined) {
+              if (listings.size >= MAX_LISTINGS) listings.delete(listings.keys().next().value!);
+              c = core.router.cursor({ table: 'all' });
+              listings.set(m.id, c);
+            }
+            const ids = c.next(m.size);
+            if (ids === null) listings.delete(m.id);
+            post({ t: 'route-page', id: m.id, routes: ids === null ? null : core.routeSnapshots(ids) });
+            break;
+          }
+          case 'route-page-end':
+            listings.delete(m.id);
             break;
         }
       } catch (e) {

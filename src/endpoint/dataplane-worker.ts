@@ -33,6 +33,7 @@ import { formatAddress, parseAddress } from '../wire/address-text.ts';
 import type { DataPlane, DataPlaneHooks, DataPlaneReport, PeerSpec, UnderlayAddress } from './dataplane.ts';
 import type { DataPlaneCore } from './dataplane-core.ts';
 import type { FromWorker, ToWorker, WorkerInit } from './dataplane-messages.ts';
+import type { RouteSnapshot } from './snapshot.ts';
 import { EFD_CLOEXEC, EFD_NONBLOCK } from '../sys/linux.ts';
 
 export const FAST_PATH = 'fast (vnet TUN, UDP GSO/GRO, worker)';
@@ -83,6 +84,8 @@ export class WorkerDataPlane implements DataPlane {
   private running = false;
   private reportId = 0;
   private readonly pending = new Map<number, (r: DataPlaneReport) => void>();
+  /** Route listings waiting for their next page (routePages). */
+  private readonly pendingPages = new Map<number, (routes: RouteSnapshot[] | null) => void>();
   private last: DataPlaneReport | null = null;
   private failure = '';
   private controlOn = false;
@@ -208,6 +211,8 @@ export class WorkerDataPlane implements DataPlane {
         this.worker = null;
         for (const r of this.pending.values()) r(this.last ?? this.emptyReport());
         this.pending.clear();
+        for (const r of this.pendingPages.values()) r(null);
+        this.pendingPages.clear();
         if (settle) settle(new Error(`data plane worker exited (${code}) before it was ready${this.failure ? `: ${this.failure}` : ''}`));
         else if (this.running) {
           this.running = false;
@@ -259,6 +264,12 @@ export class WorkerDataPlane implements DataPlane {
         const r = this.pending.get(m.id);
         this.pending.delete(m.id);
         r?.(m.report);
+        break;
+      }
+      case 'route-page': {
+        const r = this.pendingPages.get(m.id);
+        this.pendingPages.delete(m.id);
+        r?.(m.routes);
         break;
       }
       case 'stopped':
@@ -366,6 +377,29 @@ export class WorkerDataPlane implements DataPlane {
       this.pending.set(id, resolve);
       this.send({ t: 'report', id, routes: withRoutes });
     });
+  }
+
+  /**
+   * The routes a page at a time: each page one bounded cursor step in the worker, asked for when
+   * the consumer wants it, so a long listing never holds up forwarding for more than a step.
+   */
+  async *routePages(pageSize: number): AsyncIterableIterator<RouteSnapshot[]> {
+    if (this.worker === null) return;
+    const id = ++this.reportId;
+    try {
+      for (;;) {
+        const page = await new Promise<RouteSnapshot[] | null>((resolve) => {
+          if (this.worker === null) return resolve(null);
+          this.pendingPages.set(id, resolve);
+          this.send({ t: 'route-page', id, size: pageSize });
+        });
+        if (page === null) return;
+        if (page.length > 0) yield page;
+      }
+    } finally {
+      this.pendingPages.delete(id);
+      this.send({ t: 'route-page-end', id });
+    }
   }
 
   private emptyReport(): DataPlaneReport {

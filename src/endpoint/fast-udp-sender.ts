@@ -57,8 +57,11 @@ export class FastUdpSender implements PacketSender {
   gso: boolean;
   /** Called once with a line when GSO had to be turned off. */
   onWarning: (line: string) => void = () => {};
-  /** A send failed in the socket (ENETUNREACH when a route went away ...): errno. */
-  onSendError: (errno: number) => void = () => {};
+  /**
+   * A send failed in the socket (ENETUNREACH when a route went away, EMSGSIZE, ENOBUFS ...):
+   * errno, the peer index it went to (negative: an address that is no peer's) and the datagrams lost.
+   */
+  onSendError: (errno: number, peer: number, datagrams: number) => void = () => {};
   private readonly maxMessages: number;
   private n = 0;
   private readonly mDest: Int32Array;
@@ -228,7 +231,7 @@ export class FastUdpSender implements PacketSender {
           this.onWarning(`warning: UDP GSO send refused (errno ${e}): sending one datagram per message from now on`);
         }
         // this message is lost; go on with the next
-        if (e !== EAGAIN) this.onSendError(e);
+        this.onSendError(e, this.mDest[sent]!, this.mCount[sent]!);
         this.stats.txErrors += this.mCount[sent]!;
         for (let k = 0; k < this.mCount[sent]!; k++) this.drops.count(DropReason.SendFailed);
         sent++;

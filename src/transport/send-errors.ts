@@ -14,6 +14,9 @@
  * Allocation-free per error (per-peer state in typed arrays, grown when a new peer index shows up).
  */
 
+/** A peer's send errors are logged at most this often (the counters count every one). */
+export const SEND_ERROR_INTERVAL_MS = 10_000;
+
 /** The causes counted apart (the rest is 'other'). */
 export const SEND_ERROR_CODES = ['ENOBUFS', 'EMSGSIZE', 'ECONNREFUSED'] as const;
 

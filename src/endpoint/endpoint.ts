@@ -4,16 +4,25 @@
  * TUN gone, every pool slot back). Control-plane code: it may allocate freely.
  *
  * Events (typed, see EndpointEvents): 'peer-up' / 'peer-down' (Peer), 'drop' (per-reason counts,
- * at most once a second), 'error' (the device went away).
+ * at most once a second), 'error' (the device went away). Log events (log-event.ts) go to the
+ * `onEvent` option, or as lines to `log`.
+ *
+ * Reload (reload()): the new config's peer, route, rule and key changes are applied through the
+ * data-plane boundary while traffic runs (reload-plan.ts says what is live and what needs a
+ * restart); an invalid config changes nothing. Peers given by DNS name are looked up again on
+ * reload and when they go down.
  */
 import { EventEmitter } from 'node:events';
 import { DROP_REASON_NAMES, DropCounters, DropReason } from '../base/drop-reason.ts';
 import type { PacketBuffer, PacketPools } from '../base/pool.ts';
-import { assertResolved, type Config } from '../config/config.ts';
+import { assertResolved, ConfigError, resolveEndpoint, type Config, type PeerConfig, type ResolveOptions } from '../config/config.ts';
+import { PathError } from '../config/errors.ts';
+import { checkPeerEndpoints } from '../config/normalize.ts';
 import type { PacketDevice } from '../device/device.ts';
 import type { AllowedSources } from '../route/allowed.ts';
 import type { Router } from '../route/router.ts';
 import { formatRoute, routeJson } from '../route/text/show.ts';
+import type { RuleSpec } from '../route/rules.ts';
 import type { RouteSpec } from '../route/types.ts';
 import type { PeerEndpoints } from '../transport/peer-endpoints.ts';
 import { ControlSender } from '../tunnel/control.ts';
@@ -22,12 +31,15 @@ import { controlLength, KEEPALIVE_BODY_LEN, senderIdFromName } from '../wire/gue
 import { DataPlaneCore } from './dataplane-core.ts';
 import type { ControlDatagram, DataPlane, DataPlaneHooks, DataPlaneReport, PeerSpec, UnderlayAddress } from './dataplane.ts';
 import { InThreadDataPlane } from './dataplane-inthread.ts';
-import { KernelRoutes } from './kernel-routes.ts';
+import { CaptureRing } from './capture-ring.ts';
+import { KernelRoutes, type KernelRouteChanges } from './kernel-routes.ts';
+import { describeDataPlaneEvent, lineEvent, lineSink, type EventFields, type EventLevel, type EventSink, type PeerNaming } from './log-event.ts';
+import { planReload } from './reload-plan.ts';
 import { LocalStack, type StackUdpSocket } from './local-stack.ts';
 import type { Peer } from './peer.ts';
 import type { Pipeline } from './pipeline.ts';
 import type { PeerSnapshot, RouteSnapshot, ShowWhat, Snapshot, StatsSnapshot } from './snapshot.ts';
-import { kernelPrefixes, STACK_DEV } from './config-routes.ts';
+import { buildRouters, kernelPrefixes, STACK_DEV } from './config-routes.ts';
 import { exercisePipeline } from './warm-up.ts';
 
 export { STACK_DEV };
@@ -55,9 +67,21 @@ export interface EndpointEvents {
   control: [msg: ControlDatagram];
 }
 
+/** What reload() did. */
+export interface ReloadResult {
+  /** One phrase per change applied live ("peer far: key changed"); empty: nothing changed. */
+  applied: string[];
+  /** One phrase per change that needs a restart ("listen ... -> ..."): not applied. */
+  restart: string[];
+}
+
 export interface EndpointOptions {
   /** One line per event (warnings start with "warning:"). */
   log?: (line: string) => void;
+  /** Log events with their names and fields (log-event.ts); when given, `log` lines come here too. */
+  onEvent?: EventSink;
+  /** How peers given by DNS name are looked up again (reload, peer down); default getaddrinfo. */
+  resolve?: ResolveOptions;
   /**
    * The packet device: true/undefined = a kernel TUN from `config.interface`; false = an in-memory
    * device (userspace mode: no root, only the endpoint's own stack is reachable); or any
@@ -72,7 +96,8 @@ export interface EndpointOptions {
 }
 
 export class Endpoint extends EventEmitter<EndpointEvents> {
-  readonly config: Config;
+  /** The config running (after a reload: the new one, with what needs a restart as started). */
+  private current: Config;
   /**
    * The data plane's state on this thread. With the in-thread data plane (portable path, memory
    * devices) it is the live data plane; with the worker data plane it is the control plane's
@@ -86,7 +111,15 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   startedAt = 0;
 
   private readonly log: (line: string) => void;
+  private readonly sink: EventSink;
   private readonly opts: EndpointOptions;
+  /** The config's extra `routes` lines by text: their route ids (reload removes by id). */
+  private readonly configRouteIds = new Map<string, number>();
+  /** Peer index -> lastRx when its lost keepalive was logged (once per silence). */
+  private readonly keepaliveLost = new Map<number, number>();
+  /** Drops reported as debug events (setDebugEvents). */
+  private debugEvents = false;
+  private capturing: CaptureRing | null = null;
   private readonly senderId: number;
   /** Our sender id and counter on the control messages (keepalives) we send. */
   private readonly control: ControlSender;
@@ -101,9 +134,11 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   constructor(config: Config, opts: EndpointOptions = {}) {
     super();
     assertResolved(config); // peer endpoints given as DNS names: resolveConfig first
-    this.config = config;
+    this.current = config;
     this.opts = opts;
-    this.log = opts.log ?? (() => {});
+    const onEvent = opts.onEvent;
+    this.sink = onEvent ?? lineSink(opts.log ?? (() => {}));
+    this.log = onEvent !== undefined ? (line) => onEvent(lineEvent(line)) : (opts.log ?? (() => {}));
     this.senderId = senderIdFromName(`${config.interface.name}/${process.pid}/${Math.random()}`);
     this.control = new ControlSender(this.senderId);
     this.core = new DataPlaneCore(config, { poolSlots: opts.poolSlots, senderId: this.senderId, log: this.log });
@@ -116,6 +151,21 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       errorLimit: this.core.icmpBucket,
     });
     this.core.pipeline.local = this.stack;
+    const configTexts = new Set(config.routes.map((r) => r.text));
+    for (const id of this.router.list({ table: 'all' })) {
+      const t = this.router.textOf(id);
+      if (t !== undefined && configTexts.has(t)) this.configRouteIds.set(t, id);
+    }
+  }
+
+  /** The config running (after a reload: the new one, with what needs a restart as started). */
+  get config(): Config {
+    return this.current;
+  }
+
+  /** One log event. */
+  private event(level: EventLevel, event: string, msg: string, fields?: EventFields): void {
+    this.sink({ level, event, msg, fields });
   }
 
   // The data plane's state on this thread (see `core`).
@@ -161,10 +211,9 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     try {
       if (c.kernelRoutes && this.opts.device === undefined && this.opts.tun !== false) {
         this.kernelRoutes = new KernelRoutes(c.interface.name, this.log);
-        const prefixes = kernelPrefixes(c);
-        const endpoints: AddressBytes[] = this.endpoints.entries().map(([, e]) => ({ family: e.family, bytes: e.bytes }));
-        this.kernelRoutes.install(prefixes, endpoints);
+        this.logKernelRoutes(this.kernelRoutes.install(kernelPrefixes(c), this.underlayAddresses()), true);
       }
+      if (this.debugEvents) dp.setDebugEvents(true);
     } catch (e) {
       await this.teardown();
       throw e;
@@ -175,7 +224,31 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     this.timer.unref();
     // Say hello at once so peers with keepalives see us up without waiting a whole interval.
     for (const p of this.peers) if (p !== undefined && p.keepaliveMs > 0) this.sendKeepalive(p);
-    this.log(`up: ${c.interface.name} mtu ${c.interface.mtu}, listening on ${dp.listen}, ${this.peers.length} peer(s), data path: ${dp.path}`);
+    this.event('info', 'start', `up: ${c.interface.name} mtu ${c.interface.mtu}, listening on ${dp.listen}, ${this.peers.length} peer(s), data path: ${dp.path}`, {
+      mtu: c.interface.mtu,
+      listen: dp.listen,
+      peers: this.peers.length,
+      dataplane: dp.path,
+    });
+  }
+
+  /** The peers' underlay addresses (kernel routes pin the ones a tunnel prefix would capture). */
+  private underlayAddresses(): AddressBytes[] {
+    return this.endpoints.entries().map(([, e]) => ({ family: e.family, bytes: e.bytes }));
+  }
+
+  /** Kernel route changes: at start and stop one summary line (each route at debug), else one line each. */
+  private logKernelRoutes(ch: KernelRouteChanges, summary: boolean): void {
+    const dev = this.config.interface.name;
+    const each = (level: EventLevel, action: 'added' | 'removed', route: string): void =>
+      this.event(level, 'kernel-route', `kernel route ${action}: ${route}`, { action, route });
+    for (const r of ch.added) each(summary ? 'debug' : 'info', 'added', r);
+    for (const r of ch.removed) each(summary ? 'debug' : 'info', 'removed', r);
+    if (summary && ch.added.length + ch.removed.length > 0) {
+      const n = ch.added.length > 0 ? ch.added.length : ch.removed.length;
+      const action = ch.added.length > 0 ? 'added' : 'removed';
+      this.event('info', 'kernel-route', `kernel routes: ${n} ${action} through ${dev}`, { action, count: n });
+    }
   }
 
   /** The data plane for this endpoint's options (see dataplane.ts), started. */
@@ -222,8 +295,21 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
         this.emit('error', new Error(why));
       },
       log: this.log,
+      event: (e) => this.sink(describeDataPlaneEvent(e, this.naming)),
     };
   }
+
+  /** How data-plane events name peers. */
+  private readonly naming: PeerNaming = {
+    name: (i) => this.peers[i]?.name,
+    sameHost: (host, port) => {
+      for (const p of this.peers) {
+        const ep = p?.endpoint;
+        if (p !== undefined && ep !== undefined && ep.host === host && ep.port !== port) return { name: p.name, endpoint: ep.text };
+      }
+      return undefined;
+    },
+  };
 
   /** See warm-up.ts: typical packets through a throwaway pipeline of the same config. */
   private warmUpJit(packets: number): void {
@@ -242,14 +328,15 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     if (!this.running && this.dataplane === null) return;
     this.running = false;
     await this.teardown();
-    this.log('stopped');
+    this.event('info', 'stop', 'stopped');
   }
 
   private async teardown(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    this.kernelRoutes?.remove();
+    if (this.kernelRoutes !== null) this.logKernelRoutes(this.kernelRoutes.remove(), true);
     this.kernelRoutes = null;
+    this.capturing = null;
     const dp = this.dataplane;
     if (dp) {
       // the last counters of a worker data plane stay readable after stop
@@ -305,6 +392,50 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     if (dp !== null && !(dp instanceof InThreadDataPlane)) dp.removePeer(index);
   }
 
+  /** Change peer `index` in place (routes, mtu, keepalive, key, MSS, endpoint): see DataPlane.updatePeer. */
+  updatePeer(index: number, spec: PeerSpec): void {
+    const dp = this.dataplane;
+    this.core.updatePeer(index, spec);
+    if (dp !== null && !(dp instanceof InThreadDataPlane)) dp.updatePeer(index, spec);
+  }
+
+  /** Replace the policy rules (all but Linux's three defaults), at once. */
+  setRules(rules: readonly RuleSpec[]): void {
+    const dp = this.dataplane;
+    this.core.setRules(rules);
+    if (dp !== null && !(dp instanceof InThreadDataPlane)) dp.setRules(rules);
+  }
+
+  /** Log each drop (reason and peer, rate-limited) as a debug event, or stop. */
+  setDebugEvents(on: boolean): void {
+    this.debugEvents = on;
+    this.core.setDebugEvents(on);
+    const dp = this.dataplane;
+    if (dp !== null && !(dp instanceof InThreadDataPlane)) dp.setDebugEvents(on);
+  }
+
+  /**
+   * Start a capture (`ipferry capture`): the data plane copies the `view`'s packets into a new
+   * ring (capture-ring.ts) of `bytes` bytes, at most `snaplen` bytes each, until stopCapture.
+   * One at a time; throws when one runs or the endpoint is not running.
+   */
+  startCapture(view: 'inner' | 'outer', opts: { bytes?: number; snaplen?: number } = {}): CaptureRing {
+    const dp = this.dataplane;
+    if (dp === null) throw new Error(`${this.config.interface.name} is not running`);
+    if (this.capturing !== null) throw new Error(`a capture is already running on ${this.config.interface.name}`);
+    const ring = new CaptureRing(opts.bytes ?? 4 << 20);
+    dp.setCapture({ view, buffer: ring.buffer, snaplen: opts.snaplen ?? 262_144 });
+    this.capturing = ring;
+    return ring;
+  }
+
+  /** Stop the capture writing into `ring` (nothing when it is not the running one). */
+  stopCapture(ring: CaptureRing): void {
+    if (this.capturing !== ring) return;
+    this.capturing = null;
+    this.dataplane?.setCapture(null);
+  }
+
   /** Send a control datagram (GUE header first) to a peer or an underlay address. */
   sendControl(bytes: Uint8Array, to: number | UnderlayAddress): DropReason {
     return this.dataplane?.sendControl(bytes, to) ?? DropReason.NoSocket;
@@ -355,10 +486,146 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       if (l.keepaliveDue(now)) this.sendKeepalive(p);
       if (l.expire(now)) {
         this.dataplane?.peerDown(p.index);
-        this.log(`peer ${p.name} down (nothing heard for ${Math.round((now - l.lastRx) / 1000)} s)`);
+        const silent = Math.round((now - l.lastRx) / 1000);
+        this.event('warn', 'peer-down', `peer ${p.name} down (nothing heard for ${silent} s)`, { peer: p.name, endpoint: p.endpointText, silentSeconds: silent });
         this.emit('peer-down', p);
+        void this.reresolve(p.name);
+      } else if (l.up && l.keepaliveMs > 0 && now - l.lastRx > 2 * l.keepaliveMs && this.keepaliveLost.get(p.index) !== l.lastRx) {
+        // two keepalives missed: say so before the peer is declared down
+        this.keepaliveLost.set(p.index, l.lastRx);
+        const silent = Math.round((now - l.lastRx) / 1000);
+        this.event(
+          'warn',
+          'keepalive-lost',
+          `peer ${p.name}: keepalive lost (nothing heard for ${silent} s, keepalive every ${l.keepaliveMs / 1000} s; down after ${Math.round(l.deadAfterMs / 1000)} s)`,
+          { peer: p.name, endpoint: p.endpointText, silentSeconds: silent },
+        );
       }
     }
+  }
+
+  /** A peer given by DNS name went down: look the name up again, move the peer if it changed. */
+  private async reresolve(name: string): Promise<void> {
+    const c = this.config;
+    const i = c.peers.findIndex((pc) => pc.name === name);
+    const pc = c.peers[i];
+    if (pc === undefined || pc.endpoint.hostname === null) return;
+    let ep: PeerConfig['endpoint'];
+    try {
+      ep = await resolveEndpoint(pc.endpoint, c.listen, `peers[${i}].endpoint`, this.opts.resolve);
+    } catch (e) {
+      this.event('warn', 'endpoint-resolved', `peer ${name}: ${(e as Error).message.split('\n')[0]}; keeping ${pc.endpoint.host}`, { peer: name, hostname: pc.endpoint.hostname });
+      return;
+    }
+    if (!this.running || this.config !== c) return; // stopped or reloaded meanwhile
+    const index = this.peers.findIndex((p) => p?.name === name);
+    if (index < 0 || (ep.family === pc.endpoint.family && ep.port === pc.endpoint.port && Buffer.from(ep.bytes).equals(Buffer.from(pc.endpoint.bytes)))) return;
+    try {
+      checkPeerEndpoints(c.peers.map((p) => (p === pc ? { ...p, endpoint: ep } : p)), c.listen);
+    } catch (e) {
+      this.event('warn', 'endpoint-resolved', `peer ${name}: ${pc.endpoint.hostname} now resolves to ${ep.host}: ${(e as Error).message}; keeping ${pc.endpoint.host}`, { peer: name });
+      return;
+    }
+    this.setPeerEndpoint(index, { family: ep.family, address: ep.bytes, port: ep.port });
+    this.current = { ...c, peers: c.peers.map((p) => (p === pc ? { ...p, endpoint: ep } : p)) };
+    this.event('info', 'endpoint-resolved', `peer ${name}: ${pc.endpoint.hostname} now resolves to ${ep.host} (was ${pc.endpoint.host})`, {
+      peer: name,
+      hostname: pc.endpoint.hostname,
+      address: ep.host,
+      was: pc.endpoint.host,
+    });
+    this.syncKernelRoutes();
+  }
+
+  /** Kernel routes after a change of prefixes or endpoints (one line per route added or removed). */
+  private syncKernelRoutes(): void {
+    if (this.kernelRoutes === null) return;
+    try {
+      this.logKernelRoutes(this.kernelRoutes.sync(kernelPrefixes(this.config), this.underlayAddresses()), false);
+    } catch (e) {
+      this.event('error', 'kernel-route', `kernel routes: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+
+  // ---------------------------------------------------------------- reload
+
+  /**
+   * Apply a new config (resolved: resolveConfig) to the running endpoint: peers, routes, rules
+   * and keys change live (reload-plan.ts); what needs a restart is returned and not applied.
+   * Throws a one-line ConfigError and changes nothing when the new config cannot run here.
+   */
+  reload(next: Config): ReloadResult {
+    assertResolved(next);
+    const old = this.config;
+    const plan = planReload(old, next);
+    const fail = (e: unknown): never => {
+      const msg = e instanceof PathError ? `${e.path}: ${e.detail}` : (e as Error).message.split('\n')[0]!;
+      throw new ConfigError(`${next.source}: ${msg}`, e instanceof PathError ? e.path : '');
+    };
+    // Checked before anything changes: the peers against the socket that runs, and the
+    // routes and rules by building them as a fresh endpoint would.
+    try {
+      checkPeerEndpoints(plan.effective.peers, old.listen);
+      buildRouters(plan.effective);
+    } catch (e) {
+      fail(e);
+    }
+    const indexOf = (name: string): number => this.peers.findIndex((p) => p?.name === name);
+    const spec = (p: PeerConfig, routes = p.routes): PeerSpec => ({
+      name: p.name,
+      routes,
+      mtu: p.mtu,
+      keepalive: p.keepalive,
+      key: p.key,
+      mss: p.mss,
+      endpoint: { family: p.endpoint.family, address: p.endpoint.bytes, port: p.endpoint.port },
+    });
+    // 1. what goes: peers, extra routes; peers keep only the prefixes that stay
+    for (const p of plan.removed) {
+      const i = indexOf(p.name);
+      if (i >= 0) this.removePeer(i);
+    }
+    for (const r of plan.routesRemoved) {
+      const id = this.configRouteIds.get(r.text);
+      this.configRouteIds.delete(r.text);
+      if (id !== undefined && this.router.isLive(id) && this.router.textOf(id) === r.text) this.removeRoute(id);
+    }
+    for (const ch of plan.changed) {
+      const i = indexOf(ch.name);
+      if (i < 0) continue;
+      if (ch.what.length === 1 && ch.what[0] === 'endpoint') {
+        this.setPeerEndpoint(i, spec(ch.to).endpoint!);
+        continue;
+      }
+      if (ch.what.includes('routes')) this.updatePeer(i, { ...spec(ch.from, ch.keptRoutes), endpoint: null });
+    }
+    // 2. what comes: the changed peers' settings and new prefixes, new peers, extra routes, rules
+    for (const ch of plan.changed) {
+      const i = indexOf(ch.name);
+      if (i >= 0 && !(ch.what.length === 1 && ch.what[0] === 'endpoint')) this.updatePeer(i, spec(ch.to));
+    }
+    for (const p of plan.added) {
+      const i = this.addPeer(spec(p));
+      if (p.keepalive !== null && this.running) this.sendKeepalive(this.peers[i]!);
+    }
+    for (const r of plan.routesAdded) {
+      try {
+        this.configRouteIds.set(r.text, this.addRoute({ ...r.parsed, text: r.text }));
+      } catch (e) {
+        this.event('error', 'reload', `route ${r.text}: ${(e as Error).message.split('\n')[0]}`);
+      }
+    }
+    if (plan.rules !== null) this.setRules(plan.rules.map((r) => r.parsed));
+    for (const ch of plan.changed) if (ch.what.includes('keepalive')) this.keepaliveLost.delete(indexOf(ch.name));
+    this.current = plan.effective;
+    this.syncKernelRoutes();
+    const src = next.source;
+    if (plan.live.length === 0) this.event('info', 'reload', `reload ${src}: no changes to apply`, { source: src, changes: 0 });
+    else this.event('info', 'reload', `reload ${src}: ${plan.live.join('; ')}`, { source: src, changes: plan.live.length });
+    if (plan.restart.length > 0) {
+      this.event('warn', 'reload', `reload ${src}: needs restart: ${plan.restart.join('; ')} (not applied; everything else is)`, { source: src, restart: plan.restart.join('; ') });
+    }
+    return { applied: plan.live, restart: plan.restart };
   }
 
   /** Copy a worker data plane's counters into this side's peers (liveness: lastRx/lastTx). */
@@ -410,7 +677,8 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   }
 
   private peerUp(p: Peer): void {
-    this.log(`peer ${p.name} up (${p.endpointText})`);
+    this.keepaliveLost.delete(p.index);
+    this.event('info', 'peer-up', `peer ${p.name} up (${p.endpointText})`, { peer: p.name, endpoint: p.endpointText });
     this.emit('peer-up', p);
   }
 

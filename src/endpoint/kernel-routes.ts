@@ -5,6 +5,10 @@
  * Underlay protection (seed 002, the OpenMPTCProuter case): if a tunnel prefix would capture a
  * peer's underlay endpoint (a default route into the tunnel, say), the endpoint's current route
  * is pinned first with a host route, so the encapsulated packets never loop back into the tunnel.
+ *
+ * On a reload, sync() moves the installed set to the new one: routes that go are removed,
+ * new ones added, the rest left alone (traffic on them never sees a gap). Every call returns the
+ * routes it added and removed (`ip route` text), for the log.
  */
 import { execFileSync } from 'node:child_process';
 import { formatAddress, formatPrefix, prefixContains, type AddressBytes, type Prefix } from '../wire/address-text.ts';
@@ -18,6 +22,12 @@ export const runIp: IpRunner = (args) =>
 interface UnderlayRoute {
   gateway?: string;
   dev?: string;
+}
+
+/** What a call changed, each route as `ip route` arguments joined ("192.168.20.0/24 dev ferry0"). */
+export interface KernelRouteChanges {
+  added: string[];
+  removed: string[];
 }
 
 export class KernelRoutes {
@@ -34,11 +44,50 @@ export class KernelRoutes {
    * Pin underlay host routes for endpoints a tunnel prefix would capture, then add the tunnel
    * routes. `prefixes` are the peer routes; `endpoints` the peers' underlay addresses.
    */
-  install(prefixes: readonly Prefix[], endpoints: readonly AddressBytes[]): void {
+  install(prefixes: readonly Prefix[], endpoints: readonly AddressBytes[]): KernelRouteChanges {
+    const out: KernelRouteChanges = { added: [], removed: [] };
+    for (const spec of this.wanted(prefixes, endpoints)) if (this.add(spec)) out.added.push(spec.join(' '));
+    return out;
+  }
+
+  /**
+   * Move the installed routes to what `prefixes` and `endpoints` want now (a reload, a peer
+   * moved): remove ours that are no longer wanted (newest first), add the new ones; routes in
+   * both stay untouched. Removal errors are logged; an add that fails throws (as install does).
+   */
+  sync(prefixes: readonly Prefix[], endpoints: readonly AddressBytes[]): KernelRouteChanges {
+    const out: KernelRouteChanges = { added: [], removed: [] };
+    const want = this.wanted(prefixes, endpoints);
+    const wantKeys = new Set(want.map((s) => s.join(' ')));
+    for (let i = this.added.length - 1; i >= 0; i--) {
+      const spec = this.added[i]!;
+      if (wantKeys.has(spec.join(' '))) continue;
+      this.added.splice(i, 1);
+      if (this.del(spec)) out.removed.push(spec.join(' '));
+    }
+    const have = new Set(this.added.map((s) => s.join(' ')));
+    for (const spec of want) {
+      if (!have.has(spec.join(' ')) && this.add(spec)) out.added.push(spec.join(' '));
+    }
+    return out;
+  }
+
+  /**
+   * The routes wanted, in the order to add them: a host route pinning each peer endpoint a
+   * tunnel prefix would capture (one we pinned before is kept as it is), then the prefixes.
+   */
+  private wanted(prefixes: readonly Prefix[], endpoints: readonly AddressBytes[]): string[][] {
+    const out: string[][] = [];
     for (const ep of endpoints) {
       const capturing = prefixes.find((p) => prefixContains(p, ep));
       if (capturing === undefined) continue;
       const epText = formatAddress(ep.bytes, 0, ep.family);
+      const host = `${epText}/${ep.family === 4 ? 32 : 128}`;
+      const pinned = this.added.find((s) => s[0] === host && !s.includes(this.dev));
+      if (pinned !== undefined) {
+        out.push(pinned);
+        continue;
+      }
       const via = this.underlayRoute(ep);
       if (via === undefined || via.dev === this.dev) {
         this.log(
@@ -46,28 +95,38 @@ export class KernelRoutes {
         );
         continue;
       }
-      const spec = [`${epText}/${ep.family === 4 ? 32 : 128}`];
+      const spec = [host];
       if (via.gateway) spec.push('via', via.gateway);
       if (via.dev) spec.push('dev', via.dev);
       this.log(
         `warning: ${formatPrefix(capturing)} would capture peer endpoint ${epText}; keeping it reachable with host route ${spec.join(' ')}`,
       );
-      this.add(spec);
+      out.push(spec);
     }
-    for (const p of prefixes) this.add([formatPrefix(p), 'dev', this.dev]);
+    for (const p of prefixes) out.push([formatPrefix(p), 'dev', this.dev]);
+    return out;
   }
 
   /** Remove every route we added, newest first. Errors are logged, never thrown. */
-  remove(): void {
+  remove(): KernelRouteChanges {
+    const out: KernelRouteChanges = { added: [], removed: [] };
     while (this.added.length > 0) {
       const spec = this.added.pop()!;
-      try {
-        this.ip(['route', 'del', ...spec]);
-      } catch (e) {
-        // The TUN going away removes its routes with it: not worth a warning.
-        const msg = errorText(e);
-        if (!/No such process|Cannot find device/.test(msg)) this.log(`warning: ip route del ${spec.join(' ')}: ${msg}`);
-      }
+      if (this.del(spec)) out.removed.push(spec.join(' '));
+    }
+    return out;
+  }
+
+  /** `ip route del`: true when it went (or was gone with the device); other errors logged. */
+  private del(spec: string[]): boolean {
+    try {
+      this.ip(['route', 'del', ...spec]);
+      return true;
+    } catch (e) {
+      // The TUN going away removes its routes with it: not worth a warning.
+      const msg = errorText(e);
+      if (!/No such process|Cannot find device/.test(msg)) this.log(`warning: ip route del ${spec.join(' ')}: ${msg}`);
+      return false;
     }
   }
 
@@ -76,15 +135,17 @@ export class KernelRoutes {
     return this.added;
   }
 
-  private add(spec: string[]): void {
+  /** `ip route add`: true when added; false when it existed already (not ours: left alone). */
+  private add(spec: string[]): boolean {
     try {
       this.ip(['route', 'add', ...spec]);
       this.added.push(spec);
+      return true;
     } catch (e) {
       const msg = errorText(e);
       if (/File exists/.test(msg)) {
         this.log(`warning: route ${spec.join(' ')} already exists; leaving it as it is`);
-        return;
+        return false;
       }
       throw new Error(`ip route add ${spec.join(' ')}: ${msg}`);
     }

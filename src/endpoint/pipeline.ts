@@ -18,7 +18,7 @@
  * `drop`, `toDevice`, `toPeer` or by the local stack. Nothing is allocated per packet on the
  * forwarding paths; ICMP errors (rate-limited) and control messages may allocate.
  */
-import { DropReason, type DropCounters } from '../base/drop-reason.ts';
+import { DROP_REASON_NAMES, DropReason, type DropCounters } from '../base/drop-reason.ts';
 import type { Fragmenter } from '../frag/fragment.ts';
 import type { PacketBuffer, PacketPools } from '../base/pool.ts';
 import type { AllowedSources } from '../route/allowed.ts';
@@ -31,10 +31,14 @@ import { CTYPE_KEEPALIVE, GueHeader, gueClassify, gueHeaderLength, GueKind } fro
 import { ICMP_DEST_UNREACHABLE, ICMP_EXC_TTL, ICMP_TIME_EXCEEDED, ICMP_UNREACH_FRAG_NEEDED } from '../wire/icmpv4.ts';
 import { ICMPV6_PACKET_TOO_BIG, ICMPV6_TIME_EXCEEDED } from '../wire/icmpv6.ts';
 import { IP_PROTO_TCP, ipVersion, IPV6_MIN_MTU } from '../wire/ip.ts';
-import { IPV4_SRC, Ipv4Packet, ipv4UnfragmentedPayload } from '../wire/ipv4.ts';
-import { ipv6DirectPayload, IPV6_SRC, Ipv6Packet } from '../wire/ipv6.ts';
+import { formatAddress } from '../wire/address-text.ts';
+import { IPV4_DST, IPV4_SRC, Ipv4Packet, ipv4UnfragmentedPayload } from '../wire/ipv4.ts';
+import { ipv6DirectPayload, IPV6_DST, IPV6_SRC, Ipv6Packet } from '../wire/ipv6.ts';
 import { TCP_HEADER_LEN, TcpPacket } from '../wire/tcp.ts';
-import type { UnderlayAddress } from './dataplane.ts';
+import type { CaptureSpec } from './capture-ring.ts';
+import { CaptureTap } from './capture-tap.ts';
+import type { DataPlaneEvent, UnderlayAddress } from './dataplane.ts';
+import { EventGate } from './event-gate.ts';
 import type { IcmpSender } from './icmp-sender.ts';
 import type { Peer } from './peer.ts';
 
@@ -62,7 +66,16 @@ export interface PipelineEvents {
    * Takes ownership of p (the whole UDP payload). Absent: dropped and counted as before.
    */
   onControl?(p: PacketBuffer, peer: number, from: UnderlayAddress): void;
+  /** Events an operator must see (dataplane.ts DataPlaneEvent), rate-limited. Absent: none are reported. */
+  onEvent?(e: DataPlaneEvent): void;
 }
+
+/** Event kinds of the gate (keys: peer index, source hash, reason and peer). */
+const EV_AUTH = 1;
+const EV_UNKNOWN_SOURCE = 2;
+const EV_SOURCE_NOT_ALLOWED = 3;
+const EV_FRAG_NEEDED = 4;
+const EV_DROP = 5;
 
 /** What the pipeline needs of a device: write a packet (the caller keeps and releases it). */
 export interface PacketWriter {
@@ -83,6 +96,12 @@ export interface PacketSender {
 /** Underlay sources of the datagrams of the batch fromTransport is handling (control plane: may allocate). */
 export interface DatagramSources {
   source(i: number): UnderlayAddress;
+  /**
+   * A 32-bit hash of datagram i's source address and port, without allocating: the events of
+   * unknown sources are rate-limited per source with it. Absent: all unknown sources share one
+   * limit.
+   */
+  sourceKey?(i: number): number;
 }
 
 export interface PipelineOptions {
@@ -116,6 +135,12 @@ export class Pipeline {
   local: LocalInput | null = null;
   /** Peer-to-peer forwards (hub). */
   forwarded = 0;
+  /** Report each drop as a 'drop' event (--log-level debug). */
+  debugEvents = false;
+  /** The running capture, or null (setCapture). */
+  private tap: CaptureTap | null = null;
+  /** Rate limit of the events (the first at once, then a count per interval). */
+  readonly events: EventGate;
 
   private readonly o: PipelineOptions;
   private readonly router: Router;
@@ -136,6 +161,8 @@ export class Pipeline {
   private srcIndex = 0;
   /** Peers with a bicast copy configured (mobility handover); 0 = skip the check. */
   private bicasting = 0;
+  /** bicasting plus one while a capture runs: the one branch per sent packet for both. */
+  private sendExtra = 0;
   /** Clock sampled once per batch. */
   private nowMs = 0;
   // ---- one burst of packets routed with Router.lookupBatch (the LPM misses of a burst overlap) ----
@@ -160,6 +187,7 @@ export class Pipeline {
     this.peers = opts.peers;
     this.drops = opts.drops;
     this.controlIn = new ControlReceiver(opts.peers.length, opts.senderId);
+    this.events = new EventGate({ emit: (e) => this.o.events.onEvent?.(e) });
     // Dev indices are small integers handed out as routes name devices: room for every peer,
     // the device, the stack and the names config routes use.
     const devs = opts.peers.length + 64;
@@ -198,7 +226,26 @@ export class Pipeline {
     const was = peer.bicastTo !== null;
     peer.bicastTo = to;
     peer.bicastUntil = to === null ? 0 : untilMs;
-    this.bicasting += (to !== null ? 1 : 0) - (was ? 1 : 0);
+    const d = (to !== null ? 1 : 0) - (was ? 1 : 0);
+    this.bicasting += d;
+    this.sendExtra += d;
+  }
+
+  /** Start copying packets into a capture ring (capture-tap.ts), or stop (null). */
+  setCapture(spec: CaptureSpec | null): void {
+    const was = this.tap !== null;
+    this.tap = spec === null ? null : new CaptureTap(spec);
+    this.sendExtra += (this.tap !== null ? 1 : 0) - (was ? 1 : 0);
+  }
+
+  /** The running capture's tap (the data plane taps what it sends itself: control datagrams). */
+  get capture(): CaptureTap | null {
+    return this.tap;
+  }
+
+  /** Report the counts of events held back whose interval is over (about once a second). */
+  flushEvents(now: number): void {
+    this.events.flush(now);
   }
 
   // ---------------------------------------------------------------- device -> ...
@@ -240,6 +287,7 @@ export class Pipeline {
     this.nowMs = this.o.now();
     const outer = this.sources;
     this.sources = sources;
+    if (this.tap !== null) this.tapReceived(batch, count, sources);
     if (this.bBusy) {
       try {
         for (let i = 0; i < count; i++) {
@@ -268,6 +316,21 @@ export class Pipeline {
     }
   };
 
+  /** Copy a received batch into the capture ring (only while a capture runs). */
+  private tapReceived(batch: PacketBuffer[], count: number, sources: DatagramSources | null): void {
+    const tap = this.tap!;
+    for (let i = 0; i < count; i++) {
+      const p = batch[i]!;
+      const peer = p.tag >= 0 ? this.peers[p.tag] : undefined;
+      const ep = peer?.endpoint;
+      if (ep !== undefined) tap.received(p, ep.family, ep.bytes, ep.port);
+      else if (sources !== null) {
+        const from = sources.source(i);
+        tap.received(p, from.family, from.address, from.port);
+      }
+    }
+  }
+
   private fromTransportOne(p: PacketBuffer, burst: boolean): void {
     const idx = p.tag;
     const peer = idx >= 0 ? this.peers[idx] : undefined;
@@ -277,6 +340,7 @@ export class Pipeline {
         this.punt(p, -1);
         return;
       }
+      if (this.o.events.onEvent !== undefined) this.unknownSource();
       this.drop(p, DropReason.UnknownPeer);
       return;
     }
@@ -301,6 +365,9 @@ export class Pipeline {
     // Source check: the inner source must be inside the sending peer's prefixes (the longest
     // match among all peers' prefixes names the sending peer).
     if (this.allowed.lookup(p.buf, p.offset + (fam === 4 ? IPV4_SRC : IPV6_SRC), fam) !== idx) {
+      if (this.o.events.onEvent !== undefined && this.events.hit(EV_SOURCE_NOT_ALLOWED, idx, this.nowMs)) {
+        this.events.line({ event: 'source-not-allowed', peer: idx, count: 1, periodMs: 0, src: formatAddress(p.buf, p.offset + (fam === 4 ? IPV4_SRC : IPV6_SRC), fam) });
+      }
       this.dropPeer(p, peer, DropReason.SourceNotAllowed);
       return;
     }
@@ -320,11 +387,28 @@ export class Pipeline {
     }
     const r = this.controlIn.receive(p.buf, p.offset, p.length, peer.index, peer.key);
     if (r !== DropReason.None) {
+      if (r === DropReason.BadAuthentication && this.o.events.onEvent !== undefined && this.events.hit(EV_AUTH, peer.index, this.nowMs)) {
+        this.events.line({ event: 'auth-failure', peer: peer.index, count: 1, periodMs: 0, from: peer.endpointText });
+      }
       this.dropPeer(p, peer, r);
       return;
     }
     this.heard(peer);
     p.release();
+  }
+
+  /** A datagram from an address:port that is no peer's endpoint: one event per source (rate-limited). */
+  private unknownSource(): void {
+    const src = this.sources;
+    const key = src !== null && src.sourceKey !== undefined ? src.sourceKey(this.srcIndex) : 0;
+    if (!this.events.hit(EV_UNKNOWN_SOURCE, key, this.nowMs)) return;
+    let from = 'unknown';
+    if (src !== null) {
+      const a = src.source(this.srcIndex);
+      const host = formatAddress(a.address, 0, a.family);
+      from = a.family === 6 ? `[${host}]:${a.port}` : `${host}:${a.port}`;
+    }
+    this.events.line({ event: 'unknown-source', peer: -1, count: 1, periodMs: 0, from });
   }
 
   /** Hand a control message up (onControl owns p from here; its source from the batch's sources). */
@@ -493,6 +577,7 @@ export class Pipeline {
         fam === 4
           ? this.o.icmp.build(4, ICMP_DEST_UNREACHABLE, ICMP_UNREACH_FRAG_NEEDED, mtu, p.buf, p.offset, p.length)
           : this.o.icmp.build(6, ICMPV6_PACKET_TOO_BIG, 0, Math.max(mtu, IPV6_MIN_MTU), p.buf, p.offset, p.length);
+      if (this.o.events.onEvent !== undefined && this.events.hit(EV_FRAG_NEEDED, peer.index, this.nowMs)) this.fragNeeded(p, fam, peer, mtu);
       this.drop(p, DropReason.PacketTooBig);
       if (q !== null) this.reply(q, ingress);
       peer.drops++;
@@ -502,18 +587,44 @@ export class Pipeline {
     this.send(p, peer);
   }
 
+  /** The event of a packet too big for the peer's MTU (an ICMP error went back to its source). */
+  private fragNeeded(p: PacketBuffer, fam: 4 | 6, peer: Peer, mtu: number): void {
+    const b = p.buf;
+    const o = p.offset;
+    this.events.line({
+      event: 'frag-needed',
+      peer: peer.index,
+      count: 1,
+      periodMs: 0,
+      src: formatAddress(b, o + (fam === 4 ? IPV4_SRC : IPV6_SRC), fam),
+      dst: formatAddress(b, o + (fam === 4 ? IPV4_DST : IPV6_DST), fam),
+      size: p.length,
+      mtu: fam === 4 ? mtu : Math.max(mtu, IPV6_MIN_MTU),
+    });
+  }
+
   private send(p: PacketBuffer, peer: Peer): void {
     const t = this.transport;
     peer.txPackets++;
     peer.txBytes += p.length;
     peer.liveness.sent(this.nowMs);
     if (t === null) return this.drop(p, DropReason.NoSocket);
-    if (this.bicasting > 0 && peer.bicastTo !== null) this.bicastCopy(p, peer, t);
+    if (this.sendExtra > 0) this.sendExtras(p, peer, t);
     const r = t.send(p, peer.index);
     if (r !== DropReason.None) {
       this.drops.count(r);
       peer.drops++;
     }
+  }
+
+  /** What a sent packet may need besides the send: a capture copy, a bicast copy. */
+  private sendExtras(p: PacketBuffer, peer: Peer, t: PacketSender): void {
+    const tap = this.tap;
+    if (tap !== null) {
+      const ep = peer.endpoint;
+      if (ep !== undefined) tap.sent(p, ep);
+    }
+    if (peer.bicastTo !== null) this.bicastCopy(p, peer, t);
   }
 
   /** Mobility handover: a copy of p to the peer's second endpoint while the bicast lasts. */
@@ -522,6 +633,7 @@ export class Pipeline {
       this.setBicast(peer, null, 0);
       return;
     }
+    if (this.tap !== null) this.tap.sent(p, peer.bicastTo!);
     const q = this.o.pools.acquire(p.length);
     if (q === null) {
       this.drops.count(DropReason.PoolExhausted);
@@ -613,11 +725,20 @@ export class Pipeline {
 
   private drop(p: PacketBuffer, reason: DropReason): void {
     this.drops.count(reason);
+    if (this.debugEvents) this.dropEvent(reason, -1);
     p.release();
   }
 
   private dropPeer(p: PacketBuffer, peer: Peer, reason: DropReason): void {
     peer.drops++;
-    this.drop(p, reason);
+    this.drops.count(reason);
+    if (this.debugEvents) this.dropEvent(reason, peer.index);
+    p.release();
+  }
+
+  /** --log-level debug: a drop as an event, rate-limited per reason and peer. */
+  private dropEvent(reason: DropReason, peer: number): void {
+    if (this.o.events.onEvent === undefined || !this.events.hit(EV_DROP, reason * 65536 + ((peer + 1) & 0xffff), this.nowMs)) return;
+    this.events.line({ event: 'drop', peer, count: 1, periodMs: 0, reason: DROP_REASON_NAMES[reason] ?? `reason${reason}` });
   }
 }

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { formatPath, PathError } from './errors.ts';
-import { LOG_LEVELS, MTU_MAX, MTU_MIN_V4, type LogLevel } from './types.ts';
+import { LOG_FORMATS, LOG_LEVELS, MTU_MAX, MTU_MIN_V4, type LogFormat, type LogLevel } from './types.ts';
 
 const typeName = (v: unknown): string =>
   v === undefined ? 'nothing' : v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : `${typeof v} ${JSON.stringify(v)}`;
@@ -70,6 +70,18 @@ export const ControlSchema = obj({
     .describe('Socket file mode, octal, e.g. "0660". Default "0600", or "0660" with a group'),
 });
 
+const LogLevelSchema = z.enum(LOG_LEVELS as [LogLevel, ...LogLevel[]], {
+  error: (i) => `expected one of ${LOG_LEVELS.join(', ')}, got ${typeName(i.input)}`,
+});
+
+export const LogSchema = obj({
+  level: LogLevelSchema.optional().describe('error, warn, info or debug (debug: each drop reason too, rate-limited). Default info'),
+  format: z
+    .enum(LOG_FORMATS as [LogFormat, ...LogFormat[]], { error: (i) => `expected text or json, got ${typeName(i.input)}` })
+    .optional()
+    .describe('text: one sentence per line; json: one object per line (time, level, interface, event, msg, fields) for journald or Loki. Default text'),
+});
+
 export const ConfigSchema = obj({
   /** Allowed for editors' JSON-schema support; ignored. */
   $schema: z.string().optional(),
@@ -127,11 +139,14 @@ export const ConfigSchema = obj({
     .optional()
     .describe('Serve Prometheus metrics over HTTP at this address, e.g. "127.0.0.1:9587" (GET /metrics). Default off'),
   log: z
-    .enum(LOG_LEVELS as [LogLevel, ...LogLevel[]], {
-      error: (i) => `expected one of ${LOG_LEVELS.join(', ')}, got ${typeName(i.input)}`,
+    .union([LogLevelSchema, LogSchema], {
+      error: (i) =>
+        typeof i.input === 'string'
+          ? `expected one of ${LOG_LEVELS.join(', ')}, got ${typeName(i.input)}`
+          : `expected one of ${LOG_LEVELS.join(', ')} or { level, format }, got ${typeName(i.input)}`,
     })
     .optional()
-    .describe('Log level: error, warn, info, debug. Default info'),
+    .describe('Log level (error, warn, info, debug), or { level, format } with format text or json. Default info, text'),
 });
 
 /**
@@ -152,6 +167,7 @@ const ALLOWED_KEYS: Record<string, readonly string[]> = {
   stack: ['address'],
   icmpRateLimit: ['rate', 'burst'],
   control: ['path', 'group', 'mode'],
+  log: ['level', 'format'],
 };
 
 function editDistance(a: string, b: string): number {
@@ -192,7 +208,7 @@ export function shapeError(issues: readonly z.core.$ZodIssue[]): PathError {
   // one branch: report that branch's own error (e.g. control.mode), not the union's summary.
   while (first.code === 'invalid_union') {
     const depth = first.path.length;
-    const branch = first.errors.find((b) => b.length > 0 && !(b[0]!.code === 'invalid_type' && b[0]!.path.length === 0) && b[0]!.code !== 'invalid_value');
+    const branch = first.errors.find((b) => b.length > 0 && !(b[0]!.code === 'invalid_type' && b[0]!.path.length === 0) && !(b[0]!.code === 'invalid_value' && b[0]!.path.length === 0));
     if (branch === undefined) break;
     first = { ...branch[0]!, path: [...first.path, ...branch[0]!.path] } as z.core.$ZodIssue;
     if (first.path.length === depth && first.code !== 'invalid_union') break;

@@ -12,21 +12,28 @@
  *   <- {"ok":false,"error":"unknown command frobnicate"}
  *
  * Other commands are added by the caller through `handlers` (`ipferry up` adds "echo": a ping
- * from the endpoint's own stack). Only `show all|routes` builds the route list: `show peers`,
- * `show stats`, `ping` and `stop` cost the same with a million routes as with none.
+ * from the endpoint's own stack, and "reload"). Only `show all|routes` builds the route list:
+ * `show peers`, `show stats`, `ping` and `stop` cost the same with a million routes as with none.
+ * A handler's ConfigError is answered with "kind":"config" (the CLI exits 2 for it).
+ *
+ * Streaming requests (`streams`, e.g. "capture"): the handler takes the connection over after
+ * the request line: it writes its own answer line and then whatever it streams, reads further
+ * lines itself (a "stop"), and ends the connection.
+ *
  * Errors are ControlError with a one-line message (the CLI prefixes "ipferry: ").
  */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
+import { ConfigError } from '../config/config.ts';
 import type { ShowWhat, Snapshot, SnapshotProvider } from '../endpoint/snapshot.ts';
 
 export class ControlError extends Error {
   override name = 'ControlError';
   constructor(
     message: string,
-    /** 'no-endpoint' | 'permission' | 'timeout' | 'protocol' | 'remote' | 'busy' | 'path' */
+    /** 'no-endpoint' | 'permission' | 'timeout' | 'protocol' | 'remote' | 'config' | 'busy' | 'path' */
     readonly kind: string,
   ) {
     super(message);
@@ -39,15 +46,23 @@ export interface ControlRequest {
   [key: string]: unknown;
 }
 
-export type ControlResponse = { ok: true; data: unknown } | { ok: false; error: string };
+export type ControlResponse = { ok: true; data: unknown } | { ok: false; error: string; kind?: 'config' };
 
 export type ControlHandler = (req: ControlRequest) => unknown | Promise<unknown>;
+
+/**
+ * A streaming request's handler: it owns `sock` from the request on (answer line, stream, end);
+ * `rest` is what the client sent after the request line so far.
+ */
+export type StreamHandler = (req: ControlRequest, sock: Socket, rest: string) => void | Promise<void>;
 
 export interface ControlServerOptions {
   path: string;
   snapshot: SnapshotProvider;
   /** Extra commands (name -> handler returning the response data). */
   handlers?: Record<string, ControlHandler>;
+  /** Streaming commands (name -> handler that takes the connection over). */
+  streams?: Record<string, StreamHandler>;
   log?: (line: string) => void;
   /** Largest request line accepted (default 64 KiB). */
   maxLine?: number;
@@ -227,13 +242,30 @@ export class ControlServer {
       let buf = '';
       let chain: Promise<void> = Promise.resolve();
       sock.setEncoding('utf8');
-      sock.on('data', (chunk: string) => {
+      const onData = (chunk: string): void => {
         buf += chunk;
         let nl: number;
         while ((nl = buf.indexOf('\n')) >= 0) {
           const line = buf.slice(0, nl).trim();
           buf = buf.slice(nl + 1);
           if (line === '') continue;
+          const stream = streamRequest(line, opts);
+          if (stream !== null) {
+            // the handler owns the connection from here, after the answers before it
+            sock.off('data', onData);
+            const rest = buf;
+            buf = '';
+            chain = chain.then(async () => {
+              try {
+                await stream.handler(stream.req, sock, rest);
+              } catch (e) {
+                const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0]!;
+                opts.log?.(`control: ${stream.req.cmd} failed: ${msg}`);
+                sock.destroy();
+              }
+            });
+            return;
+          }
           // Answer in order, one line per request.
           chain = chain.then(async () => {
             const resp = await handle(line, opts);
@@ -247,7 +279,8 @@ export class ControlServer {
           sock.end(`${JSON.stringify({ ok: false, error: `request longer than ${maxLine} bytes` })}\n`);
           buf = '';
         }
-      });
+      };
+      sock.on('data', onData);
     });
 
     // Create the socket file 0600 from the start (umask cannot be set in worker threads: there
@@ -308,6 +341,21 @@ export function startControlServer(opts: ControlServerOptions): Promise<ControlS
   return ControlServer.start(opts);
 }
 
+/** The request on `line` when it names a streaming command (else null: handle() answers it). */
+function streamRequest(line: string, opts: ControlServerOptions): { req: ControlRequest; handler: StreamHandler } | null {
+  if (opts.streams === undefined) return null;
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    return null;
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return null;
+  const cmd = (v as ControlRequest).cmd;
+  if (typeof cmd !== 'string' || !Object.prototype.hasOwnProperty.call(opts.streams, cmd)) return null;
+  return { req: v as ControlRequest, handler: opts.streams[cmd]! };
+}
+
 /** Answers to `stop` requests: the server calls onStop once such an answer is written. */
 const stopRequested = new WeakSet<ControlResponse>();
 
@@ -344,8 +392,9 @@ async function handle(line: string, opts: ControlServerOptions): Promise<Control
     return { ok: false, error: `unknown command ${req.cmd}` };
   } catch (e) {
     const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0]!;
-    opts.log?.(`control: ${req.cmd} failed: ${msg}`);
-    return { ok: false, error: msg };
+    // a handler's ConfigError is its answer (the handler logs what it needs to)
+    if (!(e instanceof ConfigError)) opts.log?.(`control: ${req.cmd} failed: ${msg}`);
+    return e instanceof ConfigError ? { ok: false, error: msg, kind: 'config' } : { ok: false, error: msg };
   }
 }
 
@@ -390,7 +439,7 @@ export function controlRequest(path: string, req: ControlRequest, opts: RequestO
         return;
       }
       if (resp.ok) finish(null, resp.data);
-      else finish(new ControlError(`${path}: ${resp.error}`, 'remote'));
+      else finish(new ControlError(`${path}: ${resp.error}`, resp.kind === 'config' ? 'config' : 'remote'));
     });
     sock.once('end', () => finish(new ControlError(`${path}: connection closed without an answer`, 'protocol')));
     sock.once('error', (e) => {

@@ -197,6 +197,11 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     return this.dataplane instanceof InThreadDataPlane ? this.dataplane.device : null;
   }
 
+  /** Where the UDP socket is bound ("address:port"; '' before start). */
+  get listen(): string {
+    return this.dataplane?.listen ?? '';
+  }
+
   /** Which data path runs ('' before start): see DataPlane.path. */
   get dataplanePath(): string {
     return this.dataplane?.path ?? '';

@@ -38,7 +38,7 @@ async function writeConfig(name: string, body: Record<string, unknown>): Promise
 }
 
 describe('show IFACE, ping, down against the fake endpoint', () => {
-  it('runs the wg-style show, pings, ignores SIGHUP, and stops on `ipferry down IFACE`', async () => {
+  it('runs the wg-style show, pings, reloads on SIGHUP, and stops on `ipferry down IFACE`', async () => {
     const name = ifname('dpf');
     const [port] = await freePorts(1);
     const file = await writeConfig(name, {
@@ -84,9 +84,9 @@ describe('show IFACE, ping, down against the fake endpoint', () => {
     expect(badFrom.stderr).toBe("ipferry: ping: 10.0.0.77 is not an address of this endpoint's stack\n");
     expect(badFrom.code).toBe(1);
 
-    // SIGHUP: reload comes later; until then it must not stop the endpoint (systemctl reload).
+    // SIGHUP reloads (systemctl reload): it must not stop the endpoint.
     up.child.kill('SIGHUP');
-    await up.waitFor(/SIGHUP: reload is not supported yet/);
+    await up.waitFor(/fake endpoint reloaded /);
     expect((await runCli(['show', name, 'stats'])).code).toBe(0);
 
     const down = await runCli(['down', name]);

@@ -1,186 +1,384 @@
 /**
- * End to end through two ipferry endpoints (root): the seed's topology in namespaces
- * (examples/site-topology.ts), `ipferry up` on each gateway (TUN MTU 1400, IPv4 underlay), iperf3
- * TCP and UDP host to host through the tunnel, printed beside the same measurements on the bare
- * veth between the gateways, on plain routing host to host (no tunnel), and through OpenVPN 2.6
- * (`--cipher none --auth none --tun-mtu 1400`, the NOTES baseline) when `openvpn` is installed.
- * All rows come from this one run, one after the other on the same topology.
+ * End to end (root): ipferry beside OpenVPN 2.6 and the physical paths, in the seed's topology
+ * (examples/site-topology.ts: hostA - gwA == wan0 veth == gwB - hostB, kernel TCP/UDP/ICMP on
+ * both ends). Every path is up at once on the same veth (bench/e2e/paths.ts gives each its own
+ * pair of host addresses), and the rounds interleave them, the order rotated each round:
  *
- *   npx tsx bench/run.ts e2e
+ *   bare veth         gwA -> gwB on wan0 (the physical reference)
+ *   routed            hostA -> hostB through both gateways, plain kernel forwarding, no tunnel
+ *   ipferry           `node dist/cli.js up` on both gateways (the compiled CLI operators run),
+ *                     once with the environment as it is minus IPFERRY_NO_FFI and once with
+ *                     IPFERRY_NO_FFI=1 (the portable path): labelled by what the endpoints say
+ *                     they run, else by the variable
+ *   OpenVPN 2.6       --cipher none --auth none --tun-mtu 1400 (the NOTES recipe)
+ *
+ * Per path and round: ping RTT avg/p99 sparse (-i 0.05) and back to back (-i 0.002); iperf3 TCP
+ * 1 and 4 streams (Mbit/s, retransmits); iperf3 UDP of 1300-byte datagrams offered at 2 Gbit/s
+ * (delivered pps, loss); CPU seconds per GB delivered of each endpoint process (utime + stime
+ * from /proc/PID/stat around each transfer). Then medians, ratios to OpenVPN, the per-hop delays
+ * inside the gateways (tcpdump), and a chart (e2e.svg).
+ *
+ *   npm run bench -- e2e          (E2E_ROUNDS=n, 1-7, default 3; E2E_KEEP=DIR keeps raw outputs)
+ *
+ * Bounded: every tool run has a count and a timeout, rounds stop at a 9-minute budget, and the
+ * namespaces (with the TUN devices inside) and every child go in a finally and on Ctrl-C.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { BenchSection } from './run.ts';
-import {
-  EndpointProcess,
-  haveCommand,
-  isRoot,
-  runIperf3,
-  SITE,
-  SiteTopology,
-  siteConfigs,
-  sleep,
-  writeSiteConfigs,
-  type Iperf3Result,
-} from '../examples/site-topology.ts';
+import { benchDate, machineText } from './machine.ts';
+import { haveCommand, isRoot, SITE, SiteTopology, sleep } from '../examples/site-topology.ts';
+import { captureHops, hopDelays, type HopFilter } from './e2e/hops.ts';
+import { clockTicksPerSecond, irqTimeAccounting, machineCpu, readProcCpu, runIperf3, runPing, type Keep } from './e2e/measure.ts';
+import { dataPathKind, type Iperf3Run, type Iperf3Tcp, type Iperf3Udp } from './e2e/parse.ts';
+import { addLane, ipferryUp, lane, openvpnUp, routedUp, type IpferryPair, type OpenVpnPair, type PathProcess } from './e2e/paths.ts';
+import { renderReport, type HopRow, type PathResult, type RoundResult, type Transfer } from './e2e/report.ts';
 
-const TCP_SECONDS = 3;
-const UDP_SECONDS = 3;
-const UDP_ARGS = ['-u', '-b', '2G', '-l', '1300'];
-const PINGS = 20;
+const TITLE = 'End to end: ipferry vs OpenVPN 2.6, bare veth and routed (namespaces, kernel on both ends)';
+const TRANSFER_SECONDS = 3;
+const UDP_ARGS = ['-u', '-b', '2G', '-l', '1300'] as const;
+/** Give up on a connection after 3 s instead of the kernel's SYN retries. */
+const IPERF_ARGS = ['--connect-timeout', '3000'] as const;
+const SPARSE = { count: 100, interval: 0.05 };
+const DENSE = { count: 500, interval: 0.002 };
+const HOP_PINGS = 31;
+const BUDGET_MS = 9 * 60_000;
+const CHART = 'e2e.svg';
 
-interface Row {
-  path: string;
-  tcp: Iperf3Result | string;
-  udp: Iperf3Result | string;
-  rtt: number | string;
+/** A path under test: where its client and server run, and which processes carry it. */
+interface PathDef extends PathResult {
+  clientNs: string;
+  serverNs: string;
+  serverAddr: string;
+  pids: PathProcess[];
+  hop: HopFilter | null;
+  /** Why the path stopped being measured mid-run (it died), if it did. */
+  stopped: string | null;
 }
 
-const TITLE = 'End to end: iperf3 through two ipferry endpoints (namespaces, kernel on both ends)';
-
-function gbit(bps: number): string {
-  return bps >= 1e9 ? `${(bps / 1e9).toFixed(2)} Gbit/s` : `${(bps / 1e6).toFixed(0)} Mbit/s`;
-}
-
-function cell(r: Iperf3Result | string, udp: boolean): string {
-  if (typeof r === 'string') return r;
-  if (udp) return `${gbit(r.bitsPerSecond)} (loss ${r.lostPercent === null ? '?' : r.lostPercent.toFixed(1)}%)`;
-  return `${gbit(r.bitsPerSecond)} (${r.retransmits ?? 0} retr)`;
-}
-
-async function pingAvg(topo: SiteTopology, ns: string, addr: string): Promise<number | string> {
-  const r = await topo.runAsync(ns, ['ping', '-c', String(PINGS), '-i', '0.05', '-W', '2', '-q', addr], 30_000);
-  const m = /= [\d.]+\/([\d.]+)\//.exec(r.stdout);
-  const got = /(\d+) received/.exec(r.stdout)?.[1];
-  if (!m) return `failed (${got ?? 0}/${PINGS})`;
-  return Number(m[1]);
-}
-
-async function measure(topo: SiteTopology, path: string, clientNs: string, serverNs: string, addr: string): Promise<Row> {
-  const attempt = async (args: string[]): Promise<Iperf3Result | string> => {
+/** The repository root: the nearest package.json named ipferry above this file (also when compiled). */
+function repoRoot(): string {
+  let d = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 10; i++) {
+    const p = join(d, 'package.json');
     try {
-      return await runIperf3(topo, serverNs, clientNs, addr, args);
-    } catch (e) {
-      return `failed: ${(e as Error).message.split('\n')[0]!.slice(0, 80)}`;
+      if (existsSync(p) && (JSON.parse(readFileSync(p, 'utf8')) as { name?: string }).name === 'ipferry') return d;
+    } catch {
+      /* not ours */
     }
-  };
-  const rtt = await pingAvg(topo, clientNs, addr);
-  const tcp = await attempt(['-t', String(TCP_SECONDS)]);
-  const udp = await attempt(['-t', String(UDP_SECONDS), ...UDP_ARGS]);
-  const row = { path, tcp, udp, rtt };
-  process.stdout.write(`  ${path}: TCP ${cell(tcp, false)}, UDP ${cell(udp, true)}, RTT ${typeof rtt === 'number' ? `${rtt.toFixed(3)} ms` : rtt}\n`);
-  return row;
+    d = dirname(d);
+  }
+  throw new Error('no ipferry package.json above bench/');
 }
 
-/** OpenVPN p2p on both gateways (the NOTES recipe) with routes for the two sites; null if it fails. */
-async function openvpnUp(topo: SiteTopology): Promise<string | null> {
-  const start = (ns: string, local: string, remote: string, me: string, peer: string) =>
-    topo.spawn(ns, [
-      'openvpn', '--dev', 'tun', '--proto', 'udp', '--local', local, '--lport', '1194', '--remote', remote, '--rport', '1194',
-      '--ifconfig', me, peer, '--cipher', 'none', '--auth', 'none', '--tun-mtu', '1400', '--verb', '3',
-    ]);
-  const a = start(topo.gwA, SITE.gwA.wan4, SITE.gwB.wan4, '10.8.0.1', '10.8.0.2');
-  const b = start(topo.gwB, SITE.gwB.wan4, SITE.gwA.wan4, '10.8.0.2', '10.8.0.1');
-  let out = '';
-  for (const p of [a, b]) {
-    p.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+function newestMtime(dir: string): number {
+  let t = 0;
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    const st = statSync(p);
+    t = Math.max(t, st.isDirectory() ? newestMtime(p) : st.mtimeMs);
   }
-  for (let i = 0; i < 150 && (out.match(/Initialization Sequence Completed/g) ?? []).length < 2; i++) {
-    if (a.exitCode !== null || b.exitCode !== null) break;
-    await sleep(100);
-  }
-  if ((out.match(/Initialization Sequence Completed/g) ?? []).length < 2) {
-    const last = out.trim().split('\n').slice(-1)[0] ?? 'no output';
-    return `did not come up: ${last.slice(0, 120)}`;
-  }
-  const ra = topo.run(topo.gwA, ['ip', 'route', 'add', SITE.siteB.v4, 'dev', 'tun0']);
-  const rb = topo.run(topo.gwB, ['ip', 'route', 'add', SITE.siteA.v4, 'dev', 'tun0']);
-  if (ra.code !== 0 || rb.code !== 0) return `routes: ${(ra.stderr + rb.stderr).trim()}`;
-  return null;
+  return t;
+}
+
+/** dist/cli.js, built with `npm run build` first when missing or older than src/. */
+async function compiledCli(root: string, say: (s: string) => void): Promise<string> {
+  const cli = join(root, 'dist', 'cli.js');
+  if (existsSync(cli) && statSync(cli).mtimeMs >= newestMtime(join(root, 'src'))) return cli;
+  say('dist/ is missing or older than src/: npm run build');
+  const code = await new Promise<number>((resolve) => {
+    const child = spawn('npm', ['run', 'build'], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.once('error', () => resolve(-1));
+    child.once('close', (c) => {
+      if (c !== 0) say(err.trim().split('\n').slice(-5).join('\n'));
+      resolve(c ?? -1);
+    });
+  });
+  if (code !== 0 || !existsSync(cli)) throw new Error(`npm run build failed (exit ${code})`);
+  return cli;
+}
+
+function emptyTransfer<T>(n: number): Transfer<T> {
+  return { run: null, cpuSeconds: new Array<number | null>(n).fill(null) };
 }
 
 export default async function e2eBench(): Promise<BenchSection> {
-  if (!isRoot() || !haveCommand('ip') || !haveCommand('iperf3') || !haveCommand('ping')) {
-    const why = !isRoot() ? 'not root' : 'needs ip (iproute2), iperf3 and ping';
+  const need = ['ip', 'iperf3', 'ping', 'tcpdump', 'getconf'];
+  if (!isRoot() || need.some((c) => !haveCommand(c))) {
+    const why = !isRoot() ? 'not root' : `needs ${need.filter((c) => !haveCommand(c)).join(', ')}`;
     process.stdout.write(`e2e bench skipped: ${why}\n`);
-    return { title: TITLE, markdown: `Skipped: ${why} (needs root, network namespaces, iperf3, ping).` };
+    return { title: TITLE, markdown: `Skipped: ${why} (needs root, network namespaces, iperf3, ping, tcpdump).` };
+  }
+  const t0 = Date.now();
+  const say = (s: string) => process.stdout.write(`  ${s}\n`);
+  const rounds = Math.max(1, Math.min(7, Number(process.env.E2E_ROUNDS ?? 3) || 3));
+  const keepDir = process.env.E2E_KEEP;
+  if (keepDir) mkdirSync(keepDir, { recursive: true });
+  const keeper = (prefix: string): Keep | undefined =>
+    keepDir ? (name, text) => writeFileSync(join(keepDir, `${prefix}-${name.replace(/[^\w.=-]+/g, '_')}.txt`), text) : undefined;
+  const notes: string[] = [];
+  const ticks = clockTicksPerSecond();
+  // how busy the machine is before we start (other work shares these cores)
+  const idleBefore = machineCpu();
+  await sleep(2000);
+  const idleAfter = machineCpu();
+  const busyBefore = idleBefore && idleAfter ? (idleAfter.busy - idleBefore.busy) / Math.max(1, idleAfter.total - idleBefore.total) : null;
+  const load0 = loadavg()[0]!;
+
+  let cli: string;
+  try {
+    cli = await compiledCli(repoRoot(), say);
+  } catch (e) {
+    return { title: TITLE, markdown: `Not run: ${(e as Error).message}.` };
   }
   const topo = new SiteTopology(`e${process.pid}${Math.random().toString(36).slice(2, 5)}`);
   const dir = mkdtempSync(join(tmpdir(), 'ipferry-e2e-'));
-  const rows: Row[] = [];
-  const notes: string[] = [];
-  const eps: EndpointProcess[] = [];
+  const removeDir = () => rmSync(dir, { recursive: true, force: true });
+  process.once('exit', removeDir); // also on Ctrl-C: site-topology's handler exits the process
+  const ipferryPairs: IpferryPair[] = [];
+  let ovpn: OpenVpnPair | null = null;
+  const L = { fast: lane(0), portable: lane(1), openvpn: lane(2), routed: lane(3) };
+  const base = (key: string, label: string, short: string, color: string, kind: PathResult['kind']): Omit<PathDef, 'clientNs' | 'serverNs' | 'serverAddr'> => ({
+    key, label, short, color, kind, down: null, stopped: null, rounds: [], hops: [], pids: [], processes: [], hop: null,
+  });
+  const paths: PathDef[] = [
+    { ...base('bare', 'bare veth gwA -> gwB', 'bare veth', '#8c8c8c', 'reference'), clientNs: topo.gwA, serverNs: topo.gwB, serverAddr: SITE.gwB.wan4 },
+    { ...base('routed', 'routed hostA -> hostB, no tunnel', 'routed, no tunnel', '#b8b8b8', 'reference'), clientNs: topo.hostA, serverNs: topo.hostB, serverAddr: L.routed.hostB },
+    { ...base('ipferry', 'ipferry', 'ipferry', '#1f77b4', 'ipferry'), clientNs: topo.hostA, serverNs: topo.hostB, serverAddr: L.fast.hostB },
+    { ...base('ipferry-noffi', 'ipferry', 'ipferry', '#6baed6', 'ipferry'), clientNs: topo.hostA, serverNs: topo.hostB, serverAddr: L.portable.hostB },
+    { ...base('openvpn', 'OpenVPN 2.6 (--cipher none --auth none --tun-mtu 1400)', 'OpenVPN 2.6', '#ff7f0e', 'openvpn'), clientNs: topo.hostA, serverNs: topo.hostB, serverAddr: L.openvpn.hostB },
+  ];
+  const byKey = (k: string) => paths.find((p) => p.key === k)!;
+  const attach = (p: PathDef, procs: PathProcess[], hop: HopFilter) => {
+    p.pids = procs;
+    p.processes = procs.map((x) => ({ gw: x.gw }));
+    p.hop = hop;
+  };
+
   try {
     topo.build();
     topo.warmUp();
+    for (const l of Object.values(L)) addLane(topo, l);
+    routedUp(topo, L.routed);
 
-    // 1. the bare veth between the gateways
-    rows.push(await measure(topo, 'bare veth gwA -> gwB (wan0)', topo.gwA, topo.gwB, SITE.gwB.wan4));
-
-    // 2. plain routing host to host over the same veth (no tunnel): same hops as the tunnel path
-    topo.exec(topo.gwA, ['ip', 'route', 'add', SITE.siteB.v4, 'via', SITE.gwB.wan4]);
-    topo.exec(topo.gwB, ['ip', 'route', 'add', SITE.siteA.v4, 'via', SITE.gwA.wan4]);
-    rows.push(await measure(topo, 'routed hostA -> hostB, no tunnel', topo.hostA, topo.hostB, SITE.hostB.v4));
-    topo.exec(topo.gwA, ['ip', 'route', 'del', SITE.siteB.v4]);
-    topo.exec(topo.gwB, ['ip', 'route', 'del', SITE.siteA.v4]);
-
-    // 3. through the two ipferry endpoints
-    const paths = writeSiteConfigs(dir, siteConfigs({ underlay: 4, controlDir: dir, keepalive: 25, log: 'warn' }));
-    eps.push(new EndpointProcess(topo, topo.gwA, paths.a, join(dir, 'a.sock')));
-    eps.push(new EndpointProcess(topo, topo.gwB, paths.b, join(dir, 'b.sock')));
-    try {
-      await Promise.all(eps.map((e) => e.ready()));
-      topo.exec(topo.hostA, ['ping', '-c', '1', '-W', '2', SITE.hostB.v4]);
-      rows.push(await measure(topo, 'ipferry hostA -> hostB (TUN MTU 1400, GUE over UDP/IPv4)', topo.hostA, topo.hostB, SITE.hostB.v4));
-      for (const [name, e] of [['gwA', eps[0]!], ['gwB', eps[1]!]] as const) {
-        const s = (await e.show('stats')).stats as { drops: Record<string, number>; poolExhausted: number; udpRx: { packets: number } };
-        notes.push(`${name} endpoint after the run: drops ${JSON.stringify(s.drops)}, pool exhausted ${s.poolExhausted}x, ${s.udpRx.packets} datagrams received.`);
+    // ipferry: the environment as it is without IPFERRY_NO_FFI, and with IPFERRY_NO_FFI=1
+    const { IPFERRY_NO_FFI: _drop, ...envDefault } = process.env;
+    for (const [key, l, env, varText] of [
+      ['ipferry', L.fast, envDefault, 'IPFERRY_NO_FFI unset'],
+      ['ipferry-noffi', L.portable, { ...envDefault, IPFERRY_NO_FFI: '1' }, 'IPFERRY_NO_FFI=1'],
+    ] as const) {
+      const p = byKey(key);
+      try {
+        const pair = await ipferryUp(topo, l, dir, [cli], env);
+        ipferryPairs.push(pair);
+        attach(p, pair.processes, { tun: pair.dev, wan: 'wan0', port: pair.port });
+        const [a, b] = pair.reported;
+        const kind = (r: string | null) => (r === null ? '?' : `${dataPathKind(r)} path`);
+        const what = a === null && b === null ? varText : kind(a) === kind(b) ? kind(a) : `gwA ${kind(a)}, gwB ${kind(b)}`;
+        p.label = `ipferry (${what}${a === null && b === null ? '' : `, ${varText}`})`;
+        // the chart's bar label: short, and the two pairs told apart even when they report the same path
+        const noFfi = key === 'ipferry-noffi';
+        p.short =
+          a === null && b === null
+            ? `ipferry, ${noFfi ? 'NO_FFI=1' : 'NO_FFI unset'}`
+            : `ipferry ${what.replace(/ path/g, '')}${noFfi ? ', NO_FFI=1' : ''}`;
+        notes.push(
+          `${p.label}: ${a === null && b === null ? 'the endpoints do not say which data path they run; labelled by the variable' : `the endpoints report data path "${a}" (gwA) and "${b}" (gwB)`}.`,
+        );
+      } catch (e) {
+        p.label = `ipferry (${varText})`;
+        p.down = (e as Error).message.split('\n')[0]!.slice(0, 160);
       }
-    } catch (e) {
-      rows.push({ path: 'ipferry hostA -> hostB', tcp: `failed: ${(e as Error).message.split('\n')[0]}`, udp: '-', rtt: '-' });
     }
-    for (const e of eps) await e.stop();
-
-    // 4. OpenVPN, the NOTES baseline, if installed
-    if (haveCommand('openvpn')) {
-      const err = await openvpnUp(topo);
-      if (err === null) {
-        topo.run(topo.hostA, ['ping', '-c', '1', '-W', '2', SITE.hostB.v4]);
-        rows.push(await measure(topo, 'OpenVPN 2.6 hostA -> hostB (--cipher none --auth none --tun-mtu 1400)', topo.hostA, topo.hostB, SITE.hostB.v4));
-      } else {
-        notes.push(`OpenVPN row skipped: ${err}.`);
+    const ov = byKey('openvpn');
+    if (!haveCommand('openvpn')) ov.down = 'openvpn not installed';
+    else {
+      try {
+        ovpn = await openvpnUp(topo, L.openvpn);
+        attach(ov, ovpn.processes, { tun: ovpn.dev, wan: 'wan0', port: ovpn.port });
+      } catch (e) {
+        ov.down = (e as Error).message;
       }
-    } else {
-      notes.push('OpenVPN row skipped: openvpn not installed.');
     }
+
+    // every path must carry a ping before it is measured
+    for (const p of paths) {
+      if (p.down !== null) continue;
+      const r = await runPing(topo, p.clientNs, p.serverAddr, 3, 0.2);
+      if (r.received === 0) p.down = `no ping reply through it (${p.serverAddr})`;
+    }
+    if (keepDir) for (const p of paths) for (const pr of p.pids) writeFileSync(join(keepDir, `${p.key}-${pr.gw}-stat.txt`), readFileSync(`/proc/${pr.pid}/stat`, 'utf8'));
+
+    const hopRound = async (when: string): Promise<void> => {
+      for (const p of paths) {
+        if (p.down !== null || p.stopped !== null || p.hop === null) continue;
+        const filter = `icmp or udp port ${p.hop.port}`;
+        const capA = captureHops(topo, topo.gwA, filter);
+        const capB = captureHops(topo, topo.gwB, filter);
+        await Promise.all([capA.ready, capB.ready]);
+        await runPing(topo, p.clientNs, p.serverAddr, HOP_PINGS, SPARSE.interval);
+        const [la, lb] = await Promise.all([capA.stop(), capB.stop()]);
+        keeper(`${p.key}-hops-${when.replace(/\W+/g, '-')}`)?.('tcpdump-gwA', la.join('\n'));
+        keeper(`${p.key}-hops-${when.replace(/\W+/g, '-')}`)?.('tcpdump-gwB', lb.join('\n'));
+        const ha = hopDelays(la, p.hop);
+        const hb = hopDelays(lb, p.hop);
+        const row: HopRow = { when, gwAOut: ha.out, gwBIn: hb.in, gwBOut: hb.out, gwAIn: ha.in };
+        p.hops.push(row);
+        say(`hops ${p.key} ${when}: n ${ha.out.length}/${hb.in.length}/${hb.out.length}/${ha.in.length}`);
+      }
+    };
+    await hopRound('fresh');
+
+    // warm-up through every tunnel (not recorded): JIT, buffers, neighbours
+    for (const p of paths) {
+      if (p.down !== null || p.kind === 'reference') continue;
+      await runIperf3(topo, p.serverNs, p.clientNs, p.serverAddr, ['-t', '1']).catch(() => undefined);
+    }
+
+    const transfer = async <T extends Iperf3Run>(p: PathDef, args: readonly string[], keep: Keep | undefined, what: string): Promise<Transfer<T>> => {
+      const t = emptyTransfer<T>(p.pids.length);
+      const before = p.pids.map((x) => readProcCpu(x.pid));
+      try {
+        t.run = (await runIperf3(topo, p.serverNs, p.clientNs, p.serverAddr, args, keep)) as T;
+      } catch (e) {
+        notes.push(`${p.label}: ${what} failed: ${(e as Error).message.slice(0, 160)}`);
+        return t;
+      }
+      const after = p.pids.map((x) => readProcCpu(x.pid));
+      t.cpuSeconds = p.pids.map((_, i) => {
+        const b = before[i];
+        const a = after[i];
+        return b && a ? (a.utime + a.stime - b.utime - b.stime) / ticks : null;
+      });
+      return t;
+    };
+    /** One round of a path; null (and the path skipped from then on) when it has died. */
+    const measure = async (p: PathDef, round: number): Promise<RoundResult | null> => {
+      const keep = keeper(`${p.key}-r${round}`);
+      const stop = (why: string): null => {
+        p.stopped = why;
+        notes.push(`${p.label}: ${why}; its later rounds were skipped.`);
+        return null;
+      };
+      const gone = p.pids.filter((x) => readProcCpu(x.pid) === null).map((x) => x.gw);
+      if (gone.length > 0) return stop(`the endpoint process in ${gone.join(' and ')} exited before round ${round}`);
+      const sparse = await runPing(topo, p.clientNs, p.serverAddr, SPARSE.count, SPARSE.interval, keep);
+      // a dead path would cost every transfer its full timeout
+      if (sparse.received === 0) return stop(`no ping reply in round ${round}`);
+      const dense = await runPing(topo, p.clientNs, p.serverAddr, DENSE.count, DENSE.interval, keep);
+      const T = String(TRANSFER_SECONDS);
+      const tcp1 = await transfer<Iperf3Tcp>(p, ['-t', T, ...IPERF_ARGS], keep, 'TCP 1 stream');
+      const tcp4 = await transfer<Iperf3Tcp>(p, ['-t', T, '-P', '4', ...IPERF_ARGS], keep, 'TCP 4 streams');
+      const udp = await transfer<Iperf3Udp>(p, ['-t', T, ...UDP_ARGS, ...IPERF_ARGS], keep, 'UDP');
+      return { round, sparse, dense: dense.received > 0 ? dense : null, tcp1, tcp4, udp };
+    };
+
+    const live = paths.filter((p) => p.down === null);
+    let done = 0;
+    for (let r = 1; r <= rounds; r++) {
+      const elapsed = Date.now() - t0;
+      const perRound = done > 0 ? elapsed / done : 0;
+      if (r > 1 && elapsed + perRound > BUDGET_MS) {
+        notes.push(`Stopped after ${done} of ${rounds} rounds: the next would pass the ${BUDGET_MS / 60_000}-minute budget.`);
+        break;
+      }
+      // rotate the order each round so no path always runs first or after the same neighbour
+      const order = live.map((_, i) => live[(i + r - 1) % live.length]!);
+      for (const p of order) {
+        if (p.stopped !== null) continue;
+        const m = await measure(p, r);
+        if (m === null) continue;
+        p.rounds.push(m);
+        const rtt = (x: typeof m.sparse) => (x === null ? '-' : (x.rtts.reduce((a, b) => a + b, 0) / Math.max(1, x.rtts.length)).toFixed(3));
+        say(
+          `round ${r} ${p.key}: TCP ${m.tcp1.run ? (m.tcp1.run.bitsPerSecond / 1e6).toFixed(0) : '-'} / x4 ${m.tcp4.run ? (m.tcp4.run.bitsPerSecond / 1e6).toFixed(0) : '-'} Mbit/s, ` +
+            `UDP ${m.udp.run ? (m.udp.run.pps / 1e3).toFixed(1) : '-'} kpps, RTT ${rtt(m.sparse)} / ${rtt(m.dense)} ms, CPU s ${m.tcp1.cpuSeconds.map((c) => (c === null ? '-' : c.toFixed(2))).join('+') || 'n/a'}`,
+        );
+      }
+      done = r;
+    }
+    await hopRound('after the rounds');
+
+    for (const [i, pair] of ipferryPairs.entries()) {
+      for (const [j, e] of pair.endpoints.entries()) {
+        try {
+          const s = (await e.show('stats')).stats as { drops: Record<string, number>; poolLive: number; poolExhausted: number };
+          notes.push(
+            `${ipferryPairs.length > 1 ? `pair ${i + 1} ` : ''}${j === 0 ? 'gwA' : 'gwB'} ${pair.dev} after the run: pool live ${s.poolLive}, pool exhausted ${s.poolExhausted}x, drops ${JSON.stringify(s.drops)}.`,
+          );
+        } catch (err) {
+          notes.push(`${pair.dev} ${j === 0 ? 'gwA' : 'gwB'}: show stats failed: ${(err as Error).message.split('\n')[0]}`);
+        }
+      }
+    }
+  } catch (e) {
+    notes.push(`Run aborted: ${(e as Error).message.split('\n')[0]}`);
   } finally {
-    for (const e of eps) if (e.running) await e.stop(5000);
+    for (const pair of ipferryPairs) await pair.stop().catch(() => undefined);
+    for (const pair of ipferryPairs) {
+      for (const e of pair.endpoints) {
+        const st = await e.exited;
+        if (st.code !== 0) notes.push(`${pair.dev} in ${e.ns === topo.gwA ? 'gwA' : 'gwB'} ended with ${st.code ?? st.signal} (a clean stop exits 0 on SIGTERM).`);
+      }
+    }
+    await ovpn?.stop();
     topo.destroy();
-    rmSync(dir, { recursive: true, force: true });
+    removeDir();
+    process.removeListener('exit', removeDir);
   }
+  notes.push(
+    `Machine before the run: ${busyBefore === null ? '?' : `${(100 * busyBefore).toFixed(0)}%`} of all ${cpus().length} CPUs busy with other work (2 s sample); ` +
+      `load average ${load0.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end.`,
+  );
+  const left = topo.leftovers();
+  if (left.length > 0) notes.push(`Namespaces left behind: ${left.join(', ')}.`);
 
-  const bare = rows[0]?.tcp;
-  const ratio = (r: Row): string =>
-    typeof r.tcp === 'object' && typeof bare === 'object' ? `${((100 * r.tcp.bitsPerSecond) / bare.bitsPerSecond).toFixed(1)}%` : '-';
-  const table = [
-    `| path | iperf3 TCP (${TCP_SECONDS} s) | TCP vs bare veth | iperf3 UDP ${UDP_ARGS.join(' ')} (${UDP_SECONDS} s), received | ping RTT avg (${PINGS} x v4) |`,
-    '|---|---|---|---|---|',
-    ...rows.map(
-      (r) => `| ${r.path} | ${cell(r.tcp, false)} | ${ratio(r)} | ${cell(r.udp, true)} | ${typeof r.rtt === 'number' ? `${r.rtt.toFixed(3)} ms` : r.rtt} |`,
-    ),
+  const date = benchDate();
+  const machine = machineText();
+  const cliText = 'ipferry = compiled CLI (node dist/cli.js up)';
+  const irq = irqTimeAccounting();
+  const irqText =
+    irq === false
+      ? 'no IRQ time accounting in this kernel, so softirq work counts to the task it interrupts'
+      : irq === true
+        ? 'IRQ time is accounted apart in this kernel, so softirq work is not included'
+        : 'included or not by CONFIG_IRQ_TIME_ACCOUNTING, unknown here';
+  const how = [
+    `How: every path up at once on one set of namespaces (hostA - gwA == wan0 veth == gwB - hostB); each path has its own`,
+    'pair of host addresses, so the client picks the path by the address it talks to. Rounds interleave the paths (order',
+    `rotated each round). Per path and round: ping ${SPARSE.count} x -i ${SPARSE.interval} and ${DENSE.count} x -i ${DENSE.interval}; iperf3 TCP ${TRANSFER_SECONDS} s`,
+    `with 1 and 4 streams (receiver Mbit/s, sender retransmits); iperf3 UDP ${UDP_ARGS.join(' ')} for ${TRANSFER_SECONDS} s (datagrams delivered per`,
+    'second of the receiver, loss = 1 - delivered/sent). ipferry runs the compiled CLI operators run (`node dist/cli.js up`,',
+    'rebuilt by `npm run build` when src/ is newer), TUN MTU 1400, IPv4 underlay, MSS clamping on; one pair with',
+    'IPFERRY_NO_FFI unset, one with IPFERRY_NO_FFI=1. CPU s/GB: utime + stime of each endpoint process (all its threads)',
+    'from /proc/PID/stat before and after the iperf3 client ran, over the bytes the receiver got (1 GB = 1e9 bytes); it',
+    'includes the kernel work done in that process\'s context: its TUN and UDP system calls, and the packet processing',
+    `they trigger in softirq (${irqText}); nothing done by other processes. Per-hop delays: tcpdump`,
+    `timestamps in both gateways on a fresh start (before any traffic) and after the rounds, ${HOP_PINGS} pings each. A 2-core VM`,
+    'shared with other work: absolute figures drift between runs; compare rows of one run.',
   ];
+  const { markdown, svg } = renderReport({
+    paths,
+    rounds: Math.max(0, ...paths.map((p) => p.rounds.length)),
+    transferSeconds: TRANSFER_SECONDS,
+    udpArgs: UDP_ARGS,
+    sparse: SPARSE,
+    dense: DENSE,
+    date,
+    machine,
+    cliText,
+    method: how,
+    notes,
+    chartName: CHART,
+  });
   return {
     title: TITLE,
-    markdown: [
-      ...table,
-      '',
-      'One run, rows measured one after the other on the same namespaces: hostA - gwA == veth == gwB - hostB.',
-      'TCP: receiver throughput and sender retransmits; UDP: what the receiver got of a 2 Gbit/s offer of',
-      '1300-byte datagrams, and the loss. The ipferry row runs `ipferry up` (under tsx, or compiled in bench:compiled) on each gateway, TUN',
-      'MTU 1400, MSS clamping on. NOTES anchors: bare veth TCP 6.41 Gbit/s, OpenVPN 280 Mbit/s.',
-      ...notes,
-    ].join('\n'),
+    markdown,
+    files: [{ name: CHART, content: svg }],
   };
 }

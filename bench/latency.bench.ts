@@ -2,7 +2,10 @@
  * Latency through two ipferry endpoints (root): the seed's topology in namespaces
  * (examples/site-topology.ts), `ipferry up` on each gateway, ping hostA -> hostB.
  *
- * 1. Per-hop breakdown: tcpdump -tt on `-i any` in both gateways while pinging (-i 0.05): per
+ * The end-to-end bench (e2e.bench.ts) has the side-by-side table with OpenVPN, the fallback path
+ * and the per-hop table; this one keeps the experiments: endpoint variants by environment.
+ *
+ * 1. Per-hop breakdown (bench/e2e/hops.ts): tcpdump -tt on `-i any` in both gateways while pinging (-i 0.05): per
  *    gateway, the ICMP packet on ferry0 (kernel -> TUN) to our datagram on wan0 (TUN -> UDP), and
  *    the datagram on wan0 to our write on ferry0 (UDP -> TUN), medians over the pings. Measured on
  *    fresh endpoints ("cold": the JavaScript still runs unoptimized, since 20 pings/s never make it
@@ -18,7 +21,6 @@
  *
  *   npx tsx bench/run.ts latency
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,13 +29,19 @@ import {
   EndpointProcess,
   haveCommand,
   isRoot,
-  runIperf3,
   SITE,
   SiteTopology,
   siteConfigs,
   sleep,
   writeSiteConfigs,
 } from '../examples/site-topology.ts';
+import { DEFAULT_PORT } from '../src/transport/transport.ts';
+import { captureHops, hopDelays, type HopFilter } from './e2e/hops.ts';
+import { runIperf3 } from './e2e/measure.ts';
+import { lane, openvpnUp } from './e2e/paths.ts';
+
+/** The site configs' tunnel: TUN ferry0, GUE on the default port over wan0. */
+const HOPS: HopFilter = { tun: 'ferry0', wan: 'wan0', port: DEFAULT_PORT };
 
 const TITLE = 'Latency: ping through two ipferry endpoints, per-hop breakdown and variants';
 const PINGS = 30;
@@ -97,57 +105,6 @@ async function measure(topo: SiteTopology, tcp: boolean): Promise<Measured> {
   return { i05, i2, warm, tcp: mbit };
 }
 
-/** tcpdump -tt -i any in a namespace until stop(); returns its text lines. */
-function capture(topo: SiteTopology, ns: string): { stop: () => Promise<string[]> } {
-  const child = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '-i', 'any', '-tt', '-n', '-l', '-c', '2000', 'icmp or udp'], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  return {
-    stop: async () => {
-      await sleep(300);
-      child.kill('SIGINT');
-      await new Promise((r) => child.once('close', r));
-      clearTimeout(timer);
-      return out.split('\n');
-    },
-  };
-}
-
-/**
- * For each ICMP echo (id, seq, request|reply) the timestamp per (interface, direction) line.
- * Encapsulated packets appear on wan0 as UDP (tcpdump shows no inner header): matched by order
- * around the ferry0 line instead (the nearest UDP on wan0 after/before it).
- */
-function hops(lines: string[]): { out: number[]; in: number[] } {
-  const ferry: { t: number; dir: string }[] = [];
-  const wan: { t: number; dir: string }[] = [];
-  for (const l of lines) {
-    const m = /^(\d+\.\d+) (\S+)\s+(In|Out)\s+IP (\S+) > (\S+): (.*)$/.exec(l);
-    if (!m) continue;
-    const t = Number(m[1]) * 1e6;
-    if (m[2] === 'ferry0' && /ICMP echo/.test(m[6]!)) ferry.push({ t, dir: m[3]! });
-    else if (m[2] === 'wan0' && /UDP/.test(m[6]!) && /\.6080\b/.test(`${m[4]} ${m[5]}`)) wan.push({ t, dir: m[3]! });
-  }
-  const out: number[] = [];
-  const inn: number[] = [];
-  for (const f of ferry) {
-    if (f.dir === 'Out') {
-      // kernel -> TUN (ferry0 Out), then our UDP on wan0 Out
-      const w = wan.find((x) => x.dir === 'Out' && x.t >= f.t && x.t - f.t < 20_000);
-      if (w) out.push(w.t - f.t);
-    } else {
-      // UDP in on wan0, then our TUN write (ferry0 In)
-      let best: number | null = null;
-      for (const x of wan) if (x.dir === 'In' && x.t <= f.t && f.t - x.t < 20_000) best = x.t;
-      if (best !== null) inn.push(f.t - best);
-    }
-  }
-  return { out, in: inn };
-}
-
 async function startEndpoints(topo: SiteTopology, dir: string, tag: string, env: Record<string, string>): Promise<EndpointProcess[]> {
   const sub = mkdtempSync(join(dir, `${tag.replace(/\W/g, '')}-`));
   const paths = writeSiteConfigs(sub, siteConfigs({ underlay: 4, controlDir: sub, keepalive: 25, log: 'warn' }));
@@ -208,15 +165,15 @@ export default async function latencyBench(): Promise<BenchSection> {
     for (const warm of [false, true]) {
       eps = await startEndpoints(topo, dir, warm ? 'hopwarm' : 'hop', {});
       if (warm) await runIperf3(topo, topo.hostB, topo.hostA, SITE.hostB.v4, ['-t', '2']).catch(() => undefined);
-      const capA = capture(topo, topo.gwA);
-      const capB = capture(topo, topo.gwB);
-      await sleep(500);
+      const capA = captureHops(topo, topo.gwA, `icmp or udp port ${HOPS.port}`);
+      const capB = captureHops(topo, topo.gwB, `icmp or udp port ${HOPS.port}`);
+      await Promise.all([capA.ready, capB.ready]);
       await ping(topo, '0.05', PINGS + 1);
       const [la, lb] = await Promise.all([capA.stop(), capB.stop()]);
       for (const e of eps) await e.stop(5000);
       eps = [];
-      const ha = hops(la);
-      const hb = hops(lb);
+      const ha = hopDelays(la, HOPS);
+      const hb = hopDelays(lb, HOPS);
       const name = warm ? 'after 2 s iperf3 (JIT warm)' : 'fresh (cold)';
       hopRows.push(`| ${name} | ${us(ha.out)} | ${us(hb.in)} | ${us(hb.out)} | ${us(ha.in)} |`);
       say(`hops ${name}: gwA out ${us(ha.out)}, gwB in ${us(hb.in)}, gwB out ${us(hb.out)}, gwA in ${us(ha.in)}`);
@@ -237,25 +194,16 @@ export default async function latencyBench(): Promise<BenchSection> {
     }
 
     if (haveCommand('openvpn')) {
-      const start = (ns: string, local: string, remote: string, me: string, peer: string) =>
-        topo.spawn(ns, [
-          'openvpn', '--dev', 'tun', '--proto', 'udp', '--local', local, '--lport', '1194', '--remote', remote, '--rport', '1194',
-          '--ifconfig', me, peer, '--cipher', 'none', '--auth', 'none', '--tun-mtu', '1400', '--verb', '3',
-        ]);
-      const a = start(topo.gwA, SITE.gwA.wan4, SITE.gwB.wan4, '10.8.0.1', '10.8.0.2');
-      const b = start(topo.gwB, SITE.gwB.wan4, SITE.gwA.wan4, '10.8.0.2', '10.8.0.1');
-      let out = '';
-      for (const p of [a, b]) p.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-      for (let i = 0; i < 150 && (out.match(/Initialization Sequence Completed/g) ?? []).length < 2; i++) await sleep(100);
-      const ra = topo.run(topo.gwA, ['ip', 'route', 'add', SITE.siteB.v4, 'dev', 'tun0']);
-      const rb = topo.run(topo.gwB, ['ip', 'route', 'add', SITE.siteA.v4, 'dev', 'tun0']);
-      if (ra.code === 0 && rb.code === 0) {
+      // the NOTES recipe (bench/e2e/paths.ts), routing the sites' own prefixes (lane 0)
+      try {
+        const ovpn = await openvpnUp(topo, lane(0));
         const m = await measure(topo, true);
         rows.push({ path: 'OpenVPN 2.6 (--cipher none --auth none)', m });
         line('openvpn', m);
+        await ovpn.stop();
+      } catch (e) {
+        say(`openvpn: ${(e as Error).message}`);
       }
-      a.kill('SIGTERM');
-      b.kill('SIGTERM');
     }
   } finally {
     for (const e of eps) if (e.running) await e.stop(5000);

@@ -5,7 +5,7 @@
  *         fd00:10::10                 2001:db8:113::10                   2001:db8:113::20              fd00:20::20
  *
  * Each gateway forwards; the ipferry endpoints run on the gateways. Every namespace name carries
- * a unique suffix, and `destroy()` (also run on exit, SIGINT and SIGTERM) removes them all: the
+ * a unique suffix, and `destroy()` (also run on exit, SIGINT, SIGTERM and SIGHUP) removes them all: the
  * veths and any TUN inside go with their namespace.
  *
  * Also here, for the example, the integration tests and the end-to-end bench: `siteConfigs()` (the
@@ -36,7 +36,7 @@ function hookExit(): void {
     for (const t of live) t.destroy();
   };
   process.on('exit', cleanAll);
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(sig, () => {
       cleanAll();
       process.exit(130);
@@ -324,8 +324,17 @@ export interface ExitStatus {
  * `ready()` waits until it is up (its control socket open, or its "up:" line without one);
  * `stop()` sends SIGTERM and resolves with the exit status.
  */
+export interface EndpointProcessOptions {
+  /** Environment of the endpoint process (default: this process's), e.g. with IPFERRY_NO_FFI=1. */
+  env?: NodeJS.ProcessEnv;
+  /** Node arguments that run the CLI (default CLI; the e2e bench passes the compiled dist/cli.js). */
+  cli?: readonly string[];
+}
+
 export class EndpointProcess {
   readonly child: ChildProcess;
+  /** The Node arguments this endpoint's CLI runs with (`show` uses the same). */
+  readonly cli: readonly string[];
   /** Everything the endpoint printed (stdout and stderr). */
   output = '';
   readonly exited: Promise<ExitStatus>;
@@ -338,8 +347,10 @@ export class EndpointProcess {
     /** The config's control socket path, or null when it has none. */
     readonly controlPath: string | null,
     extraArgs: string[] = [],
+    opts: EndpointProcessOptions = {},
   ) {
-    this.child = topo.spawn(ns, [process.execPath, ...CLI, 'up', configPath, ...extraArgs]);
+    this.cli = opts.cli ?? CLI;
+    this.child = topo.spawn(ns, [process.execPath, ...this.cli, 'up', configPath, ...extraArgs], opts.env);
     const take = (d: Buffer) => {
       this.output += d.toString();
     };
@@ -404,7 +415,7 @@ export class EndpointProcess {
     const path = this.controlPath;
     if (path === null) return Promise.reject(new Error('this endpoint has no control socket'));
     return new Promise((resolve, reject) => {
-      execFile(process.execPath, [...CLI, 'show', what, '--json', '--socket', path], { encoding: 'utf8', timeout: 20_000 }, (err, stdout, stderr) => {
+      execFile(process.execPath, [...this.cli, 'show', what, '--json', '--socket', path], { encoding: 'utf8', timeout: 20_000 }, (err, stdout, stderr) => {
         if (err) reject(new Error(`ipferry show ${what}: ${(stderr || err.message).trim()}`));
         else resolve(JSON.parse(stdout) as Record<string, any>);
       });
@@ -438,6 +449,8 @@ export interface Iperf3Result {
   retransmits: number | null;
   /** UDP: lost datagrams in percent; TCP: null. */
   lostPercent: number | null;
+  /** iperf3's JSON as printed (the e2e bench reads more of it: bench/e2e/parse.ts). */
+  raw: string;
 }
 
 /**
@@ -458,8 +471,10 @@ export async function runIperf3(topo: SiteTopology, serverNs: string, clientNs: 
   const seconds = Number(args[args.indexOf('-t') + 1] ?? 10) || 10;
   try {
     let j: J = {};
+    let raw = '';
     for (let attempt = 0; attempt < 40; attempt++) {
       const r = await topo.runAsync(clientNs, ['iperf3', '-c', serverAddr, '-J', ...args], (seconds + 30) * 1000);
+      raw = r.stdout;
       try {
         j = JSON.parse(r.stdout) as J;
       } catch {
@@ -478,6 +493,7 @@ export async function runIperf3(topo: SiteTopology, serverNs: string, clientNs: 
       bytes: rx.bytes,
       retransmits: udp ? null : (j.end?.sum_sent?.retransmits ?? 0),
       lostPercent: udp ? (j.end?.sum_received?.lost_percent ?? j.end?.sum?.lost_percent ?? null) : null,
+      raw,
     };
   } finally {
     if (server.exitCode === null && server.signalCode === null) server.kill('SIGKILL');

@@ -218,3 +218,48 @@ describe('Endpoint.reload while traffic runs', () => {
     void configA;
   });
 });
+
+describe('peers given by DNS name', () => {
+  it('are looked up again when they go down, and on reload', async () => {
+    const { resolveConfig } = await import('../../src/config/config.ts');
+    const { MemoryDevice } = await import('../../src/device/memory-device.ts');
+    const [pa, pf] = ports();
+    const names = new Map([['gw.test', '127.0.0.1']]);
+    const lookup = async (host: string) => {
+      const a = names.get(host);
+      if (a === undefined) throw Object.assign(new Error('no'), { code: 'ENOTFOUND' });
+      return [{ address: a, family: 4 }];
+    };
+    const raw = {
+      interface: { name: 'ferryN', address: ['10.0.0.1/24'] },
+      listen: `127.0.0.1:${pa}`,
+      peers: [{ name: 'far', endpoint: `gw.test:${pf}`, routes: ['192.168.20.0/24'], keepalive: 1 }],
+    };
+    const events: LogEvent[] = [];
+    const [host, link] = MemoryDevice.pair();
+    const ep = new Endpoint(await resolveConfig(parseConfig(raw, 'n.json'), { lookup }), { device: link, warmUp: 0, resolve: { lookup }, onEvent: (e) => events.push(e) });
+    await ep.start();
+    cleanups.push(async () => {
+      await ep.stop();
+      await host.close();
+    });
+    expect(ep.peers[0]!.endpointText).toBe(`127.0.0.1:${pf}`);
+
+    // the name moves; the peer was up and has not been heard from for a while: down, looked up again
+    names.set('gw.test', '127.0.0.2');
+    const l = ep.peers[0]!.liveness;
+    l.up = true;
+    l.lastRx = Date.now() - 60_000;
+    const t0 = Date.now();
+    while (!events.some((e) => e.event === 'endpoint-resolved') && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 20));
+    expect(events.map((e) => e.event)).toContain('peer-down');
+    expect(events.find((e) => e.event === 'endpoint-resolved')!.msg).toBe('peer far: gw.test now resolves to 127.0.0.2 (was 127.0.0.1)');
+    expect(ep.peers[0]!.endpointText).toBe(`127.0.0.2:${pf}`);
+
+    // reload looks names up again (as `ipferry up` resolves the file it reads)
+    names.set('gw.test', '127.0.0.3');
+    const r = ep.reload(await resolveConfig(parseConfig(raw, 'n.json'), { lookup }));
+    expect(r.applied).toEqual([`peer far: endpoint gw.test (127.0.0.2:${pf}) -> gw.test (127.0.0.3:${pf})`]);
+    expect(ep.peers[0]!.endpointText).toBe(`127.0.0.3:${pf}`);
+  }, 20_000);
+});

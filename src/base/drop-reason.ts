@@ -79,6 +79,10 @@ export enum DropReason {
   ReplayedMessage = 154,
   TableFull = 155,
   HubDisabled = 156,
+  /** Released after an exception inside the dataplane (a bug or a throwing callback; counted, reported). */
+  InternalError = 157,
+  /** An ICMP error refused by its destination's bucket (the global one had room). */
+  IcmpRateLimitedDestination = 158,
 }
 
 /** Every reason's name, indexed by its number (for stats output). */

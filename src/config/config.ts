@@ -12,7 +12,8 @@
  *   peers[].routes     []              peers[].mtu     interface.mtu
  *   peers[].keepalive  off             peers[].key     none
  *   routes, rules      []              mssClamp        true (derive from each peer's MTU)
- *   icmpRateLimit      { rate: 1000, burst: 50 }   (Linux's icmp_msgs_per_sec / icmp_msgs_burst)
+ *   icmpRateLimit      { rate: 1000, burst: 50, perDestinationMs: 1000 }   (Linux's icmp_msgs_per_sec /
+ *                      icmp_msgs_burst / icmp_ratelimit)
  *   hub                false           kernelRoutes    true
  *   control            CONTROL_DEFAULT: the CLI's default location (control/socket-path.ts);
  *                      false = no control socket

@@ -396,6 +396,7 @@ export function normalize(json: unknown, source: string, opts: ParseOptions): Co
     icmpRateLimit: {
       rate: raw.icmpRateLimit?.rate ?? DEFAULTS.icmpRate,
       burst: raw.icmpRateLimit?.burst ?? DEFAULTS.icmpBurst,
+      perDestinationMs: raw.icmpRateLimit?.perDestinationMs ?? DEFAULTS.icmpPerDestinationMs,
     },
     hub: raw.hub ?? DEFAULTS.hub,
     kernelRoutes: raw.kernelRoutes ?? DEFAULTS.kernelRoutes,

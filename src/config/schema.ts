@@ -119,9 +119,12 @@ export const ConfigSchema = obj({
       .optional()
       .describe('ICMP errors per second, 1-1000000 (fragmentation-needed / packet-too-big are never limited by it). Default 1000'),
     burst: intIn(1, 1_000_000).optional().describe('Bucket size. Default 50'),
+    perDestinationMs: intIn(0, 60_000)
+      .optional()
+      .describe("Per destination: one ICMP error per this many ms, bursts of 6 (Linux's icmp_ratelimit); 0 = no per-destination limit. Default 1000"),
   })
     .optional()
-    .describe('Token bucket for the ICMP errors the endpoint sends'),
+    .describe('Token buckets for the ICMP errors the endpoint sends: one global, one per destination'),
   hub: bool().optional().describe('Forward packets from one peer to another. Default false'),
   kernelRoutes: bool().optional().describe('Route each peer prefix into the TUN (removed on stop). Default true'),
   control: z
@@ -165,7 +168,7 @@ const ALLOWED_KEYS: Record<string, readonly string[]> = {
   interface: Object.keys(InterfaceSchema.shape),
   'peers[]': Object.keys(PeerSchema.shape),
   stack: ['address'],
-  icmpRateLimit: ['rate', 'burst'],
+  icmpRateLimit: ['rate', 'burst', 'perDestinationMs'],
   control: ['path', 'group', 'mode'],
   log: ['level', 'format'],
 };

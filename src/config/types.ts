@@ -111,8 +111,12 @@ export interface Config {
   rules: ConfigRule[];
   /** 'auto' = derive from each peer's MTU; a number = upper bound for the MSS; false = off. */
   mssClamp: 'auto' | number | false;
-  /** ICMP error token bucket: tokens per second (0 = send no ICMP errors) and bucket size. */
-  icmpRateLimit: { rate: number; burst: number };
+  /**
+   * ICMP error rate limits: the global bucket's tokens per second and size, and per destination
+   * one error per `perDestinationMs` in bursts of 6 (0 = no per-destination limit).
+   * Fragmentation needed / packet too big are limited by neither (endpoint/icmp-rate-limit.ts).
+   */
+  icmpRateLimit: { rate: number; burst: number; perDestinationMs: number };
   /** Forward packets from one peer to another (decrementing TTL / hop limit). */
   hub: boolean;
   /** Add a kernel route through the TUN for every peer route (and remove them on stop). */
@@ -138,6 +142,7 @@ export const DEFAULTS = Object.freeze({
   mssClamp: true,
   icmpRate: 1000,
   icmpBurst: 50,
+  icmpPerDestinationMs: 1000,
   hub: false,
   kernelRoutes: true,
   log: 'info' as LogLevel,

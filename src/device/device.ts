@@ -20,6 +20,12 @@ export type BatchHandler = (batch: PacketBuffer[], count: number) => void;
 /** Called once if the device stops delivering on its own (e.g. the interface was deleted). */
 export type DownHandler = (reason: string) => void;
 
+/**
+ * Told when the batch handler threw (a bug upstream). The device counts it (rxHandlerErrors) and
+ * keeps delivering; the handler still owned the batch, so the device releases nothing.
+ */
+export type HandlerErrorHandler = (err: unknown) => void;
+
 /** Counters, plain numbers, updated in place. */
 export interface DeviceStats {
   /** Packets delivered to the batch handler and their bytes. */
@@ -41,6 +47,8 @@ export interface DeviceStats {
   txErrors: number;
   /** Handler wake-ups (batches delivered); rxPackets / rxBatches is the mean batch size. */
   rxBatches: number;
+  /** Batch handler calls that threw (the device carried on; see HandlerErrorHandler). */
+  rxHandlerErrors: number;
 }
 
 export function newDeviceStats(): DeviceStats {
@@ -54,6 +62,7 @@ export function newDeviceStats(): DeviceStats {
     rxDropsOther: 0,
     txErrors: 0,
     rxBatches: 0,
+    rxHandlerErrors: 0,
   };
 }
 
@@ -65,9 +74,11 @@ export interface PacketDevice {
   readonly stats: DeviceStats;
   /**
    * Start delivering received packets in batches (at most one start per device). Deliveries
-   * happen from the event loop, never synchronously inside `start()` or `write()`.
+   * happen from the event loop, never synchronously inside `start()` or `write()`. A handler
+   * that throws does not stop the deliveries (nor escape into the event loop): see
+   * HandlerErrorHandler.
    */
-  start(onBatch: BatchHandler, onDown?: DownHandler): void;
+  start(onBatch: BatchHandler, onDown?: DownHandler, onError?: HandlerErrorHandler): void;
   /**
    * Write one IP packet, `p.buf[p.offset, p.offset + p.length)`. Returns false (and counts
    * txErrors) on failure; never throws; does not take ownership of `p`.

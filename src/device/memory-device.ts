@@ -14,7 +14,7 @@
  */
 import { BufferPool, type PacketBuffer } from '../base/pool.ts';
 import { ipVersion } from '../wire/ip.ts';
-import { newDeviceStats, type BatchHandler, type DeviceStats, type DownHandler, type PacketDevice } from './device.ts';
+import { newDeviceStats, type BatchHandler, type DeviceStats, type DownHandler, type HandlerErrorHandler, type PacketDevice } from './device.ts';
 
 /** Receives written packets; the bytes are valid only during the call. */
 export type WriteSink = (buf: Uint8Array, offset: number, length: number) => void;
@@ -51,6 +51,7 @@ export class MemoryDevice implements PacketDevice {
   private written: Buffer[] = [];
   private sink: WriteSink | null = null;
   private onBatch: BatchHandler | null = null;
+  private onHandlerError: HandlerErrorHandler | undefined;
   private scheduled = false;
   private closed = false;
 
@@ -90,10 +91,11 @@ export class MemoryDevice implements PacketDevice {
     return this.qCount;
   }
 
-  start(onBatch: BatchHandler, _onDown?: DownHandler): void {
+  start(onBatch: BatchHandler, _onDown?: DownHandler, onError?: HandlerErrorHandler): void {
     if (this.onBatch) throw new Error(`device ${this.name}: start() called twice`);
     if (this.closed) throw new Error(`device ${this.name}: start() after close()`);
     this.onBatch = onBatch;
+    this.onHandlerError = onError;
     if (this.qCount > 0) this.schedule();
   }
 
@@ -145,7 +147,17 @@ export class MemoryDevice implements PacketDevice {
       stats.rxBytes += bytes;
       stats.rxBatches++;
       budget -= count;
-      this.onBatch(batch, count);
+      try {
+        this.onBatch(batch, count);
+      } catch (e) {
+        // as the TUN: count, report, keep delivering (the handler owned the batch)
+        this.stats.rxHandlerErrors++;
+        try {
+          this.onHandlerError?.(e);
+        } catch {
+          /* the reporter must not throw */
+        }
+      }
     }
     if (this.qCount > 0 && !this.closed) this.schedule();
   }
@@ -164,7 +176,13 @@ export class MemoryDevice implements PacketDevice {
     this.stats.txPackets++;
     this.stats.txBytes += length;
     if (this.sink) {
-      this.sink(buf, offset, length);
+      try {
+        this.sink(buf, offset, length);
+      } catch {
+        this.stats.txPackets--;
+        this.stats.txBytes -= length;
+        return this.txError('ESINK'); // write() never throws (device.ts)
+      }
     } else if (this.writtenLimit > 0) {
       if (this.written.length >= this.writtenLimit) {
         this.written.shift();

@@ -26,7 +26,7 @@ import { constants as osConstants } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { BufferPool, type PacketBuffer } from '../base/pool.ts';
 import { startWorker } from '../base/worker-module.ts';
-import { newDeviceStats, type BatchHandler, type DeviceStats, type DownHandler, type PacketDevice } from './device.ts';
+import { newDeviceStats, type BatchHandler, type DeviceStats, type DownHandler, type HandlerErrorHandler, type PacketDevice } from './device.ts';
 import { CTL, STATE_EXITED, STATE_RUNNING, STATE_STARTING, pow2AtLeast, type ReaderWorkerData } from './ring.ts';
 import { createTunInterface, deleteInterface, deleteInterfaceSync, type TunInterfaceOptions } from './tun-setup.ts';
 
@@ -98,6 +98,7 @@ export class TunDevice implements PacketDevice {
   private workerExited: Promise<void> | null = null;
   private onBatch: BatchHandler | null = null;
   private onDown: DownHandler | undefined;
+  private onHandlerError: HandlerErrorHandler | undefined;
   private started = false;
   private closed = false;
   private fdOpen = true;
@@ -151,12 +152,13 @@ export class TunDevice implements PacketDevice {
     return this.parked;
   }
 
-  start(onBatch: BatchHandler, onDown?: DownHandler): void {
+  start(onBatch: BatchHandler, onDown?: DownHandler, onError?: HandlerErrorHandler): void {
     if (this.started) throw new Error(`TUN ${this.name}: start() called twice`);
     if (this.closed) throw new Error(`TUN ${this.name}: start() after close()`);
     this.started = true;
     this.onBatch = onBatch;
     this.onDown = onDown;
+    this.onHandlerError = onError;
     this.refill();
     const data: ReaderWorkerData = {
       fd: this.fd,
@@ -260,7 +262,13 @@ export class TunDevice implements PacketDevice {
       stats.rxBytes += bytes;
       stats.rxBatches++;
       budget -= count;
-      this.onBatch!(batch, count);
+      try {
+        this.onBatch!(batch, count);
+      } catch (e) {
+        // Not into the promise that woke us (an unhandled rejection ends the process), and the
+        // reader keeps being drained: count, report, carry on. The handler owned the batch.
+        this.handlerError(e);
+      }
       if (this.closed) return;
       head = Atomics.load(ctl, CTL.RX_HEAD);
     }
@@ -274,6 +282,15 @@ export class TunDevice implements PacketDevice {
     this.refill();
     if (this.parked === 0) this.startStarveTimer();
     this.armWait();
+  }
+
+  private handlerError(e: unknown): void {
+    this._stats.rxHandlerErrors++;
+    try {
+      this.onHandlerError?.(e);
+    } catch {
+      /* the reporter must not throw */
+    }
   }
 
   /**

@@ -29,7 +29,7 @@ import { IcmpSender } from './icmp-sender.ts';
 import { Peer } from './peer.ts';
 import { Pipeline, type PipelineEvents } from './pipeline.ts';
 import type { RouteSnapshot } from './snapshot.ts';
-import { TokenBucket } from './token-bucket.ts';
+import { IcmpRateLimiter } from './icmp-rate-limit.ts';
 
 export interface CoreOptions {
   /** Pool sizes (defaults: 8192 MTU slots, 128 64-KiB slots). */
@@ -52,7 +52,8 @@ export class DataPlaneCore {
   /** Peer by index; a removed peer leaves a hole. Shared with the pipeline. */
   readonly peers: (Peer | undefined)[];
   readonly drops = new DropCounters();
-  readonly icmpBucket: TokenBucket;
+  /** ICMP error rate limits, global and per destination (icmp-rate-limit.ts); the stack shares them. */
+  readonly icmpLimit: IcmpRateLimiter;
   readonly icmp: IcmpSender;
   readonly fragmenter: Fragmenter;
   readonly pipeline: Pipeline;
@@ -79,8 +80,8 @@ export class DataPlaneCore {
       });
     });
     const rl = config.icmpRateLimit;
-    this.icmpBucket = new TokenBucket(rl.rate, rl.burst, performance.now());
-    this.icmp = new IcmpSender(this.pools, this.icmpBucket, this.drops, () => performance.now());
+    this.icmpLimit = new IcmpRateLimiter({ rate: rl.rate, burst: rl.burst, perDestinationMs: rl.perDestinationMs, now: performance.now() });
+    this.icmp = new IcmpSender(this.pools, this.icmpLimit, this.drops, () => performance.now());
     this.icmp.srcV4 = icmpSourceV4(config, log);
     const v6 = config.stack.address.find((a) => a.family === 6) ?? config.interface.address.find((a) => a.family === 6);
     if (v6) this.icmp.srcV6 = v6.bytes;

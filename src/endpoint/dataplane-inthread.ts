@@ -66,6 +66,7 @@ export class InThreadDataPlane implements DataPlane {
     const hooks = opts.hooks;
     core.events.onPeerUp = (peer) => hooks.peerUp(peer.index);
     if (hooks.event !== undefined) core.events.onEvent = hooks.event;
+    core.events.onError = (e) => hooks.internalError?.(e, 'pipeline');
     if (hooks.control !== undefined) {
       const control = hooks.control;
       core.events.onControl = (p, peer, from) => {
@@ -115,7 +116,11 @@ export class InThreadDataPlane implements DataPlane {
       await t.start(); // throws when a peer's endpoint is of a family the socket cannot carry
       this.transport = t;
       core.pipeline.transport = t;
-      dev.start(core.pipeline.fromDevice, (why) => this.opts.hooks.down(`device ${dev.name} went down: ${why}`));
+      dev.start(
+        core.pipeline.fromDevice,
+        (why) => this.opts.hooks.down(`device ${dev.name} went down: ${why}`),
+        (e) => this.opts.hooks.internalError?.(e, 'device'),
+      );
       this.flushTimer = setInterval(() => core.pipeline.flushEvents(Date.now()), EVENT_FLUSH_MS);
       this.flushTimer.unref();
     } catch (e) {

@@ -100,6 +100,11 @@ export interface DataPlaneHooks {
   control?(msg: ControlDatagram): void;
   /** The device stopped on its own (deleted interface, fatal read error). */
   down(reason: string): void;
+  /**
+   * An exception the data plane caught and survived (`where`: "pipeline", "device", ...): what
+   * it held is released already (InternalError drops). Must not throw.
+   */
+  internalError?(err: unknown, where: string): void;
   /** One log line (warnings start with "warning:"). */
   log(line: string): void;
   /** An event an operator must see (already rate-limited); absent: not reported. */

@@ -4,8 +4,21 @@
  * TUN gone, every pool slot back). Control-plane code: it may allocate freely.
  *
  * Events (typed, see EndpointEvents): 'peer-up' / 'peer-down' (Peer), 'drop' (per-reason counts,
- * at most once a second), 'error' (the device went away). Log events (log-event.ts) go to the
- * `onEvent` option, or as lines to `log`.
+ * at most once a second), 'error' (the device went away), 'control' (control messages for the
+ * control plane), 'internal-error' (an exception the endpoint caught and survived). Log events
+ * (log-event.ts) go to the `onEvent` option, or as lines to `log`.
+ *
+ * No event can crash the process or stop the dataplane:
+ * - A listener that throws is isolated: the other listeners and the packet that raised the event
+ *   carry on; the exception is counted (stats extra.listenerErrors) and reported as
+ *   'internal-error' (where: "listener 'peer-up'", ...). Likewise a 'message' listener of a stack
+ *   UDP socket.
+ * - An exception inside the dataplane (a bug; a checked accessor in a fuzz run) is caught per
+ *   batch: what the batch held is released and counted as InternalError drops, the exception is
+ *   counted (extra.internalErrors) and reported as 'internal-error'; the next batch runs.
+ * - Nobody listening: 'internal-error' becomes a warning line in the log (at most one a second,
+ *   with the count), and 'error' an "error:" line — never thrown. (Node's EventEmitter throws an
+ *   'error' nobody listens to, which would crash a library user's process from a dataplane event.)
  *
  * Reload (reload()): the new config's peer, route, rule and key changes are applied through the
  * data-plane boundary while traffic runs (reload-plan.ts says what is live and what needs a
@@ -58,7 +71,10 @@ export interface EndpointEvents {
   'peer-up': [peer: Peer];
   'peer-down': [peer: Peer];
   drop: [event: DropEvent];
+  /** The endpoint cannot go on (the device went away): `ipferry up` stops on it. */
   error: [error: Error];
+  /** An exception caught and survived; `where` says whose: "pipeline", "stack", "device", "listener 'peer-up'", ... */
+  'internal-error': [error: Error, where: string];
   /**
    * A GUE control message the data plane does not handle itself (any type but a keepalive from
    * a peer, or from an unknown underlay source): only delivered while someone listens; without
@@ -130,6 +146,13 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   /** The freshest report of a data plane in another thread (counters are copied from it). */
   private lastReport: DataPlaneReport | null = null;
   private ticking = false;
+  /** Exceptions caught inside the dataplane and the endpoint's own timers (see the header). */
+  internalErrors = 0;
+  /** Event listeners (ours and the stack sockets') that threw. */
+  listenerErrors = 0;
+  /** Unheard 'internal-error's: last log line (ms) and how many since. */
+  private lastErrorLog = -Infinity;
+  private unloggedErrors = 0;
 
   constructor(config: Config, opts: EndpointOptions = {}) {
     super();
@@ -143,12 +166,14 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     this.control = new ControlSender(this.senderId);
     this.core = new DataPlaneCore(config, { poolSlots: opts.poolSlots, senderId: this.senderId, log: this.log });
     this.core.events.onPeerUp = (p) => this.peerUp(p);
+    this.core.events.onError = (e) => this.internalError(e, 'pipeline');
     this.stack = new LocalStack({
       pools: this.core.pools,
       addresses: config.stack.address.map((a) => ({ family: a.family, bytes: a.bytes })),
       output: this.stackOutput,
       drops: this.core.drops,
-      errorLimit: this.core.icmpBucket,
+      errorLimit: this.core.icmpLimit,
+      onError: (e, where) => this.internalError(e, where),
     });
     this.core.pipeline.local = this.stack;
     const configTexts = new Set(config.routes.map((r) => r.text));
@@ -292,13 +317,14 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       },
       toLocal: (p) => this.stack.input(p),
       control: (msg) => {
-        if (this.listenerCount('control') > 0) this.emit('control', msg);
+        if (this.listenerCount('control') > 0) this.safeEmit('control', msg);
         else this.drops.count(msg.peer < 0 ? DropReason.UnknownPeer : DropReason.BadControlMessage);
       },
       down: (why) => {
         this.log(why);
-        this.emit('error', new Error(why));
+        this.fatal(new Error(why));
       },
+      internalError: (e, where) => this.internalError(e, where),
       log: this.log,
       event: (e) => this.sink(describeDataPlaneEvent(e, this.naming)),
     };
@@ -482,31 +508,36 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
 
   private tickNow(): void {
     if (!this.running) return;
-    const now = Date.now();
-    this.stack.poll();
-    this.emitDrops();
-    for (const p of this.peers) {
-      if (p === undefined) continue;
-      const l = p.liveness;
-      if (l.keepaliveDue(now)) this.sendKeepalive(p);
-      if (l.expire(now)) {
-        this.dataplane?.peerDown(p.index);
-        const silent = Math.round((now - l.lastRx) / 1000);
-        this.event('warn', 'peer-down', `peer ${p.name} down (nothing heard for ${silent} s)`, { peer: p.name, endpoint: p.endpointText, silentSeconds: silent });
-        this.emit('peer-down', p);
-        void this.reresolve(p.name);
-      } else if (l.up && l.keepaliveMs > 0 && now - l.lastRx > 2 * l.keepaliveMs && this.keepaliveLost.get(p.index) !== l.lastRx) {
-        // two keepalives missed: say so before the peer is declared down
-        this.keepaliveLost.set(p.index, l.lastRx);
-        const silent = Math.round((now - l.lastRx) / 1000);
-        this.event(
-          'warn',
-          'keepalive-lost',
-          `peer ${p.name}: keepalive lost (nothing heard for ${silent} s, keepalive every ${l.keepaliveMs / 1000} s; down after ${Math.round(l.deadAfterMs / 1000)} s)`,
-          { peer: p.name, endpoint: p.endpointText, silentSeconds: silent },
-        );
+    try {
+      const now = Date.now();
+      this.stack.poll();
+      this.emitDrops();
+      for (const p of this.peers) {
+        if (p === undefined) continue;
+        const l = p.liveness;
+        if (l.keepaliveDue(now)) this.sendKeepalive(p);
+        if (l.expire(now)) {
+          this.dataplane?.peerDown(p.index);
+          const silent = Math.round((now - l.lastRx) / 1000);
+          this.event('info', 'peer-down', `peer ${p.name} down (nothing heard for ${silent} s)`, { peer: p.name, endpoint: p.endpointText, silentSeconds: silent });
+          this.safeEmit('peer-down', p);
+          void this.reresolve(p.name);
+        } else if (l.up && l.keepaliveMs > 0 && now - l.lastRx > 2 * l.keepaliveMs && this.keepaliveLost.get(p.index) !== l.lastRx) {
+          // two keepalives missed: say so before the peer is declared down
+          this.keepaliveLost.set(p.index, l.lastRx);
+          const silent = Math.round((now - l.lastRx) / 1000);
+          this.event(
+            'warn',
+            'keepalive-lost',
+            `peer ${p.name}: keepalive lost (nothing heard for ${silent} s, keepalive every ${l.keepaliveMs / 1000} s; down after ${Math.round(l.deadAfterMs / 1000)} s)`,
+            { peer: p.name, endpoint: p.endpointText, silentSeconds: silent },
+          );
+        }
       }
+    } catch (e) {
+      this.internalError(e, 'timer');
     }
+    this.logUnheardErrors();
   }
 
   /** A peer given by DNS name went down: look the name up again, move the peer if it changed. */
@@ -657,9 +688,68 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       const d = c[i]! - this.lastDrops[i]!;
       if (d > 0) {
         this.lastDrops[i] = c[i]!;
-        this.emit('drop', { reason: DROP_REASON_NAMES[i] ?? `reason${i}`, count: d, total: c[i]! });
+        this.safeEmit('drop', { reason: DROP_REASON_NAMES[i] ?? `reason${i}`, count: d, total: c[i]! });
       }
     }
+  }
+
+  /**
+   * Emit an event with every listener isolated: one that throws is counted and reported as
+   * 'internal-error', and the listeners after it still run.
+   */
+  private safeEmit<K extends 'peer-up' | 'peer-down' | 'drop' | 'control'>(event: K, ...args: EndpointEvents[K]): void {
+    const listeners = this.listeners(event) as ((...a: EndpointEvents[K]) => void)[];
+    for (const l of listeners) {
+      try {
+        l.apply(this, args);
+      } catch (e) {
+        this.listenerErrors++;
+        this.internalError(e, `listener '${event}'`);
+      }
+    }
+  }
+
+  /** An exception caught and survived: counted; 'internal-error' if someone listens, else the log. Never throws. */
+  private internalError(e: unknown, where: string): void {
+    if (!where.startsWith('listener')) this.internalErrors++;
+    const err = e instanceof Error ? e : new Error(String(e));
+    if (this.listenerCount('internal-error') > 0) {
+      try {
+        this.emit('internal-error', err, where);
+        return;
+      } catch {
+        this.listenerErrors++; // an 'internal-error' listener that throws: to the log, no recursion
+      }
+    }
+    this.unloggedErrors++;
+    const now = performance.now();
+    if (now - this.lastErrorLog < 1000) return;
+    this.lastErrorLog = now;
+    this.log(`warning: ${where}: ${err.message.split('\n')[0]} (${this.unloggedErrors} unheard internal error(s))`);
+    this.unloggedErrors = 0;
+  }
+
+  /** Report what a tick found unlogged (errors suppressed by the once-a-second limit). */
+  private logUnheardErrors(): void {
+    if (this.unloggedErrors === 0 || performance.now() - this.lastErrorLog < 1000) return;
+    this.lastErrorLog = performance.now();
+    this.log(`warning: ${this.unloggedErrors} more unheard internal error(s)`);
+    this.unloggedErrors = 0;
+  }
+
+  /** The endpoint cannot go on: 'error' when someone listens, else an "error:" log line (never thrown). */
+  private fatal(err: Error): void {
+    if (this.listenerCount('error') > 0) {
+      try {
+        this.emit('error', err);
+        return;
+      } catch (e) {
+        this.listenerErrors++;
+        this.log(`warning: an 'error' listener threw: ${(e as Error)?.message ?? e}`);
+        return;
+      }
+    }
+    this.log(`error: ${err.message}`);
   }
 
   /** Drops by reason: this thread's (the stack's, and the in-thread pipeline's) plus a worker's last report. */
@@ -684,7 +774,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   private peerUp(p: Peer): void {
     this.keepaliveLost.delete(p.index);
     this.event('info', 'peer-up', `peer ${p.name} up (${p.endpointText})`, { peer: p.name, endpoint: p.endpointText });
-    this.emit('peer-up', p);
+    this.safeEmit('peer-up', p);
   }
 
   /** Counters: device and UDP traffic, ICMP errors sent, drops per reason, pool slots. */
@@ -777,6 +867,8 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
           echoReplies: this.stack.echoReplies,
           udpDelivered: this.stack.udpDelivered,
           reassemblyBytes: this.stack.reassembler.memory,
+          internalErrors: this.internalErrors,
+          listenerErrors: this.listenerErrors + this.stack.listenerErrors,
           ...(r?.extra ?? {}),
         },
       },

@@ -8,6 +8,11 @@
  * Output: full datagrams handed to `output` (which takes ownership): the endpoint routes them and
  * fragments them to the path MTU; a standalone host's output fragments to its device's MTU.
  * The app-facing API (sockets, ping) allocates per datagram; the echo path does not.
+ *
+ * `input` never throws: the packet in hand (`held`) is struck off when it is released or passed
+ * on; if anything throws meanwhile, the packet still held is released (InternalError), the error
+ * counted (`errors`) and reported (`onError`). A socket's 'message' listener that throws is the
+ * app's error, not the stack's: counted (`listenerErrors`), reported, delivery carries on.
  */
 import { EventEmitter } from 'node:events';
 import { DropReason, type DropCounters } from '../base/drop-reason.ts';
@@ -47,7 +52,7 @@ import { IPV4_DST, IPV4_HEADER_LEN, IPV4_SRC, Ipv4Packet } from '../wire/ipv4.ts
 import { IPV6_DST, IPV6_HEADER_LEN, IPV6_SRC, Ipv6Packet, writeIpv6Header } from '../wire/ipv6.ts';
 import { UDP_HEADER_LEN, UdpPacket } from '../wire/udp.ts';
 import { EMPTY_BYTES } from '../wire/view.ts';
-import type { TokenBucket } from './token-bucket.ts';
+import type { IcmpRateLimiter } from './icmp-rate-limit.ts';
 
 /** Room for an ICMP error of either family: the IPv6 minimum MTU. */
 const ERROR_ROOM = IPV6_MIN_MTU;
@@ -64,7 +69,9 @@ export interface LocalStackOptions {
   now?: () => number;
   ttl?: number;
   /** Rate limit for the ICMP errors the stack sends (port unreachable...); none when absent. */
-  errorLimit?: TokenBucket;
+  errorLimit?: IcmpRateLimiter;
+  /** Told about exceptions caught in input (where "stack") and thrown by socket listeners ("listener 'message'"). Must not throw. */
+  onError?: (err: unknown, where: string) => void;
 }
 
 export interface UdpMessageInfo {
@@ -105,6 +112,9 @@ export class LocalStack {
   echoReplies = 0;
   errorsSent = 0;
   udpDelivered = 0;
+  /** Exceptions caught inside input (bugs); 'message' listeners that threw. */
+  errors = 0;
+  listenerErrors = 0;
 
   private readonly pools: PacketPools;
   private readonly addrs: AddressBytes[];
@@ -112,7 +122,7 @@ export class LocalStack {
   private readonly drops: DropCounters;
   private readonly now: () => number;
   private readonly ttl: number;
-  private readonly errorLimit: TokenBucket | null;
+  private readonly errorLimit: IcmpRateLimiter | null;
   private readonly sockets = new Map<number, StackUdpSocket>();
   private readonly pings = new Map<number, PendingPing>();
   private readonly chain = new Ipv6Chain();
@@ -124,6 +134,9 @@ export class LocalStack {
   private nextEphemeral = 49152;
   private pingId = (process.pid & 0x7fff) + 1;
   private pingSeq = 0;
+  private readonly onError: ((err: unknown, where: string) => void) | undefined;
+  /** The packet input() holds (not yet released or passed on). */
+  private held: PacketBuffer | null = null;
 
   constructor(opts: LocalStackOptions) {
     this.pools = opts.pools;
@@ -133,6 +146,7 @@ export class LocalStack {
     this.now = opts.now ?? (() => performance.now());
     this.ttl = opts.ttl ?? 64;
     this.errorLimit = opts.errorLimit ?? null;
+    this.onError = opts.onError;
     this.reassembler = new Reassembler({
       pools: opts.pools,
       now: this.now,
@@ -170,18 +184,53 @@ export class LocalStack {
 
   // ------------------------------------------------------------------ input
 
-  /** A packet addressed to us (already header-checked). Takes ownership. */
+  /** A packet addressed to us (already header-checked). Takes ownership; never throws. */
   input(p: PacketBuffer): void {
-    const v4 = ipVersion(p.buf, p.offset) === 4;
-    const whole = v4 ? this.reassembler.submitV4(p.buf, p.offset, p.length) : this.reassembler.submitV6(p.buf, p.offset, p.length);
-    const st = this.reassembler.lastStatus;
-    if (st !== ReassemblyStatus.NotFragment) {
-      p.release(); // the reassembler copied what it keeps
-      if (whole === null) return;
-      p = whole;
+    const outer = this.held; // input re-entered (our reply routed back to us): keep its record
+    this.held = p;
+    try {
+      const v4 = ipVersion(p.buf, p.offset) === 4;
+      const whole = v4 ? this.reassembler.submitV4(p.buf, p.offset, p.length) : this.reassembler.submitV6(p.buf, p.offset, p.length);
+      const st = this.reassembler.lastStatus;
+      if (st !== ReassemblyStatus.NotFragment) {
+        this.release(p); // the reassembler copied what it keeps
+        if (whole === null) return;
+        p = whole;
+        this.held = p;
+      }
+      if (v4) this.inputV4(p);
+      else this.inputV6(p);
+    } catch (e) {
+      const h = this.held;
+      if (h !== null) {
+        h.release();
+        this.drops.count(DropReason.InternalError);
+      }
+      this.errors++;
+      this.report(e, 'stack');
+    } finally {
+      this.held = outer;
     }
-    if (v4) this.inputV4(p);
-    else this.inputV6(p);
+  }
+
+  /** Release p (struck off `held`). */
+  private release(p: PacketBuffer): void {
+    if (this.held === p) this.held = null;
+    p.release();
+  }
+
+  /** Pass p to output (struck off `held` first: output takes ownership). */
+  private send(p: PacketBuffer): void {
+    if (this.held === p) this.held = null;
+    this.output(p);
+  }
+
+  private report(err: unknown, where: string): void {
+    try {
+      this.onError?.(err, where);
+    } catch {
+      /* the reporter must not throw */
+    }
   }
 
   private inputV4(p: PacketBuffer): void {
@@ -199,10 +248,10 @@ export class LocalStack {
         if (n === 0) return this.drop(p, DropReason.BadIcmpType);
         p.length = n;
         this.echoReplies++;
-        return this.output(p);
+        return this.send(p);
       }
       if (ic.type === ICMP_ECHO_REPLY) this.pingReply(ic.echoIdent, ic.echoSeq);
-      p.release();
+      this.release(p);
       return;
     }
     if (proto === IP_PROTO_UDP) {
@@ -213,7 +262,7 @@ export class LocalStack {
       const sock = this.sockets.get(u.dstPort);
       if (sock === undefined) return this.unreachable(p, 4, ICMP_DEST_UNREACHABLE, ICMP_UNREACH_PORT);
       this.deliverUdp(sock, b, u.payloadOffset, u.payloadLength, formatAddress(b, ip.srcOffset, 4), u.srcPort, 4);
-      p.release();
+      this.release(p);
       return;
     }
     if (proto === IP_PROTO_TCP) return this.unreachable(p, 4, ICMP_DEST_UNREACHABLE, ICMP_UNREACH_PORT);
@@ -240,10 +289,10 @@ export class LocalStack {
         if (rr !== DropReason.None) return this.drop(p, rr);
         p.length = this.ip6.wrap(b, off, p.length).totalLength;
         this.echoReplies++;
-        return this.output(p);
+        return this.send(p);
       }
       if (type === ICMPV6_ECHO_REPLY) this.pingReply(m.identifier, m.sequence);
-      p.release();
+      this.release(p);
       return;
     }
     if (proto === IP_PROTO_UDP) {
@@ -254,7 +303,7 @@ export class LocalStack {
       const sock = this.sockets.get(ul.dstPort);
       if (sock === undefined) return this.unreachable(p, 6, ICMPV6_DEST_UNREACHABLE, UNREACH_PORT);
       this.deliverUdp(sock, b, ul.payloadOffset, ul.payloadLength, formatAddress(b, off + IPV6_SRC, 6), ul.srcPort, 6);
-      p.release();
+      this.release(p);
       return;
     }
     if (proto === IP_PROTO_TCP) return this.unreachable(p, 6, ICMPV6_DEST_UNREACHABLE, UNREACH_PORT);
@@ -264,51 +313,76 @@ export class LocalStack {
 
   private deliverUdp(sock: StackUdpSocket, b: Uint8Array, off: number, len: number, address: string, port: number, family: 4 | 6): void {
     this.udpDelivered++;
-    sock.emit('message', Buffer.from(b.subarray(off, off + len)), { address, port, family } satisfies UdpMessageInfo);
+    try {
+      sock.emit('message', Buffer.from(b.subarray(off, off + len)), { address, port, family } satisfies UdpMessageInfo);
+    } catch (e) {
+      // the app's listener threw: its error, reported; the datagram was delivered
+      this.listenerErrors++;
+      this.report(e, "listener 'message'");
+    }
   }
 
   private unreachable(p: PacketBuffer, fam: 4 | 6, type: number, code: number, param = 0): void {
     this.drop(p, DropReason.NotForUs, false);
-    if (this.errorLimit !== null && !this.errorLimit.take(this.now())) {
-      this.drops.count(DropReason.IcmpRateLimited);
-      p.release();
-      return;
-    }
     const b = p.buf;
     const off = p.offset;
+    if (this.errorLimit !== null) {
+      const r = this.errorLimit.check(fam, type, code, b, off + (fam === 4 ? IPV4_SRC : IPV6_SRC), this.now());
+      if (r !== DropReason.None) {
+        this.drops.count(r);
+        this.release(p);
+        return;
+      }
+    }
     // We answer from the address the packet was sent to.
     const ours = fam === 4 ? b.subarray(off + IPV4_DST, off + IPV4_DST + 4) : b.subarray(off + IPV6_DST, off + IPV6_DST + 16);
     const q = this.pools.acquire(ERROR_ROOM);
     if (q !== null) {
       const out = q.buf.subarray(0, q.offset + ERROR_ROOM);
       let n = 0;
-      if (fam === 4) {
-        if (mayReplyWithIcmpError(b, off, p.length)) n = buildIcmpv4Error(out, q.offset, type, code, param, b, off, p.length, readV4(ours, 0), this.ttl);
-      } else {
-        n = buildIcmpv6Error(out, q.offset, type, code, param, b, off, p.length, ours, 0, this.ttl);
+      try {
+        if (fam === 4) {
+          if (mayReplyWithIcmpError(b, off, p.length)) n = buildIcmpv4Error(out, q.offset, type, code, param, b, off, p.length, readV4(ours, 0), this.ttl);
+        } else {
+          n = buildIcmpv6Error(out, q.offset, type, code, param, b, off, p.length, ours, 0, this.ttl);
+        }
+      } catch (e) {
+        q.release();
+        throw e;
       }
       if (n > 0) {
         q.length = n;
         this.errorsSent++;
-        p.release();
+        this.release(p);
         return this.output(q);
       }
       q.release();
     }
-    p.release();
+    this.release(p);
   }
 
   private timeExceeded(fam: 4 | 6, buf: Buffer, off: number, len: number): void {
+    if (this.errorLimit !== null) {
+      const type = fam === 4 ? ICMP_TIME_EXCEEDED : ICMPV6_TIME_EXCEEDED;
+      const r = this.errorLimit.check(fam, type, fam === 4 ? ICMP_EXC_FRAGTIME : TIME_EXCEEDED_REASSEMBLY, buf, off + (fam === 4 ? IPV4_SRC : IPV6_SRC), this.now());
+      if (r !== DropReason.None) return this.drops.count(r);
+    }
     const q = this.pools.acquire(ERROR_ROOM);
     if (q === null) return;
     const out = q.buf.subarray(0, q.offset + ERROR_ROOM);
     // From the address the fragments were sent to (ours).
-    const n =
-      fam === 4
-        ? mayReplyWithIcmpError(buf, off, len)
-          ? buildIcmpv4Error(out, q.offset, ICMP_TIME_EXCEEDED, ICMP_EXC_FRAGTIME, 0, buf, off, len, readV4(buf, off + IPV4_DST), this.ttl)
-          : 0
-        : buildIcmpv6Error(out, q.offset, ICMPV6_TIME_EXCEEDED, TIME_EXCEEDED_REASSEMBLY, 0, buf, off, len, buf, off + IPV6_DST, this.ttl);
+    let n = 0;
+    try {
+      n =
+        fam === 4
+          ? mayReplyWithIcmpError(buf, off, len)
+            ? buildIcmpv4Error(out, q.offset, ICMP_TIME_EXCEEDED, ICMP_EXC_FRAGTIME, 0, buf, off, len, readV4(buf, off + IPV4_DST), this.ttl)
+            : 0
+          : buildIcmpv6Error(out, q.offset, ICMPV6_TIME_EXCEEDED, TIME_EXCEEDED_REASSEMBLY, 0, buf, off, len, buf, off + IPV6_DST, this.ttl);
+    } catch (e) {
+      q.release();
+      throw e;
+    }
     if (n === 0) return q.release();
     q.length = n;
     this.errorsSent++;
@@ -317,7 +391,7 @@ export class LocalStack {
 
   private drop(p: PacketBuffer, reason: DropReason, release = true): void {
     this.drops.count(reason);
-    if (release) p.release();
+    if (release) this.release(p);
   }
 
   // ------------------------------------------------------------------ app API

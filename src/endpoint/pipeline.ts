@@ -17,6 +17,16 @@
  * released (or handed to the transport, which releases it after the send) exactly once, in
  * `drop`, `toDevice`, `toPeer` or by the local stack. Nothing is allocated per packet on the
  * forwarding paths; ICMP errors (rate-limited) and control messages may allocate.
+ *
+ * Exceptions (a bug, a throwing callback, a checked accessor in a fuzz run) never leave the
+ * pipeline. What it holds while it works is written down as it goes: the packet in hand
+ * (`held`), an ICMP error built about it (`heldReply`), a packet waiting while the burst is
+ * routed (`heldWait`), the queued burst, fragments not sent yet, and the rest of the batch.
+ * Each entry point catches, releases exactly those (counted as InternalError drops), counts the
+ * error and reports it (events.onError), and returns; the next batch runs as usual. A packet is
+ * struck off `held` at the moment it is passed on (release, device write done, transport send,
+ * local stack input): callees that take ownership keep it even when they throw. A call that
+ * arrives re-entrantly (the local stack answering inside a batch) keeps its own record.
  */
 import { DROP_REASON_NAMES, DropReason, type DropCounters } from '../base/drop-reason.ts';
 import type { Fragmenter } from '../frag/fragment.ts';
@@ -50,6 +60,8 @@ export const TARGET_NONE = -3;
 export const FROM_LOCAL = -2;
 /** Ingress of a packet read from the device. */
 export const FROM_DEVICE = -1;
+/** A batch from the transport (ingress is then each packet's peer). */
+const FROM_TRANSPORT = -4;
 
 /** The endpoint's own stack as the pipeline sees it. */
 export interface LocalInput {
@@ -60,6 +72,8 @@ export interface LocalInput {
 export interface PipelineEvents {
   /** A peer was heard from after being down (or for the first time). */
   onPeerUp(peer: Peer): void;
+  /** Something threw inside the pipeline; what it held is released already. Must not throw. */
+  onError?(err: unknown): void;
   /**
    * GUE control messages for the control plane (see dataplane.ts): every control type but a
    * keepalive from a configured peer, and control messages from unknown sources (peer -1).
@@ -141,6 +155,8 @@ export class Pipeline {
   private tap: CaptureTap | null = null;
   /** Rate limit of the events (the first at once, then a count per interval). */
   readonly events: EventGate;
+  /** Exceptions caught inside the pipeline (each also counted as InternalError drops for the packets it cost). */
+  errors = 0;
 
   private readonly o: PipelineOptions;
   private readonly router: Router;
@@ -177,8 +193,22 @@ export class Pipeline {
   private bCount = 0;
   /** The pool slab (BufferPool.bytes) the queued packets live in: one lookupBatch call covers a slab. */
   private bSlab: Uint8Array | null = null;
-  /** A burst is being routed: a packet arriving re-entrantly (a synchronous peer) goes alone. */
-  private bBusy = false;
+  // ---- what the pipeline holds while it works (released by recover() when something throws) ----
+  /** The packet in hand: taken from a batch or the burst, not yet passed on. */
+  private held: PacketBuffer | null = null;
+  /** An ICMP error built about the packet in hand, not yet sent. */
+  private heldReply: PacketBuffer | null = null;
+  /** A packet waiting while the burst is routed ahead of it (queue()). */
+  private heldWait: PacketBuffer | null = null;
+  /** The batch being read: entries [inNext, inEnd) of inBatch are not taken yet. */
+  private inBatch: PacketBuffer[] | null = null;
+  private inNext = 0;
+  private inEnd = 0;
+  /** Fragmenter output [fragNext, fragEnd) not sent on yet (fragEnd 0: none). */
+  private fragNext = 0;
+  private fragEnd = 0;
+  /** Entry-point nesting: 0 = not inside the pipeline; inside, a packet arriving re-entrantly (a synchronous peer, the local stack answering) goes alone (nested()). */
+  private depth = 0;
 
   constructor(opts: PipelineOptions) {
     this.o = opts;
@@ -250,30 +280,28 @@ export class Pipeline {
 
   // ---------------------------------------------------------------- device -> ...
 
-  /** Batch handler for the device (TUN or memory). */
+  /** Batch handler for the device (TUN or memory). Never throws. */
   readonly fromDevice = (batch: PacketBuffer[], count: number): void => {
-    this.nowMs = this.o.now();
-    if (this.bBusy) {
-      for (let i = 0; i < count; i++) {
-        const p = batch[i]!;
-        const fam = this.validate(p);
-        if (fam !== 0) this.route(p, fam, FROM_DEVICE);
-      }
-      return;
-    }
-    this.bBusy = true;
+    if (this.depth > 0) return this.nested(batch, count, FROM_DEVICE);
+    this.depth = 1;
+    this.inBatch = batch;
+    this.inNext = 0;
+    this.inEnd = count;
     try {
-      for (let i = 0; i < count; i++) {
-        const p = batch[i]!;
+      this.nowMs = this.o.now();
+      while (this.inNext < this.inEnd) {
+        const p = batch[this.inNext++]!;
+        this.held = p;
         const fam = this.validate(p);
         if (fam !== 0) this.queue(p, fam, FROM_DEVICE);
       }
       if (this.bCount > 0) this.routeQueued(FROM_DEVICE);
     } catch (e) {
-      this.abandonQueued();
-      throw e;
+      this.recover(e, true);
     } finally {
-      this.bBusy = false;
+      this.inBatch = null;
+      this.inEnd = 0;
+      this.depth = 0;
     }
   };
 
@@ -282,53 +310,153 @@ export class Pipeline {
   /**
    * Batch handler for the transport; p.tag is the sending peer's index or -1. `sources` (when
    * given) names each datagram's underlay source, for control messages punted up (onControl).
+   * Never throws.
    */
   readonly fromTransport = (batch: PacketBuffer[], count: number, sources: DatagramSources | null = null): void => {
-    this.nowMs = this.o.now();
     const outer = this.sources;
     this.sources = sources;
     if (this.tap !== null) this.tapReceived(batch, count, sources);
-    if (this.bBusy) {
+    if (this.depth > 0) {
       try {
-        for (let i = 0; i < count; i++) {
-          this.srcIndex = i;
-          this.fromTransportOne(batch[i]!, false);
-        }
+        this.nested(batch, count, FROM_TRANSPORT);
       } finally {
         this.sources = outer;
       }
       return;
     }
-    this.bBusy = true;
+    this.depth = 1;
+    this.inBatch = batch;
+    this.inNext = 0;
+    this.inEnd = count;
     try {
+      this.nowMs = this.o.now();
       // Packets of one burst come from any peers: route them in runs of the same sender.
-      for (let i = 0; i < count; i++) {
-        this.srcIndex = i;
-        this.fromTransportOne(batch[i]!, true);
+      while (this.inNext < this.inEnd) {
+        this.srcIndex = this.inNext;
+        const p = batch[this.inNext++]!;
+        this.held = p;
+        this.fromTransportOne(p, true);
       }
       if (this.bCount > 0) this.routeQueued(this.bIngress);
     } catch (e) {
-      this.abandonQueued();
-      throw e;
+      this.recover(e, true);
     } finally {
-      this.bBusy = false;
+      this.inBatch = null;
+      this.inEnd = 0;
+      this.depth = 0;
       this.sources = outer;
     }
   };
 
-  /** Copy a received batch into the capture ring (only while a capture runs). */
+  /** Copy a received batch into the capture ring (only while a capture runs). Never throws. */
   private tapReceived(batch: PacketBuffer[], count: number, sources: DatagramSources | null): void {
     const tap = this.tap!;
-    for (let i = 0; i < count; i++) {
-      const p = batch[i]!;
-      const peer = p.tag >= 0 ? this.peers[p.tag] : undefined;
-      const ep = peer?.endpoint;
-      if (ep !== undefined) tap.received(p, ep.family, ep.bytes, ep.port);
-      else if (sources !== null) {
-        const from = sources.source(i);
-        tap.received(p, from.family, from.address, from.port);
+    try {
+      for (let i = 0; i < count; i++) {
+        const p = batch[i]!;
+        const peer = p.tag >= 0 ? this.peers[p.tag] : undefined;
+        const ep = peer?.endpoint;
+        if (ep !== undefined) tap.received(p, ep.family, ep.bytes, ep.port);
+        else if (sources !== null) {
+          const from = sources.source(i);
+          tap.received(p, from.family, from.address, from.port);
+        }
       }
+    } catch (e) {
+      // a copy for the capture failed: the packets themselves go on
+      this.errors++;
+      this.o.events.onError?.(e);
     }
+  }
+
+  /**
+   * A batch (or one local packet: batch null) arriving while the pipeline is already inside an
+   * entry point: each packet goes alone (no burst), with its own record of what it holds, so a
+   * throw here releases only what this call held.
+   */
+  private nested(batch: PacketBuffer[] | null, count: number, from: number, one: PacketBuffer | null = null): void {
+    const held = this.held;
+    const reply = this.heldReply;
+    const wait = this.heldWait;
+    const inBatch = this.inBatch;
+    const inNext = this.inNext;
+    const inEnd = this.inEnd;
+    const fragNext = this.fragNext;
+    const fragEnd = this.fragEnd;
+    const now = this.nowMs;
+    this.held = one; // a local packet is held from the start; a batch's are taken one by one
+    this.heldReply = this.heldWait = null;
+    this.fragEnd = 0;
+    this.inBatch = batch;
+    this.inNext = 0;
+    this.inEnd = batch === null ? 0 : count;
+    this.depth++;
+    try {
+      this.nowMs = this.o.now();
+      if (one !== null) this.localOne(one);
+      while (this.inNext < this.inEnd) {
+        this.srcIndex = this.inNext;
+        const p = batch![this.inNext++]!;
+        this.held = p;
+        if (from === FROM_TRANSPORT) this.fromTransportOne(p, false);
+        else {
+          const fam = this.validate(p);
+          if (fam !== 0) this.route(p, fam, FROM_DEVICE);
+        }
+      }
+    } catch (e) {
+      this.recover(e, false);
+    } finally {
+      this.depth--;
+      this.held = held;
+      this.heldReply = reply;
+      this.heldWait = wait;
+      this.inBatch = inBatch;
+      this.inNext = inNext;
+      this.inEnd = inEnd;
+      this.fragNext = fragNext;
+      this.fragEnd = fragEnd;
+      this.nowMs = now;
+    }
+  }
+
+  /**
+   * After an exception: release everything this entry point held (top: also the queued burst,
+   * which only the outermost call fills), count it, count and report the error.
+   */
+  private recover(err: unknown, top: boolean): void {
+    this.errors++;
+    let lost = 0;
+    lost += this.releaseHeld(this.held) + this.releaseHeld(this.heldReply) + this.releaseHeld(this.heldWait);
+    this.held = this.heldReply = this.heldWait = null;
+    if (this.fragEnd > 0) {
+      const f = this.o.fragmenter;
+      for (let k = this.fragNext; k < this.fragEnd; k++) lost += this.releaseHeld(f.out[k] ?? null);
+      f.count = 0;
+      this.fragEnd = 0;
+    }
+    if (top) lost += this.abandonQueued();
+    const b = this.inBatch;
+    if (b !== null) for (let i = this.inNext; i < this.inEnd; i++) lost += this.releaseHeld(b[i] ?? null);
+    this.inNext = this.inEnd;
+    for (let i = 0; i < lost; i++) this.drops.count(DropReason.InternalError);
+    try {
+      this.o.events.onError?.(err);
+    } catch {
+      /* the reporter must not throw; if it does, the count above stands */
+    }
+  }
+
+  private releaseHeld(p: PacketBuffer | null): number {
+    if (p === null) return 0;
+    p.release();
+    return 1;
+  }
+
+  /** Strike p off the record of what the pipeline holds: it is being passed on. */
+  private handOff(p: PacketBuffer): void {
+    if (this.held === p) this.held = null;
+    else if (this.heldReply === p) this.heldReply = null;
   }
 
   private fromTransportOne(p: PacketBuffer, burst: boolean): void {
@@ -394,6 +522,7 @@ export class Pipeline {
       return;
     }
     this.heard(peer);
+    this.handOff(p);
     p.release();
   }
 
@@ -415,18 +544,32 @@ export class Pipeline {
   private punt(p: PacketBuffer, peer: number): void {
     const src = this.sources;
     const from: UnderlayAddress = src !== null ? src.source(this.srcIndex) : { family: 4, address: new Uint8Array(4), port: 0 };
+    this.handOff(p);
     this.o.events.onControl!(p, peer, from);
   }
 
   // ---------------------------------------------------------------- local -> ...
 
-  /** A packet the endpoint itself originated (its stack, its ICMP errors). Takes ownership. */
+  /** A packet the endpoint itself originated (its stack, its ICMP errors). Takes ownership. Never throws. */
   readonly fromLocal = (p: PacketBuffer): void => {
-    this.nowMs = this.o.now();
+    if (this.depth > 0) return this.nested(null, 0, FROM_LOCAL, p);
+    this.depth = 1;
+    this.held = p;
+    try {
+      this.nowMs = this.o.now();
+      this.localOne(p);
+    } catch (e) {
+      this.recover(e, true);
+    } finally {
+      this.depth = 0;
+    }
+  };
+
+  private localOne(p: PacketBuffer): void {
     const fam = this.validate(p);
     if (fam === 0) return;
     this.route(p, fam, FROM_LOCAL);
-  };
+  }
 
   /** Forget replay state of a peer (e.g. after its key changed). */
   resetPeer(index: number): void {
@@ -471,7 +614,13 @@ export class Pipeline {
   private queue(p: PacketBuffer, fam: 4 | 6, ingress: number): void {
     const pool = p.pool;
     const slab = pool.bytes;
-    if (this.bCount > 0 && (this.bCount === BATCH_MAX || slab !== this.bSlab || ingress !== this.bIngress)) this.routeQueued(this.bIngress);
+    if (this.bCount > 0 && (this.bCount === BATCH_MAX || slab !== this.bSlab || ingress !== this.bIngress)) {
+      this.held = null;
+      this.heldWait = p;
+      this.routeQueued(this.bIngress);
+      this.heldWait = null;
+    }
+    this.held = null; // the burst holds it now
     const n = this.bCount++;
     this.bSlab = slab;
     this.bIngress = ingress;
@@ -492,19 +641,25 @@ export class Pipeline {
       const nh = this.bNh[k] ?? null;
       this.bPkt[k] = null;
       this.bNh[k] = null;
+      this.held = p;
       this.forward(p, this.bFam[k] as 4 | 6, ingress, this.bRoute[k]!, this.bType[k]!, nh);
     }
   }
 
-  /** After an exception in the middle of a burst: release what was queued and not yet sent on. */
-  private abandonQueued(): void {
+  /** After an exception: release what was queued and not yet sent on; returns how many. */
+  private abandonQueued(): number {
     this.bCount = 0;
+    let n = 0;
     for (let k = 0; k < BATCH_MAX; k++) {
       const p = this.bPkt[k];
       this.bPkt[k] = null;
       this.bNh[k] = null;
-      if (p) p.release();
+      if (p) {
+        p.release();
+        n++;
+      }
     }
+    return n;
   }
 
   private route(p: PacketBuffer, fam: 4 | 6, ingress: number): void {
@@ -544,6 +699,7 @@ export class Pipeline {
 
   private toLocal(p: PacketBuffer): void {
     if (this.local === null) return this.drop(p, DropReason.NotForUs);
+    this.handOff(p);
     this.local.input(p);
   }
 
@@ -557,10 +713,12 @@ export class Pipeline {
     }
     const d = this.device;
     if (d !== null && d.take !== undefined) {
+      this.handOff(p);
       if (!d.take(p)) this.drops.count(DropReason.DeviceWriteFailed);
       return;
     }
     this.write(p);
+    this.handOff(p);
     p.release();
   }
 
@@ -578,6 +736,7 @@ export class Pipeline {
           ? this.o.icmp.build(4, ICMP_DEST_UNREACHABLE, ICMP_UNREACH_FRAG_NEEDED, mtu, p.buf, p.offset, p.length)
           : this.o.icmp.build(6, ICMPV6_PACKET_TOO_BIG, 0, Math.max(mtu, IPV6_MIN_MTU), p.buf, p.offset, p.length);
       if (this.o.events.onEvent !== undefined && this.events.hit(EV_FRAG_NEEDED, peer.index, this.nowMs)) this.fragNeeded(p, fam, peer, mtu);
+      this.heldReply = q;
       this.drop(p, DropReason.PacketTooBig);
       if (q !== null) this.reply(q, ingress);
       peer.drops++;
@@ -610,6 +769,7 @@ export class Pipeline {
     peer.liveness.sent(this.nowMs);
     if (t === null) return this.drop(p, DropReason.NoSocket);
     if (this.sendExtra > 0) this.sendExtras(p, peer, t);
+    this.handOff(p);
     const r = t.send(p, peer.index);
     if (r !== DropReason.None) {
       this.drops.count(r);
@@ -649,16 +809,23 @@ export class Pipeline {
     const f = this.o.fragmenter;
     const r = fam === 4 ? f.fragmentV4(p.buf, p.offset, p.length, mtu) : f.fragmentV6(p.buf, p.offset, p.length, Math.max(mtu, IPV6_MIN_MTU));
     if (r !== DropReason.None) return this.drop(p, r);
+    this.handOff(p);
     p.release();
     const n = f.count;
+    this.fragNext = 0;
+    this.fragEnd = n;
     for (let i = 0; i < n; i++) {
       const q = f.out[i]!;
+      this.fragNext = i + 1;
+      this.held = q;
       if (target >= 0) this.send(q, this.peers[target]!);
       else {
         this.write(q);
+        this.held = null;
         q.release();
       }
     }
+    this.fragEnd = 0;
     f.count = 0;
   }
 
@@ -666,10 +833,12 @@ export class Pipeline {
   private reply(q: PacketBuffer, ingress: number): void {
     if (ingress === FROM_DEVICE) {
       this.write(q);
+      this.handOff(q);
       q.release();
     } else if (ingress >= 0) {
       this.send(q, this.peers[ingress]!);
     } else {
+      this.handOff(q);
       q.release(); // about our own packet: nobody to tell
     }
   }
@@ -685,6 +854,7 @@ export class Pipeline {
             : DropReason.NoRoute;
     const err = icmpForRouteType(type, fam);
     const q = err === null || ingress === FROM_LOCAL ? null : this.o.icmp.build(fam, err.type, err.code, 0, p.buf, p.offset, p.length);
+    this.heldReply = q;
     this.drop(p, reason);
     if (q !== null) this.reply(q, ingress);
   }
@@ -699,6 +869,7 @@ export class Pipeline {
       fam === 4
         ? this.o.icmp.build(4, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL, 0, p.buf, p.offset, p.length)
         : this.o.icmp.build(6, ICMPV6_TIME_EXCEEDED, 0, 0, p.buf, p.offset, p.length);
+    this.heldReply = q;
     this.drop(p, fam === 4 ? DropReason.TtlExpired : DropReason.HopLimitExpired);
     if (q !== null) this.reply(q, ingress);
     return false;
@@ -726,6 +897,7 @@ export class Pipeline {
   private drop(p: PacketBuffer, reason: DropReason): void {
     this.drops.count(reason);
     if (this.debugEvents) this.dropEvent(reason, -1);
+    this.handOff(p);
     p.release();
   }
 
@@ -733,6 +905,7 @@ export class Pipeline {
     peer.drops++;
     this.drops.count(reason);
     if (this.debugEvents) this.dropEvent(reason, peer.index);
+    this.handOff(p);
     p.release();
   }
 

@@ -20,15 +20,25 @@ export class TokenBucket {
 
   /** Take one token if available. */
   take(now: number): boolean {
-    if (now > this.last) {
-      this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.rate) / 1000);
-      this.last = now;
-    }
-    if (this.tokens >= 1) {
+    if (this.ready(now)) {
       this.tokens -= 1;
       return true;
     }
     this.limited++;
     return false;
+  }
+
+  /** Refill for the time since the last call; true when a token is there (not taken: spend()). */
+  ready(now: number): boolean {
+    if (now > this.last) {
+      this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.rate) / 1000);
+      this.last = now;
+    }
+    return this.tokens >= 1;
+  }
+
+  /** Spend the token ready() found. */
+  spend(): void {
+    this.tokens -= 1;
   }
 }

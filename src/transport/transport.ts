@@ -5,7 +5,9 @@
  *
  * ## Who owns a PacketBuffer
  * - Received: from the `onBatch` call on, each `batch[i]` (i < count) belongs to the handler, which
- *   must release it or pass it on (e.g. to `send`, a device write). The `batch` array and the
+ *   must release it or pass it on (e.g. to `send`, a device write) — also when it throws: a
+ *   handler that can throw releases what it holds first (the pipeline does, per batch). A throw
+ *   is counted (rxErrors) and reported (onError), and delivery goes on. The `batch` array and the
  *   `RecvInfo` arrays are reused: valid only during the call.
  * - Sent: `send()` / `sendTo()` take ownership in every case. On failure the slot is released at
  *   once and the DropReason returned for the caller to count; on success the transport releases
@@ -326,6 +328,11 @@ export class RxBatcher {
     this.flush();
   };
 
+  /**
+   * Deliver the batch. A handler that throws still owned every packet (see the ownership rules
+   * above), so nothing is released here; the throw is counted and reported, never swallowed
+   * silently, and the next batch is delivered as usual.
+   */
   flush(): void {
     const n = this.count;
     if (n === 0) return;
@@ -335,7 +342,11 @@ export class RxBatcher {
       this.onBatch(this.batch, n, this.info);
     } catch (err) {
       this.stats.rxErrors++;
-      this.onError?.(err as Error);
+      try {
+        this.onError?.(err instanceof Error ? err : new Error(String(err)));
+      } catch {
+        /* the reporter must not throw */
+      }
     }
   }
 

@@ -4,11 +4,13 @@
  * check on the way in.
  *
  * - ControlCounter: the sender's counter (clock in microseconds at start, +1 per message).
- * - ControlSender: sender id + counter; writes keepalives.
- * - verifyControl: one received message checked in full (structure, HMAC, reflection, replay).
+ * - ControlSender: sender id + boot epoch + counter; writes keepalives.
+ * - verifyControl: one received message checked in full (structure, HMAC, reflection, replay;
+ *   replay state only for keyed peers: see below).
  * - ControlReceiver: verifyControl with the replay window and our sender id it owns, and what
  *   each accepted message type means to the tunnel (a keepalive: the peer is alive).
  */
+import { randomBytes } from 'node:crypto';
 import { DropReason } from '../base/drop-reason.ts';
 import { authenticateControl, ControlMessage, CTYPE_KEEPALIVE, emitKeepalive } from '../wire/gue.ts';
 import { ReplayWindow } from './replay.ts';
@@ -27,11 +29,18 @@ export class ControlCounter {
   }
 }
 
-/** Our side of the control messages we originate: the sender id and the counter they carry. */
+/** A boot epoch: random, never 0 (gue.ts: a new one each time a sender starts). */
+export function randomEpoch(): number {
+  return randomBytes(4).readUInt32BE(0) || 1;
+}
+
+/** Our side of the control messages we originate: the sender id, boot epoch and counter they carry. */
 export class ControlSender {
   constructor(
     readonly senderId: number,
     private readonly counter = new ControlCounter(),
+    /** This start's boot epoch (keepalives carry it). */
+    readonly epoch = randomEpoch(),
   ) {}
 
   /**
@@ -40,7 +49,7 @@ export class ControlSender {
    * trailer) or null. Returns the bytes written.
    */
   keepalive(buf: Buffer, off: number, intervalSec: number, key: Uint8Array | null, nowMs = Date.now()): number {
-    return emitKeepalive(buf, off, { senderId: this.senderId, counter: this.counter.next(), timestampMs: nowMs, interval: intervalSec }, key);
+    return emitKeepalive(buf, off, { senderId: this.senderId, counter: this.counter.next(), timestampMs: nowMs, interval: intervalSec, epoch: this.epoch }, key);
   }
 }
 
@@ -49,9 +58,12 @@ const scratch = new ControlMessage(Buffer.alloc(0), 0, 0);
 /**
  * Check a received control datagram (the UDP payload buf[off, off+len)): structure, then the HMAC
  * when `key` is set (missing or wrong -> BadAuthentication), then our own sender id coming back
- * (`ownSenderId`, a reflection -> BadAuthentication), then the counter against `replay` for
- * `peer` (not greater than the last accepted -> ReplayedMessage). Only a message that passes
- * everything advances the replay state. Without a key a MAC, if present, is not checked.
+ * (`ownSenderId`, a reflection -> BadAuthentication), then, with a key, the epoch and counter
+ * against `replay` for `peer` (a replay -> ReplayedMessage; rules in src/tunnel/replay.ts). Only
+ * a message that passes everything advances the replay state. Without a key a MAC, if present,
+ * is not checked, and `replay` is neither consulted nor moved: an unauthenticated counter proves
+ * nothing (whoever can send from the peer's address can write a fresh one), so a window fed by it
+ * protects nothing and can be poisoned (a spoofed 2^64-1 would silence the real peer until restart).
  */
 export function verifyControl(
   buf: Buffer,
@@ -66,11 +78,12 @@ export function verifyControl(
   if (r !== DropReason.None) return r;
   const m = scratch.wrap(buf, off, len);
   if (ownSenderId >= 0 && m.senderId === ownSenderId >>> 0) return DropReason.BadAuthentication;
-  if (replay) {
+  if (replay !== null && key !== null) {
+    const epoch = m.epoch;
     const hi = m.counterHi;
     const lo = m.counterLo;
-    if (!replay.isFresh(peer, hi, lo)) return DropReason.ReplayedMessage;
-    replay.accept(peer, hi, lo);
+    if (!replay.isFresh(peer, epoch, hi, lo)) return DropReason.ReplayedMessage;
+    replay.accept(peer, epoch, hi, lo);
   }
   return DropReason.None;
 }
@@ -95,10 +108,11 @@ export class ControlReceiver {
    * belong to the mobility layer, not part of this endpoint yet).
    */
   receive(buf: Buffer, off: number, len: number, peer: number, key: Uint8Array | null): DropReason {
-    const r = verifyControl(buf, off, len, key, this.replay, peer, this.ownSenderId);
+    // Only keepalives touch the keepalive replay state (another ctype is checked, then refused).
+    const keepalive = len > 1 && this.msg.wrap(buf, off, len).ctype === CTYPE_KEEPALIVE;
+    const r = verifyControl(buf, off, len, key, keepalive ? this.replay : null, peer, this.ownSenderId);
     if (r !== DropReason.None) return r;
-    if (this.msg.wrap(buf, off, len).ctype !== CTYPE_KEEPALIVE) return DropReason.BadControlMessage;
-    return DropReason.None;
+    return keepalive ? DropReason.None : DropReason.BadControlMessage;
   }
 
   /** Forget a peer's replay state (removed, or its key changed). */

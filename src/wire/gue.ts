@@ -48,7 +48,7 @@
  *
  * | ctype | name           | body                                                |
  * |-------|----------------|-----------------------------------------------------|
- * | 128   | KEEPALIVE      | 12 bytes, below                                     |
+ * | 128   | KEEPALIVE      | 16 bytes, below                                     |
  * | 129   | BINDING_UPDATE | reserved for mobility (layout defined by that issue) |
  * | 130   | BINDING_ACK    | reserved for mobility (layout defined by that issue) |
  * | 131-143 |              | reserved for ipferry                                |
@@ -66,22 +66,33 @@
  * | 16+n   | 16   | HMAC        | only when A: HMAC-SHA256 truncated to 16 bytes (RFC 4868 style)|
  *
  * The counter starts at the sender's clock in microseconds since 1970 and counts up by one per
- * message, so a restarted sender is still ahead of what its peer saw last (below 2^53: exact in a
- * JS number). Receivers keep the last accepted counter per peer and drop anything not greater.
+ * message, never falling behind that clock while the sender runs (below 2^53: exact in a JS
+ * number). Receivers keep the last accepted counter per peer and drop anything not greater —
+ * within one sender epoch for keepalives (below). Mobility's messages (src/wire/binding.ts) keep
+ * the counter as a clock on purpose: their receivers also refuse counters far from their own
+ * clock, which is what protects a restarted home agent from replayed binding updates.
  * (This file is the codec; the counter, the replay window and the checks that need per-peer state
  * are in src/tunnel/control.ts and src/tunnel/replay.ts.)
  *
- * KEEPALIVE body (12 bytes):
+ * KEEPALIVE body (16 bytes; was 12 before the boot epoch was added, issue 12):
  *
- * | offset | size | field     | meaning                                                   |
- * |--------|------|-----------|-----------------------------------------------------------|
- * | 0      | 8    | timestamp | sender's clock, milliseconds since 1970, uint64 BE        |
- * | 8      | 2    | interval  | sender's keepalive interval in seconds (0 = not periodic) |
- * | 10     | 2    | reserved  | 0                                                         |
+ * | offset | size | field      | meaning                                                        |
+ * |--------|------|------------|----------------------------------------------------------------|
+ * | 0      | 8    | timestamp  | sender's clock, milliseconds since 1970, uint64 BE (informative)|
+ * | 8      | 2    | interval   | sender's keepalive interval in seconds (0 = not periodic)      |
+ * | 10     | 2    | reserved   | 0                                                              |
+ * | 12     | 4    | boot epoch | uint32 BE, drawn at random each time the sender starts         |
+ *
+ * The boot epoch makes keepalive replay state survive clock steps: a receiver orders counters
+ * only within one epoch; a new epoch is the sender's restart and starts a new order, whatever its
+ * counter (a clock stepped back across the restart would otherwise make every keepalive look like
+ * a replay); a receiver refuses the last few epochs it saw replaced (RETIRED_EPOCHS in
+ * src/tunnel/replay.ts). Replay state is kept only for peers with a key: without a MAC a counter
+ * (or epoch) proves nothing, and a spoofed 2^64-1 must not silence the real peer.
  *
  * HMAC trailer: HMAC-SHA256 keyed with the peer's pre-shared key over every byte from the first
  * byte of the GUE header to the last byte of the body (GUE header, options, control header,
- * body), truncated to the first 16 bytes. A keepalive is 32 bytes of UDP payload, 48 with HMAC.
+ * body), truncated to the first 16 bytes. A keepalive is 36 bytes of UDP payload, 52 with HMAC.
  * When a key is configured for the peer, a control message without A or with a wrong MAC is
  * dropped (BadAuthentication); a message carrying our own sender id (a reflection) likewise.
  */
@@ -106,7 +117,7 @@ export const CONTROL_VERSION = 1;
 export const CONTROL_FLAG_AUTH = 0x01;
 export const CONTROL_HEADER_LEN = 16;
 export const HMAC_LEN = 16;
-export const KEEPALIVE_BODY_LEN = 12;
+export const KEEPALIVE_BODY_LEN = 16;
 
 // control header field offsets (relative to the GUE payload)
 const CF_VERSION = 0;
@@ -118,6 +129,7 @@ const CF_COUNTER = 8;
 const KF_TIMESTAMP = 0;
 const KF_INTERVAL = 8;
 const KF_RESERVED = 10;
+const KF_EPOCH = 12;
 
 const TWO32 = 0x1_0000_0000;
 
@@ -308,6 +320,8 @@ export interface KeepaliveRepr {
   timestampMs: number;
   /** Keepalive interval in seconds (0 = not periodic). */
   interval: number;
+  /** The sender's boot epoch (uint32, random per start). */
+  epoch: number;
 }
 
 /**
@@ -404,7 +418,13 @@ export class ControlMessage {
       counter: this.counter,
       timestampMs: this.buf.readUInt32BE(b + KF_TIMESTAMP) * TWO32 + this.buf.readUInt32BE(b + KF_TIMESTAMP + 4),
       interval: this.buf.readUInt16BE(b + KF_INTERVAL),
+      epoch: this.buf.readUInt32BE(b + KF_EPOCH),
     };
+  }
+
+  /** The keepalive's boot epoch, 0 for other ctypes; call after check(). */
+  get epoch(): number {
+    return this.ctype === CTYPE_KEEPALIVE ? this.buf.readUInt32BE(this.bodyOffset + KF_EPOCH) : 0;
   }
 
   describe(): string {
@@ -413,7 +433,7 @@ export class ControlMessage {
     let extra = '';
     if (this.ctype === CTYPE_KEEPALIVE) {
       const k = this.parseKeepalive();
-      extra = ` ts ${k.timestampMs} interval ${k.interval}`;
+      extra = ` ts ${k.timestampMs} interval ${k.interval} epoch 0x${k.epoch.toString(16).padStart(8, '0')}`;
     }
     return `GUE ctrl ${name} id 0x${this.senderId.toString(16).padStart(8, '0')} ctr ${this.counter}${extra}${this.hasMac ? ' hmac' : ''} len ${this.len}`;
   }
@@ -430,8 +450,8 @@ function writeU64(buf: Buffer, off: number, v: number): void {
   buf.writeUInt32BE(v % TWO32, off + 4);
 }
 
-/** 16-byte truncated HMAC-SHA256 of buf[start, end). */
-function mac(key: Uint8Array, buf: Buffer, start: number, end: number): Buffer {
+/** The trailer: HMAC-SHA256 of buf[start, end) keyed with `key`, truncated to 16 bytes (HMAC_LEN). */
+export function controlMac(key: Uint8Array, buf: Buffer, start: number, end: number): Buffer {
   return createHmac('sha256', key).update(buf.subarray(start, end)).digest().subarray(0, HMAC_LEN);
 }
 
@@ -451,16 +471,17 @@ export function emitControl(buf: Buffer, off: number, r: ControlRepr, key: Uint8
   writeU64(buf, c + CF_COUNTER, r.counter);
   buf.set(r.body, c + CONTROL_HEADER_LEN);
   const end = c + CONTROL_HEADER_LEN + r.body.length;
-  if (key) mac(key, buf, off, end).copy(buf, end);
+  if (key) controlMac(key, buf, off, end).copy(buf, end);
   return total;
 }
 
-/** Write a KEEPALIVE (32 bytes, 48 with `key`); returns the bytes written. */
+/** Write a KEEPALIVE (36 bytes, 52 with `key`); returns the bytes written. */
 export function emitKeepalive(buf: Buffer, off: number, k: KeepaliveRepr, key: Uint8Array | null = null): number {
   const body = Buffer.alloc(KEEPALIVE_BODY_LEN);
   writeU64(body, KF_TIMESTAMP, k.timestampMs);
   body.writeUInt16BE(k.interval & 0xffff, KF_INTERVAL);
   body.writeUInt16BE(0, KF_RESERVED);
+  body.writeUInt32BE(k.epoch >>> 0, KF_EPOCH);
   return emitControl(buf, off, { ctype: CTYPE_KEEPALIVE, senderId: k.senderId, counter: k.counter, body }, key);
 }
 
@@ -484,7 +505,7 @@ export function authenticateControl(buf: Buffer, off: number, len: number, key: 
   if (key) {
     if (!m.hasMac) return DropReason.BadAuthentication;
     const macOff = m.macOffset;
-    const want = mac(key, buf, off, macOff);
+    const want = controlMac(key, buf, off, macOff);
     if (!timingSafeEqual(want, buf.subarray(macOff, macOff + HMAC_LEN))) return DropReason.BadAuthentication;
   }
   return DropReason.None;

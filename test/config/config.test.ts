@@ -24,7 +24,7 @@ describe('parseConfig: good configs', () => {
       routes: [],
       rules: [],
       mssClamp: 'auto',
-      icmpRateLimit: { rate: 1000, burst: 50 },
+      icmpRateLimit: { rate: 1000, burst: 50, perDestinationMs: 1000 },
       hub: false,
       kernelRoutes: true,
       control: CONTROL_DEFAULT,
@@ -106,7 +106,7 @@ describe('parseConfig: good configs', () => {
     expect(c.routes[0]!.text).toBe('unreachable 10.99.0.0/16');
     expect(c.routes[0]!.parsed).toMatchObject({ type: 'unreachable' });
     expect(c.rules[0]!.parsed).toMatchObject({ action: 'lookup', table: 100 });
-    expect(c.icmpRateLimit).toEqual({ rate: 10, burst: 50 });
+    expect(c.icmpRateLimit).toEqual({ rate: 10, burst: 50, perDestinationMs: 1000 });
     expect([c.mssClamp, c.hub, c.kernelRoutes, c.log]).toEqual([1300, true, false, 'debug']);
     expect(c.control).toBe('/etc/ipferry/ferry.sock');
   });

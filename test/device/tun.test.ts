@@ -216,6 +216,48 @@ describe.skipIf(skipReason !== '')('TunDevice (root, in a namespace)', () => {
     expect(pool.badReleases).toBe(0);
   });
 
+  it('a batch handler that throws: counted and reported, the reader goes on, no unhandled rejection (issue 12)', async () => {
+    const pool = new BufferPool({ slots: 256 });
+    const name = devName();
+    const dev = await openTun({ name, netns: ns, mtu: 1400, addresses: ['10.78.0.1/24'], pool, readAhead: 32 });
+    const rejections: unknown[] = [];
+    const onRejection = (r: unknown) => rejections.push(r);
+    process.on('unhandledRejection', onRejection);
+    const reported: string[] = [];
+    let echoes = 0;
+    try {
+      let calls = 0;
+      dev.start(
+        (batch, count) => {
+          for (let i = 0; i < count; i++) {
+            const p = batch[i]!;
+            if (echoReplyInPlace(p)) {
+              echoes++;
+              dev.write(p);
+            }
+            p.release(); // the handler owns the batch, also when it throws below
+          }
+          if (++calls % 2 === 1) throw new Error(`handler bug #${calls}`);
+        },
+        undefined,
+        (e) => reported.push((e as Error).message),
+      );
+      const r = await nsExec(['ping', '-c', '4', '-i', '0.2', '-W', '2', '10.78.0.2']);
+      expect(r.stdout).toMatch(/4 packets transmitted, 4 received/);
+      await new Promise((res) => setImmediate(res));
+      expect(echoes).toBe(4);
+      expect(dev.stats.rxHandlerErrors).toBeGreaterThanOrEqual(2);
+      expect(reported.length).toBe(dev.stats.rxHandlerErrors);
+      expect(reported[0]).toBe('handler bug #1');
+      expect(rejections).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onRejection);
+      await dev.close();
+    }
+    expect(pool.live).toBe(0);
+    expect(pool.badReleases).toBe(0);
+  });
+
   it('reports the device going away (interface deleted under it) through onDown', async () => {
     const pool = new BufferPool({ slots: 64 });
     const name = devName();

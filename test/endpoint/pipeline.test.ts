@@ -6,7 +6,9 @@
 import { describe, expect, it } from 'vitest';
 import { DropReason } from '../../src/base/drop-reason.ts';
 import type { PacketBuffer } from '../../src/base/pool.ts';
+import { ControlSender } from '../../src/tunnel/control.ts';
 import { verify } from '../../src/wire/checksum.ts';
+import { ControlMessage, controlLength, KEEPALIVE_BODY_LEN } from '../../src/wire/gue.ts';
 import { Icmpv4Packet } from '../../src/wire/icmpv4.ts';
 import { Ipv4Packet } from '../../src/wire/ipv4.ts';
 import { TcpPacket } from '../../src/wire/tcp.ts';
@@ -256,12 +258,40 @@ describe('pipeline: peer -> ...', () => {
   });
 
   it('rejects control messages with a bad key and counts bad GUE', () => {
-    const t = setup({}, { key: '00112233445566778899aabbccddeeff' });
-    const bogus = Buffer.from('2080000001000000000000000000000100000000', 'hex'); // variant 0, C=1, no MAC
-    t.fromPeer(bogus, 0);
+    const key = Buffer.from('00112233445566778899aabbccddeeff', 'hex');
+    const t = setup({}, { key: key.toString('hex') });
+    // Structurally valid keepalives, so that only the MAC can be what is wrong: one keyed with
+    // another key, one without a MAC; then the same message with the right key is taken.
+    const other = new ControlSender(0x1234);
+    const b = Buffer.alloc(controlLength(KEEPALIVE_BODY_LEN, true));
+    const wrong = Buffer.from(b.subarray(0, other.keepalive(b, 0, 25, Buffer.from('ffeeddccbbaa99887766554433221100', 'hex'))));
+    const none = Buffer.from(b.subarray(0, other.keepalive(b, 0, 25, null)));
+    for (const m of [wrong, none]) expect(new ControlMessage(m, 0, m.length).check()).toBe(DropReason.None);
+    t.fromPeer(wrong, 0);
+    t.fromPeer(none, 0);
+    expect(t.drops(DropReason.BadAuthentication)).toBe(2);
+    expect(t.drops(DropReason.BadControlMessage)).toBe(0);
+    expect(t.ep.peers[0]!.up).toBe(false);
+    t.fromPeer(b.subarray(0, other.keepalive(b, 0, 25, key)), 0);
+    expect(t.drops(DropReason.BadAuthentication)).toBe(2);
+    expect(t.ep.peers[0]!.up).toBe(true);
     t.fromPeer(Buffer.from([0xc0, 0, 0, 0]), 0);
-    expect(t.drops(DropReason.BadAuthentication) + t.drops(DropReason.BadControlMessage) + t.drops(DropReason.Truncated)).toBeGreaterThan(0);
     expect(t.drops(DropReason.BadGue)).toBe(1);
+    t.done();
+  });
+
+  it('a keyless peer stays audible after a spoofed keepalive with counter 2^64-1 (issue 12)', () => {
+    const t = setup();
+    const real = new ControlSender(0x1234);
+    const b = Buffer.alloc(controlLength(KEEPALIVE_BODY_LEN, true));
+    const spoof = Buffer.from(b.subarray(0, real.keepalive(b, 0, 25, null)));
+    spoof.fill(0xff, 12, 20); // the control header's counter
+    t.fromPeer(spoof, 0);
+    const peer = t.ep.peers[0]!;
+    peer.up = false;
+    for (let i = 0; i < 3; i++) t.fromPeer(b.subarray(0, real.keepalive(b, 0, 25, null)), 0);
+    expect(t.drops(DropReason.ReplayedMessage)).toBe(0);
+    expect(peer.up).toBe(true);
     t.done();
   });
 });

@@ -14,6 +14,11 @@
  * complete.
  *
  * Deterministic for a given seed (xorshift PRNG, fake clock).
+ *
+ * Bounds-checked mode (`checked: true`, and `npm run fuzz -- --checked`): every packet is handed
+ * to the code as a Proxy that throws on a read outside it (test/support/checked-bytes.ts), and
+ * every pool slot likewise, so an out-of-bounds read (which JavaScript turns into `undefined`, or
+ * the stale bytes after the packet) becomes an exception this fuzzer reports. Slower (~10x).
  */
 import { readdirSync } from 'node:fs';
 import { DropReason } from '../../src/base/drop-reason.ts';
@@ -31,6 +36,7 @@ import { UdpPacket } from '../../src/wire/udp.ts';
 import { KERNEL_FIXTURE_DIR, readPcap } from '../support/pcap.ts';
 import { udpLike, v4, v6 } from '../frag/packets.ts';
 import { describeIp } from '../../src/wire/describe.ts';
+import { checkedWindow, checkPools } from '../support/checked-bytes.ts';
 
 export interface FuzzOptions {
   /** Packets to run (fragment series count one per fragment). */
@@ -41,6 +47,8 @@ export interface FuzzOptions {
   /** Call describe() on one packet in this many (string building is slow). Default 64. */
   describeEvery?: number;
   onProgress?: (done: number) => void;
+  /** Bounds-checked packets and pool slots (see the header). */
+  checked?: boolean;
 }
 
 export interface FuzzResult {
@@ -150,6 +158,8 @@ class Harness {
   readonly frag: Fragmenter;
   readonly reasm: Reassembler;
   readonly errOut = Buffer.alloc(1400);
+  /** Wrap a packet for the code under test: itself, or (checked mode) a bounds-checked view of it. */
+  win: (buf: Uint8Array, off: number, len: number) => Uint8Array = (b) => b;
   readonly src6 = Buffer.alloc(16, 0xfd);
   clock = 0;
   timeExceeded = 0;
@@ -171,7 +181,7 @@ class Harness {
           family === 4
             ? buildIcmpv4Error(this.errOut, 0, 11, 1, 0, buf, off, len, 0x0a000001)
             : buildIcmpv6Error(this.errOut, 0, 3, 1, 0, buf, off, len, this.src6, 0);
-        if (n > 0) this.inspect(this.errOut, 0, n);
+        if (n > 0) this.inspect(this.win(this.errOut, 0, n), 0, n);
       },
     });
   }
@@ -352,6 +362,8 @@ export function runFuzz(opts: FuzzOptions): FuzzResult {
   const rng = new Rng(opts.seed ?? 0xc0ffee);
   const h = new Harness(opts.describeEvery ?? 64);
   const corpus = buildCorpus(h.pools, rng);
+  const unchecked = opts.checked ? checkPools(h.pools) : () => {};
+  if (opts.checked) h.win = (b, off, len) => checkedWindow(b, off, off + len);
   const s = Buffer.alloc(70000);
   const samples: FuzzResult['samples'] = [];
   let exceptions = 0;
@@ -362,7 +374,7 @@ export function runFuzz(opts: FuzzOptions): FuzzResult {
 
   const run = (buf: Buffer, len: number, mtu: number) => {
     try {
-      h.process(buf, 0, len, mtu);
+      h.process(h.win(buf, 0, len), 0, len, mtu);
     } catch (e) {
       exceptions++;
       if (samples.length < 8) {
@@ -435,6 +447,7 @@ export function runFuzz(opts: FuzzOptions): FuzzResult {
     samples.push({ error: `final poll: ${(e as Error).message}`, packet: '' });
   }
   h.reasm.clear();
+  unchecked();
   const drops = { ...h.reasm.drops.toJSON() };
   for (const [k, v] of Object.entries(h.frag.drops.toJSON())) drops[`frag.${k}`] = v;
   return {

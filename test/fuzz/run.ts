@@ -1,6 +1,7 @@
 /**
- * `npm run fuzz [-- --packets N --seed S --budget SECONDS]`: run the packet fuzzer (test/fuzz/fuzz.ts)
- * and print a summary. Exit code 1 on any exception or a pool that did not return to zero.
+ * `npm run fuzz [-- --packets N --seed S --budget SECONDS --checked]`: run the packet fuzzer
+ * (test/fuzz/fuzz.ts) and print a summary; `--checked`: bounds-checked packets (slower). Exit
+ * code 1 on any exception or a pool that did not return to zero.
  */
 import { runFuzz } from './fuzz.ts';
 
@@ -18,10 +19,12 @@ function arg(name: string, dflt: number): number {
 const packets = arg('packets', 1_000_000);
 const seed = arg('seed', Date.now() & 0x7fffffff);
 const budget = arg('budget', 0);
-process.stdout.write(`fuzz: ${packets} packets, seed ${seed}${budget ? `, budget ${budget} s` : ''}\n`);
+const checked = process.argv.includes('--checked');
+process.stdout.write(`fuzz: ${packets} packets, seed ${seed}${budget ? `, budget ${budget} s` : ''}${checked ? ', bounds-checked' : ''}\n`);
 const r = runFuzz({
   packets,
   seed,
+  checked,
   timeBudgetMs: budget ? budget * 1000 : undefined,
   onProgress: (n) => {
     if (n % 100_000 === 0 && n > 0) process.stdout.write(`  ${n}\n`);

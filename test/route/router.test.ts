@@ -206,9 +206,23 @@ describe('routes as Linux has them', () => {
     expect(r.lookup(Uint8Array.of(0x45), 0)).toBe(-1);
     expect(r.lookup(new Uint8Array(30).fill(0xff), 0)).toBe(-1);
     expect(r.lookup(new Uint8Array(30), 40)).toBe(-1);
+    const def6 = r.add({ prefix: '::/0', dev: 'a' });
     const v6ext = ipv6Packet(new Uint8Array(16), new Uint8Array(16), 0); // hop-by-hop claims more than there is
     v6ext[41] = 200;
-    expect(() => r.lookup(v6ext, 0)).not.toThrow();
+    expect(r.lookup(v6ext, 0)).toBe(def6);
+    // The walk stops at the packet's end, not the buffer's: a hop-by-hop header (16 bytes) that
+    // runs past `end` must not let the router read ports from the bytes behind the packet (a
+    // UDP header with destination port 53 is there, outside the packet).
+    r.add({ prefix: '::/0', dev: 'dns', table: 200 });
+    r.addRule('from all ipproto udp dport 53 lookup 200');
+    const dns = new Uint8Array(80);
+    dns.set(ipv6Packet(new Uint8Array(16), new Uint8Array(16), 0));
+    dns[40] = 17; // hop-by-hop: next header UDP
+    dns[41] = 1; // (1 + 1) * 8 = 16 bytes
+    dns[56 + 2] = 0;
+    dns[56 + 3] = 53;
+    expect(r.lookup(dns, 0, 0, 80)).not.toBe(def6); // the whole buffer is the packet: dport 53 is read
+    expect(r.lookup(dns, 0, 0, 48)).toBe(def6); // the packet ends at 48: no ports
   });
 });
 

@@ -118,7 +118,7 @@ describe('UdpTransport', () => {
       // control: a keyed keepalive
       const key = Buffer.from('psk');
       const ka = pools.acquire(64)!;
-      ka.length = emitKeepalive(ka.buf, ka.offset, { senderId: 1, counter: 42, timestampMs: Date.now(), interval: 25 }, key);
+      ka.length = emitKeepalive(ka.buf, ka.offset, { senderId: 1, counter: 42, timestampMs: Date.now(), interval: 25, epoch: 9 }, key);
       expect(b.t.send(ka, 7)).toBe(DropReason.None);
 
       await b.waitFor(3);

@@ -1,6 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DropReason } from '../../src/base/drop-reason.ts';
-import { ControlReceiver, ControlSender } from '../../src/tunnel/control.ts';
+import { ControlCounter, ControlReceiver, ControlSender } from '../../src/tunnel/control.ts';
+import { RETIRED_EPOCHS } from '../../src/tunnel/replay.ts';
 import { PeerLiveness } from '../../src/tunnel/liveness.ts';
 import { controlLength, CTYPE_BINDING_UPDATE, emitControl, KEEPALIVE_BODY_LEN, ControlMessage } from '../../src/wire/gue.ts';
 
@@ -62,5 +63,81 @@ describe('ControlReceiver', () => {
     const counters = [0, 1, 2].map(() => new ControlMessage(b, 0, s.keepalive(b, 0, 0, null)).counter);
     expect(counters[1]).toBeGreaterThan(counters[0]!);
     expect(counters[2]).toBeGreaterThan(counters[1]!);
+  });
+});
+
+describe('keepalive replay state across clock steps and spoofs (issue 12)', () => {
+  const key = Buffer.from('a pre-shared key');
+  const buf = Buffer.alloc(controlLength(KEEPALIVE_BODY_LEN, true));
+  afterEach(() => vi.useRealTimers());
+
+  it('a peer restarted with its clock stepped back is heard at once; its old messages stay replays', () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(new Date('2026-06-01T12:00:00Z'));
+    const rx = new ControlReceiver(1, 0x9999);
+    const before = new ControlSender(0x1234);
+    const old = Buffer.from(buf.subarray(0, before.keepalive(buf, 0, 25, key)));
+    expect(rx.receive(old, 0, old.length, 0, key)).toBe(DropReason.None);
+    // The peer restarts after its clock was stepped back by a day (a bad RTC, an NTP correction).
+    vi.setSystemTime(new Date('2026-05-31T12:00:00Z'));
+    const after = new ControlSender(0x1234);
+    for (let i = 0; i < 3; i++) {
+      const n = after.keepalive(buf, 0, 25, key);
+      expect(new ControlMessage(buf, 0, n).counter).toBeLessThan(new ControlMessage(old, 0, old.length).counter);
+      expect(rx.receive(buf, 0, n, 0, key)).toBe(DropReason.None);
+    }
+    // What is still a replay: the message of the epoch it replaced, and one of this epoch again.
+    expect(rx.receive(old, 0, old.length, 0, key)).toBe(DropReason.ReplayedMessage);
+    expect(rx.receive(buf, 0, controlLength(KEEPALIVE_BODY_LEN, true), 0, key)).toBe(DropReason.ReplayedMessage);
+  });
+
+  it('within one start the counter never goes back, even when the clock does', () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(new Date('2026-06-01T12:00:00Z'));
+    const c = new ControlCounter();
+    const a = c.next();
+    vi.setSystemTime(new Date('2026-05-01T12:00:00Z'));
+    expect(c.next()).toBe(a + 1);
+  });
+
+  it(`refuses the last ${RETIRED_EPOCHS} replaced epochs of a peer; forgets them with its state`, () => {
+    const rx = new ControlReceiver(1, 0x9999);
+    const captured: Buffer[] = [];
+    for (let boot = 0; boot <= RETIRED_EPOCHS + 1; boot++) {
+      const s = new ControlSender(0x1234, new ControlCounter(1000), 0x100 + boot);
+      const n = s.keepalive(buf, 0, 25, key);
+      captured.push(Buffer.from(buf.subarray(0, n)));
+      expect(rx.receive(buf, 0, n, 0, key)).toBe(DropReason.None);
+    }
+    // boots 1..RETIRED_EPOCHS are remembered as retired; boot 0 fell out of the ring
+    for (let boot = 1; boot <= RETIRED_EPOCHS; boot++) expect(rx.receive(captured[boot]!, 0, captured[boot]!.length, 0, key)).toBe(DropReason.ReplayedMessage);
+    expect(rx.receive(captured[0]!, 0, captured[0]!.length, 0, key)).toBe(DropReason.None);
+    rx.reset(0);
+    expect(rx.receive(captured[3]!, 0, captured[3]!.length, 0, key)).toBe(DropReason.None);
+  });
+
+  it('a keyless peer: a spoofed counter 2^64-1 does not silence the real peer (no replay state without a MAC)', () => {
+    const rx = new ControlReceiver(1, 0x9999);
+    const real = new ControlSender(0x1234);
+    let n = real.keepalive(buf, 0, 25, null);
+    expect(rx.receive(buf, 0, n, 0, null)).toBe(DropReason.None);
+    // The spoof: same sender id and epoch as the real peer, counter 2^64-1, from the peer's address.
+    const spoof = Buffer.from(buf.subarray(0, n));
+    spoof.fill(0xff, 12, 20);
+    expect(new ControlMessage(spoof, 0, n).counterHi).toBe(0xffffffff);
+    expect(rx.receive(spoof, 0, n, 0, null)).toBe(DropReason.None);
+    for (let i = 0; i < 3; i++) {
+      n = real.keepalive(buf, 0, 25, null);
+      expect(rx.receive(buf, 0, n, 0, null)).toBe(DropReason.None);
+    }
+    // With a key, the same spoof cannot authenticate and moves nothing.
+    const keyed = new ControlReceiver(1, 0x9999);
+    n = real.keepalive(buf, 0, 25, key);
+    const spoofKeyed = Buffer.from(buf.subarray(0, n));
+    expect(keyed.receive(buf, 0, n, 0, key)).toBe(DropReason.None);
+    spoofKeyed.fill(0xff, 12, 20);
+    expect(keyed.receive(spoofKeyed, 0, n, 0, key)).toBe(DropReason.BadAuthentication);
+    n = real.keepalive(buf, 0, 25, key);
+    expect(keyed.receive(buf, 0, n, 0, key)).toBe(DropReason.None);
   });
 });

@@ -1,4 +1,3 @@
-import { createHmac } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DropReason } from '../../src/base/drop-reason.ts';
@@ -11,6 +10,7 @@ import {
   GueKind,
   HMAC_LEN,
   controlLength,
+  controlMac,
   describeGue,
   emitControl,
   emitKeepalive,
@@ -20,6 +20,7 @@ import {
 } from '../../src/wire/gue.ts';
 import { ControlCounter, verifyControl } from '../../src/tunnel/control.ts';
 import { ReplayWindow } from '../../src/tunnel/replay.ts';
+import { RFC4231_HMAC_SHA256 } from '../support/rfc4231.ts';
 
 // An ICMP echo request 192.168.10.10 -> 192.168.20.20 (IPv4, 28 bytes, valid checksums).
 const ipv4 = Buffer.from('4500001c1c4640004001' + '0000' + 'c0a80a0ac0a81414' + '0800f7ff00000000', 'hex');
@@ -30,7 +31,7 @@ const ipv6 = Buffer.from(
 );
 
 function kaRepr(counter = 1_700_000_000_000_001) {
-  return { senderId: 0x11223344, counter, timestampMs: 1_700_000_000_123, interval: 25 };
+  return { senderId: 0x11223344, counter, timestampMs: 1_700_000_000_123, interval: 25, epoch: 0xa1b2c3d4 };
 }
 
 describe('gueClassify', () => {
@@ -133,33 +134,41 @@ describe('GueHeader view', () => {
 describe('control messages', () => {
   const key = Buffer.from('correct horse battery staple');
 
-  it('lays out a keepalive byte by byte (no HMAC: 32 bytes)', () => {
+  it('lays out a keepalive byte by byte (no HMAC: 36 bytes)', () => {
     const b = Buffer.alloc(64);
     const n = emitKeepalive(b, 0, kaRepr());
-    expect(n).toBe(32);
-    expect(n).toBe(controlLength(12, false));
+    expect(n).toBe(36);
+    expect(n).toBe(controlLength(16, false));
     const hex = b.subarray(0, n).toString('hex');
     // GUE: 00 1 00000 | ctype 128 | flags 0000
     expect(hex.slice(0, 8)).toBe('20800000');
-    // control header: version 1, flags 0, body length 12, sender id, counter
-    expect(hex.slice(8, 8 + 32)).toBe('0100000c' + '11223344' + (1_700_000_000_000_001).toString(16).padStart(16, '0'));
-    // body: timestamp ms, interval 25, reserved 0
-    expect(hex.slice(40)).toBe((1_700_000_000_123).toString(16).padStart(16, '0') + '0019' + '0000');
+    // control header: version 1, flags 0, body length 16, sender id, counter
+    expect(hex.slice(8, 8 + 32)).toBe('01000010' + '11223344' + (1_700_000_000_000_001).toString(16).padStart(16, '0'));
+    // body: timestamp ms, interval 25, reserved 0, boot epoch
+    expect(hex.slice(40)).toBe((1_700_000_000_123).toString(16).padStart(16, '0') + '0019' + '0000' + 'a1b2c3d4');
     const m = new ControlMessage(b, 0, n);
     expect(m.check()).toBe(DropReason.None);
     expect(m.ctype).toBe(CTYPE_KEEPALIVE);
     expect(m.parseKeepalive()).toEqual(kaRepr());
-    expect(m.describe()).toBe('GUE ctrl keepalive id 0x11223344 ctr 1700000000000001 ts 1700000000123 interval 25 len 32');
+    expect(m.describe()).toBe('GUE ctrl keepalive id 0x11223344 ctr 1700000000000001 ts 1700000000123 interval 25 epoch 0xa1b2c3d4 len 36');
   });
 
-  it('appends a 16-byte HMAC-SHA256 over header + body when keyed (48 bytes)', () => {
+  it('appends a 16-byte HMAC-SHA256 over header + body when keyed (52 bytes)', () => {
     const b = Buffer.alloc(64);
     const n = emitKeepalive(b, 0, kaRepr(), key);
-    expect(n).toBe(48);
+    expect(n).toBe(52);
     expect(b[5]).toBe(0x01); // A flag
-    const want = createHmac('sha256', key).update(b.subarray(0, 32)).digest().subarray(0, HMAC_LEN);
-    expect(b.subarray(32, 48)).toEqual(want);
-    expect(describeGue(b, 0, n)).toContain(' hmac len 48');
+    expect(b.subarray(0, 36).toString('hex')).toBe('20800000010100101122334400060a24181e40010000018bcfe5687b00190000a1b2c3d4');
+    // computed independently: those 36 bytes | openssl dgst -sha256 -mac HMAC -macopt 'key:correct horse battery staple', first 16 bytes
+    expect(b.subarray(36, 52).toString('hex')).toBe('c6215a1f7d5fb90cba52c48cdf57cbdd');
+    expect(describeGue(b, 0, n)).toContain(' hmac len 52');
+  });
+
+  // RFC 4231 section 4 (shared with test/wire/binding.test.ts): the MAC function every trailer
+  // goes through, at an offset inside a bigger buffer, is HMAC-SHA256 truncated to 128 bits.
+  it.each(RFC4231_HMAC_SHA256)('controlMac: RFC 4231 test case %s', (_n, k, data, want) => {
+    const buf = Buffer.concat([Buffer.alloc(7, 0xee), data, Buffer.alloc(5, 0xee)]);
+    expect(controlMac(k, buf, 7, 7 + data.length).toString('hex')).toBe(want.slice(0, HMAC_LEN * 2));
   });
 
   it('round-trips a generic control message with a body at an offset', () => {
@@ -293,6 +302,7 @@ describe('keepalive round trip (fast-check)', () => {
           counter: fc.maxSafeNat(),
           timestampMs: fc.maxSafeNat(),
           interval: fc.nat({ max: 0xffff }),
+          epoch: fc.nat({ max: 0xffffffff }),
         }),
         fc.uint8Array({ minLength: 1, maxLength: 64 }),
         fc.boolean(),

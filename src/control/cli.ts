@@ -110,7 +110,7 @@ export function buildProgram(deps: CliDeps, done: (code: number) => void): Comma
     .option('-i, --interface <NAME>', 'the same as IFACE')
     .option('--socket <PATH>', 'the control socket to use')
     .option('--timeout <MS>', 'give up waiting after MS milliseconds (default 30000: names are looked up again)')
-    .addHelpText('after', examples('ipferry reload ferry0', 'systemctl reload ipferry@ferry0', 'ipferry reload --socket /run/ipferry/ferry0.sock') + '\nexit codes: 0 applied, 1 no endpoint or no answer, 2 the config does not load or cannot run (the old one keeps running)')
+    .addHelpText('after', examples('ipferry reload ferry0', 'ipferry reload --socket /run/ipferry/ferry0.sock') + '\nsystemctl reload ipferry@NAME and kill -HUP PID do the same.\n' + '\nexit codes: 0 applied, 1 no endpoint or no answer, 2 the config does not load or cannot run (the old one keeps running)')
     .action(run(async (iface: string | undefined, o: Record<string, string | undefined>) => (await import('./reload-cli.ts')).reloadCommand(iface, o)));
 
   ENDPOINT_OPTIONS(

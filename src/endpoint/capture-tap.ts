@@ -27,6 +27,16 @@ export interface TapAddress {
   readonly port: number;
 }
 
+/** A peer as the tap sees it (endpoint/peer.ts Peer has this shape). */
+interface TapPeer {
+  readonly endpoint: (TapAddress & { readonly bytes: Uint8Array }) | undefined;
+}
+
+/** A received batch's sources (pipeline.ts DatagramSources has this shape). */
+interface TapSources {
+  source(i: number): UnderlayAddress;
+}
+
 export class CaptureTap {
   readonly ring: CaptureRing;
   readonly outer: boolean;
@@ -36,6 +46,28 @@ export class CaptureTap {
     this.ring = new CaptureRing(spec.buffer);
     this.outer = spec.view === 'outer';
     this.snaplen = spec.snaplen;
+  }
+
+  /**
+   * A batch received from the underlay: each datagram with its source (the peer's endpoint, or
+   * the batch's source for an unknown one). Never throws: returns what went wrong, or null (the
+   * packets themselves go on either way).
+   */
+  receivedBatch(batch: readonly PacketBuffer[], count: number, peers: readonly (TapPeer | undefined)[], sources: TapSources | null): unknown {
+    try {
+      for (let i = 0; i < count; i++) {
+        const p = batch[i]!;
+        const ep = p.tag >= 0 ? peers[p.tag]?.endpoint : undefined;
+        if (ep !== undefined) this.received(p, ep.family, ep.bytes, ep.port);
+        else if (sources !== null) {
+          const from = sources.source(i);
+          this.received(p, from.family, from.address, from.port);
+        }
+      }
+      return null;
+    } catch (e) {
+      return e;
+    }
   }
 
   /** A datagram from the underlay (the UDP payload in p), from `family`/`addr`/`port`. */

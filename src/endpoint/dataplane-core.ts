@@ -203,7 +203,7 @@ export class DataPlaneCore {
 
   /** Report each drop as a rate-limited 'drop' event (--log-level debug), or stop. */
   setDebugEvents(on: boolean): void {
-    this.pipeline.debugEvents = on;
+    this.pipeline.reporter.debug = on;
   }
 
   /** Start or stop (null) copying packets into a capture ring. */

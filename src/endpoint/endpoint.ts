@@ -22,15 +22,20 @@
  *
  * Reload (reload()): the new config's peer, route, rule and key changes are applied through the
  * data-plane boundary while traffic runs (reload-plan.ts says what is live and what needs a
- * restart); an invalid config changes nothing. Peers given by DNS name are looked up again on
- * reload and when they go down.
+ * restart, reload-apply.ts applies it); an invalid config changes nothing. Peers given by DNS
+ * name are looked up again on reload and when they go down (peer-resolve.ts).
+ *
+ * Why one file past 600 lines: this is the control plane of one endpoint — its life cycle, the
+ * boundary operations with their mirror, the once-a-second timer (keepalives, liveness, drops),
+ * reload, the log events and the snapshot all act on the same state (config, peers, data plane,
+ * kernel routes). What can stand alone lives beside it: the data plane's state
+ * (dataplane-core.ts), reload planning and applying, log wording (log-event.ts), the capture
+ * ring, DNS re-resolution.
  */
 import { EventEmitter } from 'node:events';
 import { DROP_REASON_NAMES, DropCounters, DropReason } from '../base/drop-reason.ts';
 import type { PacketBuffer, PacketPools } from '../base/pool.ts';
-import { assertResolved, ConfigError, resolveEndpoint, type Config, type PeerConfig, type ResolveOptions } from '../config/config.ts';
-import { PathError } from '../config/errors.ts';
-import { checkPeerEndpoints } from '../config/normalize.ts';
+import { assertResolved, type Config, type ResolveOptions } from '../config/config.ts';
 import type { PacketDevice } from '../device/device.ts';
 import type { AllowedSources } from '../route/allowed.ts';
 import type { Router } from '../route/router.ts';
@@ -47,12 +52,14 @@ import { InThreadDataPlane } from './dataplane-inthread.ts';
 import { CaptureRing } from './capture-ring.ts';
 import { KernelRoutes, type KernelRouteChanges } from './kernel-routes.ts';
 import { describeDataPlaneEvent, lineEvent, lineSink, type EventFields, type EventLevel, type EventSink, type PeerNaming } from './log-event.ts';
+import { reresolvePeer } from './peer-resolve.ts';
+import { applyReload, checkReload } from './reload-apply.ts';
 import { planReload } from './reload-plan.ts';
 import { LocalStack, type StackUdpSocket } from './local-stack.ts';
 import type { Peer } from './peer.ts';
 import type { Pipeline } from './pipeline.ts';
 import type { PeerSnapshot, RouteSnapshot, ShowWhat, Snapshot, StatsSnapshot } from './snapshot.ts';
-import { buildRouters, kernelPrefixes, STACK_DEV } from './config-routes.ts';
+import { kernelPrefixes, STACK_DEV } from './config-routes.ts';
 import { exercisePipeline } from './warm-up.ts';
 
 export { STACK_DEV };
@@ -543,32 +550,21 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   /** A peer given by DNS name went down: look the name up again, move the peer if it changed. */
   private async reresolve(name: string): Promise<void> {
     const c = this.config;
-    const i = c.peers.findIndex((pc) => pc.name === name);
-    const pc = c.peers[i];
-    if (pc === undefined || pc.endpoint.hostname === null) return;
-    let ep: PeerConfig['endpoint'];
-    try {
-      ep = await resolveEndpoint(pc.endpoint, c.listen, `peers[${i}].endpoint`, this.opts.resolve);
-    } catch (e) {
-      this.event('warn', 'endpoint-resolved', `peer ${name}: ${(e as Error).message.split('\n')[0]}; keeping ${pc.endpoint.host}`, { peer: name, hostname: pc.endpoint.hostname });
+    const r = await reresolvePeer(c, name, this.opts.resolve);
+    if (r.kind === 'same') return;
+    if (r.kind === 'failed') {
+      this.event('warn', 'endpoint-resolved', `peer ${name}: ${r.why}; keeping its address`, { peer: name, hostname: r.hostname });
       return;
     }
-    if (!this.running || this.config !== c) return; // stopped or reloaded meanwhile
     const index = this.peers.findIndex((p) => p?.name === name);
-    if (index < 0 || (ep.family === pc.endpoint.family && ep.port === pc.endpoint.port && Buffer.from(ep.bytes).equals(Buffer.from(pc.endpoint.bytes)))) return;
-    try {
-      checkPeerEndpoints(c.peers.map((p) => (p === pc ? { ...p, endpoint: ep } : p)), c.listen);
-    } catch (e) {
-      this.event('warn', 'endpoint-resolved', `peer ${name}: ${pc.endpoint.hostname} now resolves to ${ep.host}: ${(e as Error).message}; keeping ${pc.endpoint.host}`, { peer: name });
-      return;
-    }
-    this.setPeerEndpoint(index, { family: ep.family, address: ep.bytes, port: ep.port });
-    this.current = { ...c, peers: c.peers.map((p) => (p === pc ? { ...p, endpoint: ep } : p)) };
-    this.event('info', 'endpoint-resolved', `peer ${name}: ${pc.endpoint.hostname} now resolves to ${ep.host} (was ${pc.endpoint.host})`, {
+    if (!this.running || this.config !== c || index < 0) return; // stopped or reloaded meanwhile
+    this.setPeerEndpoint(index, { family: r.to.family, address: r.to.bytes, port: r.to.port });
+    this.current = r.config;
+    this.event('info', 'endpoint-resolved', `peer ${name}: ${r.hostname} now resolves to ${r.to.host} (was ${r.from.host})`, {
       peer: name,
-      hostname: pc.endpoint.hostname,
-      address: ep.host,
-      was: pc.endpoint.host,
+      hostname: r.hostname,
+      address: r.to.host,
+      was: r.from.host,
     });
     this.syncKernelRoutes();
   }
@@ -592,67 +588,15 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
    */
   reload(next: Config): ReloadResult {
     assertResolved(next);
-    const old = this.config;
-    const plan = planReload(old, next);
-    const fail = (e: unknown): never => {
-      const msg = e instanceof PathError ? `${e.path}: ${e.detail}` : (e as Error).message.split('\n')[0]!;
-      throw new ConfigError(`${next.source}: ${msg}`, e instanceof PathError ? e.path : '');
-    };
-    // Checked before anything changes: the peers against the socket that runs, and the
-    // routes and rules by building them as a fresh endpoint would.
-    try {
-      checkPeerEndpoints(plan.effective.peers, old.listen);
-      buildRouters(plan.effective);
-    } catch (e) {
-      fail(e);
+    const plan = planReload(this.config, next);
+    checkReload(plan, this.config, next.source);
+    const r = applyReload(this, plan, this.configRouteIds);
+    for (const i of r.added) {
+      const p = this.peers[i]!;
+      if (p.keepaliveMs > 0 && this.running) this.sendKeepalive(p);
     }
-    const indexOf = (name: string): number => this.peers.findIndex((p) => p?.name === name);
-    const spec = (p: PeerConfig, routes = p.routes): PeerSpec => ({
-      name: p.name,
-      routes,
-      mtu: p.mtu,
-      keepalive: p.keepalive,
-      key: p.key,
-      mss: p.mss,
-      endpoint: { family: p.endpoint.family, address: p.endpoint.bytes, port: p.endpoint.port },
-    });
-    // 1. what goes: peers, extra routes; peers keep only the prefixes that stay
-    for (const p of plan.removed) {
-      const i = indexOf(p.name);
-      if (i >= 0) this.removePeer(i);
-    }
-    for (const r of plan.routesRemoved) {
-      const id = this.configRouteIds.get(r.text);
-      this.configRouteIds.delete(r.text);
-      if (id !== undefined && this.router.isLive(id) && this.router.textOf(id) === r.text) this.removeRoute(id);
-    }
-    for (const ch of plan.changed) {
-      const i = indexOf(ch.name);
-      if (i < 0) continue;
-      if (ch.what.length === 1 && ch.what[0] === 'endpoint') {
-        this.setPeerEndpoint(i, spec(ch.to).endpoint!);
-        continue;
-      }
-      if (ch.what.includes('routes')) this.updatePeer(i, { ...spec(ch.from, ch.keptRoutes), endpoint: null });
-    }
-    // 2. what comes: the changed peers' settings and new prefixes, new peers, extra routes, rules
-    for (const ch of plan.changed) {
-      const i = indexOf(ch.name);
-      if (i >= 0 && !(ch.what.length === 1 && ch.what[0] === 'endpoint')) this.updatePeer(i, spec(ch.to));
-    }
-    for (const p of plan.added) {
-      const i = this.addPeer(spec(p));
-      if (p.keepalive !== null && this.running) this.sendKeepalive(this.peers[i]!);
-    }
-    for (const r of plan.routesAdded) {
-      try {
-        this.configRouteIds.set(r.text, this.addRoute({ ...r.parsed, text: r.text }));
-      } catch (e) {
-        this.event('error', 'reload', `route ${r.text}: ${(e as Error).message.split('\n')[0]}`);
-      }
-    }
-    if (plan.rules !== null) this.setRules(plan.rules.map((r) => r.parsed));
-    for (const ch of plan.changed) if (ch.what.includes('keepalive')) this.keepaliveLost.delete(indexOf(ch.name));
+    for (const f of r.failed) this.event('error', 'reload', `reload ${next.source}: route ${f}`);
+    this.keepaliveLost.clear();
     this.current = plan.effective;
     this.syncKernelRoutes();
     const src = next.source;
@@ -663,6 +607,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     }
     return { applied: plan.live, restart: plan.restart };
   }
+
 
   /** Copy a worker data plane's counters into this side's peers (liveness: lastRx/lastTx). */
   private applyReport(r: DataPlaneReport): void {

@@ -28,7 +28,7 @@
  * local stack input): callees that take ownership keep it even when they throw. A call that
  * arrives re-entrantly (the local stack answering inside a batch) keeps its own record.
  */
-import { DROP_REASON_NAMES, DropReason, type DropCounters } from '../base/drop-reason.ts';
+import { DropReason, type DropCounters } from '../base/drop-reason.ts';
 import type { Fragmenter } from '../frag/fragment.ts';
 import type { PacketBuffer, PacketPools } from '../base/pool.ts';
 import type { AllowedSources } from '../route/allowed.ts';
@@ -41,14 +41,13 @@ import { CTYPE_KEEPALIVE, GueHeader, gueClassify, gueHeaderLength, GueKind } fro
 import { ICMP_DEST_UNREACHABLE, ICMP_EXC_TTL, ICMP_TIME_EXCEEDED, ICMP_UNREACH_FRAG_NEEDED } from '../wire/icmpv4.ts';
 import { ICMPV6_PACKET_TOO_BIG, ICMPV6_TIME_EXCEEDED } from '../wire/icmpv6.ts';
 import { IP_PROTO_TCP, ipVersion, IPV6_MIN_MTU } from '../wire/ip.ts';
-import { formatAddress } from '../wire/address-text.ts';
-import { IPV4_DST, IPV4_SRC, Ipv4Packet, ipv4UnfragmentedPayload } from '../wire/ipv4.ts';
-import { ipv6DirectPayload, IPV6_DST, IPV6_SRC, Ipv6Packet } from '../wire/ipv6.ts';
+import { IPV4_SRC, Ipv4Packet, ipv4UnfragmentedPayload } from '../wire/ipv4.ts';
+import { ipv6DirectPayload, IPV6_SRC, Ipv6Packet } from '../wire/ipv6.ts';
 import { TCP_HEADER_LEN, TcpPacket } from '../wire/tcp.ts';
 import type { CaptureSpec } from './capture-ring.ts';
 import { CaptureTap } from './capture-tap.ts';
 import type { DataPlaneEvent, UnderlayAddress } from './dataplane.ts';
-import { EventGate } from './event-gate.ts';
+import { EventReporter } from './event-report.ts';
 import type { IcmpSender } from './icmp-sender.ts';
 import type { Peer } from './peer.ts';
 
@@ -84,12 +83,6 @@ export interface PipelineEvents {
   onEvent?(e: DataPlaneEvent): void;
 }
 
-/** Event kinds of the gate (keys: peer index, source hash, reason and peer). */
-const EV_AUTH = 1;
-const EV_UNKNOWN_SOURCE = 2;
-const EV_SOURCE_NOT_ALLOWED = 3;
-const EV_FRAG_NEEDED = 4;
-const EV_DROP = 5;
 
 /** What the pipeline needs of a device: write a packet (the caller keeps and releases it). */
 export interface PacketWriter {
@@ -149,12 +142,10 @@ export class Pipeline {
   local: LocalInput | null = null;
   /** Peer-to-peer forwards (hub). */
   forwarded = 0;
-  /** Report each drop as a 'drop' event (--log-level debug). */
-  debugEvents = false;
   /** The running capture, or null (setCapture). */
   private tap: CaptureTap | null = null;
-  /** Rate limit of the events (the first at once, then a count per interval). */
-  readonly events: EventGate;
+  /** Events for the control plane (event-report.ts), rate-limited; `.debug`: drops too. */
+  readonly reporter: EventReporter;
   /** Exceptions caught inside the pipeline (each also counted as InternalError drops for the packets it cost). */
   errors = 0;
 
@@ -217,7 +208,7 @@ export class Pipeline {
     this.peers = opts.peers;
     this.drops = opts.drops;
     this.controlIn = new ControlReceiver(opts.peers.length, opts.senderId);
-    this.events = new EventGate({ emit: (e) => this.o.events.onEvent?.(e) });
+    this.reporter = new EventReporter(() => this.o.events.onEvent);
     // Dev indices are small integers handed out as routes name devices: room for every peer,
     // the device, the stack and the names config routes use.
     const devs = opts.peers.length + 64;
@@ -275,7 +266,7 @@ export class Pipeline {
 
   /** Report the counts of events held back whose interval is over (about once a second). */
   flushEvents(now: number): void {
-    this.events.flush(now);
+    this.reporter.flush(now);
   }
 
   // ---------------------------------------------------------------- device -> ...
@@ -348,24 +339,12 @@ export class Pipeline {
     }
   };
 
-  /** Copy a received batch into the capture ring (only while a capture runs). Never throws. */
+  /** Copy a received batch into the capture ring; a failure costs the copy, not the packets. */
   private tapReceived(batch: PacketBuffer[], count: number, sources: DatagramSources | null): void {
-    const tap = this.tap!;
-    try {
-      for (let i = 0; i < count; i++) {
-        const p = batch[i]!;
-        const peer = p.tag >= 0 ? this.peers[p.tag] : undefined;
-        const ep = peer?.endpoint;
-        if (ep !== undefined) tap.received(p, ep.family, ep.bytes, ep.port);
-        else if (sources !== null) {
-          const from = sources.source(i);
-          tap.received(p, from.family, from.address, from.port);
-        }
-      }
-    } catch (e) {
-      // a copy for the capture failed: the packets themselves go on
+    const err = this.tap!.receivedBatch(batch, count, this.peers, sources);
+    if (err !== null) {
       this.errors++;
-      this.o.events.onError?.(e);
+      this.o.events.onError?.(err);
     }
   }
 
@@ -468,7 +447,7 @@ export class Pipeline {
         this.punt(p, -1);
         return;
       }
-      if (this.o.events.onEvent !== undefined) this.unknownSource();
+      this.reporter.unknownSource(this.sources, this.srcIndex, this.nowMs);
       this.drop(p, DropReason.UnknownPeer);
       return;
     }
@@ -493,9 +472,7 @@ export class Pipeline {
     // Source check: the inner source must be inside the sending peer's prefixes (the longest
     // match among all peers' prefixes names the sending peer).
     if (this.allowed.lookup(p.buf, p.offset + (fam === 4 ? IPV4_SRC : IPV6_SRC), fam) !== idx) {
-      if (this.o.events.onEvent !== undefined && this.events.hit(EV_SOURCE_NOT_ALLOWED, idx, this.nowMs)) {
-        this.events.line({ event: 'source-not-allowed', peer: idx, count: 1, periodMs: 0, src: formatAddress(p.buf, p.offset + (fam === 4 ? IPV4_SRC : IPV6_SRC), fam) });
-      }
+      this.reporter.sourceNotAllowed(idx, p.buf, p.offset, fam, this.nowMs);
       this.dropPeer(p, peer, DropReason.SourceNotAllowed);
       return;
     }
@@ -515,29 +492,13 @@ export class Pipeline {
     }
     const r = this.controlIn.receive(p.buf, p.offset, p.length, peer.index, peer.key);
     if (r !== DropReason.None) {
-      if (r === DropReason.BadAuthentication && this.o.events.onEvent !== undefined && this.events.hit(EV_AUTH, peer.index, this.nowMs)) {
-        this.events.line({ event: 'auth-failure', peer: peer.index, count: 1, periodMs: 0, from: peer.endpointText });
-      }
+      if (r === DropReason.BadAuthentication) this.reporter.authFailure(peer.index, peer.endpointText, this.nowMs);
       this.dropPeer(p, peer, r);
       return;
     }
     this.heard(peer);
     this.handOff(p);
     p.release();
-  }
-
-  /** A datagram from an address:port that is no peer's endpoint: one event per source (rate-limited). */
-  private unknownSource(): void {
-    const src = this.sources;
-    const key = src !== null && src.sourceKey !== undefined ? src.sourceKey(this.srcIndex) : 0;
-    if (!this.events.hit(EV_UNKNOWN_SOURCE, key, this.nowMs)) return;
-    let from = 'unknown';
-    if (src !== null) {
-      const a = src.source(this.srcIndex);
-      const host = formatAddress(a.address, 0, a.family);
-      from = a.family === 6 ? `[${host}]:${a.port}` : `${host}:${a.port}`;
-    }
-    this.events.line({ event: 'unknown-source', peer: -1, count: 1, periodMs: 0, from });
   }
 
   /** Hand a control message up (onControl owns p from here; its source from the batch's sources). */
@@ -735,7 +696,7 @@ export class Pipeline {
         fam === 4
           ? this.o.icmp.build(4, ICMP_DEST_UNREACHABLE, ICMP_UNREACH_FRAG_NEEDED, mtu, p.buf, p.offset, p.length)
           : this.o.icmp.build(6, ICMPV6_PACKET_TOO_BIG, 0, Math.max(mtu, IPV6_MIN_MTU), p.buf, p.offset, p.length);
-      if (this.o.events.onEvent !== undefined && this.events.hit(EV_FRAG_NEEDED, peer.index, this.nowMs)) this.fragNeeded(p, fam, peer, mtu);
+      this.reporter.fragNeeded(peer.index, p.buf, p.offset, fam, p.length, mtu, this.nowMs);
       this.heldReply = q;
       this.drop(p, DropReason.PacketTooBig);
       if (q !== null) this.reply(q, ingress);
@@ -744,22 +705,6 @@ export class Pipeline {
     }
     this.clampMss(p, fam, peer);
     this.send(p, peer);
-  }
-
-  /** The event of a packet too big for the peer's MTU (an ICMP error went back to its source). */
-  private fragNeeded(p: PacketBuffer, fam: 4 | 6, peer: Peer, mtu: number): void {
-    const b = p.buf;
-    const o = p.offset;
-    this.events.line({
-      event: 'frag-needed',
-      peer: peer.index,
-      count: 1,
-      periodMs: 0,
-      src: formatAddress(b, o + (fam === 4 ? IPV4_SRC : IPV6_SRC), fam),
-      dst: formatAddress(b, o + (fam === 4 ? IPV4_DST : IPV6_DST), fam),
-      size: p.length,
-      mtu: fam === 4 ? mtu : Math.max(mtu, IPV6_MIN_MTU),
-    });
   }
 
   private send(p: PacketBuffer, peer: Peer): void {
@@ -896,7 +841,7 @@ export class Pipeline {
 
   private drop(p: PacketBuffer, reason: DropReason): void {
     this.drops.count(reason);
-    if (this.debugEvents) this.dropEvent(reason, -1);
+    if (this.reporter.debug) this.reporter.drop(reason, -1, this.nowMs);
     this.handOff(p);
     p.release();
   }
@@ -904,14 +849,8 @@ export class Pipeline {
   private dropPeer(p: PacketBuffer, peer: Peer, reason: DropReason): void {
     peer.drops++;
     this.drops.count(reason);
-    if (this.debugEvents) this.dropEvent(reason, peer.index);
+    if (this.reporter.debug) this.reporter.drop(reason, peer.index, this.nowMs);
     this.handOff(p);
     p.release();
-  }
-
-  /** --log-level debug: a drop as an event, rate-limited per reason and peer. */
-  private dropEvent(reason: DropReason, peer: number): void {
-    if (this.o.events.onEvent === undefined || !this.events.hit(EV_DROP, reason * 65536 + ((peer + 1) & 0xffff), this.nowMs)) return;
-    this.events.line({ event: 'drop', peer, count: 1, periodMs: 0, reason: DROP_REASON_NAMES[reason] ?? `reason${reason}` });
   }
 }

@@ -131,6 +131,38 @@ describe('planReload', () => {
   });
 });
 
+describe('Endpoint.reload: prefixes that move', () => {
+  it('two peers swap their prefixes in one reload: routes and source checks follow', () => {
+    const cfg = (b: string[], c: string[]) =>
+      parseConfig({
+        interface: { name: 'ferryS' },
+        listen: '127.0.0.1:6080',
+        peers: [
+          { name: 'b', endpoint: '127.0.0.1:6081', routes: b },
+          { name: 'c', endpoint: '127.0.0.1:6082', routes: c },
+        ],
+        routes: ['10.50.0.0/16 via 192.168.20.1'],
+      });
+    const ep = new Endpoint(cfg(['192.168.20.0/24'], ['192.168.30.0/24']), { warmUp: 0 });
+    const r = ep.reload(cfg(['192.168.30.0/24'], ['192.168.20.0/24']));
+    expect(r.applied).toEqual([
+      'peer b: routes +192.168.30.0/24 -192.168.20.0/24',
+      'peer c: routes +192.168.20.0/24 -192.168.30.0/24',
+      // the same line now leads elsewhere: its via is inside c's prefix
+      'route removed: 10.50.0.0/16 via 192.168.20.1',
+      'route added: 10.50.0.0/16 via 192.168.20.1',
+    ]);
+    const routes = ep.snapshot('routes').routes.map((x) => x.text);
+    expect(routes).toEqual(expect.arrayContaining(['192.168.30.0/24 dev b', '192.168.20.0/24 dev c']));
+    expect(routes).not.toContain('192.168.20.0/24 dev b');
+    const src = (a: number[]) => ep.allowed.lookup(Uint8Array.from(a), 0, 4);
+    expect(src([192, 168, 30, 5])).toBe(0);
+    expect(src([192, 168, 20, 5])).toBe(1);
+    const nh = ep.router.nexthopsOf(ep.router.list().find((id) => ep.router.textOf(id) === '10.50.0.0/16 via 192.168.20.1')!);
+    expect(nh[0]!.dev).toBe('c');
+  });
+});
+
 describe('Endpoint.reload while traffic runs', () => {
   it('changes c, adds and removes a peer, routes and rules: no ping to b is lost', async () => {
     const { a, hostA, hostC, configA, events, pc, pd } = await threeSites();

@@ -13,13 +13,15 @@
  * above); per occurrence a hash and a few typed-array reads, no allocation. Only a line that is
  * let through allocates (the event object).
  *
- * Slots: a fixed open table of SLOTS entries indexed by the hash of (kind, key). A key that
- * lands on a slot held by another key takes it over (after flushing what the other had
- * pending), so memory stays fixed whatever the flood; the token bucket still bounds the lines.
+ * Slots: a fixed table of SLOTS entries, open addressing over PROBES slots from the hash of
+ * (kind, key). A key that finds neither itself nor a free slot there takes over the one used
+ * longest ago (after reporting what it had pending), so memory stays fixed whatever the flood;
+ * the token bucket still bounds the lines.
  */
 import type { DataPlaneEvent } from './dataplane.ts';
 
-const SLOTS = 256;
+const SLOTS = 1024;
+const PROBES = 8;
 
 export interface EventGateOptions {
   /** At most one line per (kind, key) per this many ms (default 10 s). */
@@ -67,17 +69,7 @@ export class EventGate {
    */
   hit(kind: number, key: number, now: number): boolean {
     const k = kind * 4294967296 + (key >>> 0);
-    let h = Math.imul((key ^ (kind << 24)) >>> 0, 0x9e3779b1);
-    h = (h ^ (h >>> 15)) & (SLOTS - 1);
-    if (this.slotKey[h] !== k) {
-      // a new key (or another key's slot): the other's pending count goes out first
-      if (this.pending[h]! > 0) this.flushSlot(h, now);
-      this.slotKey[h] = k;
-      this.nextAt[h] = 0;
-      this.pending[h] = 0;
-      this.lastAt[h] = now;
-      this.last[h] = null;
-    }
+    const h = this.slotOf(k, kind, key, now);
     if (now < this.nextAt[h]!) {
       this.pending[h]!++;
       return false;
@@ -94,6 +86,37 @@ export class EventGate {
     this.nextAt[h] = now + this.intervalMs;
     this.lastAt[h] = now;
     return true;
+  }
+
+  /** The slot of key k: where it is, else a free one, else the one used longest ago (taken over). */
+  private slotOf(k: number, kind: number, key: number, now: number): number {
+    // murmur3's finalizer over the key and the kind
+    let x = Math.imul((key ^ Math.imul(kind, 0x27d4eb2d)) >>> 0, 0x85ebca6b);
+    x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
+    let h = (x ^ (x >>> 16)) & (SLOTS - 1);
+    let victim = h;
+    let oldest = Infinity;
+    for (let probe = 0; probe < PROBES; probe++, h = (h + 1) & (SLOTS - 1)) {
+      const sk = this.slotKey[h]!;
+      if (sk === k) return h;
+      if (sk !== sk) {
+        // free (NaN): slots are never freed, so the key is not further on
+        victim = h;
+        break;
+      }
+      if (this.lastAt[h]! < oldest) {
+        oldest = this.lastAt[h]!;
+        victim = h;
+      }
+    }
+    // a new key: what the slot's previous key had pending goes out first
+    if (this.pending[victim]! > 0) this.flushSlot(victim, now);
+    this.slotKey[victim] = k;
+    this.nextAt[victim] = 0;
+    this.pending[victim] = 0;
+    this.lastAt[victim] = now;
+    this.last[victim] = null;
+    return victim;
   }
 
   /** After hit() returned true: fill in count and period, remember `e` for the summary, emit it. */
@@ -123,6 +146,12 @@ export class EventGate {
     const period = now - this.lastAt[h]!;
     this.lastAt[h] = now;
     if (last === null) return; // held back by the bucket from the start: counted in `suppressed`
+    if (!this.take(now)) {
+      // summaries spend the same budget (many keys taking slots over must not flood either)
+      if (this.suppressed === 0) this.suppressedSince = now;
+      this.suppressed += n;
+      return;
+    }
     const e: DataPlaneEvent = { ...last, count: n, periodMs: period };
     this.last[h] = e;
     this.emitFn(e);

@@ -8,12 +8,15 @@
  *   await ep.start();
  *   const sock = ep.udpBind(5000);
  *   sock.on('message', (data, from) => ...);
+ *
+ * Mobility (config `mobility`): `ep.on('binding', e => ...)` on a home agent or correspondent,
+ * `ep.on('handover', e => ...)` on a mobile node (e.gapMs, e.from, e.to, e.detection).
  */
 import { resolveConfig, type Config } from './config/config.ts';
 import { Endpoint, type EndpointOptions } from './endpoint/endpoint.ts';
 
 export { Endpoint, STACK_DEV } from './endpoint/endpoint.ts';
-export type { DropEvent, EndpointEvents, EndpointOptions } from './endpoint/endpoint.ts';
+export type { BindingEvent, DropEvent, EndpointEvents, EndpointOptions, HandoverEvent } from './endpoint/endpoint.ts';
 export { LocalStack, StackUdpSocket } from './endpoint/local-stack.ts';
 export type { UdpMessageInfo } from './endpoint/local-stack.ts';
 export { Peer } from './endpoint/peer.ts';
@@ -21,7 +24,16 @@ export { UserspaceHost } from './endpoint/userspace-host.ts';
 export type { UserspaceHostOptions } from './endpoint/userspace-host.ts';
 export { loadConfig, parseConfig, resolveConfig, ConfigError } from './config/config.ts';
 export type { Config } from './config/config.ts';
-export type { PeerSnapshot, Snapshot, StatsSnapshot } from './endpoint/snapshot.ts';
+export type {
+  BindingSnapshot,
+  BindingUpdateSnapshot,
+  HandoverSnapshot,
+  MobilitySnapshot,
+  MobilityStatsSnapshot,
+  PeerSnapshot,
+  Snapshot,
+  StatsSnapshot,
+} from './endpoint/snapshot.ts';
 export { MemoryDevice } from './device/memory-device.ts';
 export type { PacketDevice } from './device/device.ts';
 export { DropReason, DropCounters } from './base/drop-reason.ts';

@@ -83,6 +83,10 @@ export enum DropReason {
   InternalError = 157,
   /** An ICMP error refused by its destination's bucket (the global one had room). */
   IcmpRateLimitedDestination = 158,
+  /** A control message above its sender's rate (mobility: updates, refresh requests). */
+  ControlRateLimited = 159,
+  /** An authentic control message we expected none of (an ack for nothing we sent). */
+  UnexpectedControl = 160,
 }
 
 /** Every reason's name, indexed by its number (for stats output). */

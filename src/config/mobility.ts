@@ -1,6 +1,6 @@
 /**
- * PROPOSAL (not wired into schema.ts / normalize.ts yet): the `mobility` section of the config,
- * its zod shape and its normalisation, for the three roles of src/mobility/:
+ * The `mobility` section of the config, its zod shape and its normalisation, for the three roles
+ * of src/mobility/ (wired into schema.ts's ConfigSchema and normalize.ts):
  *
  *   "mobility": {
  *     "homeAgent": {                      // this endpoint is a home agent
@@ -11,9 +11,10 @@
  *       "nodes": [{ "name": "laptop", "homeAddress": "10.77.0.5", "key": "hex:..." }]
  *     },
  *     "mobileNode": {                     // this endpoint is a mobile node
- *       "name": "laptop", "homeAddress": "10.77.0.5", "homeAgent": "203.0.113.1:6080",
- *       "key": "hex:...", "lifetime": 600, "homeNetworks": ["192.168.1.0/24"],
+ *       "name": "laptop", "homeAddress": "10.77.0.5", "homeAgent": "ha",   // a peer: name or host:port
+ *       "key": "hex:...", "lifetime": 600, "homeNetworks": ["10.77.0.0/24"],
  *       "backoff": { "initialMs": 1000, "firstRegistrationMs": 1500, "maxMs": 32000 },
+ *       "monitor": true, "pollMs": 1000,
  *       "routeOptimisation": false,
  *       "correspondents": [{ "name": "cn", "endpoint": "198.51.100.9:6080", "key": "...", "padTo": 400 }]
  *     },
@@ -27,14 +28,12 @@
  * Correspondent (config cannot import mobility: same layer), so the endpoint passes them on:
  * `new HomeAgent({ name, ...config.mobility.homeAgent }, io, hooks)`.
  *
- * To wire it in (the lead): ConfigSchema gets `mobility: MobilitySchema.optional()`; ALLOWED_KEYS
- * gets MOBILITY_ALLOWED_KEYS (for "did you mean"); normalize() calls
- * `normalizeMobility(raw.mobility, { name: ifname, peers: peers.map((p) => p.name) })` and puts
- * the result in Config.mobility (null when absent). Errors are PathErrors with the full path
- * ("mobility.homeAgent.nodes[3].homeAddress: ..."), like the rest of the config.
- *
- * The zod helpers at the top repeat schema.ts's private ones (intIn, str, obj, ...) so this file
- * stands alone; once wired in, export them from schema.ts and drop these copies.
+ * Checked against the rest of the config (MobilityContext): node and correspondent names are not
+ * peer names (the endpoint gives each node a peer of that name), the mobile node's home agent is
+ * one of the peers (its routes are what goes through the home agent) and shares the node's key,
+ * and the mobile node owns its home address (an interface or stack address). Errors are
+ * PathErrors with the full path ("mobility.homeAgent.nodes[3].homeAddress: ..."), like the rest
+ * of the config.
  */
 import { z } from 'zod';
 import {
@@ -46,24 +45,31 @@ import {
   prefixContains,
   type Family,
 } from '../wire/address-text.ts';
-import { DEFAULT_PORT } from './types.ts';
+import { DEFAULT_PORT } from '../transport/transport.ts';
 import { fail, formatPath, PathError } from './errors.ts';
 import { decodeKey } from './key.ts';
+import type {
+  CorrespondentConfig,
+  HomeAgentConfig,
+  MobileNodeConfig,
+  MobilityAddress,
+  MobilityConfig,
+  MobilityEndpoint,
+  MobilityNodeConfig,
+  MobilityPrefix,
+} from './types.ts';
+import { bool, intIn, list, obj, str, strList } from './zod-helpers.ts';
 
-// --- zod helpers (copies of schema.ts's)
-const typeName = (v: unknown): string =>
-  v === undefined ? 'nothing' : v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : `${typeof v} ${JSON.stringify(v)}`;
-const intIn = (min: number, max: number) =>
-  z
-    .number({ error: (i) => `expected an integer ${min}-${max}, got ${typeName(i.input)}` })
-    .int({ error: (i) => `expected an integer ${min}-${max}, got ${typeName(i.input)}` })
-    .min(min, { error: (i) => `${String(i.input)} is out of range (${min}-${max})` })
-    .max(max, { error: (i) => `${String(i.input)} is out of range (${min}-${max})` });
-const str = (what: string) => z.string({ error: (i) => `expected ${what}, got ${typeName(i.input)}` });
-const strList = (what: string) => z.array(str(`a ${what}`), { error: (i) => `expected an array of ${what}es, got ${typeName(i.input)}` });
-const bool = () => z.boolean({ error: (i) => `expected true or false, got ${typeName(i.input)}` });
-const obj = <T extends z.core.$ZodLooseShape>(shape: T) => z.strictObject(shape, { error: (i) => `expected an object, got ${typeName(i.input)}` });
-const list = <T extends z.ZodType>(item: T, what: string) => z.array(item, { error: (i) => `expected an array of ${what}, got ${typeName(i.input)}` });
+export type {
+  CorrespondentConfig,
+  HomeAgentConfig,
+  MobileNodeConfig,
+  MobilityAddress,
+  MobilityConfig,
+  MobilityEndpoint,
+  MobilityNodeConfig,
+  MobilityPrefix,
+};
 
 /** RFC 6275 lifetimes: 4-second units in 16 bits. */
 export const LIFETIME_MAX_S = 262_140;
@@ -86,6 +92,9 @@ export const HomeAgentSchema = obj({
     .optional()
     .describe('Updates per second per node (0 = unlimited) and bucket size. Default 5 / 10'),
   retryAfterMax: intIn(1, 3600).optional().describe('Largest retry-after in a 130, seconds. Default 60'),
+  keepalive: intIn(1, 3600)
+    .optional()
+    .describe('Send registered nodes a keepalive after this many idle seconds, so they notice a lost home agent (set it no longer than theirs). Default off'),
 });
 
 const CorrespondentPeerSchema = obj({
@@ -98,7 +107,7 @@ const CorrespondentPeerSchema = obj({
 export const MobileNodeSchema = obj({
   name: str('a node name').optional().describe('Our name as the home agent knows it. Default: interface.name'),
   homeAddress: str('an address'),
-  homeAgent: str('"host:port"').describe('Underlay address of the home agent'),
+  homeAgent: str('a peer name or "host:port"').describe('The home agent: one of the peers, by name or by its endpoint'),
   key: str('a hex or base64 key').describe('Our key, shared with the home agent only'),
   lifetime: intIn(4, LIFETIME_MAX_S).optional().describe('Lifetime asked for, seconds (a multiple of 4). Default 600'),
   homeNetworks: strList('prefix').optional().describe('Underlay prefixes that mean "at home" (deregister there). Default none'),
@@ -112,6 +121,8 @@ export const MobileNodeSchema = obj({
   freshness: intIn(0, 86_400).optional().describe('Ack counters further than this from our clock are refused, seconds (0 = off). Default 300'),
   routeOptimisation: bool().optional().describe('Register with the correspondents too. Default false'),
   correspondents: list(CorrespondentPeerSchema, 'correspondents').optional(),
+  monitor: bool().optional().describe('Watch address and route changes (ip monitor) to re-register at once. Default true'),
+  pollMs: intIn(50, 60_000).optional().describe('Also look at the underlay this often, ms. Default 1000'),
 });
 
 export const CorrespondentSchema = obj({
@@ -145,67 +156,22 @@ export const MOBILITY_ALLOWED_KEYS: Record<string, readonly string[]> = {
   'mobility.correspondent.nodes[]': Object.keys(MobilityNodeSchema.shape),
 };
 
-// --- normalised shapes (structurally what src/mobility/'s constructors take)
-
-export interface MobilityAddress {
-  family: Family;
-  bytes: Uint8Array;
-}
-export interface MobilityPrefix extends MobilityAddress {
-  text: string;
-  length: number;
-}
-export interface MobilityEndpoint extends MobilityAddress {
-  text: string;
-  port: number;
-  host: string;
-}
-export interface MobilityNodeConfig {
+/** A peer as the mobility checks see it. */
+export interface MobilityPeerRef {
   name: string;
-  home: MobilityAddress;
-  key: Uint8Array;
-  routeOptimisation: boolean;
-}
-export interface HomeAgentConfig {
-  homePrefixes: MobilityPrefix[];
-  nodes: MobilityNodeConfig[];
-  maxBindings: number;
-  maxLifetime: number;
-  bicastMs: number;
-  freshnessMs: number;
-  ratePerSecond: number;
-  rateBurst: number;
-  retryAfterMax: number;
-}
-export interface MobileNodeConfig {
-  name: string;
-  home: MobilityAddress;
-  homeAgent: MobilityEndpoint;
-  key: Uint8Array;
-  lifetime: number;
-  homeNetworks: MobilityPrefix[];
-  backoff: { initialMs: number; firstRegistrationMs: number; maxMs: number };
-  freshnessMs: number;
-  routeOptimisation: boolean;
-  correspondents: { name: string; endpoint: MobilityEndpoint; key: Uint8Array; padTo: number }[];
-}
-export interface CorrespondentConfig {
-  nodes: MobilityNodeConfig[];
-  maxBindings: number;
-  maxLifetime: number;
-  probeSize: number;
-  challengeAttempts: number;
-  challengeTimeoutMs: number;
-}
-export interface MobilityConfig {
-  homeAgent: HomeAgentConfig | null;
-  mobileNode: MobileNodeConfig | null;
-  correspondent: CorrespondentConfig | null;
+  endpoint: { family: Family; bytes: Uint8Array; port: number };
+  key: Uint8Array | null;
 }
 
 export interface MobilityContext {
   /** Default mobile node name: the interface name. */
   name: string;
+  /** The config's peers (whole-config checks); absent: the section is checked on its own. */
+  peers?: readonly MobilityPeerRef[];
+  /** Addresses this endpoint owns (interface and stack): the mobile node's home address must be one. */
+  owned?: readonly MobilityAddress[];
+  /** Names a node may not take (the interface, "stack"). */
+  reserved?: readonly string[];
 }
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/;
@@ -254,8 +220,19 @@ function addrKey(a: MobilityAddress): string {
   return `${a.family}/${Buffer.from(a.bytes).toString('hex')}`;
 }
 
+/** A node or correspondent name becomes a peer's name in the endpoint: it must be free. */
+function notTaken(name: string, path: string, what: string, ctx: MobilityContext): void {
+  if (ctx.reserved?.includes(name)) fail(path, `${what} name ${name} is reserved (the interface or the endpoint's stack)`);
+  const i = ctx.peers?.findIndex((p) => p.name === name) ?? -1;
+  if (i >= 0) fail(path, `${what} name ${name} is also peers[${i}].name (the endpoint gives each ${what} a peer of that name)`);
+}
+
+function sameAddress(a: { family: Family; bytes: Uint8Array }, b: { family: Family; bytes: Uint8Array }): boolean {
+  return a.family === b.family && Buffer.from(a.bytes).equals(Buffer.from(b.bytes));
+}
+
 /** Nodes of a home agent or correspondent: unique names, home addresses and keys. */
-function nodes(raw: readonly RawMobilityNode[], at: string, prefixes: MobilityPrefix[] | null): MobilityNodeConfig[] {
+function nodes(raw: readonly RawMobilityNode[], at: string, prefixes: MobilityPrefix[] | null, ctx: MobilityContext): MobilityNodeConfig[] {
   const names = new Map<string, number>();
   const homes = new Map<string, number>();
   const keys = new Map<string, number>();
@@ -265,6 +242,7 @@ function nodes(raw: readonly RawMobilityNode[], at: string, prefixes: MobilityPr
     const dupName = names.get(n.name);
     if (dupName !== undefined) fail(`${p}.name`, `duplicate node name ${n.name} (also ${at}[${dupName}])`);
     names.set(n.name, i);
+    notTaken(n.name, `${p}.name`, 'node', ctx);
     const home = address(n.homeAddress, `${p}.homeAddress`);
     const homeText = formatAddress(home.bytes, 0, home.family);
     if (prefixes !== null && !prefixes.some((x) => prefixContains(x, home))) {
@@ -280,6 +258,30 @@ function nodes(raw: readonly RawMobilityNode[], at: string, prefixes: MobilityPr
     keys.set(kk, i);
     return { name: n.name, home, key, routeOptimisation: n.routeOptimisation ?? false };
   });
+}
+
+/**
+ * The mobile node's home agent: a peer named `text`, or the peer whose endpoint `text` is.
+ * Without the peers (the section checked alone) any "host:port" will do (peer -1).
+ */
+function homeAgentOf(text: string, path: string, ctx: MobilityContext): { ha: MobilityEndpoint; peer: number } {
+  const peers = ctx.peers;
+  if (peers !== undefined) {
+    const byName = peers.findIndex((p) => p.name === text.trim());
+    if (byName >= 0) {
+      const e = peers[byName]!.endpoint;
+      const host = formatAddress(e.bytes, 0, e.family);
+      return { ha: { text: text.trim(), family: e.family, bytes: e.bytes, port: e.port, host }, peer: byName };
+    }
+  }
+  const ha = endpoint(text, path);
+  if (peers === undefined) return { ha, peer: -1 };
+  const peer = peers.findIndex((p) => p.endpoint.port === ha.port && sameAddress(p.endpoint, ha));
+  if (peer < 0) {
+    const names = peers.map((p) => p.name);
+    fail(path, `${text.trim()} is no peer's name or endpoint (list the home agent in peers, with the routes to send through it${names.length ? `; peers: ${names.join(', ')}` : ''})`);
+  }
+  return { ha, peer };
 }
 
 /** Check and normalise a `mobility` section already accepted by MobilitySchema. */
@@ -303,7 +305,7 @@ export function normalizeMobility(raw: RawMobility | undefined, ctx: MobilityCon
       return p;
     });
     if (h.nodes.length === 0) fail(`${at}.nodes`, 'expected at least one node');
-    const ns = nodes(h.nodes, `${at}.nodes`, homePrefixes);
+    const ns = nodes(h.nodes, `${at}.nodes`, homePrefixes, ctx);
     homeAgent = {
       homePrefixes,
       nodes: ns,
@@ -314,6 +316,7 @@ export function normalizeMobility(raw: RawMobility | undefined, ctx: MobilityCon
       ratePerSecond: h.rate?.perSecond ?? 5,
       rateBurst: h.rate?.burst ?? 10,
       retryAfterMax: h.retryAfterMax ?? 60,
+      keepalive: h.keepalive ?? null,
     };
   }
 
@@ -324,8 +327,17 @@ export function normalizeMobility(raw: RawMobility | undefined, ctx: MobilityCon
     const name = m.name ?? ctx.name;
     if (!NAME_RE.test(name)) fail(`${at}.name`, `invalid node name ${JSON.stringify(name)} (1-32 characters: letters, digits, _ . -, not starting with _ . -)`);
     const home = address(m.homeAddress, `${at}.homeAddress`);
-    const ha = endpoint(m.homeAgent, `${at}.homeAgent`);
+    if (ctx.owned !== undefined && !ctx.owned.some((a) => sameAddress(a, home))) {
+      fail(`${at}.homeAddress`, `${formatAddress(home.bytes, 0, home.family)} is neither an interface.address nor a stack.address (the node must own its home address)`);
+    }
     const key = decodeKey(m.key, `${at}.key`);
+    const { ha, peer: homeAgentPeer } = homeAgentOf(m.homeAgent, `${at}.homeAgent`, ctx);
+    if (homeAgentPeer >= 0) {
+      const pk = ctx.peers![homeAgentPeer]!.key;
+      if (pk !== null && !Buffer.from(pk).equals(Buffer.from(key))) {
+        fail(`peers[${homeAgentPeer}].key`, `differs from mobility.mobileNode.key (the home agent checks this node's messages with the node's key; leave it out)`);
+      }
+    }
     const lifetime = m.lifetime ?? 600;
     if (lifetime % 4 !== 0) fail(`${at}.lifetime`, `${lifetime} is not a multiple of 4 (lifetimes go in 4-second units)`);
     const homeNetworks = (m.homeNetworks ?? []).map((t, i) => prefix(t, `${at}.homeNetworks[${i}]`));
@@ -340,6 +352,7 @@ export function normalizeMobility(raw: RawMobility | undefined, ctx: MobilityCon
       if (!NAME_RE.test(c.name)) fail(`${p}.name`, `invalid correspondent name ${JSON.stringify(c.name)}`);
       if (cnNames.has(c.name)) fail(`${p}.name`, `duplicate correspondent name ${c.name} (also correspondents[${cnNames.get(c.name)}])`);
       cnNames.set(c.name, i);
+      notTaken(c.name, `${p}.name`, 'correspondent', ctx);
       const ck = decodeKey(c.key, `${p}.key`);
       if (Buffer.from(ck).equals(Buffer.from(key))) fail(`${p}.key`, 'same key as mobileNode.key (a correspondent needs its own key, never the home agent\'s)');
       return { name: c.name, endpoint: endpoint(c.endpoint, `${p}.endpoint`), key: ck, padTo: c.padTo ?? 0 };
@@ -351,6 +364,7 @@ export function normalizeMobility(raw: RawMobility | undefined, ctx: MobilityCon
       name,
       home,
       homeAgent: ha,
+      homeAgentPeer,
       key,
       lifetime,
       homeNetworks,
@@ -358,13 +372,20 @@ export function normalizeMobility(raw: RawMobility | undefined, ctx: MobilityCon
       freshnessMs: (m.freshness ?? 300) * 1000,
       routeOptimisation: m.routeOptimisation ?? false,
       correspondents,
+      monitor: m.monitor ?? true,
+      pollMs: m.pollMs ?? 1000,
     };
   }
 
   let correspondent: CorrespondentConfig | null = null;
   if (raw.correspondent) {
     const c = raw.correspondent;
-    const ns = nodes(c.nodes, 'mobility.correspondent.nodes', null);
+    const ns = nodes(c.nodes, 'mobility.correspondent.nodes', null, ctx);
+    if (homeAgent !== null) {
+      ns.forEach((n, i) => {
+        if (homeAgent!.nodes.some((h) => h.name === n.name)) fail(`mobility.correspondent.nodes[${i}].name`, `${n.name} is also a homeAgent node (one peer per name)`);
+      });
+    }
     correspondent = {
       nodes: ns,
       maxBindings: c.maxBindings ?? Math.max(1, ns.length),

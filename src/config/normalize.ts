@@ -25,6 +25,7 @@ import {
 } from '../wire/ip.ts';
 import { fail } from './errors.ts';
 import { decodeKey } from './key.ts';
+import { normalizeMobility } from './mobility.ts';
 import { checkRouteLine, checkRuleLine, type ParsedRouteLine } from './route-lines.ts';
 import { ConfigSchema, shapeError } from './schema.ts';
 import {
@@ -356,6 +357,17 @@ export function normalize(json: unknown, source: string, opts: ParseOptions): Co
     return { text: text.trim(), parsed: r.value };
   });
 
+  // --- mobility (home agent / mobile node / correspondent), checked against the peers
+  const mobility = raw.mobility === undefined ? undefined : normalizeMobility(raw.mobility, {
+    name: ifname,
+    peers: peers.map((p) => ({ name: p.name, endpoint: p.endpoint, key: p.key })),
+    owned: [...ifAddrs, ...stackAddrs].map((a) => ({ family: a.family, bytes: a.bytes })),
+    reserved: [ifname, STACK_DEV],
+  });
+  const mn = mobility?.mobileNode ?? null;
+  // The home agent peer carries the node's key (its keepalives are the node's messages too).
+  if (mn !== null && mn.homeAgentPeer >= 0 && peers[mn.homeAgentPeer]!.key === null) peers[mn.homeAgentPeer]!.key = mn.key;
+
   // --- control socket
   const rawControl = typeof raw.control === 'object' ? raw.control : { path: raw.control };
   const controlAt = typeof raw.control === 'object' ? 'control.path' : 'control';
@@ -406,5 +418,6 @@ export function normalize(json: unknown, source: string, opts: ParseOptions): Co
     metrics,
     log: (typeof raw.log === 'object' ? raw.log.level : raw.log) ?? DEFAULTS.log,
     logFormat: (typeof raw.log === 'object' ? raw.log.format : undefined) ?? DEFAULTS.logFormat,
+    mobility,
   };
 }

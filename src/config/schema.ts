@@ -4,30 +4,9 @@
  */
 import { z } from 'zod';
 import { formatPath, PathError } from './errors.ts';
+import { MOBILITY_ALLOWED_KEYS, MobilitySchema } from './mobility.ts';
 import { LOG_FORMATS, LOG_LEVELS, MTU_MAX, MTU_MIN_V4, type LogFormat, type LogLevel } from './types.ts';
-
-const typeName = (v: unknown): string =>
-  v === undefined ? 'nothing' : v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : `${typeof v} ${JSON.stringify(v)}`;
-
-const intIn = (min: number, max: number) =>
-  z
-    .number({ error: (i) => `expected an integer ${min}-${max}, got ${typeName(i.input)}` })
-    .int({ error: (i) => `expected an integer ${min}-${max}, got ${typeName(i.input)}` })
-    .min(min, { error: (i) => `${String(i.input)} is out of range (${min}-${max})` })
-    .max(max, { error: (i) => `${String(i.input)} is out of range (${min}-${max})` });
-
-const str = (what: string) =>
-  z.string({ error: (i) => `expected ${what}, got ${typeName(i.input)}` });
-
-const strList = (what: string, plural = `${what}s`) =>
-  z.array(str(what === 'address' ? 'an address' : `a ${what}`), {
-    error: (i) => `expected an array of ${plural}, got ${typeName(i.input)}`,
-  });
-
-const bool = () => z.boolean({ error: (i) => `expected true or false, got ${typeName(i.input)}` });
-
-const obj = <T extends z.core.$ZodLooseShape>(shape: T) =>
-  z.strictObject(shape, { error: (i) => `expected an object, got ${typeName(i.input)}` });
+import { bool, intIn, obj, str, strList, typeName } from './zod-helpers.ts';
 
 export const InterfaceSchema = obj({
   name: str('an interface name').describe('TUN device name (1-15 characters); also names the control socket'),
@@ -150,6 +129,7 @@ export const ConfigSchema = obj({
     })
     .optional()
     .describe('Log level (error, warn, info, debug), or { level, format } with format text or json. Default info, text'),
+  mobility: MobilitySchema.optional().describe('Mobility: this endpoint as a home agent, a mobile node and/or a route-optimising correspondent'),
 });
 
 /**
@@ -169,6 +149,7 @@ const ALLOWED_KEYS: Record<string, readonly string[]> = {
   'peers[]': Object.keys(PeerSchema.shape),
   stack: ['address'],
   icmpRateLimit: ['rate', 'burst', 'perDestinationMs'],
+  ...MOBILITY_ALLOWED_KEYS,
   control: ['path', 'group', 'mode'],
   log: ['level', 'format'],
 };

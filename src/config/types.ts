@@ -135,6 +135,8 @@ export interface Config {
   log: LogLevel;
   /** `log: { format }`: text lines or one JSON object per line. */
   logFormat: LogFormat;
+  /** Mobility roles (each null when not in the section); absent without a `mobility` section. */
+  mobility?: MobilityConfig;
 }
 
 export const DEFAULTS = Object.freeze({
@@ -161,3 +163,69 @@ export const STACK_DEV = 'stack';
 export const KEY_MIN_BYTES = 16;
 /** sun_path is 108 bytes with the terminating NUL. */
 export const SOCKET_PATH_MAX = 107;
+
+// --- the mobility section, normalised (config/mobility.ts; structurally what src/mobility/'s constructors take)
+
+export interface MobilityAddress {
+  family: Family;
+  bytes: Uint8Array;
+}
+export interface MobilityPrefix extends MobilityAddress {
+  text: string;
+  length: number;
+}
+export interface MobilityEndpoint extends MobilityAddress {
+  text: string;
+  port: number;
+  host: string;
+}
+export interface MobilityNodeConfig {
+  name: string;
+  home: MobilityAddress;
+  key: Uint8Array;
+  routeOptimisation: boolean;
+}
+export interface HomeAgentConfig {
+  homePrefixes: MobilityPrefix[];
+  nodes: MobilityNodeConfig[];
+  maxBindings: number;
+  maxLifetime: number;
+  bicastMs: number;
+  freshnessMs: number;
+  ratePerSecond: number;
+  rateBurst: number;
+  retryAfterMax: number;
+  /** Keepalives to registered nodes, seconds; null = none. */
+  keepalive: number | null;
+}
+export interface MobileNodeConfig {
+  name: string;
+  home: MobilityAddress;
+  homeAgent: MobilityEndpoint;
+  /** Index in Config.peers of the home agent's peer (-1 when normalised without the peers). */
+  homeAgentPeer: number;
+  key: Uint8Array;
+  lifetime: number;
+  homeNetworks: MobilityPrefix[];
+  backoff: { initialMs: number; firstRegistrationMs: number; maxMs: number };
+  freshnessMs: number;
+  routeOptimisation: boolean;
+  correspondents: { name: string; endpoint: MobilityEndpoint; key: Uint8Array; padTo: number }[];
+  /** Watch `ip monitor` for address/route changes. */
+  monitor: boolean;
+  /** Look at the underlay this often, ms. */
+  pollMs: number;
+}
+export interface CorrespondentConfig {
+  nodes: MobilityNodeConfig[];
+  maxBindings: number;
+  maxLifetime: number;
+  probeSize: number;
+  challengeAttempts: number;
+  challengeTimeoutMs: number;
+}
+export interface MobilityConfig {
+  homeAgent: HomeAgentConfig | null;
+  mobileNode: MobileNodeConfig | null;
+  correspondent: CorrespondentConfig | null;
+}

@@ -103,7 +103,7 @@ export function buildProgram(deps: CliDeps, done: (code: number) => void): Comma
     .description(
       'Make a running endpoint read its config file again and apply it, as SIGHUP (systemctl reload) does: peers added, removed or ' +
         'changed (endpoint, routes, mtu, keepalive, key), extra routes and rules, the log level, live, without dropping other traffic. ' +
-        'interface, listen, stack, hub, icmpRateLimit, kernelRoutes, control and metrics need a restart: a "needs restart" line names ' +
+        'interface, listen, stack, hub, icmpRateLimit, kernelRoutes, control, metrics and mobility need a restart: a "needs restart" line names ' +
         'them and everything else is applied. A config that does not load keeps the running one (exit 2, the one-line error).',
     )
     .argument('[IFACE]', 'the interface of the endpoint (default: the only one running)')
@@ -150,12 +150,15 @@ export function buildProgram(deps: CliDeps, done: (code: number) => void): Comma
           '  (nothing), all   interface, peers, routes and stats\n' +
           '  peers            each peer: endpoint, routes, last packet, transfer\n' +
           '  routes           the route table in ip route syntax, with use counters\n' +
-          '  stats            device/UDP counters, ICMP errors, drops by reason, pool slots\n' +
+          '  stats            device/UDP counters, ICMP errors, drops by reason, pool slots;\n' +
+          '                   mobility counters (mipdiag -s names), handover gaps\n' +
+          '  bindings         a home agent\'s binding cache (the mipdiag -c layout)\n' +
+          '  binding-updates  a mobile node\'s binding update list (mipdiag -l), recent handovers\n' +
           '  interfaces       the names of the running endpoints\n' +
           'Without IFACE (or --interface / --socket): every endpoint running here.',
       )
       .argument('[IFACE]', 'an interface name (or a section, to show it for every endpoint)')
-      .argument('[SECTION]', 'all, peers, routes, stats or interfaces'),
+      .argument('[SECTION]', 'all, peers, routes, stats, bindings, binding-updates or interfaces'),
   )
     .option('--json', "print the endpoint's data as JSON")
     .option('--timeout <MS>', 'give up after MS milliseconds (default 3000)')

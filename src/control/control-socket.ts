@@ -3,7 +3,7 @@
  * `control.group`) a running endpoint serves, speaking newline-delimited JSON, one response line
  * per request line:
  *
- *   -> {"cmd":"show","what":"peers"}        what: all | peers | routes | stats (default all)
+ *   -> {"cmd":"show","what":"peers"}        what: all | peers | routes | stats | bindings | binding-updates (default all)
  *   <- {"ok":true,"data":{...}}             data: the Snapshot, or the part asked for
  *   -> {"cmd":"ping"}
  *   <- {"ok":true,"data":{"pid":1234,"interface":"ferry0"}}
@@ -76,12 +76,17 @@ export interface ControlServerOptions {
   onStop?: () => void;
 }
 
-const SHOW_WHAT: readonly ShowWhat[] = ['all', 'peers', 'routes', 'stats'];
+const SHOW_WHAT: readonly ShowWhat[] = ['all', 'peers', 'routes', 'stats', 'bindings', 'binding-updates'];
 
 /** The part of a snapshot `show WHAT` returns (always with interface/listen/pid). */
 export function selectSnapshot(s: Snapshot, what: ShowWhat): Partial<Snapshot> {
   if (what === 'all') return s;
-  const { peers, routes, stats, ...head } = s;
+  if (what === 'bindings' || what === 'binding-updates') {
+    const m = s.mobility;
+    const part = m === undefined ? undefined : what === 'bindings' ? { roles: m.roles, bindings: m.bindings } : { roles: m.roles, node: m.node, careOf: m.careOf, atHome: m.atHome, bindingUpdates: m.bindingUpdates, handovers: m.handovers };
+    return { interface: s.interface, pid: s.pid, ...(part ? { mobility: part } : {}) };
+  }
+  const { peers, routes, stats, mobility: _m, ...head } = s;
   if (what === 'peers') return { ...head, peers };
   if (what === 'routes') return { interface: s.interface, routes };
   return { interface: s.interface, pid: s.pid, stats };

@@ -1,5 +1,5 @@
 /**
- * `ipferry show [IFACE] [all|peers|routes|stats|interfaces] [--json] [--socket PATH | --interface NAME]`:
+ * `ipferry show [IFACE] [all|peers|routes|stats|bindings|binding-updates|interfaces] [--json] [--socket PATH | --interface NAME]`:
  * asks running endpoints through their control sockets and prints like `wg show`. The interface
  * may be named as wg does (`ipferry show ferry0 peers`) or with --interface. With neither an
  * interface nor --socket it shows every endpoint whose socket is in /run/ipferry (or the
@@ -13,7 +13,7 @@ import { ControlError, isControlSocketLive, requestSnapshot } from './control-so
 import { formatShow, formatShowJson } from './show-format.ts';
 import type { ShowWhat, Snapshot } from '../endpoint/snapshot.ts';
 
-const WHATS: readonly ShowWhat[] = ['all', 'peers', 'routes', 'stats'];
+const WHATS: readonly ShowWhat[] = ['all', 'peers', 'routes', 'stats', 'bindings', 'binding-updates'];
 
 export const SOCKET_DIRS = (): string[] => [runSocketDir(), fallbackSocketDir()];
 

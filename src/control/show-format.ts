@@ -14,6 +14,7 @@
  * Pure functions of the snapshot and a clock (`now`), so output is golden-testable.
  */
 import type { PeerSnapshot, RouteSnapshot, ShowWhat, Snapshot, StatsSnapshot } from '../endpoint/snapshot.ts';
+import { formatBindings, formatBindingUpdates, formatMobilityStats } from './show-mobility.ts';
 
 export interface FormatOptions {
   /** Current time, epoch ms (default Date.now()). */
@@ -86,6 +87,7 @@ export function formatPeer(p: PeerSnapshot, now: number): string {
   lines.push(`  packets: ${p.rxPackets} received, ${p.txPackets} sent, ${p.drops} dropped`);
   if (p.mtu !== undefined) lines.push(`  mtu: ${p.mtu}`);
   if (p.keepalive) lines.push(`  keepalive: every ${plural(p.keepalive, 'second')}`);
+  if (p.mobility) lines.push(`  mobility: ${p.mobility === 'mobile-node' ? 'a mobile node (its binding sets the endpoint)' : 'a correspondent (route optimisation)'}`);
   return lines.join('\n');
 }
 
@@ -127,6 +129,7 @@ export function formatStats(s: Partial<Snapshot>, now: number): string {
     lines.push('  other:');
     for (const [k, n] of extra) lines.push(`    ${k.padEnd(w)}  ${n}`);
   }
+  if (st.mobility !== undefined) lines.push(...formatMobilityStats(st.mobility));
   return lines.join('\n');
 }
 
@@ -140,9 +143,15 @@ export function formatShow(data: Partial<Snapshot>, what: ShowWhat, opts: Format
       return `${formatRoutes(data.routes ?? [])}\n`;
     case 'stats':
       return `${formatStats(data, now)}\n`;
+    case 'bindings':
+      return `${formatBindings(data)}\n`;
+    case 'binding-updates':
+      return `${formatBindingUpdates(data)}\n`;
     case 'all': {
       const parts = [formatPeers(data, now)];
       if (data.routes !== undefined) parts.push(`routes:\n${indent(formatRoutes(data.routes))}`);
+      if (data.mobility?.bindings !== undefined) parts.push(formatBindings(data));
+      if (data.mobility?.bindingUpdates !== undefined) parts.push(formatBindingUpdates(data));
       if (data.stats !== undefined) parts.push(`stats:\n${indent(formatStats({ ...data, interface: data.interface }, now).split('\n').slice(1).map((l) => l.slice(2)).join('\n'))}`);
       return `${parts.join('\n\n')}\n`;
     }

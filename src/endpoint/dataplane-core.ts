@@ -132,14 +132,16 @@ export class DataPlaneCore {
       keepalive: spec.keepalive,
       key: spec.key,
       mss: spec.mss,
+      mobile: spec.mobile,
+      sourcesOf: spec.sourcesOf,
     });
     while (this.peers.length < index) this.peers.push(undefined);
     this.peers[index] = peer;
     for (const r of spec.routes) {
       const prefix = { family: r.family, bytes: r.bytes, length: r.length };
       this.router.add({ prefix, dev: spec.name, text: `${formatPrefix(prefix)} dev ${spec.name}` });
-      this.allowed.add(prefix, index);
     }
+    for (const r of spec.sources ?? spec.routes) this.allowed.add({ family: r.family, bytes: r.bytes, length: r.length }, index);
     this.pipeline.peerAdded(peer);
     return peer;
   }

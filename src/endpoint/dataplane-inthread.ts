@@ -112,6 +112,7 @@ export class InThreadDataPlane implements DataPlane {
         endpoints: core.endpoints,
         onBatch: this.onBatch,
         onError: (e) => this.opts.hooks.log(`warning: udp: ${e.message}`),
+        onSendError: this.opts.hooks.sendError,
       });
       await t.start(); // throws when a peer's endpoint is of a family the socket cannot carry
       this.transport = t;
@@ -133,6 +134,31 @@ export class InThreadDataPlane implements DataPlane {
     this.sources.info = info;
     this.core.pipeline.fromTransport(batch, count, this.sources);
   };
+
+  /**
+   * Move the socket to another local address, same port (a mobile node whose socket is bound to
+   * one address: what a link change is to it where no kernel picks a new source, e.g. the
+   * in-process example on loopback). Control plane; rejects with the bind error.
+   */
+  async rebind(host: string): Promise<void> {
+    const old = this.transport;
+    if (old === null) throw new Error('data plane not running');
+    const t = new UdpTransport({
+      address: host,
+      port: old.localAddress.port,
+      pools: this.core.pools,
+      endpoints: this.core.endpoints,
+      onBatch: this.onBatch,
+      onError: (e) => this.opts.hooks.log(`warning: udp: ${e.message}`),
+      onSendError: this.opts.hooks.sendError,
+    });
+    await old.close();
+    this.transport = null;
+    this.core.pipeline.transport = null;
+    await t.start();
+    this.transport = t;
+    this.core.pipeline.transport = t;
+  }
 
   async stop(): Promise<void> {
     if (this.flushTimer !== null) clearInterval(this.flushTimer);

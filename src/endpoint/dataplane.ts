@@ -109,6 +109,8 @@ export interface DataPlaneHooks {
   log(line: string): void;
   /** An event an operator must see (already rate-limited); absent: not reported. */
   event?(e: DataPlaneEvent): void;
+  /** A send on the underlay failed in the socket (ENETUNREACH: a route went away): mobility looks at once. */
+  sendError?(err: Error): void;
 }
 
 /** A peer added at run time (mobility: a mobile node registering at its home agent). */
@@ -122,6 +124,12 @@ export interface PeerSpec {
   mss: { v4: number; v6: number } | null;
   /** Its underlay endpoint now, or null (set later with setPeerEndpoint). */
   endpoint: UnderlayAddress | null;
+  /** Inner sources allowed from it (default: its routes). */
+  sources?: readonly ConfigPrefix[];
+  /** A mobility peer (a mobile node at its home agent, ...): relayed to and from other peers without `hub`. */
+  mobile?: boolean;
+  /** Also accept the inner sources of this peer (a correspondent sending to a mobile node directly: the home agent's). */
+  sourcesOf?: number;
 }
 
 /** Per-peer counters and liveness as the data plane has them. */

@@ -4,9 +4,10 @@
  * TUN gone, every pool slot back). Control-plane code: it may allocate freely.
  *
  * Events (typed, see EndpointEvents): 'peer-up' / 'peer-down' (Peer), 'drop' (per-reason counts,
- * at most once a second), 'error' (the device went away), 'control' (control messages for the
- * control plane), 'internal-error' (an exception the endpoint caught and survived). Log events
- * (log-event.ts) go to the `onEvent` option, or as lines to `log`.
+ * at most once a second), 'error' (the device went away), 'control' (control messages nobody
+ * here used), 'internal-error' (an exception the endpoint caught and survived), 'binding' /
+ * 'handover' (mobility). Log events (log-event.ts) go to the `onEvent` option, or as lines to
+ * `log`.
  *
  * No event can crash the process or stop the dataplane:
  * - A listener that throws is isolated: the other listeners and the packet that raised the event
@@ -20,17 +21,21 @@
  *   with the count), and 'error' an "error:" line — never thrown. (Node's EventEmitter throws an
  *   'error' nobody listens to, which would crash a library user's process from a dataplane event.)
  *
+ * Mobility (endpoint/mobility/): the roles of `config.mobility` and roaming for keyed peers, a
+ * control plane acting on the data plane only through the boundary operations below
+ * (endpoint/mobility/ops.ts lists what it uses).
+ *
  * Reload (reload()): the new config's peer, route, rule and key changes are applied through the
  * data-plane boundary while traffic runs (reload-plan.ts says what is live and what needs a
  * restart, reload-apply.ts applies it); an invalid config changes nothing. Peers given by DNS
  * name are looked up again on reload and when they go down (peer-resolve.ts).
  *
- * Why one file past 600 lines: this is the control plane of one endpoint — its life cycle, the
- * boundary operations with their mirror, the once-a-second timer (keepalives, liveness, drops),
- * reload, the log events and the snapshot all act on the same state (config, peers, data plane,
- * kernel routes). What can stand alone lives beside it: the data plane's state
+ * Past 600 lines on purpose: this is the one control plane of an endpoint — its lifecycle, the
+ * boundary operations every control-plane part goes through, liveness, reload, log events and
+ * the snapshot — and splitting it would spread one state (config, running data plane, kernel
+ * routes, timers) over files. What stands alone lives beside it: the data plane's state
  * (dataplane-core.ts), reload planning and applying, log wording (log-event.ts), the capture
- * ring, DNS re-resolution.
+ * ring, DNS re-resolution, mobility.
  */
 import { EventEmitter } from 'node:events';
 import { DROP_REASON_NAMES, DropCounters, DropReason } from '../base/drop-reason.ts';
@@ -43,8 +48,8 @@ import { formatRoute, routeJson } from '../route/text/show.ts';
 import type { RuleSpec } from '../route/rules.ts';
 import type { RouteSpec } from '../route/types.ts';
 import type { PeerEndpoints } from '../transport/peer-endpoints.ts';
-import { ControlSender } from '../tunnel/control.ts';
-import type { AddressBytes } from '../wire/address-text.ts';
+import { ControlCounter, ControlSender } from '../tunnel/control.ts';
+import type { AddressBytes, Prefix } from '../wire/address-text.ts';
 import { controlLength, KEEPALIVE_BODY_LEN, senderIdFromName } from '../wire/gue.ts';
 import { DataPlaneCore } from './dataplane-core.ts';
 import type { ControlDatagram, DataPlane, DataPlaneHooks, DataPlaneReport, PeerSpec, UnderlayAddress } from './dataplane.ts';
@@ -61,6 +66,11 @@ import type { Pipeline } from './pipeline.ts';
 import type { PeerSnapshot, RouteSnapshot, ShowWhat, Snapshot, StatsSnapshot } from './snapshot.ts';
 import { kernelPrefixes, STACK_DEV } from './config-routes.ts';
 import { exercisePipeline } from './warm-up.ts';
+import type { BindingEvent, HandoverEvent } from './mobility/events.ts';
+import { MobilityPlane } from './mobility/mobility-plane.ts';
+import type { DataPlaneOps } from './mobility/ops.ts';
+
+export type { BindingEvent, HandoverEvent };
 
 export { STACK_DEV };
 
@@ -88,6 +98,10 @@ export interface EndpointEvents {
    * a listener such messages are dropped and counted as before.
    */
   control: [msg: ControlDatagram];
+  /** A binding was added, moved or removed (home agent), or a node reached directly or not (correspondent). */
+  binding: [event: BindingEvent];
+  /** This mobile node moved and is registered at its new care-of (or home), or a home agent's node moved. */
+  handover: [event: HandoverEvent];
 }
 
 /** What reload() did. */
@@ -118,7 +132,7 @@ export interface EndpointOptions {
   warmUp?: number;
 }
 
-export class Endpoint extends EventEmitter<EndpointEvents> {
+export class Endpoint extends EventEmitter<EndpointEvents> implements DataPlaneOps {
   /** The config running (after a reload: the new one, with what needs a restart as started). */
   private current: Config;
   /**
@@ -131,6 +145,8 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   readonly stack: LocalStack;
   /** The running data plane (null before start and after stop). */
   dataplane: DataPlane | null = null;
+  /** Mobility roles and roaming (a control plane over the boundary operations). */
+  readonly mobility: MobilityPlane;
   startedAt = 0;
 
   private readonly log: (line: string) => void;
@@ -169,8 +185,11 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     const onEvent = opts.onEvent;
     this.sink = onEvent ?? lineSink(opts.log ?? (() => {}));
     this.log = onEvent !== undefined ? (line) => onEvent(lineEvent(line)) : (opts.log ?? (() => {}));
-    this.senderId = senderIdFromName(`${config.interface.name}/${process.pid}/${Math.random()}`);
-    this.control = new ControlSender(this.senderId);
+    // A mobile node's keepalives are its messages too: the node's sender id and one counter.
+    const mn = config.mobility?.mobileNode;
+    this.senderId = mn ? senderIdFromName(mn.name) : senderIdFromName(`${config.interface.name}/${process.pid}/${Math.random()}`);
+    const counter = new ControlCounter();
+    this.control = new ControlSender(this.senderId, counter);
     this.core = new DataPlaneCore(config, { poolSlots: opts.poolSlots, senderId: this.senderId, log: this.log });
     this.core.events.onPeerUp = (p) => this.peerUp(p);
     this.core.events.onError = (e) => this.internalError(e, 'pipeline');
@@ -188,6 +207,11 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       const t = this.router.textOf(id);
       if (t !== undefined && configTexts.has(t)) this.configRouteIds.set(t, id);
     }
+    this.mobility = new MobilityPlane(config, this, counter, {
+      binding: (e) => this.safeEmit('binding', e),
+      handover: (e) => this.safeEmit('handover', e),
+      log: this.log,
+    });
   }
 
   /** The config running (after a reload: the new one, with what needs a restart as started). */
@@ -257,6 +281,13 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     }
     this.startedAt = Date.now();
     this.running = true;
+    try {
+      await this.mobility.start();
+    } catch (e) {
+      this.running = false;
+      await this.teardown();
+      throw e;
+    }
     this.timer = setInterval(() => this.tick(), 1000);
     this.timer.unref();
     // Say hello at once so peers with keepalives see us up without waiting a whole interval.
@@ -324,9 +355,18 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       },
       toLocal: (p) => this.stack.input(p),
       control: (msg) => {
+        // mobility first (binding updates, acks, refresh requests, roaming); what it cannot use
+        // goes to 'control' listeners, or is counted as a drop
+        const r = this.mobility.onControl(msg);
+        if (r === DropReason.None) return;
         if (this.listenerCount('control') > 0) this.safeEmit('control', msg);
-        else this.drops.count(msg.peer < 0 ? DropReason.UnknownPeer : DropReason.BadControlMessage);
+        else {
+          this.drops.count(r);
+          const p = msg.peer >= 0 ? this.peers[msg.peer] : undefined;
+          if (p !== undefined) p.drops++;
+        }
       },
+      sendError: () => this.mobility.sendError(),
       down: (why) => {
         this.log(why);
         this.fatal(new Error(why));
@@ -364,6 +404,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   /** Remove kernel routes, close socket and device, fail pending pings. Idempotent. */
   async stop(): Promise<void> {
     if (!this.running && this.dataplane === null) return;
+    if (this.running) await this.mobility.stop(); // a mobile node deregisters while it still can
     this.running = false;
     await this.teardown();
     this.event('info', 'stop', 'stopped');
@@ -522,12 +563,13 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       for (const p of this.peers) {
         if (p === undefined) continue;
         const l = p.liveness;
-        if (l.keepaliveDue(now)) this.sendKeepalive(p);
+        if (l.keepaliveDue(now) && !this.mobility.quiet(p.index)) this.sendKeepalive(p);
         if (l.expire(now)) {
           this.dataplane?.peerDown(p.index);
           const silent = Math.round((now - l.lastRx) / 1000);
           this.event('info', 'peer-down', `peer ${p.name} down (nothing heard for ${silent} s)`, { peer: p.name, endpoint: p.endpointText, silentSeconds: silent });
           this.safeEmit('peer-down', p);
+          this.mobility.peerDown(p.index);
           void this.reresolve(p.name);
         } else if (l.up && l.keepaliveMs > 0 && now - l.lastRx > 2 * l.keepaliveMs && this.keepaliveLost.get(p.index) !== l.lastRx) {
           // two keepalives missed: say so before the peer is declared down
@@ -642,7 +684,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
    * Emit an event with every listener isolated: one that throws is counted and reported as
    * 'internal-error', and the listeners after it still run.
    */
-  private safeEmit<K extends 'peer-up' | 'peer-down' | 'drop' | 'control'>(event: K, ...args: EndpointEvents[K]): void {
+  private safeEmit<K extends 'peer-up' | 'peer-down' | 'drop' | 'control' | 'binding' | 'handover'>(event: K, ...args: EndpointEvents[K]): void {
     const listeners = this.listeners(event) as ((...a: EndpointEvents[K]) => void)[];
     for (const l of listeners) {
       try {
@@ -708,7 +750,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
 
   private sendKeepalive(p: Peer): void {
     const dp = this.dataplane;
-    if (dp === null) return;
+    if (dp === null || p.endpoint === undefined) return;
     const n = controlLength(KEEPALIVE_BODY_LEN, true);
     const b = Buffer.alloc(n);
     const len = this.control.keepalive(b, 0, p.keepaliveMs / 1000, p.key);
@@ -766,6 +808,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
         mtu: p.mtu,
         keepalive: p.keepaliveMs ? p.keepaliveMs / 1000 : null,
         up: p.up,
+        ...(p.mobile ? { mobility: p.sourcesOf >= 0 ? ('correspondent' as const) : ('mobile-node' as const) } : {}),
       });
     }
     const routes: RouteSnapshot[] = !withRoutes
@@ -816,7 +859,80 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
           listenerErrors: this.listenerErrors + this.stack.listenerErrors,
           ...(r?.extra ?? {}),
         },
+        ...(this.mobilityShown() ? { mobility: this.mobility.stats() } : {}),
       },
+      ...(c.mobility !== undefined ? { mobility: this.mobility.snapshot() } : {}),
     };
+  }
+
+  // ---------------------------------------------------------------- the control plane's own, for mobility
+
+  /** Mobility counters are shown with a mobility section, or keyed peers (they may roam). */
+  private mobilityShown(): boolean {
+    return this.config.mobility !== undefined || this.config.peers.some((p) => p.key !== null);
+  }
+
+  /** Route `prefix` into the TUN in the kernel, or take that route back (no kernel routes: nothing). */
+  kernelRoute(prefix: Prefix, on: boolean): void {
+    const k = this.kernelRoutes;
+    if (k === null) return;
+    if (on) k.addRoute(prefix);
+    else k.removeRoute(prefix);
+  }
+
+  /** Route a peer's own prefixes into the TUN in the kernel (a mobile node leaving home), or stop (at home). */
+  setKernelRoutes(peer: number, on: boolean): void {
+    const p = this.peers[peer];
+    if (p === undefined) return;
+    for (const r of p.routes) {
+      try {
+        this.kernelRoute(r, on);
+      } catch (e) {
+        this.log(`warning: ${(e as Error).message.split('\n')[0]}`);
+      }
+    }
+  }
+
+  /** Send peer `index` a keepalive now. */
+  keepalive(index: number): void {
+    const p = this.peers[index];
+    if (p !== undefined) this.sendKeepalive(p);
+  }
+
+  /**
+   * A keepalive checked as peer `index`'s against its replay window (roaming). In-thread: the
+   * pipeline's own window; a worker data plane would answer it asynchronously (not built yet:
+   * refused, so nothing roams).
+   */
+  acceptControl(index: number, bytes: Uint8Array): DropReason {
+    if (!(this.dataplane instanceof InThreadDataPlane)) return DropReason.BadControlMessage;
+    const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+    return this.pipeline.acceptControl(index, b, 0, b.length);
+  }
+
+  /** An authentic control message of peer `index` arrived: it is alive. */
+  heard(index: number): void {
+    const p = this.peers[index];
+    if (p !== undefined && p.liveness.heard(Date.now())) this.peerUp(p);
+  }
+
+  /** Where the UDP socket is bound (null when not running). */
+  localAddress(): { address: string; port: number } | null {
+    const dp = this.dataplane;
+    if (dp instanceof InThreadDataPlane) return dp.transport?.isRunning ? dp.transport.localAddress : null;
+    const m = dp === null ? null : /^\[?(.*?)\]?:(\d+)$/.exec(dp.listen);
+    return m ? { address: m[1]!, port: Number(m[2]) } : null;
+  }
+
+  /**
+   * Move the underlay socket to another local address, same port: what a link change is to a
+   * node whose socket is bound to one address, where no kernel picks a new source (the
+   * in-process example on loopback). The mobility layer notices at once.
+   */
+  async moveUnderlay(host: string): Promise<void> {
+    const dp = this.dataplane;
+    if (!(dp instanceof InThreadDataPlane)) throw new Error('moveUnderlay needs the in-thread data plane');
+    await dp.rebind(host);
+    this.mobility.underlayMoved();
   }
 }

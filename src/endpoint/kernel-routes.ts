@@ -33,6 +33,8 @@ export interface KernelRouteChanges {
 export class KernelRoutes {
   /** Route specs we added, in order, each as the `ip route` arguments after add/del. */
   private readonly added: string[][] = [];
+  /** Those added at run time with addRoute (mobility): sync() leaves them alone. */
+  private readonly runTime = new Set<string>();
 
   constructor(
     private readonly dev: string,
@@ -61,7 +63,7 @@ export class KernelRoutes {
     const wantKeys = new Set(want.map((s) => s.join(' ')));
     for (let i = this.added.length - 1; i >= 0; i--) {
       const spec = this.added[i]!;
-      if (wantKeys.has(spec.join(' '))) continue;
+      if (wantKeys.has(spec.join(' ')) || this.runTime.has(spec.join(' '))) continue;
       this.added.splice(i, 1);
       if (this.del(spec)) out.removed.push(spec.join(' '));
     }
@@ -110,6 +112,7 @@ export class KernelRoutes {
   /** Remove every route we added, newest first. Errors are logged, never thrown. */
   remove(): KernelRouteChanges {
     const out: KernelRouteChanges = { added: [], removed: [] };
+    this.runTime.clear();
     while (this.added.length > 0) {
       const spec = this.added.pop()!;
       if (this.del(spec)) out.removed.push(spec.join(' '));
@@ -128,6 +131,25 @@ export class KernelRoutes {
       if (!/No such process|Cannot find device/.test(msg)) this.log(`warning: ip route del ${spec.join(' ')}: ${msg}`);
       return false;
     }
+  }
+
+  /**
+   * Route one more prefix into the TUN at run time (a mobile node's host route at its home
+   * agent, a mobile node's tunnel routes when it leaves home). Throws like install().
+   */
+  addRoute(prefix: Prefix): void {
+    const spec = [formatPrefix(prefix), 'dev', this.dev];
+    if (this.add(spec)) this.runTime.add(spec.join(' '));
+  }
+
+  /** Take back one route addRoute() or install() added (logged, never thrown, when it fails). */
+  removeRoute(prefix: Prefix): void {
+    const text = formatPrefix(prefix);
+    const i = this.added.findIndex((s) => s.length === 3 && s[0] === text && s[2] === this.dev);
+    if (i < 0) return;
+    const [spec] = this.added.splice(i, 1);
+    this.runTime.delete(spec!.join(' '));
+    this.del(spec!);
   }
 
   /** Routes currently installed by us (for show and tests). */

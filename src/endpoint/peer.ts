@@ -22,6 +22,13 @@ export interface PeerInit {
   key: Uint8Array | null;
   /** Largest TCP MSS in SYNs through this peer (IPv4, IPv6); null = no clamping. */
   mss: { v4: number; v6: number } | null;
+  /**
+   * A peer the mobility layer made (a mobile node at its home agent or at a correspondent, a
+   * correspondent at a mobile node): relayed to and from without `hub`. Default false.
+   */
+  mobile?: boolean;
+  /** Also accept inner sources of this peer's prefixes (default: none but its own). */
+  sourcesOf?: number;
 }
 
 /** What a reload may change of a peer in place (PeerInit without identity and endpoint). */
@@ -39,6 +46,10 @@ export class Peer {
   mssV6: number;
   /** Up/down, last heard from and sent to, keepalive timing. */
   readonly liveness: PeerLiveness;
+  /** Made by the mobility layer (see PeerInit.mobile). */
+  readonly mobile: boolean;
+  /** Index of another peer whose prefixes this one may send from too (-1 = none). */
+  readonly sourcesOf: number;
 
   rxPackets = 0;
   rxBytes = 0;
@@ -48,6 +59,10 @@ export class Peer {
   /** Mobility handover: copies of what goes to this peer also go here until bicastUntil (epoch ms). Set through Pipeline.setBicast. */
   bicastTo: PeerEndpoint | null = null;
   bicastUntil = 0;
+  /** Copies sent to bicastTo. */
+  bicastCopies = 0;
+  /** Authentic keepalives received (the peer sends them: its silence means something). */
+  keepalivesRx = 0;
 
   private readonly endpoints: PeerEndpoints;
 
@@ -61,6 +76,8 @@ export class Peer {
     this.key = init.key;
     this.mssV4 = init.mss?.v4 ?? 0;
     this.mssV6 = init.mss?.v6 ?? 0;
+    this.mobile = init.mobile ?? false;
+    this.sourcesOf = init.sourcesOf ?? -1;
   }
 
   /**

@@ -13,6 +13,9 @@
  * No route: ICMP destination unreachable (per route type, as Linux does), rate-limited. A packet
  * from a peer with no route of ours goes to the device: the kernel behind the TUN decides.
  *
+ * Past 600 lines on purpose: both directions share the burst routing, the forwarding decision
+ * and the one place buffers are released; split, each half would need the other's internals.
+ *
  * Ownership: every PacketBuffer that enters `fromDevice`, `fromTransport` or `fromLocal` is
  * released (or handed to the transport, which releases it after the send) exactly once, in
  * `drop`, `toDevice`, `toPeer` or by the local stack. Nothing is allocated per packet on the
@@ -471,7 +474,10 @@ export class Pipeline {
     }
     // Source check: the inner source must be inside the sending peer's prefixes (the longest
     // match among all peers' prefixes names the sending peer).
-    if (this.allowed.lookup(p.buf, p.offset + (fam === 4 ? IPV4_SRC : IPV6_SRC), fam) !== idx) {
+    // Or those of the peer whose sources it shares (a correspondent sending straight to a mobile
+    // node: the home agent's).
+    const owner = this.allowed.lookup(p.buf, p.offset + (fam === 4 ? IPV4_SRC : IPV6_SRC), fam);
+    if (owner !== idx && (owner < 0 || owner !== peer.sourcesOf)) {
       this.reporter.sourceNotAllowed(idx, p.buf, p.offset, fam, this.nowMs);
       this.dropPeer(p, peer, DropReason.SourceNotAllowed);
       return;
@@ -496,6 +502,7 @@ export class Pipeline {
       this.dropPeer(p, peer, r);
       return;
     }
+    peer.keepalivesRx++;
     this.heard(peer);
     this.handOff(p);
     p.release();
@@ -507,6 +514,21 @@ export class Pipeline {
     const from: UnderlayAddress = src !== null ? src.source(this.srcIndex) : { family: 4, address: new Uint8Array(4), port: 0 };
     this.handOff(p);
     this.o.events.onControl!(p, peer, from);
+  }
+
+  /**
+   * A control datagram of peer `peer` from elsewhere, checked as the tunnel checks that peer's
+   * keepalives (HMAC with its key, reflection, its replay window, which this advances): None when
+   * it is an authentic, fresh keepalive of that peer, which then counts as heard. The control
+   * plane's roaming rule asks this before it moves a keyed peer (in-thread only: a synchronous
+   * look at the replay window).
+   */
+  acceptControl(peer: number, buf: Buffer, off: number, len: number): DropReason {
+    const pr = this.peers[peer];
+    if (pr === undefined) return DropReason.UnknownPeer;
+    const r = this.controlIn.receive(buf, off, len, peer, pr.key);
+    if (r === DropReason.None) this.heard(pr);
+    return r;
   }
 
   // ---------------------------------------------------------------- local -> ...
@@ -644,7 +666,8 @@ export class Pipeline {
         // the destination is this side's own network, which only the kernel knows: hand it to
         // the device, as WireGuard hands everything it decrypts to its TUN.
         if (target === ingress) return this.toDevice(p, fam, ingress);
-        if (!this.o.hub) return this.drop(p, DropReason.HubDisabled);
+        // A home agent relays to and from its mobile nodes whether it is a hub or not.
+        if (!this.o.hub && !this.peers[target]!.mobile && !this.peers[ingress]!.mobile) return this.drop(p, DropReason.HubDisabled);
         if (!this.decrementTtl(p, fam, ingress)) return;
         this.forwarded++;
       }
@@ -747,6 +770,7 @@ export class Pipeline {
     q.fill(p.buf, p.offset, p.length);
     const r = t.sendToEndpoint(q, peer.bicastTo!);
     if (r !== DropReason.None) this.drops.count(r);
+    else peer.bicastCopies++;
   }
 
   /** Fragment p to `mtu` and send the pieces to a peer (target >= 0) or the device. */

@@ -91,7 +91,8 @@ export function applyReload(t: ReloadTarget, plan: ReloadPlan, configRouteIds: M
   // 2. what comes
   for (const ch of plan.changed) {
     const i = indexOf(ch.name);
-    if (i >= 0 && !endpointOnly(ch.what)) t.updatePeer(i, peerSpec(ch.to));
+    // the endpoint only when the file changed it: a peer that roamed (mobility) stays where it is
+    if (i >= 0 && !endpointOnly(ch.what)) t.updatePeer(i, { ...peerSpec(ch.to), endpoint: ch.what.includes('endpoint') ? peerSpec(ch.to).endpoint : null });
   }
   const added = plan.added.map((p) => t.addPeer(peerSpec(p)));
   const failed: string[] = [];

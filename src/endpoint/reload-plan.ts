@@ -9,7 +9,7 @@
  *   the kernel routes through the TUN follow. `log` is the CLI's (level and format).
  * Needs a restart (reported, and the running value kept; everything else is still applied):
  *   interface (name, address, mtu), listen, stack addresses, hub, icmpRateLimit, kernelRoutes,
- *   control (path, group, mode), metrics.
+ *   control (path, group, mode), metrics, the mobility section.
  * Why apply the rest: a reload that also touched the listen address must not hold back a key
  * change made at the same time; the one "needs restart" line says what still waits.
  */
@@ -98,6 +98,10 @@ function describeChange(c: PeerChange): string {
 const listenText = (l: Config['listen']): string => (l.host === null ? `all addresses, port ${l.port}` : l.family === 6 ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}`);
 const list = (xs: readonly { text: string }[]): string => (xs.length === 0 ? 'none' : xs.map((x) => x.text).join(' '));
 
+/** A config section as comparable text (byte arrays as hex). */
+const sectionKey = (v: unknown): string =>
+  JSON.stringify(v ?? null, (_k, x: unknown) => (x instanceof Uint8Array ? Buffer.from(x).toString('hex') : x));
+
 /** The fields that need a restart: name, how to show a value, and the two values' keys. */
 function restartChanges(a: Config, b: Config): string[] {
   const out: string[] = [];
@@ -116,6 +120,7 @@ function restartChanges(a: Config, b: Config): string[] {
   cmp('control.group', String(a.controlGroup ?? 'none'), String(b.controlGroup ?? 'none'));
   cmp('control.mode', a.controlMode.toString(8), b.controlMode.toString(8));
   cmp('metrics', a.metrics === null ? 'off' : listenText(a.metrics), b.metrics === null ? 'off' : listenText(b.metrics));
+  if (sectionKey(a.mobility) !== sectionKey(b.mobility)) out.push('mobility (changed)');
   return out;
 }
 
@@ -134,6 +139,7 @@ export function planReload(a: Config, b: Config): ReloadPlan {
     controlGroup: a.controlGroup,
     controlMode: a.controlMode,
     metrics: a.metrics,
+    mobility: a.mobility,
   };
   const live: string[] = [];
   const before = new Map(a.peers.map((p) => [p.name, p]));

@@ -26,6 +26,8 @@ export interface PeerSnapshot {
   keepalive?: number | null;
   /** Whether the endpoint considers the peer up (e.g. heard from within a few keepalives). */
   up?: boolean;
+  /** A peer the mobility layer made: a mobile node (at a home agent or correspondent) or a correspondent. */
+  mobility?: 'mobile-node' | 'correspondent';
 }
 
 /** A route in `ip -j route` style: the route table's own JSON form (src/route/text/show.ts). */
@@ -68,6 +70,98 @@ export interface StatsSnapshot {
   poolExhausted: number;
   /** Further counters the endpoint wants to show (name -> value). */
   extra?: Record<string, number>;
+  /** Mobility counters (mipdiag -s names first) and the handover-gap histogram; absent without mobility. */
+  mobility?: MobilityStatsSnapshot;
+}
+
+/** `ipferry show stats`' mobility part. */
+export interface MobilityStatsSnapshot {
+  /** NEncapsulations, NDecapsulations, NBindUpdatesRcvd, ... (mipdiag -s order), then ours. */
+  counters: Record<string, number>;
+  /** How many of `counters` are mipdiag's own lines (the rest are ours). */
+  mipdiag: number;
+  /** Mobile node: handover gaps (noticed -> acked), ms. */
+  handoverGaps?: {
+    boundsMs: number[];
+    counts: number[];
+    count: number;
+    medianMs: number | null;
+    p95Ms: number | null;
+    maxMs: number | null;
+  };
+}
+
+/** One binding cache entry (`ipferry show bindings`, the `mipdiag -c` layout and more). */
+export interface BindingSnapshot {
+  /** home: at a home agent (mipdiag type 2); correspondent: route optimisation. */
+  type: 'home' | 'correspondent';
+  node: string;
+  home: string;
+  /** As observed (where we send), "addr:port". */
+  careOf: string;
+  /** As the node claimed it (differs behind a NAT), or null. */
+  claimedCareOf: string | null;
+  nat: boolean;
+  /** Seconds granted / left. */
+  lifetime: number;
+  remaining: number;
+  sequence: number;
+  /** registered, bicasting (to the previous care-of), or for a correspondent the path: off / validating / direct. */
+  state: string;
+  /** The previous care-of while bicasting. */
+  bicastTo: string | null;
+  registeredAt: number;
+  lastUpdate: number;
+  updates: number;
+}
+
+/** One binding update list entry of a mobile node (`ipferry show binding-updates`, `mipdiag -l`). */
+export interface BindingUpdateSnapshot {
+  recipient: string;
+  /** "addr:port" of the home agent or correspondent. */
+  recipientAddress: string;
+  homeAgent: boolean;
+  home: string;
+  careOf: string | null;
+  /** Seconds until the binding there expires (0 = none). */
+  expires: number;
+  sequence: number;
+  state: string;
+  /** Current retransmission bound and cap, seconds. */
+  delay: number;
+  maxDelay: number;
+  /** Seconds until this entry acts next; null = waits for an event. */
+  callbackTime: number | null;
+  lastStatus: number;
+  observed: string | null;
+  nat: boolean;
+  retransmissions: number;
+}
+
+/** A handover as `show binding-updates` lists it (the library's 'handover' event). */
+export interface HandoverSnapshot {
+  role: 'mobile-node' | 'home-agent';
+  node: string;
+  from: string | null;
+  to: string | null;
+  gapMs: number | null;
+  detectedAt: number | null;
+  detection: string | null;
+  at: number;
+  nat: boolean;
+}
+
+/** The mobility part of a snapshot (roles, binding cache, binding update list). */
+export interface MobilitySnapshot {
+  roles: ('home-agent' | 'mobile-node' | 'correspondent')[];
+  /** Home agent / correspondent: the binding cache. */
+  bindings?: BindingSnapshot[];
+  /** Mobile node: its care-of as it sees it, at home or not, the binding update list, recent handovers. */
+  node?: string;
+  careOf?: string | null;
+  atHome?: boolean;
+  bindingUpdates?: BindingUpdateSnapshot[];
+  handovers?: HandoverSnapshot[];
 }
 
 export interface Snapshot {
@@ -90,9 +184,11 @@ export interface Snapshot {
   peers: PeerSnapshot[];
   routes: RouteSnapshot[];
   stats: StatsSnapshot;
+  /** Absent without mobility. */
+  mobility?: MobilitySnapshot;
 }
 
-export type ShowWhat = 'all' | 'peers' | 'routes' | 'stats';
+export type ShowWhat = 'all' | 'peers' | 'routes' | 'stats' | 'bindings' | 'binding-updates';
 
 /**
  * A snapshot provider (the endpoint's `snapshot(what)`); may be async. `what` says which parts the

@@ -46,18 +46,3 @@ export class SeededRandom implements RandomSource {
     for (let i = 0; i < len; i++) out[off + i] = this.u32() & 0xff;
   }
 }
-
-/**
- * The sending side of the control header's 64-bit replay counter: the clock in microseconds, and
- * +1 per message when messages come faster than that, so a restarted sender starts ahead of what
- * its receivers saw last (exact as a JS number below 2^53, i.e. until the year 2255).
- */
-export class MessageCounter {
-  private last = 0;
-  constructor(private readonly clock: Clock) {}
-  next(): number {
-    const now = Math.floor(this.clock.now() * 1000);
-    this.last = this.last + 1 > now ? this.last + 1 : now;
-    return this.last;
-  }
-}

@@ -35,7 +35,7 @@ import {
 import { ControlMessage } from '../wire/gue.ts';
 import { MobilityVerdict, type MobilityIo } from './io.ts';
 import { BindingRegistrar, type RegistrarHooks, type RegistrarOptions, type RemoveReason } from './registrar.ts';
-import { ReplayVerdict } from './replay.ts';
+import { ReplayVerdict } from '../tunnel/replay.ts';
 import { MobilityCounter as C } from './stats.ts';
 
 export enum PathState {
@@ -159,7 +159,7 @@ export class Correspondent extends BindingRegistrar {
       return MobilityVerdict.DropAuth;
     }
     const now = this.io.clock.now();
-    const rv = this.acceptCounter(node, m.counter, now);
+    const rv = this.acceptCounter(node, m.counterHi, m.counterLo, now);
     if (rv !== ReplayVerdict.Fresh) {
       st.inc(C.NPathDropAuth);
       return rv === ReplayVerdict.Stale ? MobilityVerdict.DropStale : MobilityVerdict.DropReplay;

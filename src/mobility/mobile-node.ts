@@ -25,8 +25,10 @@ import {
   BindingAck,
   BindingStatus,
   CTYPE_BINDING_ACK,
+  CTYPE_BINDING_REFRESH,
   CTYPE_PATH_CHALLENGE,
   PathProbe,
+  RefreshRequest,
   STATUS_REJECTED_MIN,
   bindingUpdateLength,
   bindingUpdatePaddingFor,
@@ -39,11 +41,10 @@ import {
   type SocketAddress,
 } from '../wire/binding.ts';
 import { ControlMessage, senderIdFromName } from '../wire/gue.ts';
-import { verifyControl } from '../tunnel/control.ts';
+import { ControlCounter, verifyControl } from '../tunnel/control.ts';
+import { ReplayVerdict, ReplayWindow } from '../tunnel/replay.ts';
 import { RFC6275_BACKOFF, backoffBound, backoffDelay, refreshDelay, retryAfterDelay, type BackoffPolicy } from './backoff.ts';
-import { MessageCounter } from './clock.ts';
 import { MobilityVerdict, sameSocketAddress, type MobilityIo } from './io.ts';
-import { CounterWindow, ReplayVerdict } from './replay.ts';
 import { DEFAULT_FRESHNESS_MS } from './registrar.ts';
 import { MobilityCounter as C, MobilityStats } from './stats.ts';
 
@@ -76,6 +77,12 @@ export interface MobileNodeOptions {
   correspondents?: readonly CorrespondentSpec[];
   /** Deregistration sends on shutdown before giving up (default 3). */
   shutdownAttempts?: number;
+  /**
+   * The replay counter our messages carry (default: our own on io.clock). The endpoint shares
+   * one with its keepalives to the home agent, which carry our sender id too: one monotonic
+   * stream per sender id.
+   */
+  counter?: ControlCounter;
 }
 
 export interface RegisteredInfo {
@@ -148,7 +155,7 @@ interface Entry {
   nat: boolean;
   retransmissions: number;
   deregAttemptsLeft: number;
-  replay: CounterWindow;
+  replay: ReplayWindow;
 }
 
 const NONE = Infinity;
@@ -161,7 +168,7 @@ export class MobileNode {
   private readonly entries: Entry[] = [];
   private readonly policy: BackoffPolicy;
   private readonly lifetime: number;
-  private readonly counter: MessageCounter;
+  private readonly counter: ControlCounter;
   private readonly shutdownAttempts: number;
   private careOf: SocketAddress | null = null;
   private atHome = false;
@@ -171,6 +178,7 @@ export class MobileNode {
   private readonly msg = new ControlMessage(Buffer.alloc(0), 0, 0);
   private readonly ack = new BindingAck();
   private readonly probe = new PathProbe();
+  private readonly brr = new RefreshRequest();
 
   constructor(
     private readonly opts: MobileNodeOptions,
@@ -180,14 +188,14 @@ export class MobileNode {
     this.senderId = senderIdFromName(opts.name);
     this.policy = { ...RFC6275_BACKOFF, ...opts.backoff };
     this.lifetime = opts.lifetime ?? 600;
-    this.counter = new MessageCounter(io.clock);
+    this.counter = opts.counter ?? new ControlCounter(io.clock);
     this.shutdownAttempts = opts.shutdownAttempts ?? 3;
     const fresh = opts.freshnessMs ?? DEFAULT_FRESHNESS_MS;
     const seq0 = Math.floor(io.clock.now() / 1000) & 0xffff;
     const mk = (name: string, to: SocketAddress, key: Uint8Array, ha: boolean, padTo: number): Entry => ({
       name, to, key, homeAgent: ha, padTo, state: 'idle', sequence: seq0, firstSeq: seq0, attempt: 0, firstRegistration: true,
       resynced: false, startedAt: 0, sentAt: 0, handover: false, nextAt: NONE, bound: 0, lifetime: 0, expiresAt: 0,
-      lastStatus: -1, observed: null, nat: false, retransmissions: 0, deregAttemptsLeft: 0, replay: new CounterWindow(1, fresh),
+      lastStatus: -1, observed: null, nat: false, retransmissions: 0, deregAttemptsLeft: 0, replay: new ReplayWindow(1, fresh),
     });
     this.entries.push(mk('home agent', opts.homeAgent, opts.key, true, 0));
     if (opts.routeOptimisation) for (const c of opts.correspondents ?? []) this.entries.push(mk(c.name, c.endpoint, c.key, false, c.padTo ?? 0));
@@ -368,7 +376,7 @@ export class MobileNode {
   // ------------------------------------------------------------------------------------------
   // receiving
 
-  /** Handle a BINDING_ACK or PATH_CHALLENGE datagram from `from`. */
+  /** Handle a BINDING_ACK, PATH_CHALLENGE or BINDING_REFRESH_REQUEST datagram from `from`. */
   handle(buf: Buffer, off: number, len: number, from: SocketAddress): MobilityVerdict {
     const m = this.msg.wrap(buf, off, len);
     if (m.check() !== DropReason.None) {
@@ -377,6 +385,7 @@ export class MobileNode {
     }
     if (m.ctype === CTYPE_BINDING_ACK) return this.handleAck(m, buf, off, len);
     if (m.ctype === CTYPE_PATH_CHALLENGE) return this.handleChallenge(m, buf, off, len, from);
+    if (m.ctype === CTYPE_BINDING_REFRESH) return this.handleRefreshRequest(m, buf, off, len);
     this.stats.inc(C.NBindAcksDropInvalid);
     return MobilityVerdict.DropInvalid;
   }
@@ -403,7 +412,7 @@ export class MobileNode {
     }
     const e = this.entries[i]!;
     const now = this.io.clock.now();
-    const v = e.replay.check(0, m.counter, now);
+    const v = e.replay.check(0, 0, m.counterHi, m.counterLo, now);
     if (v !== ReplayVerdict.Fresh) {
       st.inc(C.NBindAcksDropAuth);
       return v === ReplayVerdict.Stale ? MobilityVerdict.DropStale : MobilityVerdict.DropReplay;
@@ -412,11 +421,11 @@ export class MobileNode {
     const waiting = e.state === 'registering' || e.state === 'deregistering';
     const inAttempt = ((a.sequence - e.firstSeq) & 0xffff) <= ((e.sequence - e.firstSeq) & 0xffff);
     if (!waiting || (status !== BindingStatus.SequenceOutOfWindow && !inAttempt)) {
-      e.replay.accept(0, m.counter);
+      e.replay.accept(0, 0, m.counterHi, m.counterLo);
       st.inc(C.NBindAcksDropMisc);
       return MobilityVerdict.DropUnexpected;
     }
-    e.replay.accept(0, m.counter);
+    e.replay.accept(0, 0, m.counterHi, m.counterLo);
     st.inc(status >= STATUS_REJECTED_MIN ? C.NBindNAcksRcvd : C.NBindAcksRcvd);
     e.lastStatus = status;
     const idx = i;
@@ -471,6 +480,36 @@ export class MobileNode {
     return MobilityVerdict.Rejected;
   }
 
+  /** The home agent asks us to register now (it lost our binding, or sees us from elsewhere). */
+  private handleRefreshRequest(m: ControlMessage, buf: Buffer, off: number, len: number): MobilityVerdict {
+    const st = this.stats;
+    const r = this.brr.wrap(buf, m.bodyOffset, m.bodyLength);
+    if (r.check() !== DropReason.None || r.homeFamily !== this.opts.home.family || !sameBytes(buf, r.homeOffset, this.opts.home.bytes)) {
+      st.inc(C.NBindRqsDropInvalid);
+      return MobilityVerdict.DropInvalid;
+    }
+    // only the home agent asks (entry 0), with our key
+    const e = this.entries[0]!;
+    if (!m.hasMac || verifyControl(buf, off, len, e.key, null, 0, this.senderId) !== DropReason.None) {
+      st.inc(C.NBindRqsDropAuth);
+      return MobilityVerdict.DropAuth;
+    }
+    const now = this.io.clock.now();
+    const v = e.replay.check(0, 0, m.counterHi, m.counterLo, now);
+    if (v !== ReplayVerdict.Fresh) {
+      st.inc(C.NBindRqsDropAuth);
+      return v === ReplayVerdict.Stale ? MobilityVerdict.DropStale : MobilityVerdict.DropReplay;
+    }
+    e.replay.accept(0, 0, m.counterHi, m.counterLo);
+    st.inc(C.NBindRqsRcvd);
+    if (!this.started || this.atHome || this.careOf === null || e.state === 'deregistering') {
+      st.inc(C.NBindRqsDropMisc);
+      return MobilityVerdict.DropUnexpected;
+    }
+    this.register(e, false);
+    return MobilityVerdict.Accepted;
+  }
+
   private handleChallenge(m: ControlMessage, buf: Buffer, off: number, len: number, from: SocketAddress): MobilityVerdict {
     const st = this.stats;
     const p = this.probe.wrap(buf, m.bodyOffset, m.bodyLength);
@@ -487,12 +526,12 @@ export class MobileNode {
     }
     const e = this.entries[i]!;
     const now = this.io.clock.now();
-    const v = e.replay.check(0, m.counter, now);
+    const v = e.replay.check(0, 0, m.counterHi, m.counterLo, now);
     if (v !== ReplayVerdict.Fresh) {
       st.inc(C.NPathDropAuth);
       return v === ReplayVerdict.Stale ? MobilityVerdict.DropStale : MobilityVerdict.DropReplay;
     }
-    e.replay.accept(0, m.counter);
+    e.replay.accept(0, 0, m.counterHi, m.counterLo);
     // answer from where we are, as big as the challenge (probes the reverse path, no amplification)
     const data = buf.subarray(p.dataOffset, p.dataOffset + 8);
     const r = { data, homeFamily: this.opts.home.family, home: this.opts.home.bytes, padding: 0 };

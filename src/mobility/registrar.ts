@@ -33,12 +33,12 @@ import {
 } from '../wire/binding.ts';
 import { ControlMessage, HMAC_LEN, senderIdFromName } from '../wire/gue.ts';
 import { DropReason } from '../base/drop-reason.ts';
+import { ControlCounter } from '../tunnel/control.ts';
+import { ReplayVerdict, ReplayWindow } from '../tunnel/replay.ts';
 import { BindingCache, BINDING_FLAG_HOME, BINDING_FLAG_ROUTE_OPT, CareOfChange, type BindingRow } from './binding-cache.ts';
-import { MessageCounter } from './clock.ts';
 import { MobilityVerdict, sameSocketAddress, type MobilityIo } from './io.ts';
 import { AUTH_UNKNOWN_SENDER, NodeTable, type NodeSpec } from './node-table.ts';
 import { TokenBuckets } from './rate-limit.ts';
-import { CounterWindow, ReplayVerdict } from './replay.ts';
 import { MobilityCounter as C, MobilityStats } from './stats.ts';
 
 export interface RegistrarOptions {
@@ -96,12 +96,15 @@ export abstract class BindingRegistrar {
   lastNode = -1;
 
   protected readonly maxLifetime: number;
+  /** The replay freshness window, ms (0 = none). */
+  protected readonly freshnessMs: number;
   protected readonly bicastMs: number;
   private readonly retryAfterMax: number;
-  private readonly replay: CounterWindow;
-  private readonly rate: TokenBuckets;
+  private readonly replay: ReplayWindow;
+  /** Per-node token buckets: updates, and the home agent's refresh requests. */
+  protected readonly rate: TokenBuckets;
   /** Our replay counter (acks, and the correspondent's path challenges). */
-  protected readonly counter: MessageCounter;
+  protected readonly counter: ControlCounter;
   /** Last ack per node, BINDING_ACK_MAX_LEN bytes each, and its length (0 = none). */
   private readonly ackCache: Uint8Array;
   private readonly ackLen: Uint8Array;
@@ -121,9 +124,10 @@ export abstract class BindingRegistrar {
     this.maxLifetime = opts.maxLifetime ?? DEFAULT_MAX_LIFETIME_S;
     this.bicastMs = opts.bicastMs ?? DEFAULT_BICAST_MS;
     this.retryAfterMax = opts.retryAfterMax ?? DEFAULT_RETRY_AFTER_MAX_S;
-    this.replay = new CounterWindow(this.nodes.count, opts.freshnessMs ?? DEFAULT_FRESHNESS_MS);
+    this.freshnessMs = opts.freshnessMs ?? DEFAULT_FRESHNESS_MS;
+    this.replay = new ReplayWindow(this.nodes.count, this.freshnessMs);
     this.rate = new TokenBuckets(this.nodes.count, opts.ratePerSecond ?? DEFAULT_RATE_PER_SECOND, opts.rateBurst ?? DEFAULT_RATE_BURST);
-    this.counter = new MessageCounter(io.clock);
+    this.counter = new ControlCounter(io.clock);
     this.ackCache = new Uint8Array(this.nodes.count * BINDING_ACK_MAX_LEN);
     this.ackLen = new Uint8Array(this.nodes.count);
   }
@@ -163,15 +167,16 @@ export abstract class BindingRegistrar {
     }
     this.lastNode = node;
     const now = this.io.clock.now();
-    const counter = m.counter;
-    const verdict = this.replay.check(node, counter, now);
+    const hi = m.counterHi;
+    const lo = m.counterLo;
+    const verdict = this.replay.check(node, 0, hi, lo, now);
     if (verdict === ReplayVerdict.Duplicate) return this.answerDuplicate(node, from, now);
     if (verdict !== ReplayVerdict.Fresh) {
       st.inc(C.NBindUpdatesDropAuth);
       st.inc(verdict === ReplayVerdict.Stale ? C.NBindUpdatesStale : C.NBindUpdatesReplayed);
       return verdict === ReplayVerdict.Stale ? MobilityVerdict.DropStale : MobilityVerdict.DropReplay;
     }
-    this.replay.accept(node, counter);
+    this.replay.accept(node, 0, hi, lo);
     this.ackLen[node] = 0; // a duplicate of this message must not get an older message's ack
     if (!this.rate.take(node, now)) {
       st.inc(C.NBindUpdatesDropMisc);
@@ -218,10 +223,10 @@ export abstract class BindingRegistrar {
    * Replay check for another message kind from an authenticated node (it shares the node's
    * counter): accepted and recorded when Fresh.
    */
-  protected acceptCounter(node: number, counter: number, now: number): ReplayVerdict {
-    const v = this.replay.check(node, counter, now);
+  protected acceptCounter(node: number, hi: number, lo: number, now: number): ReplayVerdict {
+    const v = this.replay.check(node, 0, hi, lo, now);
     if (v === ReplayVerdict.Fresh) {
-      this.replay.accept(node, counter);
+      this.replay.accept(node, 0, hi, lo);
       this.ackLen[node] = 0;
     }
     return v;

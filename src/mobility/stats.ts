@@ -10,15 +10,22 @@ export enum MobilityCounter {
   NBindUpdatesRcvd,
   NBindAcksRcvd,
   NBindNAcksRcvd,
+  /** Binding refresh requests (ctype 133) received (mobile node). */
+  NBindRqsRcvd,
   NBindUpdatesSent,
   NBindAcksSent,
   NBindNAcksSent,
+  /** Binding refresh requests sent (home agent). */
+  NBindRqsSent,
   NBindUpdatesDropAuth,
   NBindUpdatesDropInvalid,
   NBindUpdatesDropMisc,
   NBindAcksDropAuth,
   NBindAcksDropInvalid,
   NBindAcksDropMisc,
+  NBindRqsDropAuth,
+  NBindRqsDropInvalid,
+  NBindRqsDropMisc,
   // ours: why updates were dropped (each also counts in one of the Drop lines above)
   NBindUpdatesUnknownNode,
   NBindUpdatesBadMac,
@@ -55,6 +62,11 @@ export enum MobilityCounter {
   NPathDropMisc,
   /** Sends to an unvalidated address refused by the 3x anti-amplification limit. */
   NAmplificationLimited,
+  // ours: the home agent's view of node keepalives (what makes it send refresh requests)
+  /** Authenticated keepalives of a node from an address it has no binding at. */
+  NKeepalivesUnbound,
+  /** Keepalives from an unknown address that no node key authenticates (or replayed / stale). */
+  NKeepalivesDropped,
 }
 
 export const MOBILITY_COUNTER_NAMES: readonly string[] = (() => {
@@ -63,8 +75,8 @@ export const MOBILITY_COUNTER_NAMES: readonly string[] = (() => {
   return names;
 })();
 
-/** How many mipdiag -s lines there are (the counters before ours). */
-export const MIPDIAG_COUNTERS = MobilityCounter.NBindAcksDropMisc + 1;
+/** How many mipdiag -s lines there are (the counters before ours, in mipdiag's order). */
+export const MIPDIAG_COUNTERS = MobilityCounter.NBindRqsDropMisc + 1;
 
 export class MobilityStats {
   readonly counts = new Float64Array(MOBILITY_COUNTER_NAMES.length);

@@ -77,6 +77,8 @@ export interface UdpTransportOptions {
    * peer endpoint changed to one this socket cannot reach.
    */
   onError?: (err: Error) => void;
+  /** A send failed in the socket (ENETUNREACH when the route went away, ...): counted either way. */
+  onSendError?: (err: Error) => void;
   maxBatch?: number;
   maxInFlight?: number;
   recvBufferSize?: number;
@@ -155,6 +157,7 @@ export class UdpTransport extends PeerTransport implements Transport {
   private socket: dgram.Socket | null = null;
   private running = false;
   private readonly rx: RxBatcher;
+  private readonly onSendError: ((err: Error) => void) | undefined;
 
   // in-flight sends, released in order by the shared completion callback
   private readonly ring: (PacketBuffer | null)[];
@@ -179,6 +182,7 @@ export class UdpTransport extends PeerTransport implements Transport {
     this.sendBufferSize = opts.sendBufferSize ?? DEFAULT_SOCKET_BUFFER;
     this.rx = new RxBatcher(opts.pools, this.peers, this.stats, opts.onBatch, opts.onError, opts.maxBatch ?? DEFAULT_MAX_BATCH);
     this.ring = new Array<PacketBuffer | null>(opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT).fill(null);
+    this.onSendError = opts.onSendError;
     this.follow();
   }
 
@@ -335,8 +339,10 @@ export class UdpTransport extends PeerTransport implements Transport {
   private readonly onSent = (err: Error | null, bytes?: number): void => {
     const p = this.popSent();
     if (p === null) return; // after close() released everything
-    if (err) this.stats.txErrors++;
-    else {
+    if (err) {
+      this.stats.txErrors++;
+      this.onSendError?.(err);
+    } else {
       this.stats.txPackets++;
       this.stats.txBytes += bytes ?? p.length;
     }

@@ -3,7 +3,7 @@
  * per tunnel: our sender id and counter on the way out, the replay window and the reflection
  * check on the way in.
  *
- * - ControlCounter: the sender's counter (clock in microseconds at start, +1 per message).
+ * - ControlCounter: the sender's counter (the clock in microseconds, +1 per message).
  * - ControlSender: sender id + boot epoch + counter; writes keepalives.
  * - verifyControl: one received message checked in full (structure, HMAC, reflection, replay;
  *   replay state only for keyed peers: see below).
@@ -15,15 +15,34 @@ import { DropReason } from '../base/drop-reason.ts';
 import { authenticateControl, ControlMessage, CTYPE_KEEPALIVE, emitKeepalive } from '../wire/gue.ts';
 import { ReplayWindow } from './replay.ts';
 
-/** The sender's side of the counter: starts at the clock in microseconds, +1 per message. */
+/** A wall clock in ms since 1970 (mobility/clock.ts's Clock has this shape). */
+export interface MsClock {
+  now(): number;
+}
+
+const SYSTEM_CLOCK: MsClock = { now: () => Date.now() };
+
+/**
+ * The sender's side of the control header's 64-bit counter, for keepalives and mobility messages
+ * alike: the clock in microseconds, and +1 per message when messages come faster than that (or
+ * the clock steps back), so a restarted sender starts ahead of what its receivers saw last (exact
+ * as a JS number below 2^53, i.e. until the year 2255).
+ */
 export class ControlCounter {
   private value: number;
-  constructor(start = Date.now() * 1000) {
-    this.value = start;
+  private readonly clock: MsClock;
+  /** `clock` (default the system clock) and a start value (default 0: the first next() is the clock); a number alone is a start value. */
+  constructor(clock?: MsClock | number, start = 0) {
+    if (typeof clock === 'number') {
+      this.clock = SYSTEM_CLOCK;
+      this.value = clock;
+    } else {
+      this.clock = clock ?? SYSTEM_CLOCK;
+      this.value = start;
+    }
   }
   next(): number {
-    // never fall behind the clock either (a long-idle sender stays ahead after a restart)
-    const now = Date.now() * 1000;
+    const now = Math.floor(this.clock.now() * 1000);
     this.value = this.value + 1 > now ? this.value + 1 : now;
     return this.value;
   }

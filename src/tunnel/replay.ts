@@ -1,88 +1,150 @@
 /**
  * Replay protection for control messages (src/wire/gue.ts describes the counter and the keepalive's
- * boot epoch on the wire): per peer index, the sender's current epoch and the last counter
- * accepted in it (two uint32 halves: exact for the full 64 bits, no BigInt), plus the last few
- * epochs that sender retired. Grows on demand; no allocation per message.
+ * boot epoch on the wire), the one implementation for keepalives and mobility messages alike: per
+ * sender index, the sender's current epoch and the last counter accepted in it (two uint32 halves:
+ * exact for the full 64 bits, no BigInt), the last few epochs that sender retired, and optionally
+ * a freshness window around our own clock. Grows on demand; no allocation per message.
  *
- * Rules, for one peer:
- * - nothing remembered yet: fresh;
- * - the current epoch: fresh only when the counter is greater than the last one accepted;
- * - an epoch retired earlier: a replay (a message from before one of the sender's restarts);
+ * Verdicts, for one sender:
+ * - nothing remembered yet: Fresh;
+ * - the current epoch: Fresh only when the counter is greater than the last one accepted; equal
+ *   is a Duplicate of the last message (mobility answers it with its cached ack), lower is Old;
+ * - an epoch retired earlier: Old (a message from before one of the sender's restarts);
  * - any other epoch: the sender restarted. Fresh, whatever its counter: a sender whose clock was
  *   stepped back across its restart starts its counter lower than before, and must not look like
  *   a replay. Accepting it retires the epoch it replaces.
- * The retired epochs are a ring of RETIRED_EPOCHS per peer, so a replay of a message captured
- * before more restarts than that is taken once more (it says only "the peer is alive").
+ * - with a window (`windowMs` > 0), a counter further than that from our clock is Stale (after
+ *   Old): so after WE restart (nothing remembered), a message captured long ago cannot be
+ *   replayed at the new process. Mobility uses it (its messages carry no epoch: pass 0, and the
+ *   counter is the sender's clock in microseconds); keepalives do not (their epoch does that job).
+ * The retired epochs are a ring of RETIRED_EPOCHS per sender, so a replay of a message captured
+ * before more restarts than that is taken once more (for a keepalive it says only "the peer is
+ * alive").
  *
- * The caller feeds this state only with messages that authenticated (a MAC with the peer's key):
- * without a key a counter proves nothing, and state a spoofer can move is state a spoofer can
- * poison (src/tunnel/control.ts verifyControl).
+ * The caller feeds this state only with messages that authenticated (a MAC with the sender's
+ * key): without a key a counter proves nothing, and state a spoofer can move is state a spoofer
+ * can poison (src/tunnel/control.ts verifyControl).
  */
 export const RETIRED_EPOCHS = 8;
+
+export enum ReplayVerdict {
+  /** Newer than anything accepted from this sender (or a new epoch), and inside the window. */
+  Fresh = 0,
+  /** Equal to the last accepted counter of the current epoch: the same message again. */
+  Duplicate = 1,
+  /** Older than the last accepted counter, or of a retired epoch (replayed or reordered). */
+  Old = 2,
+  /** Outside the freshness window around our clock. */
+  Stale = 3,
+}
+
+const TWO32 = 0x1_0000_0000;
 
 export class ReplayWindow {
   private hi: Uint32Array;
   private lo: Uint32Array;
   private epoch: Uint32Array;
   private seen: Uint8Array;
-  /** Retired epochs: RETIRED_EPOCHS per peer, a ring; `retiredCount` of them valid, the next write at `retiredNext`. */
+  /** Retired epochs: RETIRED_EPOCHS per sender, a ring; `retiredCount` of them valid, the next write at `retiredNext`. */
   private retired: Uint32Array;
   private retiredCount: Uint8Array;
   private retiredNext: Uint8Array;
 
-  constructor(peers = 64) {
-    this.hi = new Uint32Array(peers);
-    this.lo = new Uint32Array(peers);
-    this.epoch = new Uint32Array(peers);
-    this.seen = new Uint8Array(peers);
-    this.retired = new Uint32Array(peers * RETIRED_EPOCHS);
-    this.retiredCount = new Uint8Array(peers);
-    this.retiredNext = new Uint8Array(peers);
+  /**
+   * `senders`: initial size (grows on demand). `windowMs`: accept only counters within this many
+   * ms of our clock, either side (0 = no window).
+   */
+  constructor(
+    senders = 64,
+    readonly windowMs = 0,
+  ) {
+    this.hi = new Uint32Array(senders);
+    this.lo = new Uint32Array(senders);
+    this.epoch = new Uint32Array(senders);
+    this.seen = new Uint8Array(senders);
+    this.retired = new Uint32Array(senders * RETIRED_EPOCHS);
+    this.retiredCount = new Uint8Array(senders);
+    this.retiredNext = new Uint8Array(senders);
+  }
+
+  /** What counter (hi, lo) in epoch `epoch` from sender `i` is (rules above); `nowMs` for the window. */
+  check(i: number, epoch: number, hi: number, lo: number, nowMs = 0): ReplayVerdict {
+    if (i >= 0 && i < this.seen.length && this.seen[i] !== 0) {
+      if (epoch >>> 0 !== this.epoch[i]) {
+        if (this.isRetired(i, epoch >>> 0)) return ReplayVerdict.Old;
+      } else {
+        const h = this.hi[i]!;
+        const l = this.lo[i]!;
+        if (hi === h && lo === l) return ReplayVerdict.Duplicate;
+        if (hi < h || (hi === h && lo < l)) return ReplayVerdict.Old;
+      }
+    }
+    if (this.windowMs > 0) {
+      const skewMs = (hi * TWO32 + lo) / 1000 - nowMs;
+      if (skewMs > this.windowMs || skewMs < -this.windowMs) return ReplayVerdict.Stale;
+    }
+    return ReplayVerdict.Fresh;
   }
 
   /**
-   * True when counter (hi, lo) in sender epoch `epoch` is new for `peer` (rules above). Messages
-   * without an epoch (ctypes other than keepalive) pass 0: for them this is the plain counter order.
+   * True when counter (hi, lo) in epoch `epoch` is new for sender `i` (no window). Messages without
+   * an epoch (ctypes other than keepalive) pass 0: for them this is the plain counter order.
    */
-  isFresh(peer: number, epoch: number, hi: number, lo: number): boolean {
-    if (peer < 0 || peer >= this.seen.length || this.seen[peer] === 0) return true;
-    if (epoch >>> 0 !== this.epoch[peer]) return !this.isRetired(peer, epoch >>> 0);
-    const h = this.hi[peer]!;
-    return hi > h || (hi === h && lo > this.lo[peer]!);
+  isFresh(i: number, epoch: number, hi: number, lo: number): boolean {
+    if (i < 0 || i >= this.seen.length || this.seen[i] === 0) return true;
+    if (epoch >>> 0 !== this.epoch[i]) return !this.isRetired(i, epoch >>> 0);
+    const h = this.hi[i]!;
+    return hi > h || (hi === h && lo > this.lo[i]!);
   }
 
-  /** Record an accepted counter (call only after the message authenticated and isFresh said so). */
-  accept(peer: number, epoch: number, hi: number, lo: number): void {
-    if (peer < 0) return; // not a peer: nothing to remember
-    if (peer >= this.seen.length) this.grow(peer + 1);
+  /** Record an accepted counter (call only after the message authenticated and was found fresh). */
+  accept(i: number, epoch: number, hi: number, lo: number): void {
+    if (i < 0) return; // not a sender we track: nothing to remember
+    if (i >= this.seen.length) this.grow(i + 1);
     epoch >>>= 0;
-    if (this.seen[peer] === 1 && this.epoch[peer] !== epoch) this.retire(peer, this.epoch[peer]!);
-    this.epoch[peer] = epoch;
-    this.hi[peer] = hi;
-    this.lo[peer] = lo;
-    this.seen[peer] = 1;
+    if (this.seen[i] === 1 && this.epoch[i] !== epoch) this.retire(i, this.epoch[i]!);
+    this.epoch[i] = epoch;
+    this.hi[i] = hi;
+    this.lo[i] = lo;
+    this.seen[i] = 1;
   }
 
-  /** Forget a peer (removed, or its key changed), its retired epochs too. */
-  reset(peer: number): void {
-    if (peer >= this.seen.length) return;
-    this.seen[peer] = 0;
-    this.retiredCount[peer] = 0;
-    this.retiredNext[peer] = 0;
+  /** check() for a counter given as one number (exact below 2^53), epoch 0. */
+  checkCounter(i: number, counter: number, nowMs = 0): ReplayVerdict {
+    return this.check(i, 0, Math.floor(counter / TWO32) >>> 0, counter >>> 0, nowMs);
   }
 
-  private isRetired(peer: number, epoch: number): boolean {
-    const base = peer * RETIRED_EPOCHS;
-    const n = this.retiredCount[peer]!;
-    for (let i = 0; i < n; i++) if (this.retired[base + i] === epoch) return true;
+  /** accept() for a counter given as one number (exact below 2^53), epoch 0. */
+  acceptCounter(i: number, counter: number): void {
+    this.accept(i, 0, Math.floor(counter / TWO32) >>> 0, counter >>> 0);
+  }
+
+  /** The last accepted counter of `i` as a number (-1 = none). */
+  lastAccepted(i: number): number {
+    if (i < 0 || i >= this.seen.length || this.seen[i] === 0) return -1;
+    return this.hi[i]! * TWO32 + this.lo[i]!;
+  }
+
+  /** Forget a sender (removed, or its key changed), its retired epochs too. */
+  reset(i: number): void {
+    if (i < 0 || i >= this.seen.length) return;
+    this.seen[i] = 0;
+    this.retiredCount[i] = 0;
+    this.retiredNext[i] = 0;
+  }
+
+  private isRetired(i: number, epoch: number): boolean {
+    const base = i * RETIRED_EPOCHS;
+    const n = this.retiredCount[i]!;
+    for (let k = 0; k < n; k++) if (this.retired[base + k] === epoch) return true;
     return false;
   }
 
-  private retire(peer: number, epoch: number): void {
-    const i = this.retiredNext[peer]!;
-    this.retired[peer * RETIRED_EPOCHS + i] = epoch;
-    this.retiredNext[peer] = (i + 1) % RETIRED_EPOCHS;
-    if (this.retiredCount[peer]! < RETIRED_EPOCHS) this.retiredCount[peer]!++;
+  private retire(i: number, epoch: number): void {
+    const k = this.retiredNext[i]!;
+    this.retired[i * RETIRED_EPOCHS + k] = epoch;
+    this.retiredNext[i] = (k + 1) % RETIRED_EPOCHS;
+    if (this.retiredCount[i]! < RETIRED_EPOCHS) this.retiredCount[i]!++;
   }
 
   private grow(n: number): void {

@@ -12,11 +12,16 @@
  * | 130   | BINDING_ACK    | BA, below                 | home agent / correspondent -> node  |
  * | 131   | PATH_CHALLENGE | PATH, below               | correspondent -> node's care-of     |
  * | 132   | PATH_RESPONSE  | PATH, below (same data)   | node -> correspondent               |
+ * | 133   | REFRESH_REQUEST| BRR, below                | home agent -> node                  |
  *
- * (129/130 are the numbers gue.ts reserves for mobility; 131/132 come from its 131-143 range.)
+ * (129/130 are the numbers gue.ts reserves for mobility; 131-133 come from its 131-143 range.)
+ * The binding refresh request is RFC 6275's (6.1.2): the home agent asks a node to send a
+ * binding update now, when an authenticated message of the node (a keepalive) reaches it from an
+ * address it holds no binding for — after a home agent restart, or when the node moved without
+ * noticing. It carries no state; the node answers with an ordinary update.
  * Replay protection is the control header's 64-bit counter: the sender's clock in microseconds,
  * +1 per message, so it survives restarts; receivers keep the last accepted counter per sender and
- * a freshness window around their own clock (src/mobility/replay.ts). The 16-bit sequence orders
+ * a freshness window around their own clock (src/tunnel/replay.ts). The 16-bit sequence orders
  * registrations as in RFC 6275; a retransmission carries a new sequence and a new counter.
  *
  * Address fields: a "families" byte tells the families, IPv4 = 4 (4 bytes), IPv6 = 6 (16 bytes),
@@ -64,8 +69,17 @@
  * | 12     | 4/16 | home address | the mobile node the path is validated for                    |
  * | ...    | n    | padding      | zeros up to the probed size                                  |
  *
+ * ## BINDING_REFRESH_REQUEST body (8 bytes minimum)
+ *
+ * | offset | size | field        | meaning                                                      |
+ * |--------|------|--------------|--------------------------------------------------------------|
+ * | 0      | 1    | families     | bits 7-4 home address family (4, 6); bits 3-0 0              |
+ * | 1      | 3    | reserved     | 0                                                            |
+ * | 4      | 4/16 | home address | the node asked to register                                   |
+ *
  * Sizes on the wire (UDP payload: GUE 4 + control header 16 + body + HMAC 16): BU IPv4/IPv4 52,
- * IPv6/IPv6 76; BA IPv4/IPv4 56, IPv6/IPv6 80; PATH IPv4 52, IPv6 64 (plus padding).
+ * IPv6/IPv6 76; BA IPv4/IPv4 56, IPv6/IPv6 80; PATH IPv4 52, IPv6 64 (plus padding); BRR IPv4 44,
+ * IPv6 56.
  *
  * One file past 600 lines on purpose: the three bodies are one small protocol (shared families
  * byte, address fields, padding rule, and one emit path through gue.ts's emitControl), and a
@@ -88,6 +102,7 @@ import { WireView } from './view.ts';
 export { CTYPE_BINDING_ACK, CTYPE_BINDING_UPDATE };
 export const CTYPE_PATH_CHALLENGE = 131;
 export const CTYPE_PATH_RESPONSE = 132;
+export const CTYPE_BINDING_REFRESH = 133;
 
 // --- BINDING_UPDATE body field offsets
 const BU_SEQUENCE = 0;
@@ -126,6 +141,12 @@ const PATH_FAMILIES = 8;
 const PATH_RESERVED = 9;
 const PATH_HOME = 12;
 export const PATH_MIN_LEN = PATH_HOME + 4;
+
+// --- BINDING_REFRESH_REQUEST body field offsets
+const BRR_FAMILIES = 0;
+const BRR_RESERVED = 1;
+const BRR_HOME = 4;
+export const BRR_MIN_LEN = BRR_HOME + 4;
 
 /** Lifetime unit of RFC 6275: 4 seconds; the longest lifetime 65535 units. */
 export const LIFETIME_UNIT_S = 4;
@@ -562,6 +583,57 @@ export class PathProbe extends WireView {
   }
 }
 
+export interface RefreshRequestRepr {
+  homeFamily: Family;
+  home: Uint8Array;
+}
+
+/** View of a BINDING_REFRESH_REQUEST body. */
+export class RefreshRequest extends WireView {
+  get homeFamily(): number {
+    return this.buf[this.off + BRR_FAMILIES]! >> 4;
+  }
+  get homeOffset(): number {
+    return this.off + BRR_HOME;
+  }
+
+  check(): DropReason {
+    if (this.len < BRR_MIN_LEN) return DropReason.Truncated;
+    const hf = this.homeFamily;
+    if (hf !== 4 && hf !== 6) return DropReason.BadControlMessage;
+    if ((this.buf[this.off + BRR_FAMILIES]! & 0x0f) !== 0) return DropReason.BadControlMessage;
+    if (!zeros(this.buf, this.off + BRR_RESERVED, this.off + BRR_HOME)) return DropReason.BadControlMessage;
+    const end = this.homeOffset + addrLen(hf);
+    if (end > this.off + this.len) return DropReason.Truncated;
+    if (end < this.off + this.len) return DropReason.BadControlMessage;
+    return DropReason.None;
+  }
+
+  parse(): RefreshRequestRepr {
+    const hf = this.homeFamily as Family;
+    return { homeFamily: hf, home: copy(this.buf, this.homeOffset, this.homeOffset + addrLen(hf)) };
+  }
+
+  static bodyLength(r: RefreshRequestRepr): number {
+    return BRR_HOME + addrLen(r.homeFamily);
+  }
+
+  static emit(buf: Uint8Array, off: number, r: RefreshRequestRepr): number {
+    const n = RefreshRequest.bodyLength(r);
+    if (off + n > buf.length) throw new RangeError('refresh request does not fit');
+    if (r.home.length !== addrLen(r.homeFamily)) throw new RangeError('home address length');
+    buf[off + BRR_FAMILIES] = r.homeFamily << 4;
+    buf.fill(0, off + BRR_RESERVED, off + BRR_HOME);
+    buf.set(r.home, off + BRR_HOME);
+    return n;
+  }
+
+  describe(): string {
+    if (this.check() !== DropReason.None) return `BRR bad len ${this.len}`;
+    return `BRR home ${formatAddress(this.buf, this.homeOffset, this.homeFamily as Family)}`;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // whole messages: GUE variant 0 + control header + body + HMAC trailer (gue.ts emitControl)
 
@@ -594,6 +666,9 @@ export function bindingAckLength(r: BindingAckRepr): number {
 export function pathProbeLength(r: PathProbeRepr): number {
   return controlLength(PathProbe.bodyLength(r), true);
 }
+export function refreshRequestLength(r: RefreshRequestRepr): number {
+  return controlLength(RefreshRequest.bodyLength(r), true);
+}
 /** Padding that makes a path probe `size` bytes of UDP payload (0 when it is already bigger). */
 export function pathPaddingFor(size: number, homeFamily: Family): number {
   const bare = controlLength(PATH_HOME + addrLen(homeFamily), true);
@@ -622,9 +697,14 @@ export function emitPathProbe(buf: Buffer, off: number, response: boolean, h: Mo
   return emitWithBody(buf, off, response ? CTYPE_PATH_RESPONSE : CTYPE_PATH_CHALLENGE, h, PathProbe.emit(bodyScratch, 0, r), key);
 }
 
+/** Write a signed BINDING_REFRESH_REQUEST datagram at buf[off...]; returns its length. */
+export function emitRefreshRequest(buf: Buffer, off: number, h: MobilityHeader, r: RefreshRequestRepr, key: Uint8Array): number {
+  return emitWithBody(buf, off, CTYPE_BINDING_REFRESH, h, RefreshRequest.emit(bodyScratch, 0, r), key);
+}
+
 /** True for the ctypes this file defines (what the mobility code should be handed). */
 export function isMobilityCtype(ctype: number): boolean {
-  return ctype === CTYPE_BINDING_UPDATE || ctype === CTYPE_BINDING_ACK || ctype === CTYPE_PATH_CHALLENGE || ctype === CTYPE_PATH_RESPONSE;
+  return ctype >= CTYPE_BINDING_UPDATE && ctype <= CTYPE_BINDING_REFRESH;
 }
 
 const MOBILITY_NAMES: Record<number, string> = {
@@ -632,12 +712,14 @@ const MOBILITY_NAMES: Record<number, string> = {
   [CTYPE_BINDING_ACK]: 'binding-ack',
   [CTYPE_PATH_CHALLENGE]: 'path-challenge',
   [CTYPE_PATH_RESPONSE]: 'path-response',
+  [CTYPE_BINDING_REFRESH]: 'refresh-request',
 };
 
 const describeMsg = new ControlMessage(Buffer.alloc(0), 0, 0);
 const describeBu = new BindingUpdate();
 const describeBa = new BindingAck();
 const describePath = new PathProbe();
+const describeBrr = new RefreshRequest();
 
 /** One line for a mobility control datagram, tcpdump style (control plane / debugging only). */
 export function describeMobility(buf: Buffer, off = 0, len = buf.length - off): string {
@@ -652,6 +734,9 @@ export function describeMobility(buf: Buffer, off = 0, len = buf.length - off): 
       break;
     case CTYPE_BINDING_ACK:
       body = describeBa.wrap(buf, b, n).describe();
+      break;
+    case CTYPE_BINDING_REFRESH:
+      body = describeBrr.wrap(buf, b, n).describe();
       break;
     default:
       body = describePath.wrap(buf, b, n).describe();

@@ -49,9 +49,10 @@
  * | ctype | name           | body                                                |
  * |-------|----------------|-----------------------------------------------------|
  * | 128   | KEEPALIVE      | 16 bytes, below                                     |
- * | 129   | BINDING_UPDATE | reserved for mobility (layout defined by that issue) |
- * | 130   | BINDING_ACK    | reserved for mobility (layout defined by that issue) |
- * | 131-143 |              | reserved for ipferry                                |
+ * | 129   | BINDING_UPDATE | mobility: src/wire/binding.ts                       |
+ * | 130   | BINDING_ACK    | mobility: src/wire/binding.ts                       |
+ * | 131-133 |              | mobility: path challenge / response, refresh request|
+ * | 134-143 |              | reserved for ipferry                                |
  *
  * Common control header (16 bytes), at the GUE payload offset (4 when Hlen = 0):
  *
@@ -177,6 +178,11 @@ export function gueClassify(buf: Uint8Array, off: number, len: number): GueKind 
     default:
       return GueKind.Bad;
   }
+}
+
+/** The ctype of a variant-0 header at buf[off] (after gueClassify said Control). */
+export function gueCtype(buf: Uint8Array, off: number): number {
+  return buf[off + FIELD_PROTO_CTYPE]!;
 }
 
 /** Bytes of GUE header in front of the inner packet: 0 for variant 1, 4 + 4*Hlen for variant 0. */

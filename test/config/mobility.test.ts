@@ -76,7 +76,7 @@ describe('mobility config (proposal)', () => {
     ['no nodes', ha({ nodes: [] }), 'mobility.homeAgent.nodes: expected at least one node'],
     ['maxBindings 0', ha({ maxBindings: 0 }), 'mobility.homeAgent.maxBindings: 0 is out of range (1-10000000)'],
     ['a short key', ha({ nodes: [{ name: 'a', homeAddress: '10.77.0.5', key: '0011' }] }), 'mobility.homeAgent.nodes[0].key: key too short (2 bytes, need at least 16)'],
-    ['a misspelled key', ha({ bicast: 5 }), 'mobility.homeAgent.bicast: unknown key (allowed: homePrefixes, nodes, maxBindings, maxLifetime, bicastMs, freshness, rate, retryAfterMax)'],
+    ['a misspelled key', ha({ bicast: 5 }), 'mobility.homeAgent.bicast: unknown key (allowed: homePrefixes, nodes, maxBindings, maxLifetime, bicastMs, freshness, rate, retryAfterMax, keepalive)'],
     ['a missing key', { homeAgent: { nodes: [] } }, 'mobility.homeAgent.homePrefixes: missing (required)'],
     ['both roles', { ...ha(), mobileNode: { homeAddress: '10.77.0.5', homeAgent: '203.0.113.1:6080', key: K1 } },
       'mobility: homeAgent and mobileNode cannot both be set (an endpoint is a home agent or a mobile node)'],

@@ -4,8 +4,9 @@ import { AddressTable } from '../../src/mobility/address-table.ts';
 import { BindingCache, CareOfChange } from '../../src/mobility/binding-cache.ts';
 import { ExpiryHeap } from '../../src/mobility/expiry-heap.ts';
 import { TokenBuckets } from '../../src/mobility/rate-limit.ts';
-import { CounterWindow, ReplayVerdict } from '../../src/mobility/replay.ts';
-import { MessageCounter, SeededRandom } from '../../src/mobility/clock.ts';
+import { ReplayVerdict, ReplayWindow } from '../../src/tunnel/replay.ts';
+import { SeededRandom } from '../../src/mobility/clock.ts';
+import { ControlCounter } from '../../src/tunnel/control.ts';
 import { FakeClock, v4 } from './harness.ts';
 
 describe('AddressTable', () => {
@@ -130,9 +131,9 @@ describe('BindingCache', () => {
 });
 
 describe('replay counters', () => {
-  it('MessageCounter follows the clock in microseconds and never repeats', () => {
+  it('ControlCounter (the one counter of keepalives and mobility messages) follows the clock in microseconds and never repeats', () => {
     const clock = new FakeClock(1000);
-    const m = new MessageCounter(clock);
+    const m = new ControlCounter(clock);
     expect(m.next()).toBe(1_000_000);
     expect(m.next()).toBe(1_000_001);
     clock.advance(1);
@@ -141,19 +142,19 @@ describe('replay counters', () => {
     expect(m.next()).toBe(1_001_001);
   });
 
-  it('CounterWindow: fresh, duplicate, old, stale, and it survives a sender restart', () => {
-    const w = new CounterWindow(2, 60_000);
+  it('ReplayWindow with a freshness window: fresh, duplicate, old, stale, and it survives a sender restart', () => {
+    const w = new ReplayWindow(2, 60_000);
     const now = 1_000_000;
-    expect(w.check(0, now * 1000, now)).toBe(ReplayVerdict.Fresh);
-    w.accept(0, now * 1000);
-    expect(w.check(0, now * 1000, now)).toBe(ReplayVerdict.Duplicate);
-    expect(w.check(0, now * 1000 - 1, now)).toBe(ReplayVerdict.Old);
-    expect(w.check(1, (now - 60_001) * 1000, now)).toBe(ReplayVerdict.Stale);
-    expect(w.check(1, (now + 60_001) * 1000, now)).toBe(ReplayVerdict.Stale);
-    expect(w.check(1, (now - 59_000) * 1000, now)).toBe(ReplayVerdict.Fresh);
+    expect(w.checkCounter(0, now * 1000, now)).toBe(ReplayVerdict.Fresh);
+    w.acceptCounter(0, now * 1000);
+    expect(w.checkCounter(0, now * 1000, now)).toBe(ReplayVerdict.Duplicate);
+    expect(w.checkCounter(0, now * 1000 - 1, now)).toBe(ReplayVerdict.Old);
+    expect(w.checkCounter(1, (now - 60_001) * 1000, now)).toBe(ReplayVerdict.Stale);
+    expect(w.checkCounter(1, (now + 60_001) * 1000, now)).toBe(ReplayVerdict.Stale);
+    expect(w.checkCounter(1, (now - 59_000) * 1000, now)).toBe(ReplayVerdict.Fresh);
     // the sender restarts a second later: its clock-based counter is ahead
-    expect(w.check(0, (now + 1000) * 1000, now + 1000)).toBe(ReplayVerdict.Fresh);
-    expect(new CounterWindow(1, 0).check(0, 1, now)).toBe(ReplayVerdict.Fresh); // no window
+    expect(w.checkCounter(0, (now + 1000) * 1000, now + 1000)).toBe(ReplayVerdict.Fresh);
+    expect(new ReplayWindow(1, 0).checkCounter(0, 1, now)).toBe(ReplayVerdict.Fresh); // no window
   });
 
   it('TokenBuckets refill at the rate up to the burst', () => {

@@ -3,6 +3,7 @@ import { DropReason } from '../../src/base/drop-reason.ts';
 import { ControlCounter, ControlReceiver, ControlSender } from '../../src/tunnel/control.ts';
 import { RETIRED_EPOCHS } from '../../src/tunnel/replay.ts';
 import { PeerLiveness } from '../../src/tunnel/liveness.ts';
+import { ReplayVerdict, ReplayWindow } from '../../src/tunnel/replay.ts';
 import { controlLength, CTYPE_BINDING_UPDATE, emitControl, KEEPALIVE_BODY_LEN, ControlMessage } from '../../src/wire/gue.ts';
 
 describe('PeerLiveness', () => {
@@ -139,5 +140,48 @@ describe('keepalive replay state across clock steps and spoofs (issue 12)', () =
     expect(keyed.receive(spoofKeyed, 0, n, 0, key)).toBe(DropReason.BadAuthentication);
     n = real.keepalive(buf, 0, 25, key);
     expect(keyed.receive(buf, 0, n, 0, key)).toBe(DropReason.None);
+  });
+});
+
+describe('ReplayWindow (keepalives and mobility messages share it)', () => {
+  it('orders full 64-bit counters by their halves: duplicate, old, fresh; grows on demand', () => {
+    const w = new ReplayWindow(1);
+    expect(w.check(0, 0, 5, 7)).toBe(ReplayVerdict.Fresh);
+    w.accept(0, 0, 5, 7);
+    expect(w.check(0, 0, 5, 7)).toBe(ReplayVerdict.Duplicate);
+    expect(w.check(0, 0, 5, 6)).toBe(ReplayVerdict.Old);
+    expect(w.check(0, 0, 4, 0xffffffff)).toBe(ReplayVerdict.Old); // the high half decides first
+    expect(w.check(0, 0, 6, 0)).toBe(ReplayVerdict.Fresh);
+    expect(w.isFresh(0, 0, 5, 7)).toBe(false);
+    expect(w.lastAccepted(0)).toBe(5 * 2 ** 32 + 7);
+    w.accept(9, 0, 1, 1); // beyond the initial size
+    expect(w.check(9, 0, 1, 1)).toBe(ReplayVerdict.Duplicate);
+    expect(w.check(3, 0, 0, 0)).toBe(ReplayVerdict.Fresh);
+    w.reset(0);
+    expect(w.check(0, 0, 0, 1)).toBe(ReplayVerdict.Fresh);
+  });
+
+  it('without a window a counter from any time is fresh; with one, far from our clock is stale', () => {
+    const now = 1_767_225_600_000;
+    expect(new ReplayWindow(1).checkCounter(0, 1, now)).toBe(ReplayVerdict.Fresh);
+    const w = new ReplayWindow(1, 1000);
+    expect(w.checkCounter(0, (now - 1001) * 1000, now)).toBe(ReplayVerdict.Stale);
+    expect(w.checkCounter(0, (now + 999) * 1000, now)).toBe(ReplayVerdict.Fresh);
+    // an old counter is Old before it is Stale (we still remember the sender)
+    w.acceptCounter(0, now * 1000);
+    expect(w.checkCounter(0, (now - 5000) * 1000, now)).toBe(ReplayVerdict.Old);
+  });
+
+  it('epochs: a new one is a restart (fresh whatever its counter), a retired one is old, the window still applies', () => {
+    const now = 1_767_225_600_000;
+    const w = new ReplayWindow(1, 60_000);
+    const c = now * 1000;
+    w.accept(0, 7, Math.floor(c / 2 ** 32), c >>> 0);
+    const lower = c - 5_000_000; // the restarted sender's clock was 5 s behind
+    expect(w.check(0, 8, Math.floor(lower / 2 ** 32), lower >>> 0, now)).toBe(ReplayVerdict.Fresh);
+    w.accept(0, 8, Math.floor(lower / 2 ** 32), lower >>> 0);
+    expect(w.check(0, 7, Math.floor(c / 2 ** 32), (c + 1) >>> 0, now)).toBe(ReplayVerdict.Old); // retired
+    const far = (now - 120_000) * 1000;
+    expect(w.check(0, 9, Math.floor(far / 2 ** 32), far >>> 0, now)).toBe(ReplayVerdict.Stale);
   });
 });

@@ -10,8 +10,13 @@ import {
   CTYPE_BINDING_ACK,
   CTYPE_BINDING_UPDATE,
   CTYPE_PATH_CHALLENGE,
+  CTYPE_BINDING_REFRESH,
   CTYPE_PATH_RESPONSE,
   MOBILITY_BODY_OFFSET,
+  RefreshRequest,
+  emitRefreshRequest,
+  isMobilityCtype,
+  refreshRequestLength,
   PathProbe,
   bindingAckLength,
   bindingStatusName,
@@ -61,6 +66,12 @@ const FIX_PATH = hex(
   '20830000 01010014 55667788 00060a241825e122' +
     '0123456789abcdef 40 000000 0a4d0005 00000000' + // challenge data, home 10.77.0.5, 4 bytes of padding
     '9da266003b3d788c4370f5c2b43e966f',
+);
+
+const FIX_BRR = hex(
+  '20850000 01010008 aabbccdd 00060a241825e123' +
+    '40 000000 0a4d0005' + // home 10.77.0.5
+    'b59b352fdf1abbf84bff05cc0dfa198d',
 );
 
 const home4 = hex('0a4d0005');
@@ -287,6 +298,37 @@ describe('path challenge / response', () => {
   });
 });
 
+describe('binding refresh request (RFC 6275 6.1.2)', () => {
+  it('emits and parses the fixture', () => {
+    const r = { homeFamily: 4 as const, home: home4 };
+    const out = Buffer.alloc(refreshRequestLength(r));
+    expect(emitRefreshRequest(out, 0, { senderId: 0xaabbccdd, counter: 1_700_000_000_500_003 }, r, KEY)).toBe(44);
+    expect(out.toString('hex')).toBe(FIX_BRR.toString('hex'));
+    const [o, n] = body(FIX_BRR);
+    const v = new RefreshRequest(FIX_BRR, o, n);
+    expect(v.check()).toBe(DropReason.None);
+    expect(v.parse()).toEqual({ homeFamily: 4, home: Uint8Array.from(home4) });
+    expect(new ControlMessage(FIX_BRR).ctype).toBe(CTYPE_BINDING_REFRESH);
+    expect(describeMobility(FIX_BRR)).toBe('GUE ctrl refresh-request id 0xaabbccdd ctr 1700000000500003 hmac: BRR home 10.77.0.5');
+    expect([128, 129, 133, 134].map(isMobilityCtype)).toEqual([false, true, true, false]);
+    const six = { homeFamily: 6 as const, home: hex('fd770000000000000000000000000005') };
+    expect(refreshRequestLength(six)).toBe(56);
+  });
+
+  it('rejects a short body, trailing bytes, reserved bits, an unknown family', () => {
+    const [o, n] = body(FIX_BRR);
+    expect(new RefreshRequest(FIX_BRR, o, n - 1).check()).toBe(DropReason.Truncated);
+    const long = Buffer.alloc(n + 1);
+    FIX_BRR.copy(long, 0, o, o + n);
+    expect(new RefreshRequest(long, 0, n + 1).check()).toBe(DropReason.BadControlMessage);
+    for (const [i, v] of [[0, 0x41], [0, 0x50], [2, 1]] as const) {
+      const c = Buffer.from(FIX_BRR);
+      c[o + i] = v;
+      expect(new RefreshRequest(c, o, n).check()).toBe(DropReason.BadControlMessage);
+    }
+  });
+});
+
 describe('sequence numbers and lifetimes (RFC 6275)', () => {
   it('compares sequences modulo 2^16 (9.5.1), across the wrap', () => {
     expect(seqGreater(1, 0)).toBe(true);
@@ -322,7 +364,7 @@ describe('HMAC-SHA256 trailer', () => {
       ok = false;
     }
     if (!ok) return ctx.skip('openssl not installed');
-    const msgs = [FIX_BU_V4, FIX_BA_V4, FIX_BU_V6, FIX_BA_130, FIX_PATH];
+    const msgs = [FIX_BU_V4, FIX_BA_V4, FIX_BU_V6, FIX_BA_130, FIX_PATH, FIX_BRR];
     // and fresh random messages, so the fixtures' trailers are not the only thing checked
     for (let i = 0; i < 3; i++) {
       const key = randomBytes(16 + i * 20);

@@ -416,7 +416,8 @@ export function normalize(json: unknown, source: string, opts: ParseOptions): Co
     controlGroup,
     controlMode,
     metrics,
-    log: raw.log ?? DEFAULTS.log,
+    log: (typeof raw.log === 'object' ? raw.log.level : raw.log) ?? DEFAULTS.log,
+    logFormat: (typeof raw.log === 'object' ? raw.log.format : undefined) ?? DEFAULTS.logFormat,
     mobility,
   };
 }

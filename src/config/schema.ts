@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { formatPath, PathError } from './errors.ts';
 import { MOBILITY_ALLOWED_KEYS, MobilitySchema } from './mobility.ts';
-import { LOG_LEVELS, MTU_MAX, MTU_MIN_V4, type LogLevel } from './types.ts';
+import { LOG_FORMATS, LOG_LEVELS, MTU_MAX, MTU_MIN_V4, type LogFormat, type LogLevel } from './types.ts';
 import { bool, intIn, obj, str, strList, typeName } from './zod-helpers.ts';
 
 export const InterfaceSchema = obj({
@@ -47,6 +47,18 @@ export const ControlSchema = obj({
     .string({ error: (i) => `expected an octal mode as a string, e.g. "0660", got ${typeName(i.input)}` })
     .optional()
     .describe('Socket file mode, octal, e.g. "0660". Default "0600", or "0660" with a group'),
+});
+
+const LogLevelSchema = z.enum(LOG_LEVELS as [LogLevel, ...LogLevel[]], {
+  error: (i) => `expected one of ${LOG_LEVELS.join(', ')}, got ${typeName(i.input)}`,
+});
+
+export const LogSchema = obj({
+  level: LogLevelSchema.optional().describe('error, warn, info or debug (debug: each drop reason too, rate-limited). Default info'),
+  format: z
+    .enum(LOG_FORMATS as [LogFormat, ...LogFormat[]], { error: (i) => `expected text or json, got ${typeName(i.input)}` })
+    .optional()
+    .describe('text: one sentence per line; json: one object per line (time, level, interface, event, msg, fields) for journald or Loki. Default text'),
 });
 
 export const ConfigSchema = obj({
@@ -109,11 +121,14 @@ export const ConfigSchema = obj({
     .optional()
     .describe('Serve Prometheus metrics over HTTP at this address, e.g. "127.0.0.1:9587" (GET /metrics). Default off'),
   log: z
-    .enum(LOG_LEVELS as [LogLevel, ...LogLevel[]], {
-      error: (i) => `expected one of ${LOG_LEVELS.join(', ')}, got ${typeName(i.input)}`,
+    .union([LogLevelSchema, LogSchema], {
+      error: (i) =>
+        typeof i.input === 'string'
+          ? `expected one of ${LOG_LEVELS.join(', ')}, got ${typeName(i.input)}`
+          : `expected one of ${LOG_LEVELS.join(', ')} or { level, format }, got ${typeName(i.input)}`,
     })
     .optional()
-    .describe('Log level: error, warn, info, debug. Default info'),
+    .describe('Log level (error, warn, info, debug), or { level, format } with format text or json. Default info, text'),
   mobility: MobilitySchema.optional().describe('Mobility: this endpoint as a home agent, a mobile node and/or a route-optimising correspondent'),
 });
 
@@ -136,6 +151,7 @@ const ALLOWED_KEYS: Record<string, readonly string[]> = {
   icmpRateLimit: ['rate', 'burst', 'perDestinationMs'],
   ...MOBILITY_ALLOWED_KEYS,
   control: ['path', 'group', 'mode'],
+  log: ['level', 'format'],
 };
 
 function editDistance(a: string, b: string): number {
@@ -176,7 +192,7 @@ export function shapeError(issues: readonly z.core.$ZodIssue[]): PathError {
   // one branch: report that branch's own error (e.g. control.mode), not the union's summary.
   while (first.code === 'invalid_union') {
     const depth = first.path.length;
-    const branch = first.errors.find((b) => b.length > 0 && !(b[0]!.code === 'invalid_type' && b[0]!.path.length === 0) && b[0]!.code !== 'invalid_value');
+    const branch = first.errors.find((b) => b.length > 0 && !(b[0]!.code === 'invalid_type' && b[0]!.path.length === 0) && !(b[0]!.code === 'invalid_value' && b[0]!.path.length === 0));
     if (branch === undefined) break;
     first = { ...branch[0]!, path: [...first.path, ...branch[0]!.path] } as z.core.$ZodIssue;
     if (first.path.length === depth && first.code !== 'invalid_union') break;

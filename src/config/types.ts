@@ -15,6 +15,11 @@ export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 
 export const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
 
+/** Log lines as text (one sentence per line) or JSON objects (journald, Loki). */
+export type LogFormat = 'text' | 'json';
+
+export const LOG_FORMATS: readonly LogFormat[] = ['text', 'json'];
+
 /** `Config.control` when the file names no path: the CLI picks /run/ipferry/<name>.sock or a fallback. */
 export const CONTROL_DEFAULT = 'default';
 
@@ -128,6 +133,8 @@ export interface Config {
   /** Where to serve Prometheus metrics over HTTP (`GET /metrics`); null = nowhere. */
   metrics: ConfigListen | null;
   log: LogLevel;
+  /** `log: { format }`: text lines or one JSON object per line. */
+  logFormat: LogFormat;
   /** Mobility roles (each null when not in the section); absent without a `mobility` section. */
   mobility?: MobilityConfig;
 }
@@ -141,6 +148,7 @@ export const DEFAULTS = Object.freeze({
   hub: false,
   kernelRoutes: true,
   log: 'info' as LogLevel,
+  logFormat: 'text' as LogFormat,
   port: DEFAULT_PORT,
   metricsPort: 9587,
 });

@@ -67,14 +67,24 @@ export function buildProgram(deps: CliDeps, done: (code: number) => void): Comma
     .description(
       'Run a tunnel endpoint in the foreground from CONFIG (.json, .jsonc, .yaml or .yml). A name without an ' +
         'extension is looked up as NAME.{json,jsonc,yaml,yml}, beside it or in /etc/ipferry (ipferry up ferry0). ' +
+        'SIGHUP or `ipferry reload` reads CONFIG again and applies peer, route, rule and key changes live. ' +
         'Stop it with Ctrl-C, SIGTERM or `ipferry down`: kernel routes are removed and the TUN device goes away.',
     )
     .argument('<CONFIG>', 'the config file (or a name in /etc/ipferry)')
-    .option('--log-level <LEVEL>', 'error, warn, info or debug (default: the config\'s "log", else info)')
+    .option('--log-level <LEVEL>', 'error, warn, info or debug: debug adds each drop reason (default: the config\'s "log", else info)')
+    .option('--log-format <FORMAT>', 'text or json: one JSON object per line for journald or Loki (default: the config\'s log.format, else text)')
     .option('--userspace', 'no kernel TUN device (no root needed): only the endpoint\'s own stack addresses are reachable')
     .option('--check', 'validate the config, look up peer names and run the preflight checks (root, TUN, ports), then exit')
-    .addHelpText('after', examples('ipferry up /etc/ipferry/ferry0.yaml', 'ipferry up ferry0 --log-level debug', 'ipferry up --userspace site-a.json', 'ipferry up --check ferry0') + EXIT_CODES.replace('ok', 'stopped cleanly'))
-    .action(run(async (config: string, o: { logLevel?: string; userspace?: boolean; check?: boolean }) => (await import('./up-cli.ts')).upCommand(config, o, { createEndpoint: deps.createEndpoint })));
+    .addHelpText(
+      'after',
+      examples('ipferry up /etc/ipferry/ferry0.yaml', 'ipferry up ferry0 --log-level debug', 'ipferry up ferry0 --log-format json', 'ipferry up --userspace site-a.json', 'ipferry up --check ferry0') +
+        EXIT_CODES.replace('ok', 'stopped cleanly'),
+    )
+    .action(
+      run(async (config: string, o: { logLevel?: string; logFormat?: string; userspace?: boolean; check?: boolean }) =>
+        (await import('./up-cli.ts')).upCommand(config, o, { createEndpoint: deps.createEndpoint }),
+      ),
+    );
 
   program
     .command('down')
@@ -86,6 +96,50 @@ export function buildProgram(deps: CliDeps, done: (code: number) => void): Comma
     .option('--timeout <MS>', 'give up waiting after MS milliseconds (default 15000)')
     .addHelpText('after', examples('ipferry down ferry0', 'ipferry down --socket /run/ipferry/ferry0.sock') + EXIT_CODES)
     .action(run(async (iface: string | undefined, o: Record<string, string | undefined>) => (await import('./down-cli.ts')).downCommand(iface, o)));
+
+  program
+    .command('reload')
+    .summary('apply a changed config to a running endpoint')
+    .description(
+      'Make a running endpoint read its config file again and apply it, as SIGHUP (systemctl reload) does: peers added, removed or ' +
+        'changed (endpoint, routes, mtu, keepalive, key), extra routes and rules, the log level, live, without dropping other traffic. ' +
+        'interface, listen, stack, hub, icmpRateLimit, kernelRoutes, control, metrics and mobility need a restart: a "needs restart" line names ' +
+        'them and everything else is applied. A config that does not load keeps the running one (exit 2, the one-line error).',
+    )
+    .argument('[IFACE]', 'the interface of the endpoint (default: the only one running)')
+    .option('-i, --interface <NAME>', 'the same as IFACE')
+    .option('--socket <PATH>', 'the control socket to use')
+    .option('--timeout <MS>', 'give up waiting after MS milliseconds (default 30000: names are looked up again)')
+    .addHelpText('after', examples('ipferry reload ferry0', 'ipferry reload --socket /run/ipferry/ferry0.sock') + '\nsystemctl reload ipferry@NAME and kill -HUP PID do the same.\n' + '\nexit codes: 0 applied, 1 no endpoint or no answer, 2 the config does not load or cannot run (the old one keeps running)')
+    .action(run(async (iface: string | undefined, o: Record<string, string | undefined>) => (await import('./reload-cli.ts')).reloadCommand(iface, o)));
+
+  ENDPOINT_OPTIONS(
+    program
+      .command('capture')
+      .summary('capture packets from a running endpoint (pcapng)')
+      .description(
+        'Stream packets from a running endpoint, like tcpdump on its interface: the tunnelled packets (--inner, the default) or the UDP ' +
+          'datagrams between the endpoints (--outer, with IP/UDP headers from the underlay addresses). With -w, pcapng for Wireshark and ' +
+          'tshark; without, one line per packet. Stops after -c N packets or on Ctrl-C; packets the endpoint dropped because the reader ' +
+          'was too slow are counted in the file and the last line. Costs the endpoint nothing while no capture runs.',
+      )
+      .argument('[IFACE]', 'the endpoint (default: the only one running)'),
+  )
+    .option('-w, --write <FILE>', 'write pcapng to FILE, - for stdout')
+    .option('--inner', 'the tunnelled IP packets (default)')
+    .option('--outer', 'the UDP/GUE datagrams between the endpoints')
+    .option('-c, --count <N>', 'stop after N packets')
+    .option('-s, --snaplen <BYTES>', 'keep at most BYTES of each packet (64-262144, default all)')
+    .addHelpText(
+      'after',
+      examples(
+        'ipferry capture ferry0',
+        'ipferry capture ferry0 -w inner.pcapng -c 100',
+        'ipferry capture ferry0 --outer -w - | tshark -r - -d udp.port==6080,ip',
+        'ipferry capture ferry0 -w - | wireshark -k -i -',
+      ) + EXIT_CODES,
+    )
+    .action(run(async (iface: string | undefined, o: Record<string, string | boolean | undefined>) => (await import('./capture-cli.ts')).captureCommand(iface, o as object)));
 
   ENDPOINT_OPTIONS(
     program
@@ -263,7 +317,7 @@ function report(e: unknown): number {
   process.stderr.write(`ipferry: ${msg}\n`);
   if (e instanceof ConfigError || e instanceof PreflightError) return 2;
   if (e instanceof CliError) return e.exitCode;
-  if (e instanceof ControlError) return 1;
+  if (e instanceof ControlError) return e.kind === 'config' ? 2 : 1;
   // A bug, not an operator error: one line, the stack only on request.
   if (process.env.IPFERRY_DEBUG) process.stderr.write(`${(e as Error)?.stack ?? ''}\n`);
   return 1;

@@ -13,6 +13,10 @@
  * - An answer may come in pieces (an async iterable of strings, e.g. the route list a page at a
  *   time): a piece is produced only once the previous one was taken by the socket.
  *
+ * - A streaming request (capture) takes the connection over: once the answers before it are
+ *   written, its handler gets the socket and what was read after its line, and owns the
+ *   connection from then on (nothing more is read or queued here).
+ *
  * `held()` is what the connection holds in user space (unparsed text, queued requests, unwritten
  * answer bytes); the server keeps the peak (ControlServerStats) so tests can check the bound.
  */
@@ -54,12 +58,15 @@ export function newControlServerStats(): ControlServerStats {
   return { connections: 0, refused: 0, stalled: 0, peakQueued: 0, peakHeld: 0 };
 }
 
+/** A streaming request's handler: owns `sock` from its call; `rest` is what was read after its line. */
+export type Takeover = (sock: Socket, rest: string) => void | Promise<void>;
+
 /** Marks a line that was too long in the queue: answered with an error, then the connection ends. */
 const TOO_LONG = Symbol('too long');
 
 export class ControlConnection {
   private buf = '';
-  private readonly queue: (string | typeof TOO_LONG)[] = [];
+  private readonly queue: (string | typeof TOO_LONG | { takeover: Takeover; line: string; rest: string })[] = [];
   private queuedChars = 0;
   private working = false;
   private closed = false;
@@ -73,6 +80,8 @@ export class ControlConnection {
     private readonly serve: (line: string) => Promise<Reply>,
     private readonly stats: ControlServerStats,
     private readonly log?: (line: string) => void,
+    /** A streaming request's handler for a request line, or null (answered by `serve`). */
+    private readonly streamOf: (line: string) => Takeover | null = () => null,
   ) {
     sock.setEncoding('utf8');
     sock.setTimeout(limits.idleMs, () => sock.destroy());
@@ -121,6 +130,16 @@ export class ControlConnection {
       const line = this.buf.slice(0, nl).trim();
       this.buf = this.buf.slice(nl + 1);
       if (line === '') continue;
+      const takeover = this.streamOf(line);
+      if (takeover !== null) {
+        // the handler owns the connection after the answers before it: read nothing more here
+        this.reading = false;
+        this.sock.off('data', this.onData);
+        this.queue.push({ takeover, line, rest: this.buf });
+        this.queuedChars += line.length;
+        this.buf = '';
+        break;
+      }
       this.queue.push(line);
       this.queuedChars += line.length;
     }
@@ -141,6 +160,17 @@ export class ControlConnection {
         const line = this.queue.shift()!;
         if (line === TOO_LONG) {
           this.sock.end(`${JSON.stringify({ ok: false, error: `request longer than ${this.limits.maxLine} bytes` })}\n`);
+          return;
+        }
+        if (typeof line !== 'string') {
+          this.queuedChars -= line.line.length;
+          if (this.sock.isPaused()) this.sock.resume();
+          try {
+            await line.takeover(this.sock, line.rest);
+          } catch (e) {
+            this.log?.(`control: streaming request failed: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`);
+            this.sock.destroy();
+          }
           return;
         }
         this.queuedChars -= line.length;

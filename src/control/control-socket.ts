@@ -12,7 +12,7 @@
  *   <- {"ok":false,"error":"unknown command frobnicate"}
  *
  * Other commands are added by the caller through `handlers` (`ipferry up` adds "echo": a ping
- * from the endpoint's own stack). Only `show all|routes` builds the route list: `show peers`,
+ * from the endpoint's own stack, and "reload"). Only `show all|routes` builds the route list: `show peers`,
  * `show stats`, `ping` and `stop` cost the same with a million routes as with none. With a
  * `routes` source (the endpoint's routePages) the route list is streamed: the answer line is
  * written a page of routes at a time, each page built when the socket has taken the previous
@@ -22,14 +22,21 @@
  * once (one more is answered {"ok":false,"error":"busy: ...","kind":"busy"} and closed), at most
  * `maxQueued` requests read ahead per connection, writes that wait for 'drain' and give up on a
  * client that reads nothing for `writeTimeoutMs`.
+ * A handler's ConfigError is answered with "kind":"config" (the CLI exits 2 for it).
+ *
+ * Streaming requests (`streams`, e.g. "capture"): the handler takes the connection over after
+ * the request line and the answers before it: it writes its own answer line and then whatever it
+ * streams, reads further lines itself (a "stop"), and ends the connection.
+ *
  * Errors are ControlError with a one-line message (the CLI prefixes "ipferry: ").
  */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
+import { ConfigError } from '../config/config.ts';
 import type { RoutePages, RouteSnapshot, ShowWhat, Snapshot, SnapshotProvider } from '../endpoint/snapshot.ts';
-import { ControlConnection, newControlServerStats, type ControlServerStats, type Reply } from './control-connection.ts';
+import { ControlConnection, newControlServerStats, type ControlServerStats, type Reply, type Takeover } from './control-connection.ts';
 
 export type { ControlServerStats } from './control-connection.ts';
 
@@ -37,7 +44,7 @@ export class ControlError extends Error {
   override name = 'ControlError';
   constructor(
     message: string,
-    /** 'no-endpoint' | 'permission' | 'timeout' | 'protocol' | 'remote' | 'busy' | 'path' */
+    /** 'no-endpoint' | 'permission' | 'timeout' | 'protocol' | 'remote' | 'config' | 'busy' | 'path' */
     readonly kind: string,
   ) {
     super(message);
@@ -54,11 +61,19 @@ export type ControlResponse = { ok: true; data: unknown } | { ok: false; error: 
 
 export type ControlHandler = (req: ControlRequest) => unknown | Promise<unknown>;
 
+/**
+ * A streaming request's handler: it owns `sock` from the request on (answer line, stream, end);
+ * `rest` is what the client sent after the request line so far.
+ */
+export type StreamHandler = (req: ControlRequest, sock: Socket, rest: string) => void | Promise<void>;
+
 export interface ControlServerOptions {
   path: string;
   snapshot: SnapshotProvider;
   /** Extra commands (name -> handler returning the response data). */
   handlers?: Record<string, ControlHandler>;
+  /** Streaming commands (name -> handler that takes the connection over). */
+  streams?: Record<string, StreamHandler>;
   log?: (line: string) => void;
   /** Largest request line accepted (default 64 KiB). */
   maxLine?: number;
@@ -257,6 +272,18 @@ export class ControlServer {
     const sockets = new Set<Socket>();
     const stats = newControlServerStats();
     const serve = (line: string): Promise<Reply> => handle(line, opts);
+    const takeover = (line: string): Takeover | null => {
+      const stream = streamRequest(line, opts);
+      if (stream === null) return null;
+      return async (sock, rest) => {
+        try {
+          await stream.handler(stream.req, sock, rest);
+        } catch (e) {
+          opts.log?.(`control: ${stream.req.cmd} failed: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`);
+          sock.destroy();
+        }
+      };
+    };
     const server = createServer((sock) => {
       sockets.add(sock); // every socket, served or turned away: close() destroys them all
       if (stats.connections >= maxConnections) {
@@ -273,7 +300,7 @@ export class ControlServer {
         sockets.delete(sock);
         stats.connections--;
       });
-      new ControlConnection(sock, limits, serve, stats, opts.log);
+      new ControlConnection(sock, limits, serve, stats, opts.log, takeover);
     });
 
     // Create the socket file 0600 from the start (umask cannot be set in worker threads: there
@@ -335,6 +362,21 @@ export function startControlServer(opts: ControlServerOptions): Promise<ControlS
 
 const line = (resp: ControlResponse): string => `${JSON.stringify(resp)}\n`;
 
+/** The request on `line` when it names a streaming command (else null: handle() answers it). */
+function streamRequest(line: string, opts: ControlServerOptions): { req: ControlRequest; handler: StreamHandler } | null {
+  if (opts.streams === undefined) return null;
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    return null;
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return null;
+  const cmd = (v as ControlRequest).cmd;
+  if (typeof cmd !== 'string' || !Object.prototype.hasOwnProperty.call(opts.streams, cmd)) return null;
+  return { req: v as ControlRequest, handler: opts.streams[cmd]! };
+}
+
 /** The answer to one request line (never throws: failures are error answers). */
 async function handle(text: string, opts: ControlServerOptions): Promise<Reply> {
   let req: ControlRequest;
@@ -373,8 +415,9 @@ async function handle(text: string, opts: ControlServerOptions): Promise<Reply> 
     return { text: line({ ok: false, error: `unknown command ${req.cmd}` }) };
   } catch (e) {
     const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0]!;
-    opts.log?.(`control: ${req.cmd} failed: ${msg}`);
-    return { text: line({ ok: false, error: msg }) };
+    // a handler's ConfigError is its answer (the handler logs what it needs to)
+    if (!(e instanceof ConfigError)) opts.log?.(`control: ${req.cmd} failed: ${msg}`);
+    return { text: line(e instanceof ConfigError ? { ok: false, error: msg, kind: 'config' } : { ok: false, error: msg }) };
   }
 }
 
@@ -446,7 +489,7 @@ export function controlRequest(path: string, req: ControlRequest, opts: RequestO
         return;
       }
       if (resp.ok) finish(null, resp.data);
-      else finish(new ControlError(`${path}: ${resp.error}`, resp.kind === 'busy' ? 'busy' : 'remote'));
+      else finish(new ControlError(`${path}: ${resp.error}`, resp.kind === 'busy' ? 'busy' : resp.kind === 'config' ? 'config' : 'remote'));
     });
     sock.once('end', () => finish(new ControlError(`${path}: connection closed without an answer`, 'protocol')));
     sock.once('error', (e) => {

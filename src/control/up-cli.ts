@@ -5,19 +5,26 @@
  *                                       (error: one line, exit 2, nothing started)
  *   2. preflight checks                (error: one line, exit 2, nothing started)
  *   3. createEndpoint(config, { log, tun }) (the library's Endpoint), then ep.start()
- *   4. open the control socket (show, ping, `ipferry down`) and the metrics listener
- *   5. SIGINT / SIGTERM / a stop request on the control socket (`ipferry down`): close the
+ *   4. open the control socket (show, ping, reload, capture, `ipferry down`) and the metrics
+ *      listener
+ *   5. SIGHUP or a reload request (`ipferry reload`): read the config file again, look its names
+ *      up, apply it (Endpoint.reload: peers, routes, rules, keys live; one "needs restart" line
+ *      for the rest) and the log level and format; a config that does not load or cannot run
+ *      keeps the running one and logs the one-line error (the reload request answers it too).
+ *   6. SIGINT / SIGTERM / a stop request on the control socket (`ipferry down`): close the
  *      socket, ep.stop() (routes removed, TUN gone), exit 0; a second signal exits at once (1).
  *      A fatal error while running also stops cleanly (1); so does the TUN being deleted under
  *      the running endpoint (`ip link del`): one line saying so, routes and socket removed, exit 1,
- *      and the service's Restart=on-failure brings it back with a new TUN. SIGHUP is logged and ignored until
- *      reload exists (it used to stop the endpoint, which `systemctl reload` must not do).
- * One log line per event on stderr.
+ *      and the service's Restart=on-failure brings it back with a new TUN.
+ * One log line per event on stderr, as text or JSON (--log-format, config `log.format`).
  */
 import { CliError } from './args.ts';
 import { findConfigFile, loadConfig, resolveConfig, type Config } from '../config/config.ts';
-import { ControlServer } from './control-socket.ts';
-import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from './log.ts';
+import type { CaptureRing } from '../endpoint/capture-ring.ts';
+import type { ReloadResult } from '../endpoint/endpoint.ts';
+import { serveCapture } from './capture-session.ts';
+import { ControlServer, type StreamHandler } from './control-socket.ts';
+import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type Logger, type LogLevel } from './log.ts';
 import { MetricsServer } from './metrics.ts';
 import { preflight } from './preflight.ts';
 import { controlSocketPath } from './socket-path.ts';
@@ -38,6 +45,15 @@ export interface EndpointHandle {
   ping?(address: string, size?: number, timeoutMs?: number, from?: string): Promise<number>;
   /** Optional event source: 'error' (fatal) stops the endpoint. */
   on?(event: string, listener: (...args: unknown[]) => void): unknown;
+  /** Apply a new config (SIGHUP, `ipferry reload`); throws a ConfigError and changes nothing when it cannot. */
+  reload?(config: Config): ReloadResult;
+  /** Drops as debug events (--log-level debug). */
+  setDebugEvents?(on: boolean): void;
+  /** `ipferry capture`: see Endpoint.startCapture / stopCapture. */
+  startCapture?(view: 'inner' | 'outer', opts: { bytes?: number; snaplen?: number }): CaptureRing;
+  stopCapture?(ring: CaptureRing): void;
+  /** The UDP socket's "address:port" (the endpoint's side of captured outer packets). */
+  readonly listen?: string;
 }
 
 export interface CreateEndpointOptions {
@@ -49,7 +65,7 @@ export interface CreateEndpointOptions {
 export type CreateEndpoint = (config: Config, options: CreateEndpointOptions) => EndpointHandle | Promise<EndpointHandle>;
 
 /** The real endpoint (the library's Endpoint class); tests pass a fake through UpOptions. */
-export const createRealEndpoint: CreateEndpoint = (config, options) => new Endpoint(config, { log: options.log, tun: options.tun });
+export const createRealEndpoint: CreateEndpoint = (config, options) => new Endpoint(config, { log: options.log, onEvent: options.log.event, tun: options.tun });
 
 export interface UpOptions {
   /** Arm a 3 s exit timer when done (default true; in-process tests turn it off). */
@@ -73,6 +89,7 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 /** `up`'s options as the command line gave them. */
 export interface UpFlags {
   logLevel?: string;
+  logFormat?: string;
   userspace?: boolean;
   check?: boolean;
 }
@@ -82,12 +99,21 @@ export async function upCommand(configArg: string, flags: UpFlags, opts: UpOptio
   if (level !== undefined && !LOG_LEVELS.includes(level as LogLevel)) {
     throw new CliError(`up: --log-level must be one of ${LOG_LEVELS.join(', ')}, got ${level}`);
   }
+  const format = flags.logFormat;
+  if (format !== undefined && !LOG_FORMATS.includes(format as LogFormat)) {
+    throw new CliError(`up: --log-format must be one of ${LOG_FORMATS.join(', ')}, got ${format}`);
+  }
 
   // 1. config, 2. preflight: ConfigError / PreflightError propagate to the dispatcher (exit 2).
-  const config = await resolveConfig(loadConfig(findConfigFile(configArg)));
+  const configFile = findConfigFile(configArg);
+  const config = await resolveConfig(loadConfig(configFile));
   const tun = !flags.userspace;
   await preflight(config, { noTun: !tun });
-  const log = createLogger({ level: (level as LogLevel | undefined) ?? config.log, prefix: config.interface.name });
+  const log = createLogger({
+    level: (level as LogLevel | undefined) ?? config.log,
+    format: (format as LogFormat | undefined) ?? config.logFormat,
+    prefix: config.interface.name,
+  });
   for (const p of config.peers) {
     if (p.endpoint.hostname !== null) log.info(`peer ${p.name}: ${p.endpoint.hostname} is ${p.endpoint.host}`);
   }
@@ -150,7 +176,42 @@ export async function upCommand(configArg: string, flags: UpFlags, opts: UpOptio
     }
     void shutdown(sig, 0);
   };
-  const onHangup = (): void => log.warn('warning: SIGHUP: reload is not supported yet; still running with the config loaded at start');
+  // 5. reload: one at a time, in order
+  let reloading: Promise<unknown> = Promise.resolve();
+  const reload = (why: string): Promise<ReloadAnswer> => {
+    const run = async (): Promise<ReloadAnswer> => {
+      const handle = ep;
+      if (handle === undefined || starting || stopping) throw new Error(`${why}: not running (starting or stopping)`);
+      if (handle.reload === undefined) throw new Error(`${why}: this endpoint cannot reload`);
+      let result: ReloadResult;
+      let next: Config;
+      try {
+        next = await resolveConfig(loadConfig(configFile));
+        result = handle.reload(next);
+      } catch (e) {
+        log.event({ level: 'error', event: 'reload-failed', msg: `${why}: ${errLine(e)}; still running the previous config`, fields: { source: configFile } });
+        throw e;
+      }
+      const applied = [...result.applied];
+      // the log settings are the CLI's part of the config (the command line wins)
+      if (level === undefined && next.log !== log.level) {
+        applied.push(`log level ${log.level} -> ${next.log}`);
+        log.setLevel(next.log);
+      }
+      if (format === undefined && next.logFormat !== log.format) {
+        applied.push(`log format ${log.format} -> ${next.logFormat}`);
+        log.setFormat(next.logFormat);
+      }
+      handle.setDebugEvents?.(log.level === 'debug');
+      return { interface: config.interface.name, source: configFile, applied, restart: result.restart };
+    };
+    const p = reloading.then(run, run);
+    reloading = p.catch(() => {});
+    return p;
+  };
+  const onHangup = (): void => {
+    reload('SIGHUP').catch(() => {}); // logged by reload
+  };
   const onFatal = (e: unknown): void => {
     if (e instanceof DeviceGoneError) {
       // the TUN was deleted under us: one line, a clean stop, exit 1 (a restart re-creates it)
@@ -172,6 +233,7 @@ export async function upCommand(configArg: string, flags: UpFlags, opts: UpOptio
       ep = await createEndpoint(config, { log, tun });
       ep.on?.('error', onFatal);
       await ep.start();
+      if (log.level === 'debug') ep.setDebugEvents?.(true);
     } catch (e) {
       log.error(`start failed: ${errLine(e)}`);
       if (ep) await withTimeout(ep.stop(), 10_000, 'stop').catch((e2: unknown) => log.error(`stop failed: ${errLine(e2)}`));
@@ -190,7 +252,8 @@ export async function upCommand(configArg: string, flags: UpFlags, opts: UpOptio
           path: controlPath,
           snapshot: (what, o) => (handle.snapshotAsync !== undefined ? handle.snapshotAsync(what, o) : handle.snapshot(what, o)),
           routes: handle.routePages !== undefined ? (n) => handle.routePages!(n) : undefined,
-          handlers: { echo: (req) => echo(handle, req) },
+          handlers: { echo: (req) => echo(handle, req), reload: () => reload('reload request') },
+          streams: captureStream(handle, config.interface.name, log),
           onStop: () => onSignal('stop request'),
           mode: config.controlMode,
           group: config.controlGroup,
@@ -231,4 +294,22 @@ async function echo(ep: EndpointHandle, req: Record<string, unknown>): Promise<{
   const n = (v: unknown, dflt: number, max: number): number => (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max ? v : dflt);
   const rttMs = await ep.ping(address, n(size, 56, 65_507), n(timeoutMs, 2000, 60_000), typeof from === 'string' ? from : undefined);
   return { rttMs };
+}
+
+/** What a reload request answers (and `ipferry reload` prints). */
+export interface ReloadAnswer {
+  interface: string;
+  source: string;
+  applied: string[];
+  restart: string[];
+}
+
+/** The control socket's "capture" stream, when the endpoint can capture. */
+function captureStream(ep: EndpointHandle, interfaceName: string, log: Logger): Record<string, StreamHandler> {
+  const { startCapture, stopCapture } = ep;
+  if (startCapture === undefined || stopCapture === undefined) return {};
+  const source = { startCapture: startCapture.bind(ep), stopCapture: stopCapture.bind(ep) };
+  return {
+    capture: (req, sock, rest) => serveCapture(req, sock, rest, { source, interfaceName, listen: () => ep.listen ?? '', log: (l) => log.event({ level: 'info', event: 'capture', msg: l }) }),
+  };
 }

@@ -7,8 +7,8 @@
  * so the same route ids and peer indices on both sides).
  *
  * The operations of the data-plane boundary (dataplane.ts) that change state end here:
- * addRoute/removeRoute, addPeer/removePeer, setPeerEndpoint, setBicast; report() reads the
- * counters. Control plane: may allocate.
+ * addRoute/removeRoute, addPeer/removePeer/updatePeer, setPeerEndpoint, setRules, setBicast,
+ * setDebugEvents, setCapture; report() reads the counters. Control plane: may allocate.
  */
 import { setImmediate as yieldTurn } from 'node:timers/promises';
 import { DropCounters, MAX_REASON } from '../base/drop-reason.ts';
@@ -18,10 +18,12 @@ import { Fragmenter } from '../frag/fragment.ts';
 import type { AllowedSources } from '../route/allowed.ts';
 import type { Router } from '../route/router.ts';
 import { formatRoute, routeJson } from '../route/text/show.ts';
+import type { RuleSpec } from '../route/rules.ts';
 import type { RouteSpec } from '../route/types.ts';
 import { PeerEndpoints, peerEndpoint } from '../transport/peer-endpoints.ts';
 import { formatPrefix } from '../wire/address-text.ts';
 import { readV4, v4Text } from '../wire/ip.ts';
+import type { CaptureSpec } from './capture-ring.ts';
 import type { Counters, DataPlaneReport, PeerCounters, PeerSpec, UnderlayAddress } from './dataplane.ts';
 import { buildRouters, STACK_DEV } from './config-routes.ts';
 import { IcmpSender } from './icmp-sender.ts';
@@ -158,6 +160,60 @@ export class DataPlaneCore {
     this.peers[index] = undefined;
   }
 
+  /**
+   * Change peer `index` in place (dataplane.ts updatePeer): the routes through it and its source
+   * prefixes follow `spec.routes` (what goes first, then what comes), then its settings, then its
+   * endpoint when given. A prefix another peer still holds as a source stays that peer's: move
+   * prefixes between peers in two steps (shrink the one, then grow the other), as reload does.
+   */
+  updatePeer(index: number, spec: PeerSpec): void {
+    const peer = this.peers[index];
+    if (peer === undefined) throw new RangeError(`no peer at index ${index}`);
+    if (spec.name !== peer.name) throw new RangeError(`peer ${peer.name} cannot be renamed to ${spec.name}: remove it and add the new one`);
+    const name = peer.name;
+    const want = new Map(spec.routes.map((r) => [formatPrefix(r), r]));
+    const have = new Map(peer.routes.map((r) => [formatPrefix(r), r]));
+    let changed = false;
+    for (const [text, r] of have) {
+      if (want.has(text)) continue;
+      this.router.remove({ prefix: { family: r.family, bytes: r.bytes, length: r.length }, dev: name });
+      changed = true;
+    }
+    for (const [text, r] of want) {
+      if (have.has(text)) continue;
+      const prefix = { family: r.family, bytes: r.bytes, length: r.length };
+      this.router.add({ prefix, dev: name, text: `${text} dev ${name}` });
+      changed = true;
+    }
+    if (changed) {
+      this.allowed.removePeer(index);
+      for (const r of spec.routes) this.allowed.add({ family: r.family, bytes: r.bytes, length: r.length }, index);
+    }
+    const keyChanged = !sameBytes(peer.key, spec.key);
+    peer.apply(spec);
+    if (keyChanged) this.pipeline.resetPeer(index);
+    if (spec.endpoint !== null) {
+      const cur = this.endpoints.get(index);
+      const to = spec.endpoint;
+      if (cur === undefined || cur.port !== to.port || !sameBytes(cur.bytes, to.address)) this.setPeerEndpoint(index, to);
+    }
+  }
+
+  /** Replace the policy rules (all but Linux's three defaults) with `rules`, at once. */
+  setRules(rules: readonly RuleSpec[]): void {
+    this.router.replaceRules(rules);
+  }
+
+  /** Report each drop as a rate-limited 'drop' event (--log-level debug), or stop. */
+  setDebugEvents(on: boolean): void {
+    this.pipeline.reporter.debug = on;
+  }
+
+  /** Start or stop (null) copying packets into a capture ring. */
+  setCapture(spec: CaptureSpec | null): void {
+    this.pipeline.setCapture(spec);
+  }
+
   setBicast(index: number, to: UnderlayAddress | null, untilMs: number): void {
     const peer = this.peers[index];
     if (peer === undefined) return;
@@ -249,4 +305,11 @@ function icmpSourceV4(config: Config, log: (line: string) => void): number {
   }
   log(`warning: no IPv4 stack.address and ${ifa.text} leaves no other address: the kernel may drop ICMP fragmentation-needed from its own address (add a stack address)`);
   return own;
+}
+
+function sameBytes(a: Uint8Array | null, b: Uint8Array | null): boolean {
+  if (a === null || b === null) return a === b;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

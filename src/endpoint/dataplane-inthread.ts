@@ -10,12 +10,14 @@ import type { PacketBuffer } from '../base/pool.ts';
 import type { PacketDevice } from '../device/device.ts';
 import { MemoryDevice } from '../device/memory-device.ts';
 import { openTun } from '../device/tun.ts';
+import type { RuleSpec } from '../route/rules.ts';
 import type { RouteSpec } from '../route/types.ts';
 import { peerEndpoint } from '../transport/peer-endpoints.ts';
 import type { RecvInfo } from '../transport/transport.ts';
 import { SEND_ERROR_INTERVAL_MS, sendErrorLine, type SendErrorReport, type SendErrors } from '../transport/send-errors.ts';
 import { UdpTransport } from '../transport/udp-transport.ts';
 import { parseAddress } from '../wire/address-text.ts';
+import type { CaptureSpec } from './capture-ring.ts';
 import type { DataPlane, DataPlaneHooks, DataPlaneReport, PeerSpec, UnderlayAddress } from './dataplane.ts';
 import type { DataPlaneCore } from './dataplane-core.ts';
 import type { DatagramSources } from './pipeline.ts';
@@ -41,7 +43,17 @@ class RecvInfoSources implements DatagramSources {
     const a = parseAddress(text.startsWith('::ffff:') && text.includes('.') ? text.slice(7) : text);
     return { family: a.family, address: a.bytes, port };
   }
+
+  sourceKey(i: number): number {
+    const text = this.info?.addresses[i] ?? '';
+    let h = 0x811c9dc5 ^ (this.info?.ports[i] ?? 0);
+    for (let k = 0; k < text.length; k++) h = Math.imul(h ^ text.charCodeAt(k), 0x01000193);
+    return h >>> 0;
+  }
 }
+
+/** How often the held-back event counts are reported (EventGate.flush). */
+const EVENT_FLUSH_MS = 1000;
 
 export class InThreadDataPlane implements DataPlane {
   readonly path: string;
@@ -50,6 +62,7 @@ export class InThreadDataPlane implements DataPlane {
   private readonly sources = new RecvInfoSources();
   /** The UDP socket's send errors (kept after stop: the last counters stay readable). */
   private sendErrors: SendErrors | null = null;
+  private flushTimer: NodeJS.Timeout | null = null;
 
   constructor(
     readonly core: DataPlaneCore,
@@ -58,6 +71,7 @@ export class InThreadDataPlane implements DataPlane {
     this.path = opts.path;
     const hooks = opts.hooks;
     core.events.onPeerUp = (peer) => hooks.peerUp(peer.index);
+    if (hooks.event !== undefined) core.events.onEvent = hooks.event;
     core.events.onError = (e) => hooks.internalError?.(e, 'pipeline');
   }
 
@@ -119,6 +133,8 @@ export class InThreadDataPlane implements DataPlane {
         (why) => this.opts.hooks.down(`device ${dev.name} went down: ${why}`),
         (e) => this.opts.hooks.internalError?.(e, 'device'),
       );
+      this.flushTimer = setInterval(() => core.pipeline.flushEvents(Date.now()), EVENT_FLUSH_MS);
+      this.flushTimer.unref();
     } catch (e) {
       await this.stop();
       throw e;
@@ -163,6 +179,9 @@ export class InThreadDataPlane implements DataPlane {
 
   async stop(): Promise<void> {
     this.core.events.onControl = undefined;
+    if (this.flushTimer !== null) clearInterval(this.flushTimer);
+    this.flushTimer = null;
+    this.core.pipeline.setCapture(null);
     const t = this.transport;
     this.transport = null;
     this.core.pipeline.transport = null;
@@ -188,6 +207,18 @@ export class InThreadDataPlane implements DataPlane {
   removePeer(index: number): void {
     this.core.removePeer(index);
   }
+  updatePeer(index: number, spec: PeerSpec): void {
+    this.core.updatePeer(index, spec);
+  }
+  setRules(rules: readonly RuleSpec[]): void {
+    this.core.setRules(rules);
+  }
+  setDebugEvents(on: boolean): void {
+    this.core.setDebugEvents(on);
+  }
+  setCapture(spec: CaptureSpec | null): void {
+    this.core.setCapture(spec);
+  }
   peerDown(index: number): void {
     const p = this.core.peers[index];
     if (p !== undefined) p.up = false;
@@ -202,6 +233,7 @@ export class InThreadDataPlane implements DataPlane {
     const q = this.core.pools.acquire(bytes.length);
     if (q === null) return DropReason.PoolExhausted;
     q.fill(bytes);
+    const tap = this.core.pipeline.capture;
     if (typeof to === 'number') {
       const p = this.core.peers[to];
       if (p === undefined) {
@@ -211,8 +243,11 @@ export class InThreadDataPlane implements DataPlane {
       p.liveness.sent(Date.now());
       p.txPackets++;
       p.txBytes += q.length;
+      const ep = p.endpoint;
+      if (tap !== null && ep !== undefined) tap.sentControl(bytes, { family: ep.family, address: ep.bytes, port: ep.port });
       return t.send(q, to);
     }
+    if (tap !== null) tap.sentControl(bytes, to);
     return t.sendToEndpoint(q, peerEndpoint(to.family, to.address, to.port));
   }
 

@@ -7,8 +7,10 @@
  * few per second, or per packet for the endpoint's own stack and control messages).
  */
 import type { Config } from '../config/config.ts';
+import type { RuleSpec } from '../route/rules.ts';
 import type { RouteSpec } from '../route/types.ts';
-import type { DataPlaneReport, PeerSpec, UnderlayAddress } from './dataplane.ts';
+import type { CaptureSpec } from './capture-ring.ts';
+import type { DataPlaneEvent, DataPlaneReport, PeerSpec, UnderlayAddress } from './dataplane.ts';
 import type { RouteSnapshot } from './snapshot.ts';
 
 export interface WorkerInit {
@@ -39,6 +41,11 @@ export type ToWorker =
   | { t: 'peer+'; index: number; spec: PeerSpec }
   | { t: 'peer-'; index: number }
   | { t: 'peer-down'; index: number }
+  | { t: 'peer~'; index: number; spec: PeerSpec }
+  | { t: 'rules'; rules: readonly RuleSpec[] }
+  | { t: 'debug-events'; on: boolean }
+  /** The ring's buffer is a SharedArrayBuffer: shared with the control plane as it is. */
+  | { t: 'capture'; spec: CaptureSpec | null }
   | { t: 'bicast'; peer: number; to: UnderlayAddress | null; until: number }
   | { t: 'send'; bytes: Uint8Array; to: number | UnderlayAddress }
   | { t: 'local'; bytes: Uint8Array }
@@ -61,6 +68,7 @@ export type FromWorker =
   | { t: 'keepalive'; index: number; bytes: Uint8Array }
   | { t: 'send-error'; message: string }
   | { t: 'log'; line: string }
+  | { t: 'event'; e: DataPlaneEvent }
   | { t: 'internal-error'; where: string; message: string; stack: string }
   | { t: 'down'; reason: string }
   | { t: 'stopped'; report: DataPlaneReport };

@@ -66,6 +66,7 @@ function run(): void {
   engine.onDown = (reason) => post({ t: 'down', reason });
 
   core.events.onPeerUp = (peer) => post({ t: 'peer-up', index: peer.index });
+  core.events.onEvent = (e) => post({ t: 'event', e: { ...e } });
   const puntControl = (p: PacketBuffer, peer: number, from: { family: 4 | 6; address: Uint8Array; port: number }): void => {
     const bytes = Uint8Array.from(p.bytes());
     p.release();
@@ -93,6 +94,7 @@ function run(): void {
     lastSendError = now;
     post({ t: 'send-error', message: `udp send failed: ${code}` });
   };
+  const EVENT_FLUSH_MS = 1000;
   // Route listings in progress (show routes streams a page at a time); few at once.
   const listings = new Map<number, RouteListCursor>();
   const MAX_LISTINGS = 16;
@@ -166,6 +168,18 @@ function run(): void {
             if (p !== undefined) p.up = false;
             break;
           }
+          case 'peer~':
+            core.updatePeer(m.index, m.spec);
+            break;
+          case 'rules':
+            core.setRules(m.rules);
+            break;
+          case 'debug-events':
+            core.setDebugEvents(m.on);
+            break;
+          case 'capture':
+            core.setCapture(m.spec);
+            break;
           case 'bicast':
             core.setBicast(m.peer, m.to, m.until);
             break;
@@ -188,9 +202,13 @@ function run(): void {
               p.liveness.sent(Date.now());
               p.txPackets++;
               p.txBytes += q.length;
+              const tap = core.pipeline.capture;
+              const ep = p.endpoint;
+              if (tap !== null && ep !== undefined) tap.sentControl(m.bytes, { family: ep.family, address: ep.bytes, port: ep.port });
               const why = engine.sender.send(q, m.to);
               if (why !== DropReason.None) core.drops.count(why);
             } else {
+              core.pipeline.capture?.sentControl(m.bytes, m.to);
               const why = engine.sender.sendToEndpoint(q, peerEndpoint(m.to.family, m.to.address, m.to.port));
               if (why !== DropReason.None) core.drops.count(why);
             }
@@ -232,8 +250,19 @@ function run(): void {
   };
 
   post({ t: 'ready', warmUpMs, warmUpPackets: warmed });
+  // the counts the event gate held back are reported about once a second (Pipeline.flushEvents)
+  const clock = new Float64Array(1);
+  let lastFlush = 0;
   for (;;) {
-    if (!engine.runOnce(-1)) continue;
+    const woken = engine.runOnce(EVENT_FLUSH_MS);
+    const c = core.pipeline.clockSource;
+    if (c !== null) c.sample(clock);
+    else clock[0] = Date.now();
+    if (clock[0]! - lastFlush >= EVENT_FLUSH_MS) {
+      lastFlush = clock[0]!;
+      core.pipeline.flushEvents(lastFlush);
+    }
+    if (!woken) continue;
     wake.drain();
     const stop = handle();
     engine.flushPending();

@@ -22,6 +22,7 @@ import type { PacketBuffer } from '../base/pool.ts';
 import { startWorker } from '../base/worker-module.ts';
 import { createTunInterface, TunError } from '../device/tun-setup.ts';
 import { vnetTunOpener } from '../device/tun-vnet.ts';
+import type { RuleSpec } from '../route/rules.ts';
 import type { RouteSpec } from '../route/types.ts';
 import { sysLibc, sysUnavailableReason, type Libc } from '../sys/libc.ts';
 import { SysMemory } from '../sys/memory.ts';
@@ -34,6 +35,7 @@ import type { DataPlane, DataPlaneHooks, DataPlaneReport, PeerSpec, UnderlayAddr
 import type { DataPlaneCore } from './dataplane-core.ts';
 import type { FromWorker, ToWorker, WorkerInit } from './dataplane-messages.ts';
 import type { RouteSnapshot } from './snapshot.ts';
+import type { CaptureSpec } from './capture-ring.ts';
 import { EFD_CLOEXEC, EFD_NONBLOCK } from '../sys/linux.ts';
 
 export const FAST_PATH = 'fast (vnet TUN, UDP GSO/GRO, worker)';
@@ -284,6 +286,9 @@ export class WorkerDataPlane implements DataPlane {
       case 'log':
         hooks.log(m.line);
         break;
+      case 'event':
+        hooks.event?.(m.e);
+        break;
       case 'internal-error': {
         const err = new Error(m.message);
         err.stack = m.stack;
@@ -351,6 +356,18 @@ export class WorkerDataPlane implements DataPlane {
   }
   peerDown(index: number): void {
     this.send({ t: 'peer-down', index });
+  }
+  updatePeer(index: number, spec: PeerSpec): void {
+    this.send({ t: 'peer~', index, spec });
+  }
+  setRules(rules: readonly RuleSpec[]): void {
+    this.send({ t: 'rules', rules });
+  }
+  setDebugEvents(on: boolean): void {
+    this.send({ t: 'debug-events', on });
+  }
+  setCapture(spec: CaptureSpec | null): void {
+    this.send({ t: 'capture', spec });
   }
   bicast(peer: number, to: UnderlayAddress | null, untilMs: number): void {
     this.send({ t: 'bicast', peer, to, until: untilMs });

@@ -22,9 +22,13 @@
 import type { DropReason } from '../base/drop-reason.ts';
 import type { PacketBuffer } from '../base/pool.ts';
 import type { ConfigPrefix } from '../config/config.ts';
+import type { RuleSpec } from '../route/rules.ts';
 import type { RouteSpec } from '../route/types.ts';
 import type { Family } from '../wire/address-text.ts';
+import type { CaptureSpec } from './capture-ring.ts';
 import type { RouteSnapshot } from './snapshot.ts';
+
+export type { CaptureSpec };
 
 /** An underlay (UDP) address: where a GUE datagram came from or goes to. */
 export interface UnderlayAddress {
@@ -42,6 +46,40 @@ export interface ControlDatagram {
   from: UnderlayAddress;
   /** The configured peer whose endpoint that is, or -1. */
   peer: number;
+}
+
+/**
+ * Something an operator must see that happened in the data plane, rate-limited there per kind and
+ * key (event-gate.ts: the first at once, then one line with a count per interval). Plain data:
+ * it crosses the worker boundary as it is. The control plane words the log line (it knows the
+ * peers' names).
+ *
+ * - auth-failure: a control message from `peer` failed its HMAC check (wrong or missing key) or
+ *   was our own reflected back; `from` is the peer's endpoint.
+ * - unknown-source: a datagram from `from`, which is no peer's endpoint (per source).
+ * - source-not-allowed: `peer` sent an inner packet from `src`, outside its routes.
+ * - frag-needed: a packet from `src` to `dst` of `size` bytes was too big for `peer`'s MTU
+ *   `mtu` with DF set (or IPv6): ICMP fragmentation needed / packet too big sent back.
+ * - drop: (debug level only, setDebugEvents) a packet dropped for `reason`, from or to `peer`.
+ * - events-suppressed: `count` events held back by the all-kinds line budget.
+ */
+export interface DataPlaneEvent {
+  event: 'auth-failure' | 'unknown-source' | 'source-not-allowed' | 'frag-needed' | 'drop' | 'events-suppressed';
+  /** The peer index, or -1. */
+  peer: number;
+  /** Occurrences this line stands for: 1 for a first one, more for a summary. */
+  count: number;
+  /** Over how many ms `count` gathered (0 for a first occurrence). */
+  periodMs: number;
+  /** Underlay source "address:port" ("[v6]:port"). */
+  from?: string;
+  /** Inner source / destination address. */
+  src?: string;
+  dst?: string;
+  mtu?: number;
+  size?: number;
+  /** A DropReason name. */
+  reason?: string;
 }
 
 /** What the data plane tells the control plane; called on the control plane's thread. */
@@ -70,6 +108,8 @@ export interface DataPlaneHooks {
   internalError?(err: unknown, where: string): void;
   /** One log line (warnings start with "warning:"). */
   log(line: string): void;
+  /** An event an operator must see (already rate-limited); absent: not reported. */
+  event?(e: DataPlaneEvent): void;
   /** A send on the underlay failed in the socket (ENETUNREACH: a route went away): mobility looks at once. */
   sendError?(err: Error): void;
   /**
@@ -162,8 +202,25 @@ export interface DataPlane {
   addPeer(index: number, spec: PeerSpec): void;
   /** Remove a peer: its routes, source prefixes and endpoint. */
   removePeer(index: number): void;
+  /**
+   * Change peer `index` in place (a reload): routes (the router and the source check follow:
+   * prefixes that go are removed first, new ones added), MTU, keepalive, key (its replay state
+   * is reset), MSS clamp, and the endpoint when `spec.endpoint` is not null. Counters and
+   * liveness stay; traffic of other peers is untouched. The name cannot change (remove and add).
+   */
+  updatePeer(index: number, spec: PeerSpec): void;
+  /** Replace the policy rules (all but Linux's three defaults) at once with `rules`, in order. */
+  setRules(rules: readonly RuleSpec[]): void;
   /** The control plane decided peer `index` is down (no longer heard from). */
   peerDown(index: number): void;
+  /** Also report each drop (reason and peer, rate-limited) as a 'drop' event: --log-level debug. */
+  setDebugEvents(on: boolean): void;
+  /**
+   * Start copying packets into a capture ring (`ipferry capture`), or stop (null). One capture
+   * at a time: a new spec replaces the running one. Without a capture it costs one predictable
+   * branch per received batch.
+   */
+  setCapture(spec: CaptureSpec | null): void;
 
   /**
    * Send a control datagram (a whole UDP payload, GUE header first) to peer `to` (counted as

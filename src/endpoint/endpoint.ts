@@ -6,7 +6,8 @@
  * Events (typed, see EndpointEvents): 'peer-up' / 'peer-down' (Peer), 'drop' (per-reason counts,
  * at most once a second), 'error' (the device went away), 'control' (control messages nobody
  * here used), 'internal-error' (an exception the endpoint caught and survived), 'binding' /
- * 'handover' (mobility).
+ * 'handover' (mobility). Log events (log-event.ts) go to the `onEvent` option, or as lines to
+ * `log`.
  *
  * No event can crash the process or stop the dataplane:
  * - A listener that throws is isolated: the other listeners and the packet that raised the event
@@ -24,18 +25,27 @@
  * control plane acting on the data plane only through the boundary operations below
  * (endpoint/mobility/ops.ts lists what it uses).
  *
+ * Reload (reload()): the new config's peer, route, rule and key changes are applied through the
+ * data-plane boundary while traffic runs (reload-plan.ts says what is live and what needs a
+ * restart, reload-apply.ts applies it); an invalid config changes nothing. Peers given by DNS
+ * name are looked up again on reload and when they go down (peer-resolve.ts).
+ *
  * Past 600 lines on purpose: this is the one control plane of an endpoint — its lifecycle, the
- * boundary operations every control-plane part goes through, liveness, events and the snapshot
- * — and splitting it would spread one state (running data plane, kernel routes, timers) over files.
+ * boundary operations every control-plane part goes through, liveness, reload, log events and
+ * the snapshot — and splitting it would spread one state (config, running data plane, kernel
+ * routes, timers) over files. What stands alone lives beside it: the data plane's state
+ * (dataplane-core.ts), reload planning and applying, log wording (log-event.ts), the capture
+ * ring, DNS re-resolution, mobility.
  */
 import { EventEmitter } from 'node:events';
 import { DROP_REASON_NAMES, DropCounters, DropReason } from '../base/drop-reason.ts';
 import type { PacketBuffer, PacketPools } from '../base/pool.ts';
-import { assertResolved, type Config } from '../config/config.ts';
+import { assertResolved, type Config, type ResolveOptions } from '../config/config.ts';
 import type { PacketDevice } from '../device/device.ts';
 import type { AllowedSources } from '../route/allowed.ts';
 import type { Router } from '../route/router.ts';
 import { formatRoute, routeJson } from '../route/text/show.ts';
+import type { RuleSpec } from '../route/rules.ts';
 import type { RouteSpec } from '../route/types.ts';
 import type { PeerEndpoints } from '../transport/peer-endpoints.ts';
 import { ControlCounter, ControlSender } from '../tunnel/control.ts';
@@ -46,7 +56,12 @@ import type { ControlDatagram, DataPlane, DataPlaneHooks, DataPlaneReport, PeerS
 import { InThreadDataPlane } from './dataplane-inthread.ts';
 import { FastPathUnavailable, WorkerDataPlane } from './dataplane-worker.ts';
 import { sysLibc, sysUnavailableReason } from '../sys/libc.ts';
-import { KernelRoutes } from './kernel-routes.ts';
+import { CaptureRing } from './capture-ring.ts';
+import { KernelRoutes, type KernelRouteChanges } from './kernel-routes.ts';
+import { describeDataPlaneEvent, lineEvent, lineSink, type EventFields, type EventLevel, type EventSink, type PeerNaming } from './log-event.ts';
+import { reresolvePeer } from './peer-resolve.ts';
+import { applyReload, checkReload } from './reload-apply.ts';
+import { planReload } from './reload-plan.ts';
 import { LocalStack, type StackUdpSocket } from './local-stack.ts';
 import type { Peer } from './peer.ts';
 import type { Pipeline } from './pipeline.ts';
@@ -100,9 +115,21 @@ export interface EndpointEvents {
   handover: [event: HandoverEvent];
 }
 
+/** What reload() did. */
+export interface ReloadResult {
+  /** One phrase per change applied live ("peer far: key changed"); empty: nothing changed. */
+  applied: string[];
+  /** One phrase per change that needs a restart ("listen ... -> ..."): not applied. */
+  restart: string[];
+}
+
 export interface EndpointOptions {
   /** One line per event (warnings start with "warning:"). */
   log?: (line: string) => void;
+  /** Log events with their names and fields (log-event.ts); when given, `log` lines come here too. */
+  onEvent?: EventSink;
+  /** How peers given by DNS name are looked up again (reload, peer down); default getaddrinfo. */
+  resolve?: ResolveOptions;
   /**
    * The packet device: true/undefined = a kernel TUN from `config.interface`; false = an in-memory
    * device (userspace mode: no root, only the endpoint's own stack is reachable); or any
@@ -117,7 +144,8 @@ export interface EndpointOptions {
 }
 
 export class Endpoint extends EventEmitter<EndpointEvents> implements DataPlaneOps {
-  readonly config: Config;
+  /** The config running (after a reload: the new one, with what needs a restart as started). */
+  private current: Config;
   /**
    * The data plane's state on this thread. With the in-thread data plane (portable path, memory
    * devices) it is the live data plane; with the worker data plane it is the control plane's
@@ -133,7 +161,15 @@ export class Endpoint extends EventEmitter<EndpointEvents> implements DataPlaneO
   startedAt = 0;
 
   private readonly log: (line: string) => void;
+  private readonly sink: EventSink;
   private readonly opts: EndpointOptions;
+  /** The config's extra `routes` lines by text: their route ids (reload removes by id). */
+  private readonly configRouteIds = new Map<string, number>();
+  /** Peer index -> lastRx when its lost keepalive was logged (once per silence). */
+  private readonly keepaliveLost = new Map<number, number>();
+  /** Drops reported as debug events (setDebugEvents). */
+  private debugEvents = false;
+  private capturing: CaptureRing | null = null;
   private readonly senderId: number;
   /** Our sender id and counter on the control messages (keepalives) we send. */
   private readonly control: ControlSender;
@@ -155,9 +191,11 @@ export class Endpoint extends EventEmitter<EndpointEvents> implements DataPlaneO
   constructor(config: Config, opts: EndpointOptions = {}) {
     super();
     assertResolved(config); // peer endpoints given as DNS names: resolveConfig first
-    this.config = config;
+    this.current = config;
     this.opts = opts;
-    this.log = opts.log ?? (() => {});
+    const onEvent = opts.onEvent;
+    this.sink = onEvent ?? lineSink(opts.log ?? (() => {}));
+    this.log = onEvent !== undefined ? (line) => onEvent(lineEvent(line)) : (opts.log ?? (() => {}));
     // A mobile node's keepalives are its messages too: the node's sender id and one counter.
     const mn = config.mobility?.mobileNode;
     this.senderId = mn ? senderIdFromName(mn.name) : senderIdFromName(`${config.interface.name}/${process.pid}/${Math.random()}`);
@@ -183,11 +221,26 @@ export class Endpoint extends EventEmitter<EndpointEvents> implements DataPlaneO
     self.on('removeListener', (event: string | symbol) => {
       if (event === 'control') this.dataplane?.wantControl(this.wantsControl());
     });
+    const configTexts = new Set(config.routes.map((r) => r.text));
+    for (const id of this.router.list({ table: 'all' })) {
+      const t = this.router.textOf(id);
+      if (t !== undefined && configTexts.has(t)) this.configRouteIds.set(t, id);
+    }
     this.mobility = new MobilityPlane(config, this, counter, {
       binding: (e) => this.safeEmit('binding', e),
       handover: (e) => this.safeEmit('handover', e),
       log: this.log,
     });
+  }
+
+  /** The config running (after a reload: the new one, with what needs a restart as started). */
+  get config(): Config {
+    return this.current;
+  }
+
+  /** One log event. */
+  private event(level: EventLevel, event: string, msg: string, fields?: EventFields): void {
+    this.sink({ level, event, msg, fields });
   }
 
   // The data plane's state on this thread (see `core`).
@@ -219,6 +272,11 @@ export class Endpoint extends EventEmitter<EndpointEvents> implements DataPlaneO
     return this.dataplane instanceof InThreadDataPlane ? this.dataplane.device : null;
   }
 
+  /** Where the UDP socket is bound ("address:port"; '' before start). */
+  get listen(): string {
+    return this.dataplane?.listen ?? '';
+  }
+
   /** Which data path runs ('' before start): see DataPlane.path. */
   get dataplanePath(): string {
     return this.dataplane?.path ?? '';
@@ -233,11 +291,11 @@ export class Endpoint extends EventEmitter<EndpointEvents> implements DataPlaneO
     try {
       if (c.kernelRoutes && this.opts.device === undefined && this.opts.tun !== false) {
         this.kernelRoutes = new KernelRoutes(c.interface.name, this.log);
-        const prefixes = kernelPrefixes(c);
-        const endpoints: AddressBytes[] = this.endpoints.entries().map(([, e]) => ({ family: e.family, bytes: e.bytes }));
+        const endpoints = this.underlayAddresses();
         this.kernelRoutes.removeStale(endpoints); // what a SIGKILLed endpoint left (kernel-routes.ts)
-        this.kernelRoutes.install(prefixes, endpoints);
+        this.logKernelRoutes(this.kernelRoutes.install(kernelPrefixes(c), endpoints), true);
       }
+      if (this.debugEvents) dp.setDebugEvents(true);
     } catch (e) {
       await this.teardown();
       throw e;
@@ -255,7 +313,31 @@ export class Endpoint extends EventEmitter<EndpointEvents> implements DataPlaneO
     this.timer.unref();
     // Say hello at once so peers with keepalives see us up without waiting a whole interval.
     for (const p of this.peers) if (p !== undefined && p.keepaliveMs > 0) this.sendKeepalive(p);
-    this.log(`up: ${c.interface.name} mtu ${c.interface.mtu}, listening on ${dp.listen}, ${this.peers.length} peer(s), data path: ${dp.path}`);
+    this.event('info', 'start', `up: ${c.interface.name} mtu ${c.interface.mtu}, listening on ${dp.listen}, ${this.peers.length} peer(s), data path: ${dp.path}`, {
+      mtu: c.interface.mtu,
+      listen: dp.listen,
+      peers: this.peers.length,
+      dataplane: dp.path,
+    });
+  }
+
+  /** The peers' underlay addresses (kernel routes pin the ones a tunnel prefix would capture). */
+  private underlayAddresses(): AddressBytes[] {
+    return this.endpoints.entries().map(([, e]) => ({ family: e.family, bytes: e.bytes }));
+  }
+
+  /** Kernel route changes: at start and stop one summary line (each route at debug), else one line each. */
+  private logKernelRoutes(ch: KernelRouteChanges, summary: boolean): void {
+    const dev = this.config.interface.name;
+    const each = (level: EventLevel, action: 'added' | 'removed', route: string): void =>
+      this.event(level, 'kernel-route', `kernel route ${action}: ${route}`, { action, route });
+    for (const r of ch.added) each(summary ? 'debug' : 'info', 'added', r);
+    for (const r of ch.removed) each(summary ? 'debug' : 'info', 'removed', r);
+    if (summary && ch.added.length + ch.removed.length > 0) {
+      const n = ch.added.length > 0 ? ch.added.length : ch.removed.length;
+      const action = ch.added.length > 0 ? 'added' : 'removed';
+      this.event('info', 'kernel-route', `kernel routes: ${n} ${action} through ${dev}`, { action, count: n });
+    }
   }
 
   /**
@@ -345,8 +427,21 @@ export class Endpoint extends EventEmitter<EndpointEvents> implements DataPlaneO
         this.core.pipeline.noteControl(index, b, 0, b.length);
       },
       log: this.log,
+      event: (e) => this.sink(describeDataPlaneEvent(e, this.naming)),
     };
   }
+
+  /** How data-plane events name peers. */
+  private readonly naming: PeerNaming = {
+    name: (i) => this.peers[i]?.name,
+    sameHost: (host, port) => {
+      for (const p of this.peers) {
+        const ep = p?.endpoint;
+        if (p !== undefined && ep !== undefined && ep.host === host && ep.port !== port) return { name: p.name, endpoint: ep.text };
+      }
+      return undefined;
+    },
+  };
 
   /** See warm-up.ts: typical packets through a throwaway pipeline of the same config. */
   private warmUpJit(packets: number): void {
@@ -366,14 +461,15 @@ export class Endpoint extends EventEmitter<EndpointEvents> implements DataPlaneO
     if (this.running) await this.mobility.stop(); // a mobile node deregisters while it still can
     this.running = false;
     await this.teardown();
-    this.log('stopped');
+    this.event('info', 'stop', 'stopped');
   }
 
   private async teardown(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    this.kernelRoutes?.remove();
+    if (this.kernelRoutes !== null) this.logKernelRoutes(this.kernelRoutes.remove(), true);
     this.kernelRoutes = null;
+    this.capturing = null;
     const dp = this.dataplane;
     if (dp) {
       // the last counters of a worker data plane stay readable after stop
@@ -429,6 +525,50 @@ export class Endpoint extends EventEmitter<EndpointEvents> implements DataPlaneO
     if (dp !== null && !(dp instanceof InThreadDataPlane)) dp.removePeer(index);
   }
 
+  /** Change peer `index` in place (routes, mtu, keepalive, key, MSS, endpoint): see DataPlane.updatePeer. */
+  updatePeer(index: number, spec: PeerSpec): void {
+    const dp = this.dataplane;
+    this.core.updatePeer(index, spec);
+    if (dp !== null && !(dp instanceof InThreadDataPlane)) dp.updatePeer(index, spec);
+  }
+
+  /** Replace the policy rules (all but Linux's three defaults), at once. */
+  setRules(rules: readonly RuleSpec[]): void {
+    const dp = this.dataplane;
+    this.core.setRules(rules);
+    if (dp !== null && !(dp instanceof InThreadDataPlane)) dp.setRules(rules);
+  }
+
+  /** Log each drop (reason and peer, rate-limited) as a debug event, or stop. */
+  setDebugEvents(on: boolean): void {
+    this.debugEvents = on;
+    this.core.setDebugEvents(on);
+    const dp = this.dataplane;
+    if (dp !== null && !(dp instanceof InThreadDataPlane)) dp.setDebugEvents(on);
+  }
+
+  /**
+   * Start a capture (`ipferry capture`): the data plane copies the `view`'s packets into a new
+   * ring (capture-ring.ts) of `bytes` bytes, at most `snaplen` bytes each, until stopCapture.
+   * One at a time; throws when one runs or the endpoint is not running.
+   */
+  startCapture(view: 'inner' | 'outer', opts: { bytes?: number; snaplen?: number } = {}): CaptureRing {
+    const dp = this.dataplane;
+    if (dp === null) throw new Error(`${this.config.interface.name} is not running`);
+    if (this.capturing !== null) throw new Error(`a capture is already running on ${this.config.interface.name}`);
+    const ring = new CaptureRing(opts.bytes ?? 4 << 20);
+    dp.setCapture({ view, buffer: ring.buffer, snaplen: opts.snaplen ?? 262_144 });
+    this.capturing = ring;
+    return ring;
+  }
+
+  /** Stop the capture writing into `ring` (nothing when it is not the running one). */
+  stopCapture(ring: CaptureRing): void {
+    if (this.capturing !== ring) return;
+    this.capturing = null;
+    this.dataplane?.setCapture(null);
+  }
+
   /** Send a control datagram (GUE header first) to a peer or an underlay address. */
   sendControl(bytes: Uint8Array, to: number | UnderlayAddress): DropReason {
     return this.dataplane?.sendControl(bytes, to) ?? DropReason.NoSocket;
@@ -480,9 +620,21 @@ export class Endpoint extends EventEmitter<EndpointEvents> implements DataPlaneO
         if (l.keepaliveDue(now) && !this.mobility.quiet(p.index)) this.sendKeepalive(p);
         if (l.expire(now)) {
           this.dataplane?.peerDown(p.index);
-          this.log(`peer ${p.name} down (nothing heard for ${Math.round((now - l.lastRx) / 1000)} s)`);
+          const silent = Math.round((now - l.lastRx) / 1000);
+          this.event('info', 'peer-down', `peer ${p.name} down (nothing heard for ${silent} s)`, { peer: p.name, endpoint: p.endpointText, silentSeconds: silent });
           this.safeEmit('peer-down', p);
           this.mobility.peerDown(p.index);
+          void this.reresolve(p.name);
+        } else if (l.up && l.keepaliveMs > 0 && now - l.lastRx > 2 * l.keepaliveMs && this.keepaliveLost.get(p.index) !== l.lastRx) {
+          // two keepalives missed: say so before the peer is declared down
+          this.keepaliveLost.set(p.index, l.lastRx);
+          const silent = Math.round((now - l.lastRx) / 1000);
+          this.event(
+            'warn',
+            'keepalive-lost',
+            `peer ${p.name}: keepalive lost (nothing heard for ${silent} s, keepalive every ${l.keepaliveMs / 1000} s; down after ${Math.round(l.deadAfterMs / 1000)} s)`,
+            { peer: p.name, endpoint: p.endpointText, silentSeconds: silent },
+          );
         }
       }
     } catch (e) {
@@ -490,6 +642,68 @@ export class Endpoint extends EventEmitter<EndpointEvents> implements DataPlaneO
     }
     this.logUnheardErrors();
   }
+
+  /** A peer given by DNS name went down: look the name up again, move the peer if it changed. */
+  private async reresolve(name: string): Promise<void> {
+    const c = this.config;
+    const r = await reresolvePeer(c, name, this.opts.resolve);
+    if (r.kind === 'same') return;
+    if (r.kind === 'failed') {
+      this.event('warn', 'endpoint-resolved', `peer ${name}: ${r.why}; keeping its address`, { peer: name, hostname: r.hostname });
+      return;
+    }
+    const index = this.peers.findIndex((p) => p?.name === name);
+    if (!this.running || this.config !== c || index < 0) return; // stopped or reloaded meanwhile
+    this.setPeerEndpoint(index, { family: r.to.family, address: r.to.bytes, port: r.to.port });
+    this.current = r.config;
+    this.event('info', 'endpoint-resolved', `peer ${name}: ${r.hostname} now resolves to ${r.to.host} (was ${r.from.host})`, {
+      peer: name,
+      hostname: r.hostname,
+      address: r.to.host,
+      was: r.from.host,
+    });
+    this.syncKernelRoutes();
+  }
+
+  /** Kernel routes after a change of prefixes or endpoints (one line per route added or removed). */
+  private syncKernelRoutes(): void {
+    if (this.kernelRoutes === null) return;
+    try {
+      this.logKernelRoutes(this.kernelRoutes.sync(kernelPrefixes(this.config), this.underlayAddresses()), false);
+    } catch (e) {
+      this.event('error', 'kernel-route', `kernel routes: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+
+  // ---------------------------------------------------------------- reload
+
+  /**
+   * Apply a new config (resolved: resolveConfig) to the running endpoint: peers, routes, rules
+   * and keys change live (reload-plan.ts); what needs a restart is returned and not applied.
+   * Throws a one-line ConfigError and changes nothing when the new config cannot run here.
+   */
+  reload(next: Config): ReloadResult {
+    assertResolved(next);
+    const plan = planReload(this.config, next);
+    checkReload(plan, this.config, next.source);
+    const r = applyReload(this, plan, this.configRouteIds);
+    for (const i of r.added) {
+      const p = this.peers[i]!;
+      if (p.keepaliveMs > 0 && this.running) this.sendKeepalive(p);
+    }
+    for (const f of r.failed) this.event('error', 'reload', `reload ${next.source}: route ${f}`);
+    this.keepaliveLost.clear();
+    this.current = plan.effective;
+    this.syncKernelRoutes();
+    const src = next.source;
+    if (plan.live.length === 0) this.event('info', 'reload', `reload ${src}: no changes to apply`, { source: src, changes: 0 });
+    else this.event('info', 'reload', `reload ${src}: ${plan.live.join('; ')}`, { source: src, changes: plan.live.length });
+    if (plan.restart.length > 0) {
+      this.event('warn', 'reload', `reload ${src}: needs restart: ${plan.restart.join('; ')} (not applied; everything else is)`, { source: src, restart: plan.restart.join('; ') });
+    }
+    return { applied: plan.live, restart: plan.restart };
+  }
+
 
   /** Copy a worker data plane's counters into this side's peers (liveness: lastRx/lastTx). */
   private applyReport(r: DataPlaneReport): void {
@@ -599,7 +813,8 @@ export class Endpoint extends EventEmitter<EndpointEvents> implements DataPlaneO
   }
 
   private peerUp(p: Peer): void {
-    this.log(`peer ${p.name} up (${p.endpointText})`);
+    this.keepaliveLost.delete(p.index);
+    this.event('info', 'peer-up', `peer ${p.name} up (${p.endpointText})`, { peer: p.name, endpoint: p.endpointText });
     this.safeEmit('peer-up', p);
   }
 

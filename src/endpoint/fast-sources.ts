@@ -160,6 +160,16 @@ export class UnderlayIndex implements DatagramSources {
     return mapped ? { family: 4, address: a.slice(12), port } : { family: 6, address: a, port };
   }
 
+  /** A 32-bit hash (FNV-1a) of datagram i's sockaddr bytes (port and address), allocation-free. */
+  sourceKey(i: number): number {
+    const u8 = this.batchMem;
+    const off = this.batchName[i]!;
+    const len = sockaddrFamily(u8, off) === AF_INET ? 8 : 24;
+    let h = 0x811c9dc5;
+    for (let k = 2; k < len; k++) h = Math.imul(h ^ u8[off + k]!, 0x01000193);
+    return h >>> 0;
+  }
+
   // ---- internals
 
   private keyOf(family: 4 | 6, bytes: Uint8Array): void {

@@ -12,6 +12,10 @@
  * with the process and takes the tunnel routes along, but the pinned underlay host route stays.
  * So the next start first removes stale routes with our mark that are ours to remove
  * (removeStale): any through our interface, and host routes to one of our peers' endpoints.
+ *
+ * On a reload, sync() moves the installed set to the new one: routes that go are removed,
+ * new ones added, the rest left alone (traffic on them never sees a gap). Every call returns the
+ * routes it added and removed (`ip route` text), for the log.
  */
 import { execFileSync } from 'node:child_process';
 import { formatAddress, formatPrefix, prefixContains, type AddressBytes, type Prefix } from '../wire/address-text.ts';
@@ -43,9 +47,17 @@ interface UnderlayRoute {
   dev?: string;
 }
 
+/** What a call changed, each route as `ip route` arguments joined ("192.168.20.0/24 dev ferry0"). */
+export interface KernelRouteChanges {
+  added: string[];
+  removed: string[];
+}
+
 export class KernelRoutes {
   /** Route specs we added, in order, each as the `ip route` arguments after add/del. */
   private readonly added: string[][] = [];
+  /** Those added at run time with addRoute (mobility): sync() leaves them alone. */
+  private readonly runTime = new Set<string>();
 
   constructor(
     private readonly dev: string,
@@ -57,11 +69,50 @@ export class KernelRoutes {
    * Pin underlay host routes for endpoints a tunnel prefix would capture, then add the tunnel
    * routes. `prefixes` are the peer routes; `endpoints` the peers' underlay addresses.
    */
-  install(prefixes: readonly Prefix[], endpoints: readonly AddressBytes[]): void {
+  install(prefixes: readonly Prefix[], endpoints: readonly AddressBytes[]): KernelRouteChanges {
+    const out: KernelRouteChanges = { added: [], removed: [] };
+    for (const spec of this.wanted(prefixes, endpoints)) if (this.add(spec)) out.added.push(spec.join(' '));
+    return out;
+  }
+
+  /**
+   * Move the installed routes to what `prefixes` and `endpoints` want now (a reload, a peer
+   * moved): remove ours that are no longer wanted (newest first), add the new ones; routes in
+   * both stay untouched. Removal errors are logged; an add that fails throws (as install does).
+   */
+  sync(prefixes: readonly Prefix[], endpoints: readonly AddressBytes[]): KernelRouteChanges {
+    const out: KernelRouteChanges = { added: [], removed: [] };
+    const want = this.wanted(prefixes, endpoints);
+    const wantKeys = new Set(want.map((s) => s.join(' ')));
+    for (let i = this.added.length - 1; i >= 0; i--) {
+      const spec = this.added[i]!;
+      if (wantKeys.has(spec.join(' ')) || this.runTime.has(spec.join(' '))) continue;
+      this.added.splice(i, 1);
+      if (this.del(spec)) out.removed.push(spec.join(' '));
+    }
+    const have = new Set(this.added.map((s) => s.join(' ')));
+    for (const spec of want) {
+      if (!have.has(spec.join(' ')) && this.add(spec)) out.added.push(spec.join(' '));
+    }
+    return out;
+  }
+
+  /**
+   * The routes wanted, in the order to add them: a host route pinning each peer endpoint a
+   * tunnel prefix would capture (one we pinned before is kept as it is), then the prefixes.
+   */
+  private wanted(prefixes: readonly Prefix[], endpoints: readonly AddressBytes[]): string[][] {
+    const out: string[][] = [];
     for (const ep of endpoints) {
       const capturing = prefixes.find((p) => prefixContains(p, ep));
       if (capturing === undefined) continue;
       const epText = formatAddress(ep.bytes, 0, ep.family);
+      const host = `${epText}/${ep.family === 4 ? 32 : 128}`;
+      const pinned = this.added.find((s) => s[0] === host && !s.includes(this.dev));
+      if (pinned !== undefined) {
+        out.push(pinned);
+        continue;
+      }
       const via = this.underlayRoute(ep);
       if (via === undefined || via.dev === this.dev) {
         this.log(
@@ -69,15 +120,16 @@ export class KernelRoutes {
         );
         continue;
       }
-      const spec = [`${epText}/${ep.family === 4 ? 32 : 128}`];
+      const spec = [host];
       if (via.gateway) spec.push('via', via.gateway);
       if (via.dev) spec.push('dev', via.dev);
       this.log(
         `warning: ${formatPrefix(capturing)} would capture peer endpoint ${epText}; keeping it reachable with host route ${spec.join(' ')}`,
       );
-      this.add(spec);
+      out.push(spec);
     }
-    for (const p of prefixes) this.add([formatPrefix(p), 'dev', this.dev]);
+    for (const p of prefixes) out.push([formatPrefix(p), 'dev', this.dev]);
+    return out;
   }
 
   /**
@@ -118,17 +170,26 @@ export class KernelRoutes {
   }
 
   /** Remove every route we added, newest first. Errors are logged, never thrown. */
-  remove(): void {
-    while (this.added.length > 0) this.del(this.added.pop()!);
+  remove(): KernelRouteChanges {
+    const out: KernelRouteChanges = { added: [], removed: [] };
+    this.runTime.clear();
+    while (this.added.length > 0) {
+      const spec = this.added.pop()!;
+      if (this.del(spec)) out.removed.push(spec.join(' '));
+    }
+    return out;
   }
 
-  private del(spec: string[]): void {
+  /** `ip route del`: true when it went (or was gone with the device); other errors logged. */
+  private del(spec: string[]): boolean {
     try {
       this.ip(['route', 'del', ...spec, ...PROTO_ARGS]);
+      return true;
     } catch (e) {
       // The TUN going away removes its routes with it: not worth a warning.
       const msg = errorText(e);
       if (!/No such process|Cannot find device/.test(msg)) this.log(`warning: ip route del ${spec.join(' ')}: ${msg}`);
+      return false;
     }
   }
 
@@ -137,7 +198,8 @@ export class KernelRoutes {
    * agent, a mobile node's tunnel routes when it leaves home). Throws like install().
    */
   addRoute(prefix: Prefix): void {
-    this.add([formatPrefix(prefix), 'dev', this.dev]);
+    const spec = [formatPrefix(prefix), 'dev', this.dev];
+    if (this.add(spec)) this.runTime.add(spec.join(' '));
   }
 
   /** Take back one route addRoute() or install() added (logged, never thrown, when it fails). */
@@ -146,6 +208,7 @@ export class KernelRoutes {
     const i = this.added.findIndex((s) => s.length === 3 && s[0] === text && s[2] === this.dev);
     if (i < 0) return;
     const [spec] = this.added.splice(i, 1);
+    this.runTime.delete(spec!.join(' '));
     this.del(spec!);
   }
 
@@ -154,15 +217,17 @@ export class KernelRoutes {
     return this.added;
   }
 
-  private add(spec: string[]): void {
+  /** `ip route add`: true when added; false when it existed already (not ours: left alone). */
+  private add(spec: string[]): boolean {
     try {
       this.ip(['route', 'add', ...spec, ...PROTO_ARGS]);
       this.added.push(spec);
+      return true;
     } catch (e) {
       const msg = errorText(e);
       if (/File exists/.test(msg)) {
         this.log(`warning: route ${spec.join(' ')} already exists; leaving it as it is`);
-        return;
+        return false;
       }
       throw new Error(`ip route add ${spec.join(' ')}: ${msg}`);
     }

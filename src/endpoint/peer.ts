@@ -31,15 +31,19 @@ export interface PeerInit {
   sourcesOf?: number;
 }
 
+/** What a reload may change of a peer in place (PeerInit without identity and endpoint). */
+export type PeerSettings = Pick<PeerInit, 'routes' | 'mtu' | 'keepalive' | 'key' | 'mss'>;
+
 export class Peer {
   readonly index: number;
   readonly name: string;
-  readonly routes: readonly ConfigPrefix[];
-  readonly mtu: number;
-  readonly key: Uint8Array | null;
+  // Settings a reload changes in place (apply()); the pipeline reads them per packet.
+  routes: readonly ConfigPrefix[];
+  mtu: number;
+  key: Uint8Array | null;
   /** MSS clamp for SYNs through this peer; 0 = off. */
-  readonly mssV4: number;
-  readonly mssV6: number;
+  mssV4: number;
+  mssV6: number;
   /** Up/down, last heard from and sent to, keepalive timing. */
   readonly liveness: PeerLiveness;
   /** Made by the mobility layer (see PeerInit.mobile). */
@@ -74,6 +78,19 @@ export class Peer {
     this.mssV6 = init.mss?.v6 ?? 0;
     this.mobile = init.mobile ?? false;
     this.sourcesOf = init.sourcesOf ?? -1;
+  }
+
+  /**
+   * New settings (reload), taking effect with the next packet: counters, liveness state and the
+   * endpoint stay. The caller keeps the router and the source check in step with `routes`.
+   */
+  apply(s: PeerSettings): void {
+    this.routes = s.routes;
+    this.mtu = s.mtu;
+    this.key = s.key;
+    this.mssV4 = s.mss?.v4 ?? 0;
+    this.mssV6 = s.mss?.v6 ?? 0;
+    this.liveness.setKeepalive(s.keepalive);
   }
 
   /** The underlay endpoint now (it moves only through PeerEndpoints.set). */

@@ -47,7 +47,10 @@ import { IP_PROTO_TCP, ipVersion, IPV6_MIN_MTU } from '../wire/ip.ts';
 import { IPV4_SRC, Ipv4Packet, ipv4UnfragmentedPayload } from '../wire/ipv4.ts';
 import { ipv6DirectPayload, IPV6_SRC, Ipv6Packet } from '../wire/ipv6.ts';
 import { TCP_HEADER_LEN, TcpPacket } from '../wire/tcp.ts';
-import type { UnderlayAddress } from './dataplane.ts';
+import type { CaptureSpec } from './capture-ring.ts';
+import { CaptureTap } from './capture-tap.ts';
+import type { DataPlaneEvent, UnderlayAddress } from './dataplane.ts';
+import { EventReporter } from './event-report.ts';
 import type { IcmpSender } from './icmp-sender.ts';
 import type { Peer } from './peer.ts';
 
@@ -84,7 +87,10 @@ export interface PipelineEvents {
    * data plane copies it up so the control plane's replay windows follow (roaming checks them).
    */
   onKeepalive?(peer: Peer, p: PacketBuffer): void;
+  /** Events an operator must see (dataplane.ts DataPlaneEvent), rate-limited. Absent: none are reported. */
+  onEvent?(e: DataPlaneEvent): void;
 }
+
 
 /** What the pipeline needs of a device: write a packet (the caller keeps and releases it). */
 export interface PacketWriter {
@@ -105,6 +111,12 @@ export interface PacketSender {
 /** Underlay sources of the datagrams of the batch fromTransport is handling (control plane: may allocate). */
 export interface DatagramSources {
   source(i: number): UnderlayAddress;
+  /**
+   * A 32-bit hash of datagram i's source address and port, without allocating: the events of
+   * unknown sources are rate-limited per source with it. Absent: all unknown sources share one
+   * limit.
+   */
+  sourceKey?(i: number): number;
 }
 
 export interface PipelineOptions {
@@ -138,6 +150,10 @@ export class Pipeline {
   local: LocalInput | null = null;
   /** Peer-to-peer forwards (hub). */
   forwarded = 0;
+  /** The running capture, or null (setCapture). */
+  private tap: CaptureTap | null = null;
+  /** Events for the control plane (event-report.ts), rate-limited; `.debug`: drops too. */
+  readonly reporter: EventReporter;
   /** Exceptions caught inside the pipeline (each also counted as InternalError drops for the packets it cost). */
   errors = 0;
 
@@ -172,6 +188,8 @@ export class Pipeline {
    * the fast path sets an allocation-free source (sys/memory.ts SysClock).
    */
   clockSource: { sample(out: Float64Array): void } | null = null;
+  /** bicasting plus one while a capture runs: the one branch per sent packet for both. */
+  private sendExtra = 0;
   // ---- one burst of packets routed with Router.lookupBatch (the LPM misses of a burst overlap) ----
   /** Packets of the burst, their family and header offset / end in the slab view. */
   private readonly bPkt: (PacketBuffer | null)[] = new Array<PacketBuffer | null>(BATCH_MAX).fill(null);
@@ -208,6 +226,7 @@ export class Pipeline {
     this.peers = opts.peers;
     this.drops = opts.drops;
     this.controlIn = new ControlReceiver(opts.peers.length, opts.senderId);
+    this.reporter = new EventReporter(() => this.o.events.onEvent);
     // Dev indices are small integers handed out as routes name devices: room for every peer,
     // the device, the stack and the names config routes use.
     const devs = opts.peers.length + 64;
@@ -252,7 +271,26 @@ export class Pipeline {
     const was = peer.bicastTo !== null;
     peer.bicastTo = to;
     peer.bicastUntil = to === null ? 0 : untilMs;
-    this.bicasting += (to !== null ? 1 : 0) - (was ? 1 : 0);
+    const d = (to !== null ? 1 : 0) - (was ? 1 : 0);
+    this.bicasting += d;
+    this.sendExtra += d;
+  }
+
+  /** Start copying packets into a capture ring (capture-tap.ts), or stop (null). */
+  setCapture(spec: CaptureSpec | null): void {
+    const was = this.tap !== null;
+    this.tap = spec === null ? null : new CaptureTap(spec);
+    this.sendExtra += (this.tap !== null ? 1 : 0) - (was ? 1 : 0);
+  }
+
+  /** The running capture's tap (the data plane taps what it sends itself: control datagrams). */
+  get capture(): CaptureTap | null {
+    return this.tap;
+  }
+
+  /** Report the counts of events held back whose interval is over (about once a second). */
+  flushEvents(now: number): void {
+    this.reporter.flush(now);
   }
 
   // ---------------------------------------------------------------- device -> ...
@@ -292,6 +330,7 @@ export class Pipeline {
   readonly fromTransport = (batch: PacketBuffer[], count: number, sources: DatagramSources | null = null): void => {
     const outer = this.sources;
     this.sources = sources;
+    if (this.tap !== null) this.tapReceived(batch, count, sources);
     if (this.depth > 0) {
       try {
         this.nested(batch, count, FROM_TRANSPORT);
@@ -323,6 +362,15 @@ export class Pipeline {
       this.sources = outer;
     }
   };
+
+  /** Copy a received batch into the capture ring; a failure costs the copy, not the packets. */
+  private tapReceived(batch: PacketBuffer[], count: number, sources: DatagramSources | null): void {
+    const err = this.tap!.receivedBatch(batch, count, this.peers, sources);
+    if (err !== null) {
+      this.errors++;
+      this.o.events.onError?.(err);
+    }
+  }
 
   /**
    * A batch (or one local packet: batch null) arriving while the pipeline is already inside an
@@ -423,6 +471,7 @@ export class Pipeline {
         this.punt(p, -1);
         return;
       }
+      this.reporter.unknownSource(this.sources, this.srcIndex, this.clock[0]!);
       this.drop(p, DropReason.UnknownPeer);
       return;
     }
@@ -450,6 +499,7 @@ export class Pipeline {
     // node: the home agent's).
     const owner = this.allowed.lookup(p.buf, p.offset + (fam === 4 ? IPV4_SRC : IPV6_SRC), fam);
     if (owner !== idx && (owner < 0 || owner !== peer.sourcesOf)) {
+      this.reporter.sourceNotAllowed(idx, p.buf, p.offset, fam, this.clock[0]!);
       this.dropPeer(p, peer, DropReason.SourceNotAllowed);
       return;
     }
@@ -469,6 +519,7 @@ export class Pipeline {
     }
     const r = this.controlIn.receive(p.buf, p.offset, p.length, peer.index, peer.key);
     if (r !== DropReason.None) {
+      if (r === DropReason.BadAuthentication) this.reporter.authFailure(peer.index, peer.endpointText, this.clock[0]!);
       this.dropPeer(p, peer, r);
       return;
     }
@@ -573,7 +624,8 @@ export class Pipeline {
     const target = nh === null || nh.devIndex < 0 || nh.devIndex >= this.devTarget.length ? TARGET_NONE : this.devTarget[nh.devIndex]!;
     if (target < 0) return null;
     const peer = this.peers[target];
-    if (peer === undefined || segLen > peer.mtu || peer.bicastTo !== null || this.transport === null) return null;
+    // bicasting or a capture: the segments go one by one through send() (its copies and taps)
+    if (peer === undefined || segLen > peer.mtu || this.sendExtra > 0 || this.transport === null) return null;
     this.superRoute = id;
     return peer;
   }
@@ -751,6 +803,7 @@ export class Pipeline {
         fam === 4
           ? this.o.icmp.build(4, ICMP_DEST_UNREACHABLE, ICMP_UNREACH_FRAG_NEEDED, mtu, p.buf, p.offset, p.length)
           : this.o.icmp.build(6, ICMPV6_PACKET_TOO_BIG, 0, Math.max(mtu, IPV6_MIN_MTU), p.buf, p.offset, p.length);
+      this.reporter.fragNeeded(peer.index, p.buf, p.offset, fam, p.length, mtu, this.clock[0]!);
       this.heldReply = q;
       this.drop(p, DropReason.PacketTooBig);
       if (q !== null) this.reply(q, ingress);
@@ -767,7 +820,7 @@ export class Pipeline {
     peer.txBytes += p.length;
     peer.liveness.sentAt(this.clock);
     if (t === null) return this.drop(p, DropReason.NoSocket);
-    if (this.bicasting > 0 && peer.bicastTo !== null) this.bicastCopy(p, peer, t);
+    if (this.sendExtra > 0) this.sendExtras(p, peer, t);
     this.handOff(p);
     const r = t.send(p, peer.index);
     if (r !== DropReason.None) {
@@ -776,12 +829,23 @@ export class Pipeline {
     }
   }
 
+  /** What a sent packet may need besides the send: a capture copy, a bicast copy. */
+  private sendExtras(p: PacketBuffer, peer: Peer, t: PacketSender): void {
+    const tap = this.tap;
+    if (tap !== null) {
+      const ep = peer.endpoint;
+      if (ep !== undefined) tap.sent(p, ep);
+    }
+    if (peer.bicastTo !== null) this.bicastCopy(p, peer, t);
+  }
+
   /** Mobility handover: a copy of p to the peer's second endpoint while the bicast lasts. */
   private bicastCopy(p: PacketBuffer, peer: Peer, t: PacketSender): void {
     if (this.clock[0]! >= peer.bicastUntil) {
       this.setBicast(peer, null, 0);
       return;
     }
+    if (this.tap !== null) this.tap.sent(p, peer.bicastTo!);
     const q = this.o.pools.acquire(p.length);
     if (q === null) {
       this.drops.count(DropReason.PoolExhausted);
@@ -885,12 +949,16 @@ export class Pipeline {
 
   private drop(p: PacketBuffer, reason: DropReason): void {
     this.drops.count(reason);
+    if (this.reporter.debug) this.reporter.drop(reason, -1, this.clock[0]!);
     this.handOff(p);
     p.release();
   }
 
   private dropPeer(p: PacketBuffer, peer: Peer, reason: DropReason): void {
     peer.drops++;
-    this.drop(p, reason);
+    this.drops.count(reason);
+    if (this.reporter.debug) this.reporter.drop(reason, peer.index, this.clock[0]!);
+    this.handOff(p);
+    p.release();
   }
 }

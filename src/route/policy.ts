@@ -120,6 +120,32 @@ export class Policy {
     return prio;
   }
 
+  /**
+   * Replace the whole rule list at once (a config reload): Linux's three default rules, then
+   * `specs` in order, as if added one by one. Lookups see the old list or the new one, never a
+   * list in between; a spec that does not compile throws and leaves the old list in place.
+   */
+  replaceRules(specs: readonly (RuleSpec | string)[]): void {
+    const old = this.rules;
+    const oldSimple = this.simple;
+    const onChange = this.onChange;
+    this.onChange = null;
+    try {
+      this.rules = [];
+      this.addRule({ priority: 0, table: 'local' });
+      this.addRule({ priority: 32766, table: 'main' });
+      this.addRule({ priority: 32767, table: 'default' });
+      for (const s of specs) this.addRule(s);
+    } catch (e) {
+      this.rules = old;
+      this.simple = oldSimple;
+      throw e;
+    } finally {
+      this.onChange = onChange;
+    }
+    this.onChange?.();
+  }
+
   /** Remove the first rule with this priority. */
   removeRule(priority: number): boolean {
     const i = this.rules.findIndex((r) => r.priority === priority);

@@ -113,6 +113,11 @@ export class Router {
     return this.policy.removeRule(priority);
   }
 
+  /** Replace every rule but Linux's three defaults with `specs`, at once (see Policy.replaceRules). */
+  replaceRules(specs: readonly (RuleSpec | string)[]): void {
+    this.policy.replaceRules(specs);
+  }
+
   rules(): readonly Rule[] {
     return this.policy.rules;
   }

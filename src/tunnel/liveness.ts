@@ -12,8 +12,8 @@
  * keepalives are configured and nothing at all was sent for one interval.
  */
 export class PeerLiveness {
-  /** Keepalive interval in ms; 0 = no keepalives. */
-  readonly keepaliveMs: number;
+  /** Keepalive interval in ms; 0 = no keepalives (changed only through setKeepalive). */
+  keepaliveMs: number;
   /** Epoch ms of the last datagram received from the peer; 0 = never. */
   lastRx = 0;
   /** Epoch ms of the last datagram sent to the peer; 0 = never. */
@@ -22,6 +22,11 @@ export class PeerLiveness {
 
   /** `keepaliveSec`: seconds between keepalives, null for none. */
   constructor(keepaliveSec: number | null) {
+    this.keepaliveMs = keepaliveSec === null ? 0 : keepaliveSec * 1000;
+  }
+
+  /** A new keepalive interval (reload): timing follows at once, up/down and the times stay. */
+  setKeepalive(keepaliveSec: number | null): void {
     this.keepaliveMs = keepaliveSec === null ? 0 : keepaliveSec * 1000;
   }
 

@@ -32,6 +32,7 @@ describe('parseConfig: good configs', () => {
       controlMode: 0o600,
       metrics: null,
       log: 'info',
+      logFormat: 'text',
     });
     // The default location is resolved by the control layer (it probes /run and the namespace).
     expect(controlSocketPath(c)).toBe(defaultSocketPath('ferry0'));

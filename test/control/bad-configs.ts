@@ -95,6 +95,8 @@ export const BAD_CONFIGS: BadCase[] = [
   { name: 'stack-duplicates-interface', text: mut((c) => (c.stack = { address: ['10.0.0.1/32'] })), message: 'stack.address[0]: 10.0.0.1 is also interface.address[0]' },
   { name: 'endpoint-is-listen', text: mut((c) => (c.peers[0].endpoint = '127.0.0.1:6080')), message: "peers[0].endpoint: 127.0.0.1:6080 is this endpoint's own listen address" },
   { name: 'bad-log-level', text: mut((c) => (c.log = 'verbose')), message: 'log: expected one of error, warn, info, debug, got string "verbose"' },
+  { name: 'bad-log-format', text: mut((c) => (c.log = { level: 'debug', format: 'xml' })), message: 'log.format: expected text or json, got string "xml"' },
+  { name: 'log-unknown-key', text: mut((c) => (c.log = { levle: 'debug' })), message: 'log.levle: unknown key (did you mean "level"?)' },
   { name: 'bad-mss', text: mut((c) => (c.mssClamp = 100)), message: 'mssClamp: 100 is out of range (536-65495)' },
   // Configs that passed validation but could not run (hardening issue):
   { name: 'peer-named-interface', text: mut((c) => (c.peers[1].name = 'cfgtest0')), message: "peers[1].name: cfgtest0 is the interface's name (routes use dev cfgtest0 for the TUN)" },

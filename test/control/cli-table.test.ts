@@ -37,8 +37,10 @@ async function run(argv: string[]): Promise<{ code: number; out: string; err: st
 
 /** Each command: its usage line and the options its help must list. */
 const COMMANDS: [string, string, string[]][] = [
-  ['up', 'usage: ipferry up [options] <CONFIG>', ['--log-level <LEVEL>', '--userspace', '--check']],
+  ['up', 'usage: ipferry up [options] <CONFIG>', ['--log-level <LEVEL>', '--log-format <FORMAT>', '--userspace', '--check']],
   ['down', 'usage: ipferry down [options] [IFACE]', ['-i, --interface <NAME>', '--socket <PATH>', '--timeout <MS>']],
+  ['reload', 'usage: ipferry reload [options] [IFACE]', ['-i, --interface <NAME>', '--socket <PATH>', '--timeout <MS>']],
+  ['capture', 'usage: ipferry capture [options] [IFACE]', ['-i, --interface <NAME>', '--socket <PATH>', '-w, --write <FILE>', '--inner', '--outer', '-c, --count <N>', '-s, --snaplen <BYTES>']],
   ['show', 'usage: ipferry show [options] [IFACE] [SECTION]', ['-i, --interface <NAME>', '--socket <PATH>', '--json', '--timeout <MS>']],
   ['ping', 'usage: ipferry ping [options] <ADDR> [IFACE]', ['--from <STACKADDR>', '-c, --count <N>', '-s, --size <SIZE>', '--interval <MS>', '-W, --wait <MS>', '--socket <PATH>']],
   ['check', 'usage: ipferry check [options] <CONFIG...>', []],
@@ -52,7 +54,7 @@ describe('help', () => {
     const r = await run(['--help']);
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/^usage: ipferry <command> \[options\]\n/);
-    for (const c of ['up', 'down', 'show', 'ping', 'check', 'genkey', 'route']) expect(r.out).toMatch(new RegExp(`\\n  ${c} `));
+    for (const c of ['up', 'down', 'reload', 'capture', 'show', 'ping', 'check', 'genkey', 'route']) expect(r.out).toMatch(new RegExp(`\\n  ${c} `));
     expect(r.out).toContain('exit codes: 0 ok, 1 runtime failure, 2 usage, config or preflight error\n');
     out = '';
     const bare = await run([]);
@@ -107,6 +109,17 @@ const ERRORS: [string[], number, string][] = [
   [['up', 'x.json', '--log-level'], 2, 'up: option --log-level needs a value (LEVEL)'],
   [['up', 'x.json', '--log-level', 'loud'], 2, 'up: --log-level must be one of error, warn, info, debug, got loud'],
   [['up', 'no-such.json'], 2, 'no-such.json: no such file'],
+  [['up', 'x.json', '--log-format', 'xml'], 2, 'up: --log-format must be one of text, json, got xml'],
+  [['reload', 'a', 'b'], 2, 'reload: unexpected argument b (usage: ipferry reload [IFACE])'],
+  [['reload', 'x', '--interface', 'y'], 2, 'reload: interface given twice (x and --interface y)'],
+  [['reload', '--timeout', '0'], 2, 'reload: --timeout needs a whole number 1-600000, got 0'],
+  [['reload', '--socket'], 2, 'reload: option --socket needs a value (PATH)'],
+  [['capture', 'x', '--interface', 'y'], 2, 'capture: interface given twice (x and --interface y)'],
+  [['capture', '--outer', '--inner'], 2, 'capture: give --outer or --inner, not both'],
+  [['capture', '-w'], 2, 'capture: option --write needs a value (FILE)'],
+  [['capture', '-c', '0'], 2, 'capture: -c needs a whole number 1-2147483648, got 0'],
+  [['capture', '-s', '10'], 2, 'capture: -s needs a whole number 64-262144, got 10'],
+  [['capture', '--frob'], 2, 'capture: unknown option --frob (see ipferry capture --help)'],
   [['show', '--interface'], 2, 'show: option --interface needs a value (NAME)'],
   [['show', '-i'], 2, 'show: option --interface needs a value (NAME)'],
   [['show', '--socket'], 2, 'show: option --socket needs a value (PATH)'],

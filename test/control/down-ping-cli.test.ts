@@ -38,7 +38,7 @@ async function writeConfig(name: string, body: Record<string, unknown>): Promise
 }
 
 describe('show IFACE, ping, down against the fake endpoint', () => {
-  it('runs the wg-style show, pings, ignores SIGHUP, and stops on `ipferry down IFACE`', async () => {
+  it('runs the wg-style show, pings, reloads on SIGHUP, and stops on `ipferry down IFACE`', async () => {
     const name = ifname('dpf');
     const [port] = await freePorts(1);
     const file = await writeConfig(name, {
@@ -84,10 +84,44 @@ describe('show IFACE, ping, down against the fake endpoint', () => {
     expect(badFrom.stderr).toBe("ipferry: ping: 10.0.0.77 is not an address of this endpoint's stack\n");
     expect(badFrom.code).toBe(1);
 
-    // SIGHUP: reload comes later; until then it must not stop the endpoint (systemctl reload).
+    // SIGHUP reloads (systemctl reload): it must not stop the endpoint.
     up.child.kill('SIGHUP');
-    await up.waitFor(/SIGHUP: reload is not supported yet/);
+    await up.waitFor(/fake endpoint reloaded /);
     expect((await runCli(['show', name, 'stats'])).code).toBe(0);
+    // `ipferry reload`: the log settings are applied by up itself (level and format, live)
+    await writeConfig(name, {
+      interface: { name, address: ['10.0.0.1/30'] },
+      listen: `127.0.0.1:${port}`,
+      stack: { address: ['10.0.0.254/32'] },
+      peers: [
+        { name: 'shanghai', endpoint: '127.0.0.1:9', routes: ['192.168.20.0/24'] },
+        { name: 'hangzhou', endpoint: '127.0.0.1:10', routes: ['192.168.30.0/24'] },
+      ],
+      log: { level: 'debug', format: 'json' },
+    });
+    const reloaded = await runCli(['reload', name]);
+    expect(reloaded.stderr).toBe('');
+    expect(reloaded.stdout).toBe(`${name}: reloaded ${file}\n  peer hangzhou added\n  log level info -> debug\n  log format text -> json\n`);
+    expect(reloaded.code).toBe(0);
+    const fromNow = up.stderr.length;
+    // a file that does not parse: exit 2, one line; the endpoint logs it and runs on
+    writeFileSync(file, 'interface: [\n');
+    const broken = await runCli(['reload', name]);
+    expect(broken.stdout).toBe('');
+    expect(broken.stderr).toMatch(new RegExp(`^ipferry: ${file.replace(/[.]/g, '\\.')}: line \\d+, column \\d+: YAML syntax error: .*\\(still running the previous config\\)\\n$`));
+    expect(broken.code).toBe(2);
+    await up.waitFor(/"event":"reload-failed"/);
+    const json = up.stderr.slice(fromNow).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(json.find((o) => o.event === 'reload-failed')).toMatchObject({ level: 'error', interface: name, source: file });
+    expect((await runCli(['show', name, 'stats'])).code).toBe(0);
+    // and back: text at info again
+    await writeConfig(name, {
+      interface: { name, address: ['10.0.0.1/30'] },
+      listen: `127.0.0.1:${port}`,
+      stack: { address: ['10.0.0.254/32'] },
+      peers: [{ name: 'shanghai', endpoint: '127.0.0.1:9', routes: ['192.168.20.0/24'] }],
+    });
+    expect((await runCli(['reload', name])).stdout).toBe(`${name}: reloaded ${file}\n  log level debug -> info\n  log format json -> text\n`);
 
     const down = await runCli(['down', name]);
     expect(down.stderr).toBe('');

@@ -13,9 +13,10 @@ import type { CreateEndpointOptions, EndpointHandle } from '../../src/control/up
 import type { ShowWhat, Snapshot } from '../../src/endpoint/snapshot.ts';
 import { parseAddress, prefixContains } from '../../src/wire/address-text.ts';
 
-export async function createEndpoint(config: Config, options: CreateEndpointOptions): Promise<EndpointHandle> {
+export async function createEndpoint(initial: Config, options: CreateEndpointOptions): Promise<EndpointHandle> {
   const startedAt = Date.now();
   let running = false;
+  let config = initial;
   return {
     async start() {
       if (process.env.FAKE_FAIL_START) throw new Error('TUNSETIFF: Device or resource busy');
@@ -26,6 +27,14 @@ export async function createEndpoint(config: Config, options: CreateEndpointOpti
       running = false;
       if (process.env.FAKE_MARK) writeFileSync(process.env.FAKE_MARK, 'stopped');
       options.log.info('fake endpoint stopped');
+    },
+    reload(next: Config) {
+      // the contract only: what a real endpoint would apply is Endpoint.reload's (test/endpoint/reload.test.ts)
+      const before = new Set(config.peers.map((p) => p.name));
+      const applied = next.peers.filter((p) => !before.has(p.name)).map((p) => `peer ${p.name} added`);
+      config = next;
+      options.log(`fake endpoint reloaded ${next.source}`);
+      return { applied, restart: [] };
     },
     async ping(address: string, size = 56, timeoutMs = 2000, from?: string): Promise<number> {
       const a = parseAddress(address);

@@ -63,8 +63,11 @@ describe.skipIf(skip !== null)('fast engine on stand-in fds', () => {
     expect(run.packets).toBeGreaterThanOrEqual(200_000);
     expect(run.minorGcs).toBe(0);
     expect(run.majorGcs).toBe(0);
-    // what the measurement itself costs is a few KiB; 1 byte per packet would be 200 KB
-    expect(run.newSpaceAllocated).toBeLessThan(64 * 1024);
+    // What the measurement itself costs: a few KiB on a quiet machine, up to 71 KB seen with the
+    // whole suite running beside it (V8's own work, not per packet: it does not scale with the
+    // count). The smallest per-packet allocation (a 16-byte heap number) would be 3.2 MB here;
+    // one such per 25 packets would still cross this bound.
+    expect(run.newSpaceAllocated).toBeLessThan(128 * 1024);
     expect(run.poolLiveDuring).toBe(0);
     expect(run.poolLiveAfter).toBe(0);
     expect(run.drops).toEqual({});

@@ -18,12 +18,13 @@
  * from /proc/PID/stat around each transfer). Then medians, ratios to OpenVPN, the per-hop delays
  * inside the gateways (tcpdump), and a chart (e2e.svg).
  *
- *   npm run bench -- e2e          (E2E_ROUNDS=n, 1-7, default 3; E2E_KEEP=DIR keeps raw outputs)
+ *   npm run bench -- e2e          (E2E_ROUNDS=n, 1-7, default 3; E2E_KEEP=DIR keeps raw outputs;
+ *                                 E2E_BASELINE=DIR adds a row run by the ipferry CLI of another checkout)
  *
  * Bounded: every tool run has a count and a timeout, rounds stop at a 9-minute budget, and the
  * namespaces (with the TUN devices inside) and every child go in a finally and on Ctrl-C.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -142,7 +143,10 @@ export default async function e2eBench(): Promise<BenchSection> {
   process.once('exit', removeDir); // also on Ctrl-C: site-topology's handler exits the process
   const ipferryPairs: IpferryPair[] = [];
   let ovpn: OpenVpnPair | null = null;
-  const L = { fast: lane(0), portable: lane(1), openvpn: lane(2), routed: lane(3) };
+  const L = { fast: lane(0), portable: lane(1), openvpn: lane(2), routed: lane(3), baseline: lane(4) };
+  // E2E_BASELINE=DIR: also run the ipferry of another checkout (e.g. a git worktree of the code
+  // before a change, its src/cli.mjs or dist/cli.js) as its own row, on the portable path
+  const baselineDir = process.env.E2E_BASELINE ?? '';
   const base = (key: string, label: string, short: string, color: string, kind: PathResult['kind']): Omit<PathDef, 'clientNs' | 'serverNs' | 'serverAddr'> => ({
     key, label, short, color, kind, down: null, stopped: null, rounds: [], hops: [], pids: [], processes: [], hop: null,
   });
@@ -151,6 +155,9 @@ export default async function e2eBench(): Promise<BenchSection> {
     { ...base('routed', 'routed hostA -> hostB, no tunnel', 'routed, no tunnel', '#b8b8b8', 'reference'), clientNs: topo.hostA, serverNs: topo.hostB, serverAddr: L.routed.hostB },
     { ...base('ipferry', 'ipferry', 'ipferry', '#1f77b4', 'ipferry'), clientNs: topo.hostA, serverNs: topo.hostB, serverAddr: L.fast.hostB },
     { ...base('ipferry-noffi', 'ipferry', 'ipferry', '#6baed6', 'ipferry'), clientNs: topo.hostA, serverNs: topo.hostB, serverAddr: L.portable.hostB },
+    ...(baselineDir === ''
+      ? []
+      : [{ ...base('ipferry-base', 'ipferry baseline', 'ipferry baseline', '#c6dbef', 'ipferry'), clientNs: topo.hostA, serverNs: topo.hostB, serverAddr: L.baseline.hostB }]),
     { ...base('openvpn', 'OpenVPN 2.6 (--cipher none --auth none --tun-mtu 1400)', 'OpenVPN 2.6', '#ff7f0e', 'openvpn'), clientNs: topo.hostA, serverNs: topo.hostB, serverAddr: L.openvpn.hostB },
   ];
   const byKey = (k: string) => paths.find((p) => p.key === k)!;
@@ -193,6 +200,28 @@ export default async function e2eBench(): Promise<BenchSection> {
       } catch (e) {
         p.label = `ipferry (${varText})`;
         p.down = (e as Error).message.split('\n')[0]!.slice(0, 160);
+      }
+    }
+    if (baselineDir !== '') {
+      const p = byKey('ipferry-base');
+      const cliOf = ['dist/cli.js', 'src/cli.mjs'].map((f) => join(baselineDir, f)).find((f) => existsSync(f));
+      let rev = '';
+      try {
+        rev = execFileSync('git', ['-C', baselineDir, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+      } catch {
+        /* not a git checkout */
+      }
+      p.label = `ipferry baseline (${rev !== '' ? `commit ${rev}` : baselineDir}, IPFERRY_NO_FFI=1)`;
+      if (cliOf === undefined) p.down = `no dist/cli.js or src/cli.mjs in ${baselineDir}`;
+      else {
+        try {
+          const pair = await ipferryUp(topo, L.baseline, dir, [cliOf], { ...envDefault, IPFERRY_NO_FFI: '1' });
+          ipferryPairs.push(pair);
+          attach(p, pair.processes, { tun: pair.dev, wan: 'wan0', port: pair.port });
+          notes.push(`${p.label}: the same config run by the CLI of ${baselineDir} (${cliOf.endsWith('.mjs') ? 'TypeScript under tsx' : 'compiled'}).`);
+        } catch (e) {
+          p.down = (e as Error).message.split('\n')[0]!.slice(0, 160);
+        }
       }
     }
     const ov = byKey('openvpn');

@@ -63,7 +63,9 @@ function run(): void {
   engine.onError = (e) => internalError(e, 'fast engine (worker)');
   core.events.onError = (e) => internalError(e, 'pipeline (worker)');
   engine.sender.onWarning = (line) => post({ t: 'log', line });
-  engine.onDown = (reason) => post({ t: 'down', reason });
+  const dev = init.config.interface.name;
+  engine.onDown = (reason, deleted) =>
+    post({ t: 'down', reason: `device ${dev} went down: TUN ${dev}: ${deleted ? `interface ${dev} was deleted` : reason}` });
 
   core.events.onPeerUp = (peer) => post({ t: 'peer-up', index: peer.index });
   core.events.onEvent = (e) => post({ t: 'event', e: { ...e } });

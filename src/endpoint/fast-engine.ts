@@ -36,7 +36,7 @@ import {
   TsoSplitter,
 } from '../device/tso-split.ts';
 import type { Libc } from '../sys/libc.ts';
-import { EAGAIN, EINTR, MSG_TRUNC, POLLERR, POLLHUP, POLLIN, POLLNVAL } from '../sys/linux.ts';
+import { EAGAIN, EBADFD, EFAULT, EINTR, errnoName, MSG_TRUNC, POLLERR, POLLHUP, POLLIN, POLLNVAL } from '../sys/linux.ts';
 import { AddressTable, SysClock, type SysMemory } from '../sys/memory.ts';
 import { MmsgVector } from '../sys/msg.ts';
 import { PollSet } from '../sys/poll.ts';
@@ -98,7 +98,8 @@ export interface EngineStats {
 }
 
 /** What a round hands the control plane: the device is gone. */
-export type DownHandler = (reason: string) => void;
+/** The TUN stopped: why, and whether the interface was deleted (POLLERR/POLLHUP, EBADFD/EFAULT on read). */
+export type DownHandler = (reason: string, deleted: boolean) => void;
 
 function splitDrop(code: number): DropReason {
   switch (code) {
@@ -244,7 +245,8 @@ export class FastEngine {
     if ((tr & POLLIN) !== 0) {
       this.round(true);
     } else if ((tr & (POLLERR | POLLHUP | POLLNVAL)) !== 0) {
-      this.deviceGone(`TUN poll revents 0x${tr.toString(16)}`);
+      // a deleted interface leaves its fd in error (POLLERR): as the portable path words it
+      this.deviceGone(`poll revents 0x${tr.toString(16)}`, true);
     }
     if ((poll.revents(POLL_UDP) & POLLIN) !== 0) this.round(false);
     return (poll.revents(POLL_WAKE) & POLLIN) !== 0;
@@ -287,7 +289,7 @@ export class FastEngine {
         this.inHand = null;
         p.release();
         if (e === EAGAIN || e === EINTR) break;
-        this.deviceGone(`TUN read failed: errno ${e}`);
+        this.deviceGone(`read failed with ${errnoName(e)}`, e === EBADFD || e === EFAULT);
         break;
       }
       st.tunReads++;
@@ -473,11 +475,11 @@ export class FastEngine {
     this.writer.discard();
   }
 
-  private deviceGone(why: string): void {
+  private deviceGone(why: string, deleted: boolean): void {
     if (this.tunDown) return;
     this.tunDown = true;
     this.poll.set(POLL_TUN, -1, 0); // poll ignores negative fds
-    this.onDown(why);
+    this.onDown(why, deleted);
   }
 
   /** Flush what is pending (a control message queued a send) outside a round. */

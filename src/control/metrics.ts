@@ -7,7 +7,8 @@
  * of counters to keep in step (or collect() callbacks doing the same printing), two
  * dependencies, and default process metrics nobody asked for.
  *
- * A scrape reads the endpoint's snapshot('stats'): counters, peers, pool, drops. It never builds
+ * A scrape reads the endpoint's snapshot('stats'): counters, peers, pool, drops, route lookups,
+ * mobility (bindings, handovers, the mipdiag counters) when it runs. It never builds
  * the route list, so its cost does not grow with the route table.
  */
 import { createServer, type Server } from 'node:http';
@@ -79,6 +80,18 @@ export function formatMetrics(s: Pick<Snapshot, 'interface' | 'peers' | 'stats'>
   family(out, 'ipferry_pool_live_slots', 'gauge', 'Packet buffer slots in use', [{ value: st.poolLive }]);
   family(out, 'ipferry_pool_capacity_slots', 'gauge', 'Packet buffer slots in all', [{ value: st.poolCapacity }]);
   family(out, 'ipferry_pool_exhausted_total', 'counter', 'Times a packet buffer was wanted and none was free', [{ value: st.poolExhausted }]);
+  const lookups = st.extra?.routeLookups;
+  if (lookups !== undefined) family(out, 'ipferry_route_lookups_total', 'counter', 'Route lookups the data plane made (one per routed packet; one per TCP super-packet on the fast path)', [{ value: lookups }]);
+  const mob = st.mobility?.counters;
+  if (mob !== undefined) {
+    const { Bindings: bindings, ...counters } = mob;
+    family(out, 'ipferry_mobility_bindings', 'gauge', 'Binding cache entries now (home agent and correspondent roles)', [{ value: bindings ?? 0 }]);
+    family(out, 'ipferry_mobility_handovers_total', 'counter', 'Handovers: care-of changes a home agent saw, and a mobile node\'s own moves', [
+      { labels: { role: 'home-agent' }, value: counters.NCareOfChanges ?? 0 },
+      { labels: { role: 'mobile-node' }, value: counters.NHandovers ?? 0 },
+    ]);
+    family(out, 'ipferry_mobility_events_total', 'counter', 'Mobility counters by their mipdiag -s names (and ours after them)', Object.entries(counters).map(([counter, value]) => ({ labels: { counter }, value })));
+  }
   const reasm = st.extra?.reassemblyBytes;
   if (reasm !== undefined) family(out, 'ipferry_reassembly_memory_bytes', 'gauge', "Memory held by fragments waiting for reassembly (the endpoint's own stack)", [{ value: reasm }]);
   return `${out.join('\n')}\n`;

@@ -277,7 +277,7 @@ export class DataPlaneCore {
       poolCapacity: this.pools.small.slots + this.pools.large.slots,
       poolExhausted: this.pools.small.exhausted + this.pools.large.exhausted,
       routes: withRoutes ? this.routeSnapshots() : null,
-      extra,
+      extra: { routeLookups: this.pipeline.routeLookups, ...extra },
     };
   }
 }

@@ -150,6 +150,8 @@ export class Pipeline {
   local: LocalInput | null = null;
   /** Peer-to-peer forwards (hub). */
   forwarded = 0;
+  /** Route lookups made (one per routed packet; one per super-packet on the fast path). */
+  routeLookups = 0;
   /** The running capture, or null (setCapture). */
   private tap: CaptureTap | null = null;
   /** Events for the control plane (event-report.ts), rate-limited; `.debug`: drops too. */
@@ -619,6 +621,7 @@ export class Pipeline {
     }
     const router = this.router;
     const id = router.resolve(b, p.offset, fam, p.offset + p.length);
+    this.routeLookups++;
     if (id < 0 || router.lastType !== RouteType.UNICAST) return null;
     const nh = router.lastNexthop;
     const target = nh === null || nh.devIndex < 0 || nh.devIndex >= this.devTarget.length ? TARGET_NONE : this.devTarget[nh.devIndex]!;
@@ -703,6 +706,7 @@ export class Pipeline {
     const n = this.bCount;
     this.bCount = 0;
     this.router.lookupBatch(this.bSlab!, this.bOffs, this.bEnds, n, this.bRoute, this.bType, this.bNh);
+    this.routeLookups += n;
     for (let k = 0; k < n; k++) {
       const p = this.bPkt[k]!;
       const nh = this.bNh[k] ?? null;

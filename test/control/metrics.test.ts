@@ -100,6 +100,21 @@ describe('formatMetrics', () => {
     expect(fams.get('ipferry_pool_live_slots')!.type).toBe('gauge');
     expect(value(fams, 'ipferry_info', { interface: 'ferry0' })).toBe(1);
   });
+
+  it.skipIf(!hasParser)('route lookups and mobility (bindings gauge, handovers, the mipdiag counters) when the snapshot has them', () => {
+    const s = fakeSnapshot();
+    expect(parseExposition(formatMetrics(s)).has('ipferry_mobility_bindings')).toBe(false);
+    s.stats.extra = { ...(s.stats.extra ?? {}), routeLookups: 12345 };
+    s.stats.mobility = { counters: { NBindUpdatesRcvd: 5, NCareOfChanges: 2, NHandovers: 1, Bindings: 3 }, mipdiag: 1 };
+    const fams = parseExposition(formatMetrics(s));
+    expect(value(fams, 'ipferry_route_lookups')).toBe(12345);
+    expect(fams.get('ipferry_mobility_bindings')!.type).toBe('gauge');
+    expect(value(fams, 'ipferry_mobility_bindings')).toBe(3);
+    expect(value(fams, 'ipferry_mobility_handovers', { role: 'home-agent' })).toBe(2);
+    expect(value(fams, 'ipferry_mobility_handovers', { role: 'mobile-node' })).toBe(1);
+    expect(value(fams, 'ipferry_mobility_events', { counter: 'NBindUpdatesRcvd' })).toBe(5);
+    expect(value(fams, 'ipferry_mobility_events', { counter: 'Bindings' })).toBeUndefined(); // a gauge, not a counter
+  });
 });
 
 describe('a real endpoint pair in-process: scraped over HTTP, no route list built', () => {
@@ -125,6 +140,8 @@ describe('a real endpoint pair in-process: scraped over HTTP, no route list buil
       expect(value(fams, 'ipferry_peer_receive_bytes', { peer: 'other' })).toBeGreaterThanOrEqual(3 * 1028);
       expect(value(fams, 'ipferry_pool_live_slots')).toBe(a.pools.live);
       expect(value(fams, 'ipferry_reassembly_memory_bytes')).toBe(0);
+      // the pongs were routed by a's pipeline (one lookup per routed packet)
+      expect(value(fams, 'ipferry_route_lookups')).toBeGreaterThanOrEqual(3);
       expect((await fetch(`http://${server.address}/nope`)).status).toBe(404);
       expect((await fetch(`http://${server.address}/metrics`, { method: 'POST' })).status).toBe(405);
     } finally {

@@ -240,6 +240,8 @@ export class MobilityPlane {
     const counters: Record<string, number> = {};
     for (let i = 0; i < sum.length; i++) counters[MOBILITY_COUNTER_NAMES[i]!] = sum[i]!;
     counters.NPeersRoamed = this.roaming.roamed;
+    // a gauge beside the counters: entries in the binding caches now (home agent, correspondent)
+    counters.Bindings = (this.ha?.ha.cache.size ?? 0) + (this.cn?.cn.cache.size ?? 0);
     counters.NRoamingRefused = this.roaming.refused;
     const out: MobilityStatsSnapshot = { counters, mipdiag: MIPDIAG_COUNTERS };
     if (this.mn) out.handoverGaps = this.mn.gaps.snapshot();

@@ -123,6 +123,7 @@ async function main(): Promise<void> {
       await runIperf3(topo, topo.hostB, topo.hostA, l.hostB, ['-t', '1']); // warm-up, not measured
       const before = pair.processes.map((p) => threads(p.pid));
       const count = Math.round(seconds / PING_INTERVAL);
+      const costNote = v8Profile ? ' (under the V8 profiler, which costs time: not a result)' : ' (PROFILE_V8=0: no profiler)';
       const t0 = Date.now();
       let what: string;
       let packets = 0;
@@ -130,17 +131,17 @@ async function main(): Promise<void> {
         const ping = await runPing(topo, topo.hostA, l.hostB, count, PING_INTERVAL);
         const rtts = [...ping.rtts].sort((a, b) => a - b);
         packets = ping.received;
-        what = `${ping.transmitted} pings hostA -> hostB at -i ${PING_INTERVAL} under the profiler: ${ping.received} replies, RTT median ${(rtts[rtts.length >> 1] ?? Number.NaN).toFixed(3)} ms (the profiler costs time: not a result)`;
+        what = `${ping.transmitted} pings hostA -> hostB at -i ${PING_INTERVAL}: ${ping.received} replies, RTT median ${(rtts[rtts.length >> 1] ?? Number.NaN).toFixed(3)} ms${costNote}`;
       } else {
         const run = await runIperf3(topo, topo.hostB, topo.hostA, l.hostB, ['-t', String(seconds)]);
-        what = `iperf3 TCP hostA -> hostB for ${seconds} s under the profiler: ${(run.bitsPerSecond / 1e6).toFixed(0)} Mbit/s (the profiler costs throughput: not a result)`;
+        what = `iperf3 TCP hostA -> hostB for ${seconds} s: ${(run.bitsPerSecond / 1e6).toFixed(0)} Mbit/s${costNote}`;
       }
       const wall = (Date.now() - t0) / 1000;
       const after = pair.processes.map((p) => threads(p.pid));
       const hz = clockTicksPerSecond();
       say(`# Profile: ipferry under ${pingLoad ? 'one ping at a time' : 'iperf3 TCP'} (${portable ? 'portable path, IPFERRY_NO_FFI=1' : 'default path'})`);
       say('');
-      say(`\`${pingLoad ? 'PROFILE_LOAD=ping ' : ''}npm run profile\` on ${benchDate()}; machine: ${machineText()}. Data path the endpoints report: ${pair.reported.map((r) => r ?? '?').join(' / ')}.`);
+      say(`\`${v8Profile ? '' : 'PROFILE_V8=0 '}${pingLoad ? 'PROFILE_LOAD=ping ' : ''}npm run profile\` on ${benchDate()}; machine: ${machineText()}. Data path the endpoints report: ${pair.reported.map((r) => r ?? '?').join(' / ')}.`);
       say(`${what}.`);
       say('');
       say(`## CPU per thread over the ${wall.toFixed(1)} s (seconds; user = our JavaScript and V8, system = the kernel on our behalf)`);

@@ -145,6 +145,14 @@ try {
   // 10. counters through snapshotAsync
   const snap = await ep.snapshotAsync('all');
   out.snapshot = { dataplane: snap.dataplane, tunRx: snap.stats.tunRx.packets, udpRx: snap.stats.udpRx.packets, routes: snap.routes.length };
+  // 10b. the route list a page at a time (what show routes streams): the snapshot's routes, in pages
+  const paged: string[] = [];
+  let pages = 0;
+  for await (const page of ep.routePages(2)) {
+    pages++;
+    for (const r of page) paged.push(r.text);
+  }
+  out.routePages = { pages, paged: paged.sort(), all: snap.routes.map((r) => r.text).sort() };
   for (const s of [moved, other, second]) s.s.close();
 } finally {
   await ep.stop();

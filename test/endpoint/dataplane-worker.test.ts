@@ -46,6 +46,8 @@ describe.skipIf(skip !== null)('data-plane boundary on a kernel TUN (the data pa
       expect(r.snapshot.tunRx).toBeGreaterThan(0);
       expect(r.snapshot.udpRx).toBeGreaterThan(0);
       expect(r.snapshot.routes).toBeGreaterThan(0);
+      expect(r.routePages.paged).toEqual(r.routePages.all);
+      expect(r.routePages.pages).toBeGreaterThan(1);
       expect(r.poolLiveAfter).toBe(0);
       expect(r.workerPoolLiveAfter).toBe(0);
       // roaming: a replayed keepalive from elsewhere moves nothing; the peer's own new one does

@@ -153,6 +153,18 @@ try {
     for (const r of page) paged.push(r.text);
   }
   out.routePages = { pages, paged: paged.sort(), all: snap.routes.map((r) => r.text).sort() };
+
+  // 10c. a send the kernel refuses (the namespace has no route to 192.0.2.1: ENETUNREACH, nothing
+  // leaves): counted by cause, one log line naming the peer, the data plane runs on
+  ep.setPeerEndpoint(index, { family: 4, address: Uint8Array.from([192, 0, 2, 1]), port: 6080 });
+  kernelPing('192.168.77.1');
+  kernelPing('192.168.77.1');
+  await sleep(300);
+  const extra = (await ep.snapshotAsync('stats')).stats.extra ?? {};
+  out.sendErrors = {
+    other: extra.udpTxOtherErrors ?? 0,
+    lines: (out.log as string[]).filter((l) => /udp: sending to peer peer2 .*failed: ENETUNREACH/.test(l)).length,
+  };
   for (const s of [moved, other, second]) s.s.close();
 } finally {
   await ep.stop();

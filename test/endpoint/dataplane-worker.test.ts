@@ -14,7 +14,7 @@ import { expectedDataPath } from '../support/data-path.ts';
 const skip = !netnsAvailable() ? NETNS_SKIP_REASON : !existsSync('/dev/net/tun') ? 'needs /dev/net/tun' : null;
 
 describe.skipIf(skip !== null)('data-plane boundary on a kernel TUN (the data path this machine runs)', () => {
-  it('every operation takes effect: TUN <-> peer, own stack, move, send control, punt, routes, peers, bicast, roaming; slots back after stop', () => {
+  it('every operation takes effect: TUN <-> peer, own stack, move, send control, punt, routes, peers, bicast, route pages, send errors, roaming; slots back after stop', () => {
     const ns = createNetns('ipf-dpw');
     try {
       ns.exec(['ip', 'link', 'set', 'lo', 'up']);
@@ -48,6 +48,9 @@ describe.skipIf(skip !== null)('data-plane boundary on a kernel TUN (the data pa
       expect(r.snapshot.routes).toBeGreaterThan(0);
       expect(r.routePages.paged).toEqual(r.routePages.all);
       expect(r.routePages.pages).toBeGreaterThan(1);
+      // a refused send: counted (ENETUNREACH is 'other'), logged once for the peer however many
+      expect(r.sendErrors.other, log).toBeGreaterThanOrEqual(2);
+      expect(r.sendErrors.lines, log).toBe(1);
       expect(r.poolLiveAfter).toBe(0);
       expect(r.workerPoolLiveAfter).toBe(0);
       // roaming: a replayed keepalive from elsewhere moves nothing; the peer's own new one does

@@ -112,6 +112,13 @@ try {
   out.control = seen.map((m) => ({ peer: m.peer, port: m.from.port, len: m.bytes.length })).sort((a, b) => a.peer - b.peer);
   out.controlPorts = { peer: moved.port, other: other.port, len: n };
 
+  // 6b. data from an address:port that is no peer's: dropped, and reported once as an event (the
+  // data plane's rate-limited events reach the endpoint's log on both paths)
+  other.s.send(echo([192, 168, 77, 5], [10, 77, 0, 1], 3), listen, '127.0.0.1');
+  other.s.send(echo([192, 168, 77, 5], [10, 77, 0, 1], 4), listen, '127.0.0.1');
+  const unknown = new RegExp(`datagram from unknown source 127\\.0\\.0\\.1:${other.port}, dropped`);
+  out.unknownSourceLines = (await until(() => (out.log as string[]).some((l) => unknown.test(l)))) ? (out.log as string[]).filter((l) => unknown.test(l)).length : 0;
+
   // 7. addRoute blackhole / removeRoute
   const id = ep.addRoute({ prefix: '192.168.77.0/25', type: 'blackhole' });
   moved.got.length = 0;

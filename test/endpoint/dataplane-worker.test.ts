@@ -35,6 +35,7 @@ describe.skipIf(skip !== null)('data-plane boundary on a kernel TUN (the data pa
         { peer: -1, port: r.controlPorts.other, len: r.controlPorts.len },
         { peer: 0, port: r.controlPorts.peer, len: r.controlPorts.len },
       ]);
+      expect(r.unknownSourceLines, log).toBe(1);
       expect(r.route).toEqual({ blackholed: 0, drops: 1, afterRemove: true });
       expect(r.peers.whileRemoved).toBe(0);
       expect(r.peers.noRoute).toBeGreaterThanOrEqual(1);

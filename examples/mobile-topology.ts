@@ -50,23 +50,6 @@ export const MOB = {
 
 export type Network = 'wifi' | 'cellular' | 'foreign2' | 'home';
 
-const live = new Set<MobileTopology>();
-let hooked = false;
-function hookExit(): void {
-  if (hooked) return;
-  hooked = true;
-  const cleanAll = () => {
-    for (const t of live) t.destroy();
-  };
-  process.on('exit', cleanAll);
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(sig, () => {
-      cleanAll();
-      process.exit(130);
-    });
-  }
-}
-
 export class MobileTopology extends SiteTopology {
   readonly net: string;
   readonly ha: string;
@@ -92,8 +75,7 @@ export class MobileTopology extends SiteTopology {
   }
 
   override build(): this {
-    hookExit();
-    live.add(this);
+    this.destroyOnExit();
     try {
       for (const ns of this.namespaces) {
         ip(['netns', 'add', ns]);
@@ -150,7 +132,6 @@ export class MobileTopology extends SiteTopology {
   override destroy(): void {
     if (this.batch !== null && this.batch.exitCode === null) this.batch.kill('SIGKILL');
     super.destroy();
-    live.delete(this);
   }
 
   /**

@@ -67,10 +67,15 @@ export class SiteTopology {
     return [this.hostA, this.gwA, this.gwB, this.hostB];
   }
 
-  /** Create the namespaces, links, addresses and routes. Throws (after cleaning up) on failure. */
-  build(): this {
+  /** destroy() this topology (its override, in a subclass) when the process exits or is signalled. */
+  protected destroyOnExit(): void {
     hookExit();
     live.add(this);
+  }
+
+  /** Create the namespaces, links, addresses and routes. Throws (after cleaning up) on failure. */
+  build(): this {
+    this.destroyOnExit();
     try {
       for (const ns of this.namespaces) {
         ip(['netns', 'add', ns]);

@@ -68,7 +68,7 @@ function run(): void {
     post({ t: 'down', reason: `device ${dev} went down: TUN ${dev}: ${deleted ? `interface ${dev} was deleted` : reason}` });
 
   core.events.onPeerUp = (peer) => post({ t: 'peer-up', index: peer.index });
-  core.events.onEvent = (e) => post({ t: 'event', e: { ...e } });
+  core.events.onEvent = (e) => post({ t: 'event', e });
   const puntControl = (p: PacketBuffer, peer: number, from: { family: 4 | 6; address: Uint8Array; port: number }): void => {
     const bytes = Uint8Array.from(p.bytes());
     p.release();

@@ -4,6 +4,8 @@
  * Times are epoch milliseconds; counters are plain numbers.
  */
 import type { RouteJson } from '../route/text/show.ts';
+import type { HandoverEvent } from './mobility/events.ts';
+import type { GapHistogramSnapshot } from './mobility/gap-histogram.ts';
 
 export interface PeerSnapshot {
   name: string;
@@ -81,14 +83,7 @@ export interface MobilityStatsSnapshot {
   /** How many of `counters` are mipdiag's own lines (the rest are ours). */
   mipdiag: number;
   /** Mobile node: handover gaps (noticed -> acked), ms. */
-  handoverGaps?: {
-    boundsMs: number[];
-    counts: number[];
-    count: number;
-    medianMs: number | null;
-    p95Ms: number | null;
-    maxMs: number | null;
-  };
+  handoverGaps?: GapHistogramSnapshot;
 }
 
 /** One binding cache entry (`ipferry show bindings`, the `mipdiag -c` layout and more). */
@@ -138,18 +133,8 @@ export interface BindingUpdateSnapshot {
   retransmissions: number;
 }
 
-/** A handover as `show binding-updates` lists it (the library's 'handover' event). */
-export interface HandoverSnapshot {
-  role: 'mobile-node' | 'home-agent';
-  node: string;
-  from: string | null;
-  to: string | null;
-  gapMs: number | null;
-  detectedAt: number | null;
-  detection: string | null;
-  at: number;
-  nat: boolean;
-}
+/** A handover as `show binding-updates` lists it: the library's 'handover' event. */
+export type HandoverSnapshot = HandoverEvent;
 
 /** The mobility part of a snapshot (roles, binding cache, binding update list). */
 export interface MobilitySnapshot {

@@ -35,6 +35,7 @@ import { Icmpv4Packet } from '../../src/wire/icmpv4.ts';
 import { Icmpv6Packet } from '../../src/wire/icmpv6.ts';
 import { Ipv4Packet } from '../../src/wire/ipv4.ts';
 import { Ipv6Packet } from '../../src/wire/ipv6.ts';
+import { Rng } from '../support/rng.ts';
 import { checkedWindow } from '../support/checked-bytes.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -46,30 +47,6 @@ export function scapyAvailable(): boolean {
 }
 
 // ---------------------------------------------------------------- packet generator
-
-class Rng {
-  private x: number;
-  constructor(seed: number) {
-    this.x = seed >>> 0 || 1;
-  }
-  u32(): number {
-    let x = this.x;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.x = x >>> 0;
-    return this.x;
-  }
-  int(n: number): number {
-    return n <= 0 ? 0 : this.u32() % n;
-  }
-  chance(p: number): boolean {
-    return this.u32() / 4294967296 < p;
-  }
-  pick<T>(a: readonly T[]): T {
-    return a[this.int(a.length)]!;
-  }
-}
 
 /** RFC 1071 Internet checksum of b[off, off+len) plus `extra` (a pseudo-header sum). */
 function inetChecksum(b: Uint8Array, off: number, len: number, extra = 0): number {
@@ -190,7 +167,7 @@ function mutate(r: Rng, p: Buffer): Buffer {
 }
 
 export function generate(n: number, seed: number): Buffer[] {
-  const r = new Rng(seed);
+  const r = new Rng(seed, 1);
   const out: Buffer[] = [];
   for (let i = 0; i < n; i++) out.push(mutate(r, r.chance(0.55) ? genV4(r) : genV6(r)));
   return out;

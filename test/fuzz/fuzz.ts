@@ -36,6 +36,7 @@ import { UdpPacket } from '../../src/wire/udp.ts';
 import { KERNEL_FIXTURE_DIR, readPcap } from '../support/pcap.ts';
 import { udpLike, v4, v6 } from '../frag/packets.ts';
 import { describeIp } from '../../src/wire/describe.ts';
+import { Rng } from '../support/rng.ts';
 import { checkedWindow, checkPools } from '../support/checked-bytes.ts';
 
 export interface FuzzOptions {
@@ -65,26 +66,6 @@ export interface FuzzResult {
   timedOut: boolean;
 }
 
-class Rng {
-  private x: number;
-  constructor(seed: number) {
-    this.x = seed >>> 0 || 0x2545f491;
-  }
-  u32(): number {
-    let x = this.x;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.x = x >>> 0;
-    return this.x;
-  }
-  int(n: number): number {
-    return n <= 0 ? 0 : this.u32() % n;
-  }
-  chance(p: number): boolean {
-    return this.u32() / 4294967296 < p;
-  }
-}
 
 /** Load kernel fixtures and build our own packets for the corpus. */
 export function buildCorpus(pools: PacketPools, rng: Rng = new Rng(1)): Buffer[] {
